@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// The non-blocking calls of the C ABI: C callbacks around the core's async session.
+#include "../core/error.hpp"
+#include "guard.hpp"
+#include "handle.hpp"
+
+using namespace httpcache::capi;
+namespace core = httpcache;
+
+extern "C" {
+
+int httpcache_async_open(httpcache_async** out, httpcache_cache* cache, httpcache_async_watch_cb watch,
+                         void* watch_payload) {
+  if (reject_if(!out || !cache, "out or cache is NULL")) return HTTPCACHE_EINVALID;
+  *out = nullptr;
+  return guard([&] {
+    core::watch_fn w;
+    if (watch) w = [watch, watch_payload](int fd, unsigned events) { watch(fd, events, watch_payload); };
+    auto ctx = std::make_unique<httpcache_async>();
+    ctx->cache = cache;
+    ctx->session = cache->impl->open_async(std::move(w));
+    *out = ctx.release();
+  });
+}
+
+void httpcache_async_free(httpcache_async* ctx) { delete ctx; }
+
+int httpcache_async_get(httpcache_async* ctx, const void* key, size_t key_len, httpcache_async_get_cb done,
+                        void* payload) {
+  if (reject_if(!ctx || !done, "ctx or done is NULL") || reject_if(!key, "key is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    ctx->cache->impl->async_get(*ctx->session, bytes(key, key_len),
+                                [done, payload](int status, std::string_view value, std::int64_t ttl_ms) {
+                                  done(status, value.data(), value.size(), ttl_ms, payload);
+                                });
+  });
+}
+
+int httpcache_async_set(httpcache_async* ctx, const void* key, size_t key_len, const void* value, size_t value_len,
+                        const httpcache_ttl_policy* policy, httpcache_async_done_cb done, void* payload) {
+  if (reject_if(!ctx || !done || !policy, "ctx, policy or done is NULL") || reject_if(!key, "key is NULL") ||
+      reject_if(!value && value_len, "value is NULL but value_len is not 0"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    ctx->cache->impl->async_set(*ctx->session, bytes(key, key_len),
+                                value_len ? bytes(value, value_len) : std::string_view(), to_core_policy(*policy),
+                                [done, payload](int status, std::int64_t n) { done(status, n, payload); });
+  });
+}
+
+int httpcache_async_invalidate(httpcache_async* ctx, const void* const* keys, const size_t* key_lens, size_t nkeys,
+                               httpcache_async_done_cb done, void* payload) {
+  if (reject_if(!ctx || !done, "ctx or done is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    ctx->cache->impl->async_invalidate(*ctx->session, key_views(keys, key_lens, nkeys),
+                                       [done, payload](int status, std::int64_t n) { done(status, n, payload); });
+  });
+}
+
+int httpcache_async_process(httpcache_async* ctx, uint32_t events) {
+  if (reject_if(!ctx, "ctx is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] { ctx->session->process(events); });
+}
+
+int64_t httpcache_async_timeout_ms(const httpcache_async* ctx) { return ctx ? ctx->session->timeout_ms() : -1; }
+
+size_t httpcache_async_pending(const httpcache_async* ctx) { return ctx ? ctx->session->pending() : 0; }
+
+}  // extern "C"

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+// Lifecycle, keys, TTLs and the blocking calls of the C ABI.
+#include <fmt/format.h>
+
+#include "../core/error.hpp"
+#include "../core/key.hpp"
+#include "guard.hpp"
+#include "handle.hpp"
+
+namespace httpcache::capi {
+
+ttl_policy to_core_policy(const httpcache_ttl_policy& policy) {
+  ttl_policy p;
+  p.kind = static_cast<ttl_kind>(policy.kind);
+  p.seconds = policy.seconds;
+  if (policy.kind == HTTPCACHE_TTL_CALLBACK && policy.callback) {
+    auto cb = policy.callback;
+    void* payload = policy.payload;
+    p.callback = [cb, payload] { return cb(payload); };
+  }
+  return p;
+}
+
+std::vector<std::string_view> key_views(const void* const* keys, const size_t* key_lens, size_t nkeys) {
+  if (nkeys == 0) throw error(errc::invalid, "no keys given");
+  if (!keys || !key_lens) throw error(errc::invalid, "keys or key_lens is NULL");
+  std::vector<std::string_view> views;
+  views.reserve(nkeys);
+  for (size_t i = 0; i < nkeys; ++i) {
+    if (!keys[i]) throw error(errc::invalid, fmt::format("key {} is NULL", i));
+    views.push_back(bytes(keys[i], key_lens[i]));
+  }
+  return views;
+}
+
+}  // namespace httpcache::capi
+
+using namespace httpcache::capi;
+namespace core = httpcache;
+
+namespace {
+
+bool bad_key(const void* key) { return reject_if(!key, "key is NULL"); }
+
+core::cache_options to_core_options(const httpcache_options* opts) {
+  core::cache_options o;
+  if (!opts) return o;
+  if (opts->connect_timeout_ms) o.connect_timeout_ms = opts->connect_timeout_ms;
+  if (opts->command_timeout_ms) o.command_timeout_ms = opts->command_timeout_ms;
+  if (opts->pool_size) o.pool_size = opts->pool_size;
+  if (opts->memory_max_entries) o.memory_max_entries = opts->memory_max_entries;
+  if (opts->memory_max_bytes) o.memory_max_bytes = opts->memory_max_bytes;
+  if (opts->max_value_bytes) o.max_value_bytes = opts->max_value_bytes;
+  return o;
+}
+
+}  // namespace
+
+extern "C" {
+
+int httpcache_ttl_compute(int64_t* out_seconds, const httpcache_ttl_policy* policy, const char* tz,
+                          int64_t now_ms) {
+  if (reject_if(!out_seconds || !policy, "out_seconds or policy is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    auto zone = core::time_zone::load(tz && *tz ? tz : "UTC");
+    *out_seconds = core::ttl_seconds(to_core_policy(*policy), zone, now_ms);
+  });
+}
+
+int httpcache_key_format(httpcache_buf* out, const char* tmpl, size_t tmpl_len, const httpcache_slice* args,
+                         size_t nargs) {
+  if (reject_if(!out || !tmpl, "out or tmpl is NULL") || reject_if(nargs && !args, "args is NULL"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::vector<std::string_view> views;
+    views.reserve(nargs);
+    for (size_t i = 0; i < nargs; ++i) {
+      if (!args[i].data && args[i].size)
+        throw core::error(core::errc::invalid, fmt::format("argument {} is NULL", i));
+      views.push_back(args[i].size ? bytes(args[i].data, args[i].size) : std::string_view());
+    }
+    std::string key = core::format_key(std::string_view(tmpl, tmpl_len), views);
+    fill_buf(out, key.data(), key.size());
+  });
+}
+
+int httpcache_cache_open(httpcache_cache** out, const char* url, const char* namespace_, const char* tz,
+                         const httpcache_options* opts) {
+  if (reject_if(!out, "out is NULL")) return HTTPCACHE_EINVALID;
+  *out = nullptr;
+  if (opts && opts->version != HTTPCACHE_OPTIONS_VERSION) {
+    set_error(HTTPCACHE_EVERSION, fmt::format("unsupported httpcache_options version {}", opts->version));
+    return HTTPCACHE_EVERSION;
+  }
+  return guard([&] {
+    auto handle = std::make_unique<httpcache_cache>();
+    handle->impl = std::make_unique<core::cache>(url ? url : "", namespace_ ? namespace_ : "httpcache",
+                                                 tz ? tz : "UTC", to_core_options(opts));
+    *out = handle.release();
+  });
+}
+
+void httpcache_cache_free(httpcache_cache* cache) { delete cache; }
+
+const char* httpcache_cache_namespace(const httpcache_cache* cache) {
+  return cache ? cache->impl->ns().c_str() : nullptr;
+}
+
+const char* httpcache_cache_timezone(const httpcache_cache* cache) {
+  return cache ? cache->impl->zone().id().c_str() : nullptr;
+}
+
+int httpcache_cache_full_key(httpcache_buf* out, const httpcache_cache* cache, const void* key, size_t key_len) {
+  if (reject_if(!out || !cache, "out or cache is NULL") || bad_key(key)) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::string full = cache->impl->full_key(bytes(key, key_len));
+    fill_buf(out, full.data(), full.size());
+  });
+}
+
+int httpcache_cache_ttl(int64_t* out_seconds, const httpcache_cache* cache, const httpcache_ttl_policy* policy,
+                        int64_t now_ms) {
+  if (reject_if(!out_seconds || !cache || !policy, "out_seconds, cache or policy is NULL"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] { *out_seconds = cache->impl->ttl(to_core_policy(*policy), now_ms); });
+}
+
+int httpcache_cache_get(httpcache_buf* value, int64_t* ttl_ms, httpcache_cache* cache, const void* key,
+                        size_t key_len) {
+  if (reject_if(!value || !cache, "value or cache is NULL") || bad_key(key)) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    core::lookup_result r = cache->impl->get(bytes(key, key_len));
+    if (!r.found) throw core::error(core::errc::not_found, "cache miss");
+    fill_buf(value, r.value.data(), r.value.size());
+    if (ttl_ms) *ttl_ms = r.ttl_ms;
+  });
+}
+
+int httpcache_cache_set(int64_t* ttl_seconds, httpcache_cache* cache, const void* key, size_t key_len,
+                        const void* value, size_t value_len, const httpcache_ttl_policy* policy) {
+  if (reject_if(!cache || !policy, "cache or policy is NULL") || bad_key(key) ||
+      reject_if(!value && value_len, "value is NULL but value_len is not 0"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::int64_t secs = cache->impl->set(bytes(key, key_len), value_len ? bytes(value, value_len) : std::string_view(),
+                                         to_core_policy(*policy));
+    if (ttl_seconds) *ttl_seconds = secs;
+  });
+}
+
+int httpcache_cache_invalidate(size_t* deleted, httpcache_cache* cache, const void* const* keys,
+                               const size_t* key_lens, size_t nkeys) {
+  if (reject_if(!cache, "cache is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    size_t n = cache->impl->invalidate(key_views(keys, key_lens, nkeys));
+    if (deleted) *deleted = n;
+  });
+}
+
+int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpcache_outcome* outcome,
+                                   httpcache_cache* cache, const void* key, size_t key_len,
+                                   const httpcache_ttl_policy* policy, httpcache_compute_cb compute,
+                                   void* payload) {
+  if (reject_if(!value || !cache || !policy || !compute, "value, cache, policy or compute is NULL") ||
+      bad_key(key))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    auto produce = [&]() -> core::computed {
+      httpcache_buf produced = HTTPCACHE_BUF_INIT;
+      uint32_t flags = HTTPCACHE_COMPUTE_STORE;
+      int rc = compute(&produced, &flags, payload);
+      core::computed c;
+      if (rc == 0) c.value.assign(produced.ptr ? produced.ptr : "", produced.size);
+      httpcache_buf_dispose(&produced);
+      if (rc != 0) throw callback_failed{rc};
+      c.store = (flags & HTTPCACHE_COMPUTE_DONT_STORE) == 0;
+      return c;
+    };
+    core::get_or_compute_result r = cache->impl->get_or_compute(bytes(key, key_len), to_core_policy(*policy), produce);
+    fill_buf(value, r.value.data(), r.value.size());
+    if (ttl_ms) *ttl_ms = r.ttl_ms;
+    if (outcome) *outcome = static_cast<httpcache_outcome>(r.outcome);
+  });
+}
+
+}  // extern "C"

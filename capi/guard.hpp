@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: MIT
+// The one place where C++ exceptions become C status codes. Every extern "C" entry point runs its
+// body through guard(), so no exception can cross the ABI.
+#pragma once
+
+#include <string>
+
+#include "httpcache.h"
+
+namespace httpcache::capi {
+
+// Thrown through the core by a C callback's failure, so its code comes back unchanged.
+struct callback_failed {
+  int code;
+};
+
+void set_error(int code, const std::string& message) noexcept;
+void clear_error() noexcept;
+
+// Runs body (which returns void); returns HTTPCACHE_OK, or the mapped code with the last error set.
+int guard_impl(void (*thunk)(void*), void* body) noexcept;
+
+template <typename Body>
+int guard(Body&& body) noexcept {
+  return guard_impl([](void* b) { (*static_cast<Body*>(b))(); }, &body);
+}
+
+// An argument check: sets EINVALID with the message when `bad`.
+inline bool reject_if(bool bad, const char* message) noexcept {
+  if (bad) set_error(HTTPCACHE_EINVALID, message);
+  return bad;
+}
+
+// Copies bytes into a caller-owned httpcache_buf (NUL-terminated). Throws std::bad_alloc.
+void fill_buf(httpcache_buf* out, const char* data, size_t size);
+
+}  // namespace httpcache::capi

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// The opaque C handles: thin holders of core objects, defined only here.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "../core/cache.hpp"
+#include "httpcache.h"
+
+struct httpcache_cache {
+  std::unique_ptr<httpcache::cache> impl;
+};
+
+struct httpcache_async {
+  httpcache_cache* cache;
+  std::unique_ptr<httpcache::async_session> session;
+};
+
+namespace httpcache::capi {
+
+// The C policy as a core policy. The C callback is wrapped, not copied: the policy value is only
+// used during the call that received it.
+ttl_policy to_core_policy(const httpcache_ttl_policy& policy);
+
+// Checks and views a C key list (pointers + lengths). Throws error(errc::invalid).
+std::vector<std::string_view> key_views(const void* const* keys, const size_t* key_lens, size_t nkeys);
+
+inline std::string_view bytes(const void* data, size_t size) {
+  return std::string_view(static_cast<const char*>(data), size);
+}
+
+}  // namespace httpcache::capi

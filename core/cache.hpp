@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+// The cache: a backend, a namespace and a time zone, and the get-or-compute orchestration.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend.hpp"
+#include "key.hpp"
+#include "ttl.hpp"
+
+namespace httpcache {
+
+struct cache_options : backend_options {
+  std::uint64_t max_value_bytes = 8ull << 20;
+};
+
+enum class outcome : int { hit = 1, stored = 2, uncached = 3 };
+
+// What a compute step produced. Failures are exceptions, which propagate unchanged.
+struct computed {
+  std::string value;
+  bool store = true;
+};
+
+struct get_or_compute_result {
+  std::string value;
+  std::int64_t ttl_ms = 0;
+  enum outcome outcome = outcome::uncached;
+};
+
+class cache {
+ public:
+  // url: "" or memory://, redis://..., unix://... Throws error(errc::invalid) for a bad URL,
+  // namespace or zone. A Redis backend connects lazily.
+  cache(std::string_view url, std::string_view ns, std::string_view tz, const cache_options& options);
+
+  const std::string& ns() const noexcept { return ns_; }
+  const time_zone& zone() const noexcept { return zone_; }
+
+  std::string full_key(std::string_view key) const { return httpcache::full_key(ns_, key); }
+  std::int64_t ttl(const ttl_policy& policy, std::int64_t now_ms) const { return ttl_seconds(policy, zone_, now_ms); }
+
+  // Blocking calls; thread-safe. Backend failures throw backend_error.
+  lookup_result get(std::string_view key);
+  std::int64_t set(std::string_view key, std::string_view value, const ttl_policy& policy);  // -> TTL seconds
+  std::size_t invalidate(const std::vector<std::string_view>& keys);
+
+  // Hit, or compute once and store. Fails open: a backend failure never fails the call.
+  get_or_compute_result get_or_compute(std::string_view key, const ttl_policy& policy,
+                                       const std::function<computed()>& compute);
+
+  // Non-blocking calls through a session from open_async(). Arguments are checked (and the TTL
+  // computed) before anything starts, so a bad call throws and no callback runs.
+  std::unique_ptr<async_session> open_async(watch_fn watch) { return backend_->open_async(std::move(watch)); }
+  void async_get(async_session& s, std::string_view key, get_done_fn done) const;
+  void async_set(async_session& s, std::string_view key, std::string_view value, const ttl_policy& policy,
+                 count_done_fn done) const;
+  void async_invalidate(async_session& s, const std::vector<std::string_view>& keys, count_done_fn done) const;
+
+ private:
+  void check_value_size(std::size_t size) const;
+
+  std::string ns_;
+  time_zone zone_;
+  cache_options options_;
+  std::unique_ptr<backend> backend_;
+};
+
+}  // namespace httpcache

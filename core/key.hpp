@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+// Keys: namespace validation, template filling and the `namespace:key` layout, in one place
+// so that every language computes the same key bytes.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace httpcache {
+
+inline constexpr std::size_t max_namespace_bytes = 128;
+inline constexpr std::size_t max_key_bytes = 4096;
+
+// Throws error(errc::invalid) unless ns is 1..max_namespace_bytes of [A-Za-z0-9_.-].
+// Forbidding ':' is what keeps `ns:key` from colliding with another namespace's keys.
+void validate_namespace(std::string_view ns);
+
+// Throws error(errc::invalid) for an empty or over-long key. Any bytes are allowed.
+void validate_key(std::string_view key);
+
+// Fills each `{}` field of tmpl with the next argument (fmt syntax). The field count must equal
+// args.size(): a missing argument must never turn a per-user key into a shared one.
+std::string format_key(std::string_view tmpl, const std::vector<std::string_view>& args);
+
+// `ns:key`, after validating key.
+std::string full_key(std::string_view ns, std::string_view key);
+
+}  // namespace httpcache

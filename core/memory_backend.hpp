@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+// The embedded store: a mutex-guarded LRU with per-entry expiry, bounded by entries and bytes.
+#pragma once
+
+#include <chrono>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include "backend.hpp"
+
+namespace httpcache {
+
+class memory_backend final : public backend {
+ public:
+  memory_backend(std::uint64_t max_entries, std::uint64_t max_bytes);
+
+  lookup_result get(std::string_view key) override;
+  void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override;
+  std::size_t del(const std::vector<std::string_view>& keys) override;
+  std::unique_ptr<async_session> open_async(watch_fn watch) override;
+
+  std::size_t size() const;
+  std::uint64_t bytes() const;
+
+ private:
+  using clock = std::chrono::steady_clock;
+  struct entry {
+    std::string key;
+    std::string value;
+    clock::time_point expires;
+  };
+  using lru_list = std::list<entry>;
+
+  void erase_locked(lru_list::iterator it);
+  static std::uint64_t cost(const entry& e) { return e.key.size() + e.value.size(); }
+
+  const std::uint64_t max_entries_;
+  const std::uint64_t max_bytes_;
+  mutable std::mutex mutex_;
+  lru_list lru_;  // front = most recently used
+  // Views into the list nodes' keys: list nodes never move, so the views stay valid.
+  std::unordered_map<std::string_view, lru_list::iterator> index_;
+  std::uint64_t bytes_ = 0;
+};
+
+}  // namespace httpcache

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+#include "redis_async.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <deque>
+
+#include "redis_commands.hpp"
+
+namespace httpcache {
+
+namespace {
+
+std::int64_t steady_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+constexpr int status_of(errc e) { return static_cast<int>(e); }
+
+class redis_session;
+
+// One per hiredis connection (not per session): while a dying connection is torn down a new one
+// may already be watched, and each must report its own descriptor.
+struct connection_watch {
+  redis_session* session;
+  int fd;
+  unsigned events;
+};
+
+struct request {
+  enum class kind { get, set, del };
+  request(kind k, get_done_fn g, count_done_fn c) : what(k), get_done(std::move(g)), count_done(std::move(c)) {}
+
+  kind what;
+  get_done_fn get_done;
+  count_done_fn count_done;
+  std::int64_t deadline_ms = 0;
+  int replies_left = 1;  // GET sends GET+PTTL: the last reply completes the request
+  int status = 0;
+  bool found = false;
+  std::string value;
+  std::int64_t count = 0;
+};
+
+class redis_session final : public async_session {
+ public:
+  redis_session(backend_url url, backend_options options, watch_fn watch)
+      : url_(std::move(url)), options_(options), watch_(std::move(watch)) {}
+
+  ~redis_session() override {
+    closing_ = true;
+    drop_connection(status_of(errc::canceled));
+  }
+
+  void get(const std::string& key, get_done_fn done) override {
+    auto* req = new request(request::kind::get, std::move(done), nullptr);
+    req->replies_left = 2;
+    detail::command get_cmd, pttl_cmd;
+    get_cmd.add("GET");
+    get_cmd.add(key);
+    pttl_cmd.add("PTTL");
+    pttl_cmd.add(key);
+    start(req, {&get_cmd, &pttl_cmd});
+  }
+
+  void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
+    auto* req = new request(request::kind::set, nullptr, std::move(done));
+    std::string ttl_text;
+    auto cmd = detail::set_command(key, value, ttl_ms, ttl_text);
+    start(req, {&cmd});
+  }
+
+  void del(const std::vector<std::string>& keys, count_done_fn done) override {
+    auto* req = new request(request::kind::del, nullptr, std::move(done));
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    auto cmd = detail::del_command(views);
+    start(req, {&cmd});
+  }
+
+  void process(unsigned ready) override {
+    if (ac_ && (ready & event_read)) redisAsyncHandleRead(ac_);
+    if (ac_ && (ready & event_write)) redisAsyncHandleWrite(ac_);
+    if (!queue_.empty() && queue_.front()->deadline_ms <= steady_ms()) drop_connection(status_of(errc::timeout));
+  }
+
+  std::int64_t timeout_ms() const override {
+    if (queue_.empty()) return -1;
+    std::int64_t left = queue_.front()->deadline_ms - steady_ms();
+    return left < 0 ? 0 : left;
+  }
+
+  std::size_t pending() const override { return queue_.size(); }
+
+ private:
+  void start(request* req, std::initializer_list<const detail::command*> cmds) {
+    if (closing_) return finish(req, status_of(errc::canceled));
+    bool fresh = false;
+    if (!ac_) {
+      if (!connect()) return finish(req, status_of(errc::backend));
+      fresh = true;
+    }
+    req->deadline_ms =
+        steady_ms() + options_.command_timeout_ms + (fresh || !connected_ ? options_.connect_timeout_ms : 0);
+    queue_.push_back(req);
+    for (const auto* cmd : cmds) {
+      if (redisAsyncCommandArgv(ac_, &redis_session::on_reply, req, cmd->argc(), cmd->argv_data(),
+                                cmd->lens.data()) != REDIS_OK) {
+        // The context is shutting down; whatever was queued completes through on_reply with NULL.
+        // Account for the commands of this request that were never queued.
+        if (--req->replies_left == 0) complete(req, status_of(errc::backend));
+        else req->status = status_of(errc::backend);
+      }
+    }
+  }
+
+  bool connect() {
+    redisAsyncContext* ac = url_.scheme == url_scheme::unix_socket
+                                ? redisAsyncConnectUnix(url_.socket_path.c_str())
+                                : redisAsyncConnect(url_.host.c_str(), url_.port);
+    if (!ac) return false;
+    if (ac->err) {
+      redisAsyncFree(ac);
+      return false;
+    }
+    ac->data = this;
+    auto* w = new connection_watch{this, ac->c.fd, 0};
+    ac->ev.data = w;
+    ac->ev.addRead = [](void* p) { static_cast<connection_watch*>(p)->session->change(p, event_read, 0); };
+    ac->ev.delRead = [](void* p) { static_cast<connection_watch*>(p)->session->change(p, 0, event_read); };
+    ac->ev.addWrite = [](void* p) { static_cast<connection_watch*>(p)->session->change(p, event_write, 0); };
+    ac->ev.delWrite = [](void* p) { static_cast<connection_watch*>(p)->session->change(p, 0, event_write); };
+    ac->ev.cleanup = [](void* p) {
+      auto* cw = static_cast<connection_watch*>(p);
+      cw->session->change(p, 0, event_read | event_write);
+      delete cw;
+    };
+    redisAsyncSetConnectCallback(ac, &redis_session::on_connect);
+    redisAsyncSetDisconnectCallback(ac, &redis_session::on_disconnect);
+    ac_ = ac;
+    connected_ = false;
+    std::string db_text;
+    for (const auto& cmd : detail::connection_setup(url_, db_text))
+      redisAsyncCommandArgv(ac_, &redis_session::on_setup_reply, nullptr, cmd.argc(), cmd.argv_data(),
+                            cmd.lens.data());
+    return true;
+  }
+
+  void change(void* p, unsigned add, unsigned remove) {
+    auto* cw = static_cast<connection_watch*>(p);
+    unsigned next = (cw->events | add) & ~remove;
+    if (next == cw->events) return;
+    cw->events = next;
+    if (watch_) watch_(cw->fd, next);
+  }
+
+  // Fails every pending request with `status` and closes the connection; a later request reconnects.
+  void drop_connection(int status) {
+    if (!ac_) return;
+    redisAsyncContext* ac = ac_;
+    ac_ = nullptr;
+    failure_status_ = status;
+    redisAsyncFree(ac);  // runs on_reply(NULL) for each pending command, then the cleanup hook
+    failure_status_ = status_of(errc::backend);
+  }
+
+  static void on_connect(const redisAsyncContext* ac, int status) {
+    auto* self = static_cast<redis_session*>(ac->data);
+    if (status == REDIS_OK) {
+      self->connected_ = true;
+    } else if (self->ac_ == ac) {
+      self->ac_ = nullptr;  // hiredis frees a context whose connect failed, without on_disconnect
+    }
+  }
+
+  static void on_disconnect(const redisAsyncContext* ac, int) {
+    auto* self = static_cast<redis_session*>(ac->data);
+    if (self->ac_ == ac) self->ac_ = nullptr;
+  }
+
+  static void on_setup_reply(redisAsyncContext* ac, void* r, void*) {
+    auto* reply = static_cast<redisReply*>(r);
+    if (reply && reply->type == REDIS_REPLY_ERROR) redisAsyncDisconnect(ac);  // AUTH/SELECT refused
+  }
+
+  static void on_reply(redisAsyncContext* ac, void* r, void* privdata) {
+    auto* self = static_cast<redis_session*>(ac->data);
+    auto* req = static_cast<request*>(privdata);
+    auto* reply = static_cast<redisReply*>(r);
+    if (!reply) {
+      // The connection is going away: forget it now so that a callback may reconnect.
+      if (self->ac_ == ac) self->ac_ = nullptr;
+      if (req->status == 0) req->status = self->failure_status_;
+    } else if (req->status == 0) {
+      self->absorb(req, reply);
+    }
+    if (--req->replies_left == 0) self->complete(req, req->status);
+  }
+
+  void absorb(request* req, const redisReply* reply) {
+    switch (req->what) {
+      case request::kind::get:
+        if (req->replies_left == 2) {
+          // NIL is a miss, and so is WRONGTYPE (a value of another type that someone else wrote).
+          if (reply->type == REDIS_REPLY_STRING) {
+            req->found = true;
+            req->value.assign(reply->str, reply->len);
+          }
+        } else {
+          req->count = detail::remaining_ttl_ms(reply);
+        }
+        break;
+      case request::kind::set:
+        if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
+        break;
+      case request::kind::del:
+        if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
+        else if (reply->type == REDIS_REPLY_INTEGER) req->count = reply->integer;
+        break;
+    }
+  }
+
+  void complete(request* req, int status) {
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      if (*it == req) {
+        queue_.erase(it);
+        break;
+      }
+    }
+    finish(req, status);
+  }
+
+  // Runs the caller's callback once and frees the request.
+  static void finish(request* req, int status) {
+    std::unique_ptr<request> owned(req);
+    if (req->what == request::kind::get) {
+      if (status == 0 && !req->found) status = status_of(errc::not_found);
+      req->get_done(status, req->value, status == 0 ? req->count : 0);
+    } else {
+      req->count_done(status, status == 0 ? req->count : 0);
+    }
+  }
+
+  const backend_url url_;
+  const backend_options options_;
+  const watch_fn watch_;
+  redisAsyncContext* ac_ = nullptr;
+  bool connected_ = false;
+  bool closing_ = false;
+  int failure_status_ = status_of(errc::backend);
+  std::deque<request*> queue_;  // oldest first: Redis answers in order, so front has the nearest deadline
+};
+
+}  // namespace
+
+std::unique_ptr<async_session> make_redis_session(const backend_url& url, const backend_options& options,
+                                                  watch_fn watch) {
+  return std::make_unique<redis_session>(url, options, std::move(watch));
+}
+
+}  // namespace httpcache

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+// TTL policies and time zones. ICU lives only in ttl.cpp; this header stays ICU-free.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace httpcache {
+
+// An IANA time zone, loaded once and shared (immutable, so safe across threads).
+class time_zone {
+ public:
+  // Throws error(errc::invalid) for an empty or unknown zone.
+  static time_zone load(std::string_view id);
+  const std::string& id() const noexcept;
+
+  struct impl;
+  const impl& get() const noexcept { return *impl_; }
+
+ private:
+  explicit time_zone(std::shared_ptr<const impl> p) : impl_(std::move(p)) {}
+  std::shared_ptr<const impl> impl_;
+};
+
+enum class ttl_kind : int { seconds = 1, end_of_day = 2, end_of_week = 3, callback = 4 };
+
+struct ttl_policy {
+  ttl_kind kind = ttl_kind::end_of_day;
+  std::int64_t seconds = 0;                   // for ttl_kind::seconds
+  std::function<std::int64_t()> callback;     // for ttl_kind::callback
+};
+
+// Throws error(errc::invalid) for an unknown kind, seconds <= 0 or a missing callback: what can be
+// checked without computing, so a bad policy is refused before any work is done.
+void validate_ttl_policy(const ttl_policy& policy);
+
+// Seconds from now_ms until the policy expires an entry, >= 1. End of day/week are the first
+// instant of the next local day / next Monday in tz, strictly after now, DST-correct.
+// Throws error(errc::invalid) for a bad policy or a callback result <= 0.
+std::int64_t ttl_seconds(const ttl_policy& policy, const time_zone& tz, std::int64_t now_ms);
+
+// Milliseconds since the epoch, from the system clock (what end-of-day is measured against).
+std::int64_t now_unix_ms();
+
+}  // namespace httpcache

@@ -1,0 +1,527 @@
+/* SPDX-License-Identifier: MIT
+ * httpcache: a response and function-result cache with a stable C ABI. */
+#ifndef HTTPCACHE_H
+#define HTTPCACHE_H
+
+/**
+ * @file httpcache.h
+ * @brief The public C API of httpcache; these comments are its reference.
+ *
+ * Introduction
+ * ------------
+ * httpcache caches opaque byte values under keys in a backend: an embedded
+ * in-process store (`memory://`) or Redis (`redis://`, `unix://`). A value is
+ * stored exactly as the caller's bytes (no envelope), so any Redis client, and
+ * the Python package, read the same entries.
+ *
+ * A handle (httpcache_cache) is opened from a URL, a namespace and an IANA time
+ * zone. Every key is stored as `namespace:key`. Expiry comes from a TTL policy:
+ * fixed seconds, end of the local day, end of the local week, or a callback;
+ * "end of" is computed in the handle's zone with ICU and is DST-correct.
+ *
+ * Two ways to call it:
+ *  1. Blocking: httpcache_cache_get_or_compute(), httpcache_cache_get(),
+ *     httpcache_cache_set(), httpcache_cache_invalidate(). Safe from many
+ *     threads at once on one handle: each call borrows a connection from the
+ *     handle's pool (or takes the memory store's lock) for its duration.
+ *  2. Non-blocking (httpcache_async_*): for event loops. The library tells the
+ *     host which descriptor to watch and for what (a watch callback, as
+ *     hiredis's event-loop adapters do); the host calls
+ *     httpcache_async_process() when it is ready, and completion callbacks run
+ *     inside that call, on the host's thread.
+ *
+ * Errors: every fallible call returns an `int` status (HTTPCACHE_OK or a
+ * negative httpcache_error_code). httpcache_error_last() gives the detailed,
+ * thread-local message of the last failure on the calling thread. No C++
+ * exception ever crosses this API. Messages never contain URL credentials.
+ *
+ * Ownership: pointers returned through an httpcache_buf belong to the caller
+ * and are released with httpcache_buf_dispose(); pointers returned directly
+ * (strings, httpcache_error) are borrowed and owned by the library.
+ * Input buffers are always copied before the call returns, unless said otherwise.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------
+ * Declarations and symbol export
+ * ------------------------------------------------------------------------ */
+
+#ifdef __cplusplus
+#  define HTTPCACHE_BEGIN_DECL extern "C" {
+#  define HTTPCACHE_END_DECL }
+#else
+#  define HTTPCACHE_BEGIN_DECL
+#  define HTTPCACHE_END_DECL
+#endif
+
+/* HTTPCACHE_EXTERN(type) marks every exported declaration. Define
+ * HTTPCACHE_STATIC when linking a static build on Windows. */
+#if defined(_WIN32) && !defined(HTTPCACHE_STATIC)
+#  ifdef HTTPCACHE_BUILDING
+#    define HTTPCACHE_EXTERN(type) __declspec(dllexport) type
+#  else
+#    define HTTPCACHE_EXTERN(type) __declspec(dllimport) type
+#  endif
+#elif defined(__GNUC__) && !defined(HTTPCACHE_STATIC)
+#  define HTTPCACHE_EXTERN(type) __attribute__((visibility("default"))) type
+#else
+#  define HTTPCACHE_EXTERN(type) type
+#endif
+
+/* ------------------------------------------------------------------------
+ * Version
+ * ------------------------------------------------------------------------ */
+
+#define HTTPCACHE_VERSION_MAJOR 1
+#define HTTPCACHE_VERSION_MINOR 0
+#define HTTPCACHE_VERSION_PATCH 0
+/** MAJOR*10000 + MINOR*100 + PATCH, e.g. 10000 for 1.0.0. */
+#define HTTPCACHE_VERSION_NUMBER \
+  (HTTPCACHE_VERSION_MAJOR * 10000 + HTTPCACHE_VERSION_MINOR * 100 + HTTPCACHE_VERSION_PATCH)
+#define HTTPCACHE_VERSION_STRING "1.0.0"
+/** The ABI version: the N of libhttpcache.so.N. Bumped only on ABI breaks. */
+#define HTTPCACHE_SOVERSION 1
+
+/* Limits, checked on every call that takes a key or a namespace. */
+/** Longest namespace, in bytes. */
+#define HTTPCACHE_MAX_NAMESPACE_BYTES 128
+/** Longest key (after its template is filled, before the namespace is added), in bytes. */
+#define HTTPCACHE_MAX_KEY_BYTES 4096
+
+HTTPCACHE_BEGIN_DECL
+
+/** The version of the loaded library, as HTTPCACHE_VERSION_NUMBER. Since v1.0. */
+HTTPCACHE_EXTERN(int) httpcache_version_number(void);
+/** The version of the loaded library, e.g. "1.0.0"; static storage. Since v1.0. */
+HTTPCACHE_EXTERN(const char *) httpcache_version_string(void);
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------ */
+
+/** Status codes. Values are fixed forever; new codes are appended. */
+typedef enum httpcache_error_code {
+  HTTPCACHE_OK = 0,         /**< Success. */
+  HTTPCACHE_ERROR = -1,     /**< Generic or internal error. */
+  HTTPCACHE_ENOTFOUND = -2, /**< Cache miss: no live entry under the key. */
+  HTTPCACHE_EINVALID = -3,  /**< Invalid argument: NULL, empty or over-long key, bad URL, bad zone, TTL <= 0... */
+  HTTPCACHE_ENOMEM = -4,    /**< Out of memory. */
+  HTTPCACHE_EBUFS = -5,     /**< A caller-supplied buffer is too small. */
+  HTTPCACHE_EUSER = -6,     /**< A callback failed without giving its own negative code. */
+  HTTPCACHE_EBACKEND = -7,  /**< The backend failed: connection refused, I/O error, error reply. */
+  HTTPCACHE_ETIMEOUT = -8,  /**< The backend did not answer within the configured timeout. */
+  HTTPCACHE_EVERSION = -9,  /**< An options struct has a version this library does not know. */
+  HTTPCACHE_ECANCELED = -10 /**< A non-blocking request was canceled because its context was freed. */
+} httpcache_error_code;
+
+/** Details of the last failure on this thread. */
+typedef struct httpcache_error {
+  int code;            /**< The httpcache_error_code returned by the failing call. */
+  const char *message; /**< Human-readable, never NULL, without credentials. */
+} httpcache_error;
+
+/**
+ * The last error that occurred on the calling thread.
+ *
+ * @return never NULL. Library-owned and thread-local; valid until the next
+ *         httpcache call on the same thread. After a success, code is
+ *         HTTPCACHE_OK and message is "no error".
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(const httpcache_error *) httpcache_error_last(void);
+
+/**
+ * A short static description of a status code, e.g. "cache miss". Needs no
+ * handle; unknown codes give "unknown error". Since v1.0.
+ */
+HTTPCACHE_EXTERN(const char *) httpcache_strerror(int code);
+
+/* ------------------------------------------------------------------------
+ * Buffers
+ * ------------------------------------------------------------------------ */
+
+/**
+ * Bytes allocated by the library and owned by the caller.
+ * Initialize with HTTPCACHE_BUF_INIT; release with httpcache_buf_dispose().
+ * `ptr` is always followed by a NUL byte (not counted in `size`) so text
+ * values can be printed, but the bytes themselves may contain NULs.
+ */
+typedef struct httpcache_buf {
+  char *ptr;   /**< The bytes, or NULL when empty and never filled. */
+  size_t size; /**< Number of bytes at ptr. */
+} httpcache_buf;
+
+#define HTTPCACHE_BUF_INIT {NULL, 0}
+
+/** Frees buf->ptr and resets buf to empty. NULL or an empty buf is a no-op. Since v1.0. */
+HTTPCACHE_EXTERN(void) httpcache_buf_dispose(httpcache_buf *buf);
+
+/** A borrowed byte range, used for template arguments. */
+typedef struct httpcache_slice {
+  const void *data; /**< May be NULL only when size is 0. */
+  size_t size;
+} httpcache_slice;
+
+/* ------------------------------------------------------------------------
+ * Options
+ * ------------------------------------------------------------------------ */
+
+#define HTTPCACHE_OPTIONS_VERSION 1
+
+/**
+ * Options of httpcache_cache_open(). Zero in a field means "the default".
+ * Always initialize with HTTPCACHE_OPTIONS_INIT or httpcache_options_init():
+ * fields are only ever appended, and `version` tells the library which exist.
+ * Timeouts given in the URL's query string override these.
+ */
+typedef struct httpcache_options {
+  unsigned int version;        /**< HTTPCACHE_OPTIONS_VERSION. */
+  uint32_t connect_timeout_ms; /**< Redis connect timeout; default 1000. */
+  uint32_t command_timeout_ms; /**< Redis per-command timeout; default 1000. */
+  uint32_t pool_size;          /**< Idle Redis connections kept per handle; default 8. */
+  uint64_t memory_max_entries; /**< memory://: entry limit (LRU eviction); default 100000. */
+  uint64_t memory_max_bytes;   /**< memory://: bytes of keys+values (LRU eviction); default 64 MiB. */
+  uint64_t max_value_bytes;    /**< Largest value stored; larger ones are not stored (EINVALID from set); default 8 MiB. */
+} httpcache_options;
+
+#define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0}
+
+/**
+ * Fills opts with the defaults of `version` (pass HTTPCACHE_OPTIONS_VERSION).
+ * @return HTTPCACHE_OK, HTTPCACHE_EINVALID (opts NULL), HTTPCACHE_EVERSION.
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_options_init(httpcache_options *opts, unsigned int version);
+
+/* ------------------------------------------------------------------------
+ * TTL policies
+ * ------------------------------------------------------------------------ */
+
+/** How an entry's time to live is chosen. Values are fixed forever. */
+typedef enum httpcache_ttl_kind {
+  HTTPCACHE_TTL_SECONDS = 1,     /**< `seconds` seconds. */
+  HTTPCACHE_TTL_END_OF_DAY = 2,  /**< Until the next local midnight in the handle's zone. */
+  HTTPCACHE_TTL_END_OF_WEEK = 3, /**< Until the next Monday 00:00 local in the handle's zone. */
+  HTTPCACHE_TTL_CALLBACK = 4     /**< What `callback(payload)` returns, in seconds. */
+} httpcache_ttl_kind;
+
+/**
+ * Computes a TTL in seconds for HTTPCACHE_TTL_CALLBACK. Called on the thread
+ * that stores the entry, with no library lock held; may call the library.
+ * @return seconds (> 0), or a value <= 0, which fails the store with EINVALID.
+ */
+typedef int64_t (*httpcache_ttl_cb)(void *payload);
+
+/** A TTL policy: a plain value the caller fills; the library keeps no pointer to it. */
+typedef struct httpcache_ttl_policy {
+  httpcache_ttl_kind kind;
+  int64_t seconds;           /**< For HTTPCACHE_TTL_SECONDS; must be > 0. */
+  httpcache_ttl_cb callback; /**< For HTTPCACHE_TTL_CALLBACK. */
+  void *payload;             /**< Passed to callback. */
+} httpcache_ttl_policy;
+
+/**
+ * The pure TTL computation: seconds from `now_ms` until the policy expires an
+ * entry, in time zone `tz` (IANA name; NULL or "" means UTC).
+ *
+ * End of day is the first instant of the next local day (the next midnight,
+ * or the first valid time after it where a DST jump skips midnight); end of
+ * week is the first instant of the next Monday. Both are strictly after now,
+ * rounded up to whole seconds, and never below 1.
+ *
+ * @param[out] out_seconds the TTL, >= 1.
+ * @param policy the policy; HTTPCACHE_TTL_CALLBACK calls its callback.
+ * @param tz an IANA zone name such as "Europe/London".
+ * @param now_ms milliseconds since the Unix epoch.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID for a NULL argument, an unknown
+ *         zone, an unknown kind or seconds <= 0; the callback's result is
+ *         checked the same way.
+ * Thread-safe. Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_ttl_compute(int64_t *out_seconds, const httpcache_ttl_policy *policy,
+                                            const char *tz, int64_t now_ms);
+
+/* ------------------------------------------------------------------------
+ * Keys
+ * ------------------------------------------------------------------------ */
+
+/**
+ * Fills a key template: each `{}` field takes the next argument's bytes
+ * (fmt syntax; `{{` and `}}` are literal braces). The number of fields must
+ * equal nargs, so a missing argument never collapses a per-user key into a
+ * shared one. Arguments are binary-safe.
+ *
+ * @param[out] out the key bytes; caller disposes with httpcache_buf_dispose().
+ * @param tmpl the template bytes, tmpl_len long.
+ * @param args nargs argument slices (may be NULL when nargs is 0).
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID for NULL pointers, a malformed
+ *         template, a field/argument count mismatch, an empty result or one
+ *         over HTTPCACHE_MAX_KEY_BYTES.
+ * Thread-safe. Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_key_format(httpcache_buf *out, const char *tmpl, size_t tmpl_len,
+                                           const httpcache_slice *args, size_t nargs);
+
+/* ------------------------------------------------------------------------
+ * Lifecycle
+ * ------------------------------------------------------------------------ */
+
+/** A cache handle: a backend, a namespace and a time zone. Opaque. */
+typedef struct httpcache_cache httpcache_cache;
+
+/**
+ * Opens a cache handle.
+ *
+ * URLs:
+ *  - NULL, "" or `memory://`: the embedded in-process store (per handle).
+ *  - `redis://[[user]:password@]host[:port][/db][?connect_timeout_ms=N&command_timeout_ms=N]`
+ *  - `unix:///path/to.sock[?db=N&connect_timeout_ms=N&command_timeout_ms=N]`
+ * A Redis handle connects lazily: open succeeds even if the server is down,
+ * and each call reconnects by itself when the server comes back.
+ *
+ * The namespace is 1..HTTPCACHE_MAX_NAMESPACE_BYTES bytes of letters, digits
+ * and `_ - .`: it cannot contain `:`, so `ns:key` never collides with another
+ * namespace's keys. NULL means "httpcache".
+ *
+ * @param[out] out the new handle, or NULL on failure (nothing to free then).
+ * @param url the backend URL (see above).
+ * @param namespace_ the key namespace.
+ * @param tz IANA time zone for end-of-day/week policies; NULL means "UTC".
+ * @param opts options, or NULL for the defaults.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad URL, unknown scheme, bad
+ *         namespace, unknown zone); HTTPCACHE_EVERSION; HTTPCACHE_ENOMEM.
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_open(httpcache_cache **out, const char *url, const char *namespace_,
+                                           const char *tz, const httpcache_options *opts);
+
+/** Closes a handle and its connections. NULL is a no-op. No call may be in flight on it. Since v1.0. */
+HTTPCACHE_EXTERN(void) httpcache_cache_free(httpcache_cache *cache);
+
+/** The handle's namespace; borrowed, valid while the handle lives. Since v1.0. */
+HTTPCACHE_EXTERN(const char *) httpcache_cache_namespace(const httpcache_cache *cache);
+
+/** The handle's time zone ID, e.g. "Europe/London"; borrowed, valid while the handle lives. Since v1.0. */
+HTTPCACHE_EXTERN(const char *) httpcache_cache_timezone(const httpcache_cache *cache);
+
+/**
+ * The backend key for `key`: `namespace:key`.
+ * @param[out] out the full key; caller disposes.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL, empty or over-long key).
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_full_key(httpcache_buf *out, const httpcache_cache *cache,
+                                               const void *key, size_t key_len);
+
+/**
+ * httpcache_ttl_compute() in the handle's time zone. Thread-safe. Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_ttl(int64_t *out_seconds, const httpcache_cache *cache,
+                                          const httpcache_ttl_policy *policy, int64_t now_ms);
+
+/* ------------------------------------------------------------------------
+ * Blocking calls. All are safe from many threads at once on one handle.
+ * A key is `key_len` bytes (binary-safe) without the namespace, which the
+ * library adds; it must be 1..HTTPCACHE_MAX_KEY_BYTES bytes.
+ * ------------------------------------------------------------------------ */
+
+/**
+ * Looks a key up: one round trip to Redis (value and remaining TTL together).
+ *
+ * @param[out] value the stored bytes; caller disposes. Untouched on a miss.
+ * @param[out] ttl_ms remaining time to live in milliseconds (may be NULL).
+ * @return HTTPCACHE_OK (hit); HTTPCACHE_ENOTFOUND (miss); HTTPCACHE_EINVALID;
+ *         HTTPCACHE_EBACKEND or HTTPCACHE_ETIMEOUT (backend down: treat as a miss).
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_get(httpcache_buf *value, int64_t *ttl_ms, httpcache_cache *cache,
+                                          const void *key, size_t key_len);
+
+/**
+ * Stores a value (copied) with the policy's TTL: one command with the expiry.
+ *
+ * @param[out] ttl_seconds the TTL applied (may be NULL).
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key, bad policy, value over
+ *         max_value_bytes: nothing is stored); HTTPCACHE_EBACKEND; HTTPCACHE_ETIMEOUT.
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_set(int64_t *ttl_seconds, httpcache_cache *cache, const void *key,
+                                          size_t key_len, const void *value, size_t value_len,
+                                          const httpcache_ttl_policy *policy);
+
+/**
+ * Deletes keys in one round trip. Missing keys are not an error.
+ *
+ * @param[out] deleted how many keys existed (may be NULL).
+ * @param keys, key_lens nkeys keys and their lengths; every key is checked
+ *        before anything is deleted.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID; HTTPCACHE_EBACKEND; HTTPCACHE_ETIMEOUT.
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_invalidate(size_t *deleted, httpcache_cache *cache, const void *const *keys,
+                                                 const size_t *key_lens, size_t nkeys);
+
+/** What a compute callback tells the library about its result. */
+typedef enum httpcache_compute_flags {
+  HTTPCACHE_COMPUTE_STORE = 0,         /**< Store the result (the default). */
+  HTTPCACHE_COMPUTE_DONT_STORE = 1u << 0 /**< Return the result but do not cache it. */
+} httpcache_compute_flags;
+
+/**
+ * Produces a value on a miss. Runs on the caller's thread, with no library
+ * lock held; it may call the library (but should not free the handle).
+ *
+ * @param[out] value fill with httpcache_buf_set() (the library disposes it).
+ * @param[out] flags set HTTPCACHE_COMPUTE_DONT_STORE to decline storing.
+ * @return 0 on success; any nonzero value is a failure returned unchanged by
+ *         httpcache_cache_get_or_compute() (positive values are returned as
+ *         HTTPCACHE_EUSER), and nothing is stored.
+ */
+typedef int (*httpcache_compute_cb)(httpcache_buf *value, uint32_t *flags, void *payload);
+
+/**
+ * Copies bytes into a buffer, replacing what it held (use it in compute callbacks).
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID; HTTPCACHE_ENOMEM. Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_buf_set(httpcache_buf *buf, const void *data, size_t size);
+
+/** How httpcache_cache_get_or_compute() got its value. */
+typedef enum httpcache_outcome {
+  HTTPCACHE_OUTCOME_HIT = 1,      /**< Served from the cache. */
+  HTTPCACHE_OUTCOME_STORED = 2,   /**< Computed and stored. */
+  HTTPCACHE_OUTCOME_UNCACHED = 3  /**< Computed, not stored (declined, too large, or backend down). */
+} httpcache_outcome;
+
+/**
+ * Returns the cached value, or computes, stores and returns it.
+ *
+ * On a hit the callback is not called. On a miss it is called exactly once;
+ * its value is stored with the policy's TTL and returned. If the backend
+ * fails (down, timeout) the call still succeeds: the callback runs and its
+ * value is returned uncached (fail open); httpcache_error_last() is cleared.
+ *
+ * @param[out] value the value; caller disposes.
+ * @param[out] ttl_ms remaining TTL in ms on a hit, the TTL applied on a store,
+ *             0 when uncached (may be NULL).
+ * @param[out] outcome how the value was obtained (may be NULL).
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key or policy: the callback is
+ *         not called); the callback's own failure code (nothing is stored).
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64_t *ttl_ms,
+                                                     httpcache_outcome *outcome, httpcache_cache *cache,
+                                                     const void *key, size_t key_len,
+                                                     const httpcache_ttl_policy *policy,
+                                                     httpcache_compute_cb compute, void *payload);
+
+/* ------------------------------------------------------------------------
+ * Non-blocking calls, driven by a host event loop
+ *
+ * An httpcache_async context belongs to one thread (the loop's) and owns one
+ * non-blocking connection. The library calls the watch callback whenever the
+ * set of events it needs on its descriptor changes (events 0 means "stop
+ * watching fd"). When the descriptor is ready, the host calls
+ * httpcache_async_process() with the ready events; completion callbacks run
+ * inside that call. The host should also call httpcache_async_process() with
+ * events 0 when httpcache_async_timeout_ms() says a deadline has passed, so
+ * that requests stuck on a stalled server fail with HTTPCACHE_ETIMEOUT.
+ *
+ * On memory:// every request completes at once, inside the call that starts
+ * it, and no descriptor is ever watched.
+ *
+ * Completion callbacks may start new requests; they must not free the context.
+ * ------------------------------------------------------------------------ */
+
+/** A non-blocking context. Opaque. */
+typedef struct httpcache_async httpcache_async;
+
+/** Event bits for httpcache_async_watch_cb and httpcache_async_process(). */
+typedef enum httpcache_events {
+  HTTPCACHE_EV_READ = 1u << 0,
+  HTTPCACHE_EV_WRITE = 1u << 1
+} httpcache_events;
+
+/** Called when the events the library needs on fd change (0: stop watching fd). */
+typedef void (*httpcache_async_watch_cb)(int fd, uint32_t events, void *payload);
+
+/**
+ * Completion of httpcache_async_get(). `value` is borrowed for the duration
+ * of the callback only. status is HTTPCACHE_OK (hit), HTTPCACHE_ENOTFOUND,
+ * HTTPCACHE_EBACKEND, HTTPCACHE_ETIMEOUT or HTTPCACHE_ECANCELED.
+ */
+typedef void (*httpcache_async_get_cb)(int status, const void *value, size_t value_len, int64_t ttl_ms,
+                                       void *payload);
+
+/**
+ * Completion of httpcache_async_set() (`count` = TTL applied in seconds) and
+ * httpcache_async_invalidate() (`count` = keys deleted).
+ */
+typedef void (*httpcache_async_done_cb)(int status, int64_t count, void *payload);
+
+/**
+ * Creates a non-blocking context over a handle's backend. The handle must
+ * outlive the context.
+ * @param watch called with (fd, events, watch_payload) as interest changes; may be NULL for memory://.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID; HTTPCACHE_ENOMEM.
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_async_open(httpcache_async **out, httpcache_cache *cache,
+                                           httpcache_async_watch_cb watch, void *watch_payload);
+
+/**
+ * Frees a context. Pending requests complete with HTTPCACHE_ECANCELED inside
+ * this call; the watch callback is told to stop watching. NULL is a no-op.
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(void) httpcache_async_free(httpcache_async *ctx);
+
+/**
+ * Starts a lookup. On success `done` will be called exactly once (possibly
+ * before this returns). On failure to start (bad key) it is not called.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID.
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_async_get(httpcache_async *ctx, const void *key, size_t key_len,
+                                          httpcache_async_get_cb done, void *payload);
+
+/**
+ * Starts a store; the value is copied and the TTL computed before this returns.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key, policy or oversized value: done is not called).
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_async_set(httpcache_async *ctx, const void *key, size_t key_len,
+                                          const void *value, size_t value_len,
+                                          const httpcache_ttl_policy *policy, httpcache_async_done_cb done,
+                                          void *payload);
+
+/**
+ * Starts deleting keys (one command). Same contract as httpcache_async_set().
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_async_invalidate(httpcache_async *ctx, const void *const *keys,
+                                                 const size_t *key_lens, size_t nkeys,
+                                                 httpcache_async_done_cb done, void *payload);
+
+/**
+ * Does the I/O the ready events allow and runs the completions that follow;
+ * events 0 only checks deadlines. Never blocks.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL ctx). Backend failures are
+ *         reported to the requests' callbacks, not here.
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_async_process(httpcache_async *ctx, uint32_t events);
+
+/**
+ * Milliseconds until the earliest pending request's deadline (0 if passed),
+ * or -1 when nothing is pending. Since v1.0.
+ */
+HTTPCACHE_EXTERN(int64_t) httpcache_async_timeout_ms(const httpcache_async *ctx);
+
+/** Number of requests started and not yet completed. Since v1.0. */
+HTTPCACHE_EXTERN(size_t) httpcache_async_pending(const httpcache_async *ctx);
+
+HTTPCACHE_END_DECL
+
+#endif /* HTTPCACHE_H */
