@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+#define _POSIX_C_SOURCE 200809L
+#include "support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void read_fixture_file(const char *name, char *out, size_t cap) {
+  const char *dir = getenv("HTTPCACHE_TEST_REDIS_DIR");
+  char path[1024];
+  FILE *f;
+  if (!dir) fail_msg("HTTPCACHE_TEST_REDIS_DIR is not set: run through ctest (the redis fixture)");
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  f = fopen(path, "r");
+  if (!f) fail_msg("cannot read %s: is the redis fixture running?", path);
+  if (!fgets(out, (int)cap, f)) out[0] = '\0';
+  fclose(f);
+  out[strcspn(out, "\r\n")] = '\0';
+}
+
+const char *test_redis_url(void) {
+  static char url[512];
+  if (!url[0]) read_fixture_file("url", url, sizeof url);
+  return url;
+}
+
+const char *test_redis_unix_url(void) {
+  static char url[1100];
+  if (!url[0]) {
+    char sock[1024];
+    read_fixture_file("socket", sock, sizeof sock);
+    snprintf(url, sizeof url, "unix://%s", sock);
+  }
+  return url;
+}
+
+int test_redis_pid(void) {
+  char pid[64];
+  read_fixture_file("pid", pid, sizeof pid);
+  return atoi(pid);
+}
+
+void test_redis_fixture(const char *action) {
+  char cmd[2048];
+  const char *dir = getenv("HTTPCACHE_TEST_REDIS_DIR");
+  snprintf(cmd, sizeof cmd, "%s %s '%s' >/dev/null", HTTPCACHE_FIXTURE_SCRIPT, action, dir ? dir : "");
+  assert_int_equal(system(cmd), 0);
+}
+
+const char *test_unique_namespace(const char *prefix) {
+  static char ns[128];
+  static unsigned counter;
+  snprintf(ns, sizeof ns, "%s-%ld-%u", prefix, (long)getpid(), ++counter);
+  return ns;
+}
+
+int64_t test_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void test_sleep_ms(int ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  nanosleep(&ts, NULL);
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT
+ * Shared helpers of the CMocka tests: where the fixture's redis-server is, and small utilities. */
+#ifndef HTTPCACHE_TEST_SUPPORT_H
+#define HTTPCACHE_TEST_SUPPORT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* The fixture's redis:// URL (from $HTTPCACHE_TEST_REDIS_DIR/url); fails the test if absent:
+ * Redis tests never skip. Static storage. */
+const char *test_redis_url(void);
+/* unix://<fixture socket>. Static storage. */
+const char *test_redis_unix_url(void);
+/* The fixture's redis-server pid. */
+int test_redis_pid(void);
+/* Runs the fixture script with `action` (e.g. "restart"); asserts it succeeded. */
+void test_redis_fixture(const char *action);
+/* A namespace unique to this process and call, so tests never see each other's keys. */
+const char *test_unique_namespace(const char *prefix);
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t test_now_ms(void);
+/* Sleeps ms milliseconds. */
+void test_sleep_ms(int ms);
+
+#endif

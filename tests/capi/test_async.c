@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT
+ * The non-blocking calls, driven by a small poll() loop as a host event loop would. */
+#define _POSIX_C_SOURCE 200809L
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "httpcache.h"
+#include "support.h"
+
+/* ---- a tiny host loop: one watched descriptor, as the watch callback tells ---- */
+
+typedef struct {
+  int fd;
+  uint32_t events;
+  int watch_calls;
+} loop;
+
+static void on_watch(int fd, uint32_t events, void *payload) {
+  loop *l = payload;
+  ++l->watch_calls;
+  if (events == 0) {
+    if (l->fd == fd) {
+      l->fd = -1;
+      l->events = 0;
+    }
+    return;
+  }
+  l->fd = fd;
+  l->events = events;
+}
+
+/* Polls and processes until nothing is pending or deadline_ms passes; returns the pending count. */
+static size_t run_loop(loop *l, httpcache_async *ctx, int deadline_ms) {
+  int64_t end = test_now_ms() + deadline_ms;
+  while (httpcache_async_pending(ctx) > 0 && test_now_ms() < end) {
+    struct pollfd p = {l->fd, 0, 0};
+    int64_t wait = httpcache_async_timeout_ms(ctx);
+    uint32_t ready = 0;
+    if (wait < 0 || wait > 50) wait = 50;
+    if (l->events & HTTPCACHE_EV_READ) p.events |= POLLIN;
+    if (l->events & HTTPCACHE_EV_WRITE) p.events |= POLLOUT;
+    if (l->fd >= 0 && poll(&p, 1, (int)wait) > 0) {
+      if (p.revents & (POLLIN | POLLHUP | POLLERR)) ready |= HTTPCACHE_EV_READ;
+      if (p.revents & (POLLOUT | POLLERR)) ready |= HTTPCACHE_EV_WRITE;
+    } else if (l->fd < 0) {
+      test_sleep_ms((int)wait);
+    }
+    assert_int_equal(httpcache_async_process(ctx, ready), HTTPCACHE_OK);
+  }
+  return httpcache_async_pending(ctx);
+}
+
+/* ---- completion records ---- */
+
+typedef struct {
+  int done;
+  int status;
+  char value[256];
+  size_t size;
+  int64_t ttl_ms;
+} get_result;
+
+static void on_get(int status, const void *value, size_t size, int64_t ttl_ms, void *payload) {
+  get_result *r = payload;
+  ++r->done;
+  r->status = status;
+  r->size = size;
+  r->ttl_ms = ttl_ms;
+  if (size && size < sizeof r->value) memcpy(r->value, value, size);
+}
+
+typedef struct {
+  int done;
+  int status;
+  int64_t count;
+} done_result;
+
+static void on_done(int status, int64_t count, void *payload) {
+  done_result *r = payload;
+  ++r->done;
+  r->status = status;
+  r->count = count;
+}
+
+typedef struct {
+  httpcache_cache *cache;
+  httpcache_async *ctx;
+  loop l;
+} fixture;
+
+static const httpcache_ttl_policy one_minute = {HTTPCACHE_TTL_SECONDS, 60, NULL, NULL};
+
+static int setup_url(void **state, const char *url, const httpcache_options *opts) {
+  fixture *f = calloc(1, sizeof *f);
+  f->l.fd = -1;
+  if (httpcache_cache_open(&f->cache, url, test_unique_namespace("async"), NULL, opts) != HTTPCACHE_OK)
+    fail_msg("open: %s", httpcache_error_last()->message);
+  assert_int_equal(httpcache_async_open(&f->ctx, f->cache, on_watch, &f->l), HTTPCACHE_OK);
+  *state = f;
+  return 0;
+}
+
+static int setup_memory(void **state) { return setup_url(state, "memory://", NULL); }
+static int setup_redis(void **state) { return setup_url(state, test_redis_url(), NULL); }
+static int setup_unix(void **state) { return setup_url(state, test_redis_unix_url(), NULL); }
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  httpcache_async_free(f->ctx);
+  httpcache_cache_free(f->cache);
+  free(f);
+  return 0;
+}
+
+/** set, get (value + remaining TTL), invalidate and a miss, each completed through the loop. */
+static void test_async_round_trip(void **state) {
+  fixture *f = *state;
+  get_result g = {0};
+  done_result d = {0};
+  const char *keys[] = {"k", "absent"};
+  size_t lens[] = {1, 6};
+  assert_int_equal(httpcache_async_set(f->ctx, "k", 1, "v\0x", 3, &one_minute, on_done, &d), HTTPCACHE_OK);
+  assert_int_equal(run_loop(&f->l, f->ctx, 2000), 0);
+  assert_int_equal(d.done, 1);
+  assert_int_equal(d.status, HTTPCACHE_OK);
+  assert_int_equal(d.count, 60);
+  assert_int_equal(httpcache_async_get(f->ctx, "k", 1, on_get, &g), HTTPCACHE_OK);
+  assert_int_equal(run_loop(&f->l, f->ctx, 2000), 0);
+  assert_int_equal(g.done, 1);
+  assert_int_equal(g.status, HTTPCACHE_OK);
+  assert_int_equal(g.size, 3);
+  assert_memory_equal(g.value, "v\0x", 3);
+  assert_in_range(g.ttl_ms, 58000, 60000);
+  memset(&d, 0, sizeof d);
+  assert_int_equal(httpcache_async_invalidate(f->ctx, (const void *const *)keys, lens, 2, on_done, &d), 0);
+  assert_int_equal(run_loop(&f->l, f->ctx, 2000), 0);
+  assert_int_equal(d.done, 1);
+  assert_int_equal(d.count, 1);
+  memset(&g, 0, sizeof g);
+  assert_int_equal(httpcache_async_get(f->ctx, "k", 1, on_get, &g), HTTPCACHE_OK);
+  assert_int_equal(run_loop(&f->l, f->ctx, 2000), 0);
+  assert_int_equal(g.done, 1);
+  assert_int_equal(g.status, HTTPCACHE_ENOTFOUND);
+}
+
+/** Many requests in flight at once complete in order, each exactly once, with its own value. */
+static void test_async_pipelined_requests(void **state) {
+  fixture *f = *state;
+  enum { N = 200 };
+  static get_result got[N];
+  static done_result set[N];
+  char key[32], value[32];
+  int i;
+  memset(got, 0, sizeof got);
+  memset(set, 0, sizeof set);
+  for (i = 0; i < N; ++i) {
+    snprintf(key, sizeof key, "p%d", i);
+    snprintf(value, sizeof value, "value-%d", i);
+    assert_int_equal(httpcache_async_set(f->ctx, key, strlen(key), value, strlen(value), &one_minute, on_done, &set[i]),
+                     0);
+  }
+  for (i = 0; i < N; ++i) {
+    snprintf(key, sizeof key, "p%d", i);
+    assert_int_equal(httpcache_async_get(f->ctx, key, strlen(key), on_get, &got[i]), 0);
+  }
+  assert_int_equal(run_loop(&f->l, f->ctx, 5000), 0);
+  for (i = 0; i < N; ++i) {
+    snprintf(value, sizeof value, "value-%d", i);
+    assert_int_equal(set[i].done, 1);
+    assert_int_equal(got[i].done, 1);
+    assert_int_equal(got[i].status, HTTPCACHE_OK);
+    assert_int_equal(got[i].size, strlen(value));
+    assert_memory_equal(got[i].value, value, got[i].size);
+  }
+}
+
+/** Bad arguments are refused when starting, and then no callback runs. */
+static void test_async_bad_input(void **state) {
+  fixture *f = *state;
+  get_result g = {0};
+  done_result d = {0};
+  httpcache_ttl_policy zero = {HTTPCACHE_TTL_SECONDS, 0, NULL, NULL};
+  assert_int_equal(httpcache_async_get(f->ctx, "", 0, on_get, &g), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_get(f->ctx, NULL, 1, on_get, &g), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_get(f->ctx, "k", 1, NULL, &g), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_get(NULL, "k", 1, on_get, &g), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_set(f->ctx, "k", 1, "v", 1, &zero, on_done, &d), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_set(f->ctx, "k", 1, NULL, 1, &one_minute, on_done, &d), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_invalidate(f->ctx, NULL, NULL, 0, on_done, &d), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_process(NULL, 0), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_open(NULL, f->cache, NULL, NULL), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_pending(f->ctx), 0);
+  assert_int_equal(g.done + d.done, 0);
+  assert_int_equal(httpcache_async_timeout_ms(f->ctx), -1);
+  httpcache_async_free(NULL);
+}
+
+/** memory:// completes every request inside the call that starts it, watching nothing. */
+static void test_async_memory_completes_at_once(void **state) {
+  fixture *f = *state;
+  get_result g = {0};
+  done_result d = {0};
+  assert_int_equal(httpcache_async_set(f->ctx, "m", 1, "v", 1, &one_minute, on_done, &d), 0);
+  assert_int_equal(d.done, 1);
+  assert_int_equal(httpcache_async_get(f->ctx, "m", 1, on_get, &g), 0);
+  assert_int_equal(g.done, 1);
+  assert_int_equal(g.status, HTTPCACHE_OK);
+  assert_int_equal(f->l.watch_calls, 0);
+}
+
+/** A stalled server (SIGSTOP) makes requests fail with ETIMEOUT after the command timeout, never
+ *  blocking the loop; once it resumes the context reconnects and serves again. */
+static void test_async_stalled_server_times_out(void **state) {
+  httpcache_cache *cache = NULL;
+  httpcache_async *ctx = NULL;
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  loop l = {-1, 0, 0};
+  get_result g = {0};
+  done_result d = {0};
+  int64_t started, elapsed;
+  pid_t pid = (pid_t)test_redis_pid();
+  (void)state;
+  opts.command_timeout_ms = 200;
+  assert_int_equal(httpcache_cache_open(&cache, test_redis_url(), test_unique_namespace("stall"), NULL, &opts), 0);
+  assert_int_equal(httpcache_async_open(&ctx, cache, on_watch, &l), 0);
+  assert_int_equal(httpcache_async_set(ctx, "s", 1, "v", 1, &one_minute, on_done, &d), 0);
+  assert_int_equal(run_loop(&l, ctx, 2000), 0); /* connected and working */
+  assert_int_equal(kill(pid, SIGSTOP), 0);
+  started = test_now_ms();
+  assert_int_equal(httpcache_async_get(ctx, "s", 1, on_get, &g), 0);
+  assert_int_equal(run_loop(&l, ctx, 3000), 0);
+  elapsed = test_now_ms() - started;
+  assert_int_equal(kill(pid, SIGCONT), 0);
+  assert_int_equal(g.done, 1);
+  assert_int_equal(g.status, HTTPCACHE_ETIMEOUT);
+  assert_in_range(elapsed, 150, 1000);
+  memset(&g, 0, sizeof g);
+  assert_int_equal(httpcache_async_get(ctx, "s", 1, on_get, &g), 0);
+  assert_int_equal(run_loop(&l, ctx, 3000), 0);
+  assert_int_equal(g.status, HTTPCACHE_OK);
+  httpcache_async_free(ctx);
+  httpcache_cache_free(cache);
+}
+
+/** Freeing a context with requests in flight completes them with ECANCELED and stops watching. */
+static void test_async_free_cancels_pending(void **state) {
+  httpcache_cache *cache = NULL;
+  httpcache_async *ctx = NULL;
+  loop l = {-1, 0, 0};
+  get_result g1 = {0}, g2 = {0};
+  (void)state;
+  assert_int_equal(httpcache_cache_open(&cache, test_redis_url(), test_unique_namespace("cancel"), NULL, NULL), 0);
+  assert_int_equal(httpcache_async_open(&ctx, cache, on_watch, &l), 0);
+  assert_int_equal(httpcache_async_get(ctx, "a", 1, on_get, &g1), 0);
+  assert_int_equal(httpcache_async_get(ctx, "b", 1, on_get, &g2), 0);
+  assert_int_equal(httpcache_async_pending(ctx), 2);
+  assert_true(l.fd >= 0);
+  httpcache_async_free(ctx);
+  assert_int_equal(g1.done, 1);
+  assert_int_equal(g2.done, 1);
+  assert_int_equal(g1.status, HTTPCACHE_ECANCELED);
+  assert_int_equal(g2.status, HTTPCACHE_ECANCELED);
+  assert_int_equal(l.fd, -1);
+  httpcache_cache_free(cache);
+}
+
+/** With nothing listening, requests fail with EBACKEND through the loop, and the loop never blocks. */
+static void test_async_server_down(void **state) {
+  httpcache_cache *cache = NULL;
+  httpcache_async *ctx = NULL;
+  loop l = {-1, 0, 0};
+  get_result g = {0};
+  (void)state;
+  assert_int_equal(httpcache_cache_open(&cache, "redis://127.0.0.1:1", "down", NULL, NULL), 0);
+  assert_int_equal(httpcache_async_open(&ctx, cache, on_watch, &l), 0);
+  assert_int_equal(httpcache_async_get(ctx, "a", 1, on_get, &g), 0);
+  assert_int_equal(run_loop(&l, ctx, 3000), 0);
+  assert_int_equal(g.done, 1);
+  assert_int_equal(g.status, HTTPCACHE_EBACKEND);
+  httpcache_async_free(ctx);
+  httpcache_cache_free(cache);
+}
+
+#define ON(test, s) cmocka_unit_test_setup_teardown(test, s, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      ON(test_async_round_trip, setup_memory),
+      ON(test_async_round_trip, setup_redis),
+      ON(test_async_round_trip, setup_unix),
+      ON(test_async_pipelined_requests, setup_memory),
+      ON(test_async_pipelined_requests, setup_redis),
+      ON(test_async_bad_input, setup_memory),
+      ON(test_async_bad_input, setup_redis),
+      ON(test_async_memory_completes_at_once, setup_memory),
+      cmocka_unit_test(test_async_stalled_server_times_out),
+      cmocka_unit_test(test_async_free_cancels_pending),
+      cmocka_unit_test(test_async_server_down),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
