@@ -11,7 +11,7 @@ namespace httpcache::capi {
 
 ttl_policy to_core_policy(const httpcache_ttl_policy& policy) {
   ttl_policy p;
-  p.kind = static_cast<ttl_kind>(policy.kind);
+  p.kind = static_cast<ttl_kind>(policy.kind);  // ttl_kind is `enum class : int`: any int is valid
   p.seconds = policy.seconds;
   if (policy.kind == HTTPCACHE_TTL_CALLBACK && policy.callback) {
     auto cb = policy.callback;

@@ -216,7 +216,7 @@ typedef int64_t (*httpcache_ttl_cb)(void *payload);
 
 /** A TTL policy: a plain value the caller fills; the library keeps no pointer to it. */
 typedef struct httpcache_ttl_policy {
-  httpcache_ttl_kind kind;
+  int kind;                  /**< An httpcache_ttl_kind (an int, so any value can be checked safely). */
   int64_t seconds;           /**< For HTTPCACHE_TTL_SECONDS; must be > 0. */
   httpcache_ttl_cb callback; /**< For HTTPCACHE_TTL_CALLBACK. */
   void *payload;             /**< Passed to callback. */

@@ -208,7 +208,7 @@ static void test_cache_bad_input(void **state) {
   compute_state c = {0, "x", 1, 0, 0};
   httpcache_ttl_policy zero = {HTTPCACHE_TTL_SECONDS, 0, NULL, NULL};
   httpcache_ttl_policy negative = {HTTPCACHE_TTL_SECONDS, -5, NULL, NULL};
-  httpcache_ttl_policy unknown = {(httpcache_ttl_kind)99, 10, NULL, NULL};
+  httpcache_ttl_policy unknown = {99, 10, NULL, NULL};
   httpcache_ttl_policy no_callback = {HTTPCACHE_TTL_CALLBACK, 0, NULL, NULL};
   httpcache_ttl_policy zero_callback = {HTTPCACHE_TTL_CALLBACK, 0, ttl_zero, NULL};
   static char long_key[HTTPCACHE_MAX_KEY_BYTES + 1];
