@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: MIT
+"""The asyncio adapter: the C library's non-blocking calls driven by the running event loop.
+
+Why this design: a cached call on Redis must never block the loop, and a thread hop per call
+(run_in_executor around the blocking API) costs a thread wake-up and a cross-thread loop wake-up
+on every call. Instead, as hiredis's own event-loop adapters do, the C library owns one
+non-blocking connection per (handle, loop), tells us which descriptor to watch and for what
+(the watch callback -> ``loop.add_reader``/``add_writer``), and we call
+``AsyncContext.process(events)`` when the loop sees it ready. Replies are parsed in C++ on the
+loop's thread and each completion resolves its asyncio future right there: no thread, no
+``call_soon_threadsafe``. Requests from concurrent tasks are pipelined on the one connection.
+``loop.call_later`` with ``timeout_ms()`` fails requests stuck on a stalled server (ETIMEOUT)
+instead of leaving their tasks waiting forever.
+
+On ``memory://`` a request completes inside the call that starts it: the future is already
+done when ``get()`` awaits it, and awaiting a done future does not yield to the loop, so a
+memory hit costs one future and no loop iteration (no timer is armed either).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from . import _httpcache
+
+_READ = _httpcache.EV_READ
+_WRITE = _httpcache.EV_WRITE
+
+
+class _Watcher:
+    """The watch callback: maps the library's interest in a descriptor to add/remove_reader and
+    add/remove_writer. Holds only weak references, so the context -> watcher reference makes no
+    cycle (the pybind11 context is invisible to the garbage collector)."""
+
+    __slots__ = ("loop_ref", "ctx_ref", "watched")
+
+    def __init__(self, loop: Any) -> None:
+        self.loop_ref = weakref.ref(loop)
+        self.ctx_ref: Any = None
+        self.watched: dict[int, int] = {}
+
+    def __call__(self, fd: int, events: int) -> None:
+        old = self.watched.pop(fd, 0)
+        if events:
+            self.watched[fd] = events
+        loop = self.loop_ref()
+        ctx = self.ctx_ref() if self.ctx_ref is not None else None
+        if loop is None or loop.is_closed():
+            return
+        if events & _READ and not old & _READ and ctx is not None:
+            loop.add_reader(fd, ctx.process, _READ)
+        elif old & _READ and not events & _READ:
+            loop.remove_reader(fd)
+        if events & _WRITE and not old & _WRITE and ctx is not None:
+            loop.add_writer(fd, ctx.process, _WRITE)
+        elif old & _WRITE and not events & _WRITE:
+            loop.remove_writer(fd)
+
+
+class LoopAdapter:
+    """One AsyncContext of one cache handle, for one event loop (its thread only)."""
+
+    __slots__ = ("_loop_ref", "_ctx", "_timer", "__weakref__")
+
+    def __init__(self, cache: _httpcache.Cache, loop: Any) -> None:
+        self._loop_ref = weakref.ref(loop)
+        watcher = _Watcher(loop)
+        self._ctx = _httpcache.AsyncContext(cache, watcher)
+        watcher.ctx_ref = weakref.ref(self._ctx)
+        self._timer: Any = None
+
+    def _arm(self, loop: Any) -> None:
+        # One timer for the earliest deadline; it re-arms itself while requests are pending.
+        if self._timer is None:
+            t = self._ctx.timeout_ms()
+            if t >= 0:
+                self._timer = loop.call_later(t / 1000.0, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._ctx.process(0)
+        loop = self._loop_ref()
+        if loop is not None and not loop.is_closed():
+            self._arm(loop)
+
+    async def get(self, loop: Any, key: bytes) -> tuple[int, bytes | None, int]:
+        """(status, value or None, remaining ttl_ms); status OK, ENOTFOUND, EBACKEND, ETIMEOUT."""
+        fut = loop.create_future()
+        self._ctx.get(key, fut)
+        if not fut.done():
+            self._arm(loop)
+        return await fut
+
+    async def set(self, loop: Any, key: bytes, value: bytes, policy: _httpcache.Policy) -> tuple[int, int]:
+        """(status, ttl seconds applied). ValueError for a bad key/policy or an oversized value."""
+        fut = loop.create_future()
+        self._ctx.set(key, value, policy, fut)
+        if not fut.done():
+            self._arm(loop)
+        return await fut
+
+    async def invalidate(self, loop: Any, keys: list[bytes]) -> tuple[int, int]:
+        """(status, keys deleted)."""
+        fut = loop.create_future()
+        self._ctx.invalidate(keys, fut)
+        if not fut.done():
+            self._arm(loop)
+        return await fut
+
+    def pending(self) -> int:
+        return self._ctx.pending()
+
+    def __del__(self) -> None:
+        # Dropped with its handle (HTTPCache.init() again) or its loop: the loop's reader
+        # registration would otherwise keep the context and its connection alive.
+        try:
+            self.close()
+        except Exception:  # a finalizer must not raise
+            pass
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._ctx.close()

@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: MIT
+"""How cached values are encoded, and the HTTP headers of cached responses.
+
+Plain function results
+    The stored bytes are exactly the JSON text of the result (UTF-8, compact separators). Only
+    results that survive a JSON round trip unchanged are stored (a tuple would come back as a
+    list, a dict with int keys with str keys, NaN is not JSON): anything else is returned
+    uncached with one warning.
+
+Starlette/FastAPI responses: the record format, version 1
+    A record is three parts, so any language can read it with two splits at ``\\n``::
+
+        HTTPCACHE-RESPONSE 1\\n          magic and format version (ASCII)
+        {"status":200,"media_type":"application/json","headers":[["x-name","value"],...]}\\n
+        <body bytes, verbatim, up to the end of the value>
+
+    The second line is one JSON object (UTF-8, no newline inside): ``status`` the HTTP status
+    (int), ``media_type`` (string or null), ``headers`` the response's own headers as
+    ``[name, value]`` pairs of strings, in order, lower-case names, without the headers that are
+    recomputed or never stored: content-length, cache-control, expires, age, cache-hit, date,
+    set-cookie. A JSON text can never start with ``H``, so records and plain values cannot be
+    confused. A value that is not a valid record (bad magic, unknown version, bad JSON, wrong
+    types) is treated as a cache miss, never an error.
+
+Headers
+    A response served from the cache has ``Cache-Hit: true``, ``Cache-Control: max-age=<remaining
+    seconds>`` (plus ``private`` when the key is per-user) and ``Expires: <HTTP-date>``; a stored
+    miss gets the same Cache-Control and Expires. There is deliberately no ``Age`` header: Age is
+    the time the response has already spent in caches, and repeating the remaining TTL there
+    makes every downstream copy stale at once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+logger = logging.getLogger("httpcache")
+
+MAGIC = b"HTTPCACHE-RESPONSE 1\n"
+_SKIPPED_HEADERS = frozenset(
+    {"content-length", "cache-control", "expires", "age", "cache-hit", "date", "set-cookie"}
+)
+
+
+class _Miss:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISS"
+
+
+MISS: Any = _Miss()
+"""Returned by decode() for a value that cannot be served."""
+
+
+def is_response(result: Any) -> bool:
+    """Whether result is a Starlette (so also FastAPI) Response. Starlette is never imported
+    here: if no one has imported it, no response can exist."""
+    mod = sys.modules.get("starlette.responses")
+    return mod is not None and isinstance(result, mod.Response)
+
+
+def _cache_control_directives(value: str) -> set[str]:
+    return {part.strip().split("=", 1)[0].strip().lower() for part in value.split(",") if part.strip()}
+
+
+def response_record(response: Any, per_user: bool) -> bytes | None:
+    """The record of a response, or None when it must not be stored: not fully in memory
+    (streaming, files), non-2xx, sets a cookie, says no-store, or says private under a key
+    shared between users."""
+    body = getattr(response, "body", None)
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        return None
+    status = response.status_code
+    if not 200 <= status <= 299:
+        return None
+    headers = []
+    for raw_name, raw_value in response.raw_headers:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        if name == "set-cookie":
+            return None
+        if name == "cache-control":
+            directives = _cache_control_directives(value)
+            if "no-store" in directives or ("private" in directives and not per_user):
+                return None
+        if name not in _SKIPPED_HEADERS:
+            headers.append([name, value])
+    meta = {"status": status, "media_type": response.media_type, "headers": headers}
+    return MAGIC + json.dumps(meta, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n" + bytes(body)
+
+
+def decode_record(value: bytes) -> Any:
+    """The Response a record describes, or MISS."""
+    try:
+        from starlette.responses import Response
+    except ImportError:
+        return MISS
+    try:
+        end = value.index(b"\n", len(MAGIC))
+        meta = json.loads(value[len(MAGIC) : end])
+        status = meta["status"]
+        media_type = meta["media_type"]
+        headers = meta["headers"]
+        if (
+            type(status) is not int
+            or not 100 <= status <= 999
+            or not (media_type is None or isinstance(media_type, str))
+            or not isinstance(headers, list)
+            or not all(
+                isinstance(h, list) and len(h) == 2 and isinstance(h[0], str) and isinstance(h[1], str)
+                for h in headers
+            )
+        ):
+            return MISS
+        response = Response(content=value[end + 1 :], status_code=status, media_type=media_type)
+        # Raw headers keep repeated names and exact values; content-length was set from the body.
+        stored = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers if n.lower() not in _SKIPPED_HEADERS]
+        if any(n == b"content-type" for n, _ in stored):
+            # The stored content-type (exact charset) replaces the one derived from media_type.
+            response.raw_headers = [h for h in response.raw_headers if h[0] != b"content-type"]
+        response.raw_headers.extend(stored)
+        return response
+    except (ValueError, KeyError, TypeError, IndexError, UnicodeError):
+        return MISS
+
+
+def encode(result: Any, per_user: bool, where: str) -> tuple[bytes | None, bool]:
+    """(stored bytes or None, is_response). None means "do not store"."""
+    if is_response(result):
+        return response_record(result, per_user), True
+    try:
+        text = json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        if json.loads(text) != result:
+            raise ValueError("the value does not survive a JSON round trip")
+    except (TypeError, ValueError, RecursionError) as e:
+        logger.warning("httpcache: result of %s is not JSON (%s: %s); returned uncached", where, type(result).__name__, e)
+        return None, False
+    return text.encode("utf-8"), False
+
+
+def decode(value: bytes) -> Any:
+    """A stored value back as a result (a Response for records), or MISS."""
+    if value.startswith(MAGIC):
+        return decode_record(value)
+    try:
+        return json.loads(value)
+    except (ValueError, UnicodeError, RecursionError):
+        return MISS
+
+
+def set_cache_headers(response: Any, seconds: int, per_user: bool, hit: bool) -> None:
+    seconds = max(int(seconds), 0)
+    headers = response.headers
+    if hit:
+        headers["cache-hit"] = "true"
+    headers["cache-control"] = f"private, max-age={seconds}" if per_user else f"max-age={seconds}"
+    headers["expires"] = email.utils.formatdate(time.time() + seconds, usegmt=True)
+    if "age" in headers:
+        del headers["age"]

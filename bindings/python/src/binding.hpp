@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+// Shared pieces of the httpcache._httpcache extension: RAII holders of the C handles, the one
+// status-to-exception mapping, and the per-area init functions that module.cpp calls.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <string>
+
+#include "httpcache.h"
+
+namespace py = pybind11;
+
+namespace httpcache_py {
+
+// module.cpp calls these once each, in this order: errors first, because every other area
+// raises through raise_for().
+void init_errors(py::module_& m);
+void init_ttl(py::module_& m);
+void init_keys(py::module_& m);
+void init_cache(py::module_& m);
+void init_async(py::module_& m);
+
+// Raises the Python exception for a failed status `rc`, with httpcache_error_last()'s message.
+// Must run on the thread that made the failing call, before any other httpcache call, and with
+// the GIL held. `context` (may be empty) is prefixed to the message.
+[[noreturn]] void raise_for(int rc, const std::string& context = std::string());
+
+// Reads httpcache_error_last() now (the GIL may be released): the message is thread-local and
+// overwritten by the next call, so blocking wrappers capture it before re-acquiring the GIL.
+struct captured_error {
+  int code = HTTPCACHE_OK;
+  std::string message;
+  static captured_error last(int rc);
+};
+[[noreturn]] void raise_captured(const captured_error& e, const std::string& context = std::string());
+
+// An httpcache_buf that disposes itself.
+struct owned_buf {
+  httpcache_buf buf = HTTPCACHE_BUF_INIT;
+  owned_buf() = default;
+  owned_buf(const owned_buf&) = delete;
+  owned_buf& operator=(const owned_buf&) = delete;
+  ~owned_buf() { httpcache_buf_dispose(&buf); }
+  py::bytes to_bytes() const { return py::bytes(buf.ptr ? buf.ptr : "", buf.size); }
+};
+
+// A cache handle shared by its Python object, every blocking call in flight (each copies the
+// pointer before releasing the GIL, so close() never frees a handle another thread is using) and
+// every async context opened on it (the C ABI requires the handle to outlive them).
+using cache_ptr = std::shared_ptr<httpcache_cache>;
+
+// A TTL policy as Python sees it (httpcache._httpcache.Policy); converted to the C struct for the
+// duration of one call. For TTL_CALLBACK the Python callable is called with the GIL re-acquired.
+struct policy {
+  int kind = HTTPCACHE_TTL_END_OF_DAY;
+  int64_t seconds = 0;
+  py::object callback;  // None unless kind == TTL_CALLBACK
+  httpcache_ttl_policy to_c() const;
+};
+
+}  // namespace httpcache_py
