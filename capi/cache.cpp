@@ -51,6 +51,9 @@ core::cache_options to_core_options(const httpcache_options* opts) {
   if (opts->memory_max_entries) o.memory_max_entries = opts->memory_max_entries;
   if (opts->memory_max_bytes) o.memory_max_bytes = opts->memory_max_bytes;
   if (opts->max_value_bytes) o.max_value_bytes = opts->max_value_bytes;
+  if (opts->breaker_failures) o.breaker_failures = opts->breaker_failures;
+  if (opts->breaker_cooldown_ms) o.breaker_cooldown_ms = opts->breaker_cooldown_ms;
+  if (opts->singleflight_wait_ms) o.singleflight_wait_ms = opts->singleflight_wait_ms;
   return o;
 }
 
@@ -181,6 +184,28 @@ int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpca
     if (ttl_ms) *ttl_ms = r.ttl_ms;
     if (outcome) *outcome = static_cast<httpcache_outcome>(r.outcome);
   });
+}
+
+int httpcache_cache_stats(httpcache_stats* out, const httpcache_cache* cache) {
+  if (reject_if(!out || !cache, "out or cache is NULL")) return HTTPCACHE_EINVALID;
+  if (out->version != HTTPCACHE_STATS_VERSION) {
+    set_error(HTTPCACHE_EVERSION, fmt::format("unsupported httpcache_stats version {}", out->version));
+    return HTTPCACHE_EVERSION;
+  }
+  const core::stats& s = cache->impl->counters();
+  auto read = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  out->hits = read(s.hits);
+  out->misses = read(s.misses);
+  out->stores = read(s.stores);
+  out->errors = read(s.errors);
+  out->breaker_trips = read(s.breaker_trips);
+  out->breaker_skips = read(s.breaker_skips);
+  out->uncached = read(s.uncached);
+  out->oversized = read(s.oversized);
+  out->coalesced = read(s.coalesced);
+  out->breaker_open = cache->impl->breaker_open() ? 1 : 0;
+  clear_error();
+  return HTTPCACHE_OK;
 }
 
 }  // extern "C"

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "guarded_backend.hpp"
 #include "key.hpp"
 #include "memory_backend.hpp"
 #include "redis_backend.hpp"
@@ -31,24 +32,34 @@ std::vector<std::string> full_keys(const cache& c, const std::vector<std::string
 }  // namespace
 
 cache::cache(std::string_view url, std::string_view ns, std::string_view tz, const cache_options& options)
-    : ns_(ns), zone_(time_zone::load(tz)), options_(options) {
+    : ns_(ns),
+      zone_(time_zone::load(tz)),
+      options_(options),
+      breaker_(options.breaker_failures, options.breaker_cooldown_ms) {
   validate_namespace(ns_);
-  backend_ = make_backend(parse_url(url), options_);
+  backend_ = std::make_unique<guarded_backend>(make_backend(parse_url(url), options_), breaker_, stats_);
 }
 
 void cache::check_value_size(std::size_t size) const {
-  if (size > options_.max_value_bytes)
+  if (size > options_.max_value_bytes) {
+    stats::bump(stats_.oversized);
     throw error(errc::invalid, fmt::format("value is {} bytes, over the max_value_bytes limit of {}", size,
                                            options_.max_value_bytes));
+  }
 }
 
-lookup_result cache::get(std::string_view key) { return backend_->get(full_key(key)); }
+lookup_result cache::get(std::string_view key) {
+  lookup_result r = backend_->get(full_key(key));
+  stats::bump(r.found ? stats_.hits : stats_.misses);
+  return r;
+}
 
 std::int64_t cache::set(std::string_view key, std::string_view value, const ttl_policy& policy) {
   std::string full = full_key(key);
   check_value_size(value.size());
   std::int64_t seconds = ttl(policy, now_unix_ms());
   backend_->set(full, value, seconds * 1000);
+  stats::bump(stats_.stores);
   return seconds;
 }
 
@@ -62,37 +73,72 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
                                             const std::function<computed()>& compute) {
   std::string full = full_key(key);
   validate_ttl_policy(policy);
-  get_or_compute_result result;
   bool backend_up = true;
   try {
     lookup_result hit = backend_->get(full);
     if (hit.found) {
-      result.value = std::move(hit.value);
-      result.ttl_ms = hit.ttl_ms;
-      result.outcome = outcome::hit;
-      return result;
+      stats::bump(stats_.hits);
+      return {std::move(hit.value), hit.ttl_ms, outcome::hit};
     }
+    stats::bump(stats_.misses);
   } catch (const backend_error&) {
-    backend_up = false;  // fail open: compute as if uncached, and don't wait on a store either
+    backend_up = false;  // fail open: compute as if uncached (counted by the guarded backend)
   }
 
-  computed fresh = compute();
-  result.value = std::move(fresh.value);
-  result.outcome = outcome::uncached;
-  if (!fresh.store || !backend_up || result.value.size() > options_.max_value_bytes) return result;
+  bool leader = false;
+  auto flight = flights_.join(full, leader);
+  if (!leader) {
+    stats::bump(stats_.coalesced);
+    if (auto shared = single_flight::wait(flight, std::chrono::milliseconds(options_.singleflight_wait_ms)))
+      return {std::move(shared->value), shared->ttl_ms, outcome::coalesced};
+    // The leader failed, declined to share, or is too slow: compute alone.
+    bool unused = false;
+    return compute_and_store(full, policy, compute, backend_up, unused);
+  }
+  try {
+    bool shareable = false;
+    get_or_compute_result r = compute_and_store(full, policy, compute, backend_up, shareable);
+    std::optional<single_flight::shared_result> shared;
+    if (shareable) shared = single_flight::shared_result{r.value, r.ttl_ms, static_cast<int>(r.outcome)};
+    flights_.finish(full, flight, std::move(shared));
+    return r;
+  } catch (...) {
+    flights_.finish(full, flight, std::nullopt);
+    throw;
+  }
+}
 
+get_or_compute_result cache::compute_and_store(const std::string& full, const ttl_policy& policy,
+                                               const std::function<computed()>& compute, bool backend_up,
+                                               bool& shareable) {
+  computed fresh = compute();
+  get_or_compute_result result{std::move(fresh.value), 0, outcome::uncached};
+  // Only a value its producer wanted cached may be handed to concurrent callers.
+  shareable = fresh.store && result.value.size() <= options_.max_value_bytes;
+  if (fresh.store && result.value.size() > options_.max_value_bytes) stats::bump(stats_.oversized);
+  if (!shareable || !backend_up) {
+    stats::bump(stats_.uncached);
+    return result;
+  }
   std::int64_t seconds = ttl(policy, now_unix_ms());
   try {
     backend_->set(full, result.value, seconds * 1000);
     result.ttl_ms = seconds * 1000;
     result.outcome = outcome::stored;
+    stats::bump(stats_.stores);
   } catch (const backend_error&) {
+    stats::bump(stats_.uncached);
   }
   return result;
 }
 
 void cache::async_get(async_session& s, std::string_view key, get_done_fn done) const {
-  s.get(full_key(key), std::move(done));
+  s.get(full_key(key), [counters = &stats_, done = std::move(done)](int status, std::string_view value,
+                                                                   std::int64_t ttl_ms) {
+    if (status == 0) stats::bump(counters->hits);
+    if (status == static_cast<int>(errc::not_found)) stats::bump(counters->misses);
+    done(status, value, ttl_ms);
+  });
 }
 
 void cache::async_set(async_session& s, std::string_view key, std::string_view value, const ttl_policy& policy,
@@ -100,7 +146,8 @@ void cache::async_set(async_session& s, std::string_view key, std::string_view v
   std::string full = full_key(key);
   check_value_size(value.size());
   std::int64_t seconds = ttl(policy, now_unix_ms());
-  s.set(full, value, seconds * 1000, [seconds, done = std::move(done)](int status, std::int64_t) {
+  s.set(full, value, seconds * 1000, [counters = &stats_, seconds, done = std::move(done)](int status, std::int64_t) {
+    if (status == 0) stats::bump(counters->stores);
     done(status, status == 0 ? seconds : 0);
   });
 }

@@ -10,16 +10,23 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "breaker.hpp"
 #include "key.hpp"
+#include "single_flight.hpp"
+#include "stats.hpp"
 #include "ttl.hpp"
 
 namespace httpcache {
 
 struct cache_options : backend_options {
   std::uint64_t max_value_bytes = 8ull << 20;
+  std::uint32_t breaker_failures = 3;      // consecutive failures that open the breaker (0: never)
+  std::uint32_t breaker_cooldown_ms = 500;  // how long it stays open before one probe
+  std::uint32_t singleflight_wait_ms = 5000;  // longest wait for a concurrent caller's computation
 };
 
-enum class outcome : int { hit = 1, stored = 2, uncached = 3 };
+// coalesced: a concurrent caller computed the value; this one waited and shares it.
+enum class outcome : int { hit = 1, stored = 2, uncached = 3, coalesced = 4 };
 
 // What a compute step produced. Failures are exceptions, which propagate unchanged.
 struct computed {
@@ -57,6 +64,9 @@ class cache {
   // Non-blocking calls through a session from open_async(). Arguments are checked (and the TTL
   // computed) before anything starts, so a bad call throws and no callback runs.
   std::unique_ptr<async_session> open_async(watch_fn watch) { return backend_->open_async(std::move(watch)); }
+  // Counters; the async caller reports its own hits and misses through these too.
+  struct stats& counters() const noexcept { return stats_; }
+  bool breaker_open() const noexcept { return breaker_.is_open(); }
   void async_get(async_session& s, std::string_view key, get_done_fn done) const;
   void async_set(async_session& s, std::string_view key, std::string_view value, const ttl_policy& policy,
                  count_done_fn done) const;
@@ -64,11 +74,17 @@ class cache {
 
  private:
   void check_value_size(std::size_t size) const;
+  get_or_compute_result compute_and_store(const std::string& full, const ttl_policy& policy,
+                                          const std::function<computed()>& compute, bool backend_up,
+                                          bool& shareable);
 
   std::string ns_;
   time_zone zone_;
   cache_options options_;
-  std::unique_ptr<backend> backend_;
+  mutable struct stats stats_;  // counters change under const calls too (check_value_size)
+  circuit_breaker breaker_;
+  single_flight flights_;
+  std::unique_ptr<backend> backend_;  // guarded: breaker + error counters around the real store
 };
 
 }  // namespace httpcache

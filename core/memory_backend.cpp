@@ -14,8 +14,10 @@ void memory_backend::erase_locked(lru_list::iterator it) {
 
 lookup_result memory_backend::get(std::string_view key) {
   lookup_result result;
-  const auto now = clock::now();
   std::lock_guard<std::mutex> lock(mutex_);
+  // Read the clock under the lock: a `now` taken before a concurrent set() would report more time
+  // left than that set() applied.
+  const auto now = clock::now();
   auto found = index_.find(key);
   if (found == index_.end()) return result;
   auto it = found->second;
@@ -32,8 +34,8 @@ lookup_result memory_backend::get(std::string_view key) {
 }
 
 void memory_backend::set(std::string_view key, std::string_view value, std::int64_t ttl_ms) {
-  const auto expires = clock::now() + std::chrono::milliseconds(ttl_ms);
   std::lock_guard<std::mutex> lock(mutex_);
+  const auto expires = clock::now() + std::chrono::milliseconds(ttl_ms);
   if (auto found = index_.find(key); found != index_.end()) erase_locked(found->second);
   if (key.size() + value.size() > max_bytes_ || max_entries_ == 0) return;  // could never fit
   lru_.push_front(entry{std::string(key), std::string(value), expires});

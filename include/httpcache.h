@@ -184,9 +184,12 @@ typedef struct httpcache_options {
   uint64_t memory_max_entries; /**< memory://: entry limit (LRU eviction); default 100000. */
   uint64_t memory_max_bytes;   /**< memory://: bytes of keys+values (LRU eviction); default 64 MiB. */
   uint64_t max_value_bytes;    /**< Largest value stored; larger ones are not stored (EINVALID from set); default 8 MiB. */
+  uint32_t breaker_failures;   /**< Consecutive backend failures that open the circuit breaker; default 3. */
+  uint32_t breaker_cooldown_ms; /**< How long an open breaker skips the backend before one probe; default 500. */
+  uint32_t singleflight_wait_ms; /**< Longest wait for a concurrent caller computing the same key; default 5000. */
 } httpcache_options;
 
-#define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0}
+#define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /**
  * Fills opts with the defaults of `version` (pass HTTPCACHE_OPTIONS_VERSION).
@@ -389,9 +392,10 @@ HTTPCACHE_EXTERN(int) httpcache_buf_set(httpcache_buf *buf, const void *data, si
 
 /** How httpcache_cache_get_or_compute() got its value. */
 typedef enum httpcache_outcome {
-  HTTPCACHE_OUTCOME_HIT = 1,      /**< Served from the cache. */
-  HTTPCACHE_OUTCOME_STORED = 2,   /**< Computed and stored. */
-  HTTPCACHE_OUTCOME_UNCACHED = 3  /**< Computed, not stored (declined, too large, or backend down). */
+  HTTPCACHE_OUTCOME_HIT = 1,       /**< Served from the cache. */
+  HTTPCACHE_OUTCOME_STORED = 2,    /**< Computed and stored. */
+  HTTPCACHE_OUTCOME_UNCACHED = 3,  /**< Computed, not stored (declined, too large, or backend down). */
+  HTTPCACHE_OUTCOME_COALESCED = 4  /**< A concurrent caller on this handle computed it; shared (single-flight). */
 } httpcache_outcome;
 
 /**
@@ -401,6 +405,13 @@ typedef enum httpcache_outcome {
  * its value is stored with the policy's TTL and returned. If the backend
  * fails (down, timeout) the call still succeeds: the callback runs and its
  * value is returned uncached (fail open); httpcache_error_last() is cleared.
+ * After repeated failures a circuit breaker skips the backend for a
+ * cool-down, so a dead server adds almost nothing per call.
+ *
+ * Single-flight: concurrent callers of the same cold key on one handle share
+ * one computation: the first computes, the others wait (at most
+ * singleflight_wait_ms) and get its value (HTTPCACHE_OUTCOME_COALESCED). If
+ * it fails, declines to store, or is too slow, each waiter computes itself.
  *
  * @param[out] value the value; caller disposes.
  * @param[out] ttl_ms remaining TTL in ms on a hit, the TTL applied on a store,
@@ -415,6 +426,36 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64
                                                      const void *key, size_t key_len,
                                                      const httpcache_ttl_policy *policy,
                                                      httpcache_compute_cb compute, void *payload);
+
+/* ------------------------------------------------------------------------
+ * Statistics
+ * ------------------------------------------------------------------------ */
+
+#define HTTPCACHE_STATS_VERSION 1
+
+/** Counters since the handle was opened. Set `version` before the call; fields are only appended. */
+typedef struct httpcache_stats {
+  unsigned int version;     /**< HTTPCACHE_STATS_VERSION. */
+  uint64_t hits;            /**< Lookups that found a live entry. */
+  uint64_t misses;          /**< Lookups that found none. */
+  uint64_t stores;          /**< Values stored. */
+  uint64_t errors;          /**< Backend failures (unreachable, I/O, timeout, error reply). */
+  uint64_t breaker_trips;   /**< Times the circuit breaker opened. */
+  uint64_t breaker_skips;   /**< Backend calls skipped because it was open. */
+  uint64_t uncached;        /**< Computed values not stored (declined, too large, backend down). */
+  uint64_t oversized;       /**< Values over max_value_bytes. */
+  uint64_t coalesced;       /**< Callers that waited for a concurrent caller's computation. */
+  int breaker_open;         /**< 1 while the breaker is open, else 0. */
+} httpcache_stats;
+
+#define HTTPCACHE_STATS_INIT {HTTPCACHE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/**
+ * Reads the handle's counters (blocking and non-blocking calls alike).
+ * @param[out] out counters; out->version must be HTTPCACHE_STATS_VERSION.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID; HTTPCACHE_EVERSION. Thread-safe. Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_stats(httpcache_stats *out, const httpcache_cache *cache);
 
 /* ------------------------------------------------------------------------
  * Non-blocking calls, driven by a host event loop

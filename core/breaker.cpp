@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+#include "breaker.hpp"
+
+#include <chrono>
+
+namespace httpcache {
+
+namespace {
+
+std::int64_t steady_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+bool circuit_breaker::allow() {
+  std::int64_t until = open_until_ms_.load(std::memory_order_relaxed);
+  if (until == 0) return true;
+  std::int64_t now = steady_ms();
+  if (now < until) return false;
+  // Half-open: exactly one caller per cool-down wins the right to probe; the others keep skipping.
+  return open_until_ms_.compare_exchange_strong(until, now + cooldown_ms_, std::memory_order_relaxed);
+}
+
+void circuit_breaker::record_success() {
+  consecutive_failures_.store(0, std::memory_order_relaxed);
+  open_until_ms_.store(0, std::memory_order_relaxed);
+}
+
+bool circuit_breaker::record_failure() {
+  if (threshold_ == 0) return false;  // disabled
+  if (consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1 < threshold_) return false;
+  std::int64_t previous = open_until_ms_.exchange(steady_ms() + cooldown_ms_, std::memory_order_relaxed);
+  return previous == 0;
+}
+
+}  // namespace httpcache

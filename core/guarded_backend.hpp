@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+// Wraps any backend with the circuit breaker and the error counters, for the blocking calls and
+// the non-blocking sessions alike, so every path fails fast and is counted the same way.
+#pragma once
+
+#include <memory>
+
+#include "backend.hpp"
+#include "breaker.hpp"
+#include "stats.hpp"
+
+namespace httpcache {
+
+class guarded_backend final : public backend {
+ public:
+  guarded_backend(std::unique_ptr<backend> inner, circuit_breaker& breaker, struct stats& counters)
+      : inner_(std::move(inner)), breaker_(breaker), stats_(counters) {}
+
+  lookup_result get(std::string_view key) override;
+  void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override;
+  std::size_t del(const std::vector<std::string_view>& keys) override;
+  std::unique_ptr<async_session> open_async(watch_fn watch) override;
+
+  // For both paths: may the backend be used now? Counts a skip when not.
+  bool admit();
+  // Records the outcome of one backend operation (status: 0 or a negative errc value).
+  void record(int status);
+
+ private:
+  template <typename Op>
+  auto guarded(Op&& op) -> decltype(op());
+
+  std::unique_ptr<backend> inner_;
+  circuit_breaker& breaker_;
+  struct stats& stats_;
+};
+
+}  // namespace httpcache
