@@ -31,7 +31,7 @@ int64_t call_python_ttl(void* payload) {
 
 httpcache_ttl_policy policy::to_c() const {
   httpcache_ttl_policy p{};
-  p.kind = static_cast<httpcache_ttl_kind>(kind);
+  p.kind = kind;
   p.seconds = seconds;
   if (kind == HTTPCACHE_TTL_CALLBACK && callback && !callback.is_none()) {
     p.callback = &call_python_ttl;
