@@ -27,6 +27,9 @@ _OPTION_NAMES = (
     "memory_max_entries",
     "memory_max_bytes",
     "max_value_bytes",
+    "breaker_failures",
+    "breaker_cooldown_ms",
+    "singleflight_wait_ms",
 )
 _OPTION_LIMITS = {
     "connect_timeout_ms": 2**32 - 1,
@@ -35,6 +38,9 @@ _OPTION_LIMITS = {
     "memory_max_entries": 2**64 - 1,
     "memory_max_bytes": 2**64 - 1,
     "max_value_bytes": 2**64 - 1,
+    "breaker_failures": 2**32 - 1,
+    "breaker_cooldown_ms": 2**32 - 1,
+    "singleflight_wait_ms": 2**32 - 1,
 }
 
 
@@ -141,8 +147,9 @@ class HTTPCache:
     None or ``memory://`` uses the embedded store; ``redis://`` and ``unix://`` URLs use Redis
     (connected lazily: an unreachable server never stops the application, decorated calls then
     run uncached). ``tz`` is an IANA name, a pytz zone or a ``zoneinfo.ZoneInfo``. ``options``
-    are the C library's: connect_timeout_ms, command_timeout_ms, pool_size, memory_max_entries,
-    memory_max_bytes, max_value_bytes (0 or absent: the library default).
+    are the C library's (httpcache_options): connect_timeout_ms, command_timeout_ms, pool_size,
+    memory_max_entries, memory_max_bytes, max_value_bytes, breaker_failures,
+    breaker_cooldown_ms, singleflight_wait_ms (0 or absent: the library default).
     """
 
     redis_url: str | None = None

@@ -28,6 +28,7 @@ _OK = _httpcache.OK
 _ENOTFOUND = _httpcache.ENOTFOUND
 _HIT = _httpcache.OUTCOME_HIT
 _STORED = _httpcache.OUTCOME_STORED
+_COALESCED = _httpcache.OUTCOME_COALESCED
 _EMPTY = inspect.Parameter.empty
 _UNSET: Any = object()
 
@@ -292,7 +293,9 @@ def cache(
             else:
                 policy = fixed_policy
             value, ttl_ms, outcome = handle.cache.get_or_compute(k, policy, compute)
-            if outcome == _HIT:
+            if outcome == _HIT or outcome == _COALESCED:
+                # COALESCED: a concurrent call on this handle computed and stored it (the core's
+                # single-flight); this call's function did not run, as on a hit.
                 handle.backend_ok()
                 hit = decode(value)
                 if hit is not MISS:

@@ -27,6 +27,7 @@ TTL_CALLBACK: int
 OUTCOME_HIT: int
 OUTCOME_STORED: int
 OUTCOME_UNCACHED: int
+OUTCOME_COALESCED: int
 
 EV_READ: int
 EV_WRITE: int
@@ -67,6 +68,9 @@ class Cache:
         memory_max_entries: int = 0,
         memory_max_bytes: int = 0,
         max_value_bytes: int = 0,
+        breaker_failures: int = 0,
+        breaker_cooldown_ms: int = 0,
+        singleflight_wait_ms: int = 0,
     ) -> None: ...
     @property
     def namespace(self) -> str: ...
@@ -82,6 +86,7 @@ class Cache:
     def get_or_compute(
         self, key: bytes | str, policy: Policy, compute: Callable[[], bytes | tuple[bytes, bool]]
     ) -> tuple[bytes, int, int]: ...
+    def stats(self) -> dict[str, int | bool]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Cache: ...
     def __exit__(self, *args: Any) -> None: ...

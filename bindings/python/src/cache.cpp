@@ -79,11 +79,13 @@ void init_cache(py::module_& m) {
   m.attr("OUTCOME_HIT") = static_cast<int>(HTTPCACHE_OUTCOME_HIT);
   m.attr("OUTCOME_STORED") = static_cast<int>(HTTPCACHE_OUTCOME_STORED);
   m.attr("OUTCOME_UNCACHED") = static_cast<int>(HTTPCACHE_OUTCOME_UNCACHED);
+  m.attr("OUTCOME_COALESCED") = static_cast<int>(HTTPCACHE_OUTCOME_COALESCED);
 
   py::class_<cache_object>(m, "Cache", "A cache handle (httpcache_cache): a backend, a namespace and a zone.")
       .def(py::init([](std::optional<std::string> url, std::optional<std::string> ns, std::optional<std::string> tz,
                        uint32_t connect_timeout_ms, uint32_t command_timeout_ms, uint32_t pool_size,
-                       uint64_t memory_max_entries, uint64_t memory_max_bytes, uint64_t max_value_bytes) {
+                       uint64_t memory_max_entries, uint64_t memory_max_bytes, uint64_t max_value_bytes,
+                       uint32_t breaker_failures, uint32_t breaker_cooldown_ms, uint32_t singleflight_wait_ms) {
              httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
              opts.connect_timeout_ms = connect_timeout_ms;
              opts.command_timeout_ms = command_timeout_ms;
@@ -91,6 +93,9 @@ void init_cache(py::module_& m) {
              opts.memory_max_entries = memory_max_entries;
              opts.memory_max_bytes = memory_max_bytes;
              opts.max_value_bytes = max_value_bytes;
+             opts.breaker_failures = breaker_failures;
+             opts.breaker_cooldown_ms = breaker_cooldown_ms;
+             opts.singleflight_wait_ms = singleflight_wait_ms;
              httpcache_cache* raw = nullptr;
              int rc;
              captured_error err;
@@ -107,7 +112,8 @@ void init_cache(py::module_& m) {
            py::arg("url") = py::none(), py::arg("namespace") = py::none(), py::arg("tz") = py::none(),
            py::kw_only(), py::arg("connect_timeout_ms") = 0, py::arg("command_timeout_ms") = 0,
            py::arg("pool_size") = 0, py::arg("memory_max_entries") = 0, py::arg("memory_max_bytes") = 0,
-           py::arg("max_value_bytes") = 0,
+           py::arg("max_value_bytes") = 0, py::arg("breaker_failures") = 0, py::arg("breaker_cooldown_ms") = 0,
+           py::arg("singleflight_wait_ms") = 0,
            "Opens a handle (httpcache_cache_open); 0 means the library default. ValueError for a bad "
            "URL, namespace or zone. Redis connects lazily.")
       .def_property_readonly("namespace",
@@ -216,6 +222,26 @@ void init_cache(py::module_& m) {
           py::arg("key"), py::arg("policy"), py::arg("compute"),
           "(value, ttl_ms, outcome). On a miss compute() runs once, with the GIL, and returns bytes "
           "or (bytes, store). Fails open: a backend failure runs compute and returns uncached.")
+      .def(
+          "stats",
+          [](const cache_object& c) {
+            httpcache_stats st = HTTPCACHE_STATS_INIT;
+            int rc = httpcache_cache_stats(&st, c.handle());
+            if (rc != HTTPCACHE_OK) raise_for(rc);
+            py::dict d;
+            d["hits"] = st.hits;
+            d["misses"] = st.misses;
+            d["stores"] = st.stores;
+            d["errors"] = st.errors;
+            d["breaker_trips"] = st.breaker_trips;
+            d["breaker_skips"] = st.breaker_skips;
+            d["uncached"] = st.uncached;
+            d["oversized"] = st.oversized;
+            d["coalesced"] = st.coalesced;
+            d["breaker_open"] = st.breaker_open != 0;
+            return d;
+          },
+          "The handle's counters (httpcache_cache_stats) as a dict.")
       .def("close", &cache_object::close, "Releases the handle (calls in flight keep it until they return).")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](cache_object& c, py::args) { c.close(); });

@@ -1,0 +1,345 @@
+# SPDX-License-Identifier: MIT
+"""FastAPI/Starlette responses through FastAPI's TestClient, on memory:// and Redis."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.testclient import TestClient
+
+from httpcache import cache, invalidate_cache
+from httpcache._responses import MAGIC
+
+
+class User:
+    def __init__(self, id):
+        self.id = id
+
+
+CURRENT_USER = {"id": "112358"}
+
+
+def current_user() -> User:
+    return User(CURRENT_USER["id"])
+
+
+@pytest.fixture
+def app(store):
+    """The seed's routes plus edge cases; `calls` counts handler runs per route."""
+    app = FastAPI()
+    app.state.calls = calls = {}
+
+    def ran(name):
+        calls[name] = calls.get(name, 0) + 1
+        return calls[name]
+
+    @app.get("/b/home")
+    @cache(key="b.home", ttl_in_seconds=180)
+    async def home(request: Request, response: Response):
+        return JSONResponse({"page": "home", "n": ran("home")})
+
+    @app.get("/b/logged-in")
+    @cache(key="b.logged_in.{}", obj="user", obj_attr="id")
+    async def logged_in(request: Request, response: Response, user: User = Depends(current_user)):
+        return JSONResponse({"page": "home", "user": user.id, "n": ran("logged_in")})
+
+    @app.post("/b/logged-in")
+    @invalidate_cache(keys=["b.logged_in.{}", "b.profile.{}"], obj="user", obj_attr="id", namespace=store.namespace)
+    async def post_logged_in(request: Request, response: Response, user: User = Depends(current_user)):
+        return JSONResponse({"page": "home", "user": user.id, "posted": ran("post")})
+
+    async def my_ttl_callable():
+        return 3600
+
+    @app.get("/b/ttl_callable")
+    @cache(key="b.ttl_callable_expiry", ttl_func=my_ttl_callable)
+    async def path_with_ttl_callable(request: Request, response: Response):
+        return JSONResponse({"page": "path_with_ttl_callable", "n": ran("ttl_callable")})
+
+    @app.get("/sync")
+    @cache(key="sync", ttl_in_seconds=60)
+    def sync_handler(q: int = 0):
+        return HTMLResponse(f"<p>{q} {ran('sync')}</p>", status_code=203, headers={"x-custom": "kept"})
+
+    @app.get("/text")
+    @cache(key="text", ttl_in_seconds=60)
+    async def text():
+        return PlainTextResponse(f"plain {ran('text')}", media_type="text/csv")
+
+    @app.get("/status/{code}")
+    @cache(key="status.{}", obj="code", obj_attr="real", ttl_in_seconds=60)
+    async def status(code: int):
+        if code in (301, 302):
+            return RedirectResponse("/b/home", status_code=code)
+        return JSONResponse({"n": ran(f"status{code}")}, status_code=code)
+
+    @app.get("/cookie")
+    @cache(key="cookie", ttl_in_seconds=60)
+    async def cookie():
+        r = JSONResponse({"n": ran("cookie")})
+        r.set_cookie("session", "secret")
+        return r
+
+    @app.get("/no-store")
+    @cache(key="no-store", ttl_in_seconds=60)
+    async def no_store():
+        return JSONResponse({"n": ran("no_store")}, headers={"Cache-Control": "no-store"})
+
+    @app.get("/private-shared")
+    @cache(key="private-shared", ttl_in_seconds=60)
+    async def private_shared():
+        return JSONResponse({"n": ran("private_shared")}, headers={"Cache-Control": "private"})
+
+    @app.get("/private-user")
+    @cache(key="private-user.{}", obj="user", obj_attr="id", ttl_in_seconds=60)
+    async def private_user(user: User = Depends(current_user)):
+        return JSONResponse({"n": ran("private_user")}, headers={"Cache-Control": "private, max-age=5"})
+
+    @app.get("/stream")
+    @cache(key="stream", ttl_in_seconds=60)
+    async def stream():
+        ran("stream")
+        return StreamingResponse(iter([b"a", b"b"]), media_type="text/plain")
+
+    @app.get("/age")
+    @cache(key="age", ttl_in_seconds=60)
+    async def age():
+        return JSONResponse({"n": ran("age")}, headers={"Age": "100"})
+
+    @app.get("/dict")
+    @cache(key="dict", ttl_in_seconds=60)
+    async def plain_dict():
+        return {"n": ran("dict")}
+
+    return app
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+def _max_age(response) -> int:
+    directives = [d.strip() for d in response.headers["cache-control"].split(",")]
+    return int(next(d for d in directives if d.startswith("max-age=")).split("=", 1)[1])
+
+
+def _check_expiry_headers(response, expected_max_age: int, slack: int = 3):
+    assert "age" not in response.headers
+    max_age = _max_age(response)
+    assert expected_max_age - slack <= max_age <= expected_max_age
+    expires = email.utils.parsedate_to_datetime(response.headers["expires"])
+    assert response.headers["expires"].endswith(" GMT")
+    assert abs(expires.timestamp() - (time.time() + max_age)) <= 2
+
+
+def test_home_miss_then_hit_with_headers(client, app, store):
+    first = client.get("/b/home")
+    assert first.status_code == 200
+    assert "cache-hit" not in first.headers
+    _check_expiry_headers(first, 180)
+    assert "private" not in first.headers["cache-control"]
+    second = client.get("/b/home")
+    assert second.status_code == 200
+    assert second.content == first.content
+    assert second.headers["cache-hit"] == "true"
+    assert second.headers["content-type"] == first.headers["content-type"] == "application/json"
+    _check_expiry_headers(second, 180)
+    assert app.state.calls["home"] == 1
+    assert store.get("b.home").startswith(MAGIC)
+
+
+def test_per_user_key_is_private(client, app, store):
+    first = client.get("/b/logged-in")
+    assert first.json()["user"] == "112358"
+    assert first.headers["cache-control"].startswith("private")
+    second = client.get("/b/logged-in")
+    assert second.headers["cache-hit"] == "true"
+    assert second.headers["cache-control"].startswith("private, max-age=")
+    assert second.content == first.content
+    assert store.get("b.logged_in.112358") is not None
+    # Another user gets their own entry, never the first user's page.
+    CURRENT_USER["id"] = "42"
+    try:
+        other = client.get("/b/logged-in")
+    finally:
+        CURRENT_USER["id"] = "112358"
+    assert other.json()["user"] == "42" and "cache-hit" not in other.headers
+    assert app.state.calls["logged_in"] == 2
+
+
+def test_post_invalidates(client, app, store):
+    client.get("/b/logged-in")
+    assert client.get("/b/logged-in").headers["cache-hit"] == "true"
+    store.put("b.profile.112358", b"{}")
+    assert client.post("/b/logged-in").json()["posted"] == 1
+    assert store.get("b.logged_in.112358") is None and store.get("b.profile.112358") is None
+    after = client.get("/b/logged-in")
+    assert "cache-hit" not in after.headers
+    assert app.state.calls["logged_in"] == 2
+
+
+def test_ttl_callable(client, app, store):
+    first = client.get("/b/ttl_callable")
+    _check_expiry_headers(first, 3600)
+    assert 3595_000 < store.ttl_ms("b.ttl_callable_expiry") <= 3600_000
+    assert client.get("/b/ttl_callable").headers["cache-hit"] == "true"
+
+
+def test_sync_handler_status_media_type_and_headers_kept(client, app):
+    first = client.get("/sync?q=3")
+    second = client.get("/sync?q=4")  # fixed key: the cached page
+    assert first.status_code == second.status_code == 203
+    assert second.content == first.content == b"<p>3 1</p>"
+    assert second.headers["content-type"] == first.headers["content-type"] == "text/html; charset=utf-8"
+    assert second.headers["x-custom"] == "kept"
+    assert second.headers["cache-hit"] == "true"
+    assert second.headers["content-length"] == str(len(first.content))
+    _check_expiry_headers(second, 60)
+
+
+def test_media_type_kept(client):
+    first = client.get("/text")
+    second = client.get("/text")
+    assert second.headers["cache-hit"] == "true"
+    assert second.content == first.content
+    assert second.headers["content-type"] == first.headers["content-type"]
+    assert second.headers["content-type"].startswith("text/csv")
+
+
+@pytest.mark.parametrize("code", [201, 204, 299])
+def test_other_2xx_are_stored(client, app, code):
+    client.get(f"/status/{code}")
+    second = client.get(f"/status/{code}")
+    assert second.status_code == code
+    assert second.headers["cache-hit"] == "true"
+    assert app.state.calls[f"status{code}"] == 1
+
+
+@pytest.mark.parametrize("code", [404, 500, 302, 304, 400])
+def test_non_2xx_never_stored(client, app, store, code):
+    for _ in range(2):
+        r = client.get(f"/status/{code}", follow_redirects=False)
+        assert r.status_code == code
+        assert "cache-hit" not in r.headers
+        assert "max-age" not in r.headers.get("cache-control", "")
+    assert store.get(f"status.{code}") is None
+    if code not in (302,):
+        assert app.state.calls[f"status{code}"] == 2
+
+
+@pytest.mark.parametrize(
+    "path, key, name",
+    [
+        ("/cookie", "cookie", "cookie"),
+        ("/no-store", "no-store", "no_store"),
+        ("/private-shared", "private-shared", "private_shared"),
+        ("/stream", "stream", "stream"),
+    ],
+)
+def test_never_stored(client, app, store, path, key, name):
+    r1 = client.get(path)
+    r2 = client.get(path)
+    assert r1.status_code == r2.status_code == 200
+    assert "cache-hit" not in r2.headers
+    assert store.get(key) is None
+    assert app.state.calls[name] == 2
+    if path == "/cookie":
+        assert "session=secret" in r2.headers["set-cookie"]
+    if path == "/no-store":
+        assert r2.headers["cache-control"] == "no-store"
+
+
+def test_private_response_stored_under_per_user_key(client, app, store):
+    client.get("/private-user")
+    r = client.get("/private-user")
+    assert r.headers["cache-hit"] == "true"
+    assert r.headers["cache-control"].startswith("private, max-age=")
+    assert app.state.calls["private_user"] == 1
+    assert store.get("private-user.112358") is not None
+
+
+def test_no_age_header(client):
+    client.get("/age")
+    r = client.get("/age")
+    assert r.headers["cache-hit"] == "true"
+    assert "age" not in r.headers
+
+
+def test_handler_returning_a_dict_is_cached_as_json(client, app, store):
+    assert client.get("/dict").json() == {"n": 1}
+    assert client.get("/dict").json() == {"n": 1}
+    assert store.get("dict") == b'{"n":1}'
+    assert app.state.calls["dict"] == 1
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        MAGIC,
+        MAGIC + b"not json\nbody",
+        MAGIC + b'{"status":"200","media_type":null,"headers":[]}\nbody',
+        MAGIC + b'{"status":200,"media_type":5,"headers":[]}\nbody',
+        MAGIC + b'{"status":200,"media_type":null,"headers":[["a"]]}\nbody',
+        MAGIC + b'{"status":200}\nbody',
+        b"HTTPCACHE-RESPONSE 2\n{}\n",
+        b"\xff\xfe not json",
+    ],
+)
+def test_invalid_record_is_a_miss(client, app, store, garbage):
+    store.put("b.home", garbage)
+    r = client.get("/b/home")
+    assert r.status_code == 200 and r.json()["page"] == "home"
+    assert "cache-hit" not in r.headers
+    assert app.state.calls["home"] == 1
+    assert store.get("b.home").startswith(MAGIC + b'{"status":200')  # overwritten with a good record
+    assert client.get("/b/home").headers["cache-hit"] == "true"
+
+
+def test_record_format_is_readable_by_anyone(client, store):
+    client.get("/sync?q=9")
+    raw = store.get("sync")
+    magic, meta, body = raw.split(b"\n", 2)
+    import json
+
+    assert magic == b"HTTPCACHE-RESPONSE 1"
+    meta = json.loads(meta)
+    assert meta["status"] == 203 and meta["media_type"] == "text/html"
+    assert ["x-custom", "kept"] in meta["headers"]
+    assert body == b"<p>9 1</p>"
+
+
+def test_example_app_serves_cached_responses(backend, namespace, monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.setenv("HTTPCACHE_NAMESPACE", namespace)
+    if backend.startswith("redis"):
+        monkeypatch.setenv("REDIS_URL", backend)
+    else:
+        monkeypatch.delenv("REDIS_URL", raising=False)
+    sys.modules.pop("examples.app", None)
+    sys.modules.pop("app", None)
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[2]))
+    example = importlib.import_module("examples.app")
+    with TestClient(example.app) as c:
+        for path in ["/b/home", "/b/welcome", "/b/logged-in", "/b/ttl_callable"]:
+            first, second = c.get(path), c.get(path)
+            assert first.status_code == 200 and first.content == second.content
+            assert "cache-hit" not in first.headers and second.headers["cache-hit"] == "true"
+            assert "max-age=" in second.headers["cache-control"] and "expires" in second.headers
+            assert ("private" in second.headers["cache-control"]) == (path == "/b/logged-in")
+        assert c.get("/b/home").json()["page"] == "home"
+        assert c.get("/b/welcome").json()["page"] == "welcome"
+        assert c.post("/b/logged-in").status_code == 200
+        assert "cache-hit" not in c.get("/b/logged-in").headers
+        assert c.get("/b/cache-me/21").json() == {"result": 42, "computed": 1}
+        assert c.get("/b/cache-me/21").json() == {"result": 42, "computed": 1}
+    sys.modules.pop("examples.app", None)
