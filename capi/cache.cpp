@@ -54,6 +54,7 @@ core::cache_options to_core_options(const httpcache_options* opts) {
   if (opts->breaker_failures) o.breaker_failures = opts->breaker_failures;
   if (opts->breaker_cooldown_ms) o.breaker_cooldown_ms = opts->breaker_cooldown_ms;
   if (opts->singleflight_wait_ms) o.singleflight_wait_ms = opts->singleflight_wait_ms;
+  o.lock_ttl_ms = opts->lock_ttl_ms;
   return o;
 }
 

@@ -49,6 +49,14 @@ class backend {
   virtual void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) = 0;
   virtual std::size_t del(const std::vector<std::string_view>& keys) = 0;
   virtual std::unique_ptr<async_session> open_async(watch_fn watch) = 0;
+
+  // Cross-process stampede lock (SET NX PX; released only by its holder's token). A store shared
+  // by one process only needs none: its default "acquires" at once.
+  virtual bool try_lock(std::string_view lock_key, std::string_view token, std::int64_t ttl_ms) {
+    (void)lock_key, (void)token, (void)ttl_ms;
+    return true;
+  }
+  virtual void unlock(std::string_view lock_key, std::string_view token) { (void)lock_key, (void)token; }
 };
 
 struct backend_options {

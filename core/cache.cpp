@@ -3,6 +3,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <random>
+#include <thread>
+
 #include "guarded_backend.hpp"
 #include "key.hpp"
 #include "memory_backend.hpp"
@@ -97,7 +101,15 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
   }
   try {
     bool shareable = false;
-    get_or_compute_result r = compute_and_store(full, policy, compute, backend_up, shareable);
+    get_or_compute_result r;
+    // Look again as the leader: a caller that missed just before a previous leader stored and left
+    // would otherwise compute a second time. It costs one lookup per miss, not per hit.
+    if (auto again = backend_up ? recheck(full) : std::nullopt) {
+      r = {std::move(again->value), again->ttl_ms, outcome::hit};
+      shareable = true;
+    } else {
+      r = lead(full, policy, compute, backend_up, shareable);
+    }
     std::optional<single_flight::shared_result> shared;
     if (shareable) shared = single_flight::shared_result{r.value, r.ttl_ms, static_cast<int>(r.outcome)};
     flights_.finish(full, flight, std::move(shared));
@@ -105,6 +117,74 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
   } catch (...) {
     flights_.finish(full, flight, std::nullopt);
     throw;
+  }
+}
+
+std::optional<lookup_result> cache::recheck(const std::string& full) {
+  try {
+    lookup_result hit = backend_->get(full);
+    if (hit.found) {
+      stats::bump(stats_.hits);
+      return hit;
+    }
+  } catch (const backend_error&) {
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// Lock keys start with a name no namespace can have ('!' is not a namespace character), so they
+// never collide with cached keys.
+std::string lock_key_for(const std::string& full) { return "httpcache-lock!" + full; }
+
+std::string random_token() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{:016x}{:016x}", rng(), rng());
+}
+
+}  // namespace
+
+// The in-process leader. With the cross-process lock on, it also takes the backend lock: the
+// holder computes and stores; the others poll for the stored value (bounded by
+// singleflight_wait_ms, after which they compute themselves). A crashed holder's lock expires
+// after lock_ttl_ms, so it cannot block the others past that.
+get_or_compute_result cache::lead(const std::string& full, const ttl_policy& policy,
+                                  const std::function<computed()>& compute, bool backend_up, bool& shareable) {
+  if (!backend_up || options_.lock_ttl_ms == 0) return compute_and_store(full, policy, compute, backend_up, shareable);
+  const std::string lock_key = lock_key_for(full), token = random_token();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.singleflight_wait_ms);
+  for (int delay_ms = 2;; delay_ms = std::min(delay_ms * 2, 50)) {
+    bool locked = false;
+    try {
+      locked = backend_->try_lock(lock_key, token, options_.lock_ttl_ms);
+    } catch (const backend_error&) {
+      return compute_and_store(full, policy, compute, false, shareable);
+    }
+    if (locked) {
+      get_or_compute_result r;
+      try {
+        r = compute_and_store(full, policy, compute, true, shareable);
+      } catch (...) {
+        try { backend_->unlock(lock_key, token); } catch (const backend_error&) {}
+        throw;
+      }
+      try { backend_->unlock(lock_key, token); } catch (const backend_error&) {}
+      return r;
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return compute_and_store(full, policy, compute, true, shareable);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    try {
+      lookup_result hit = backend_->get(full);
+      if (hit.found) {
+        stats::bump(stats_.coalesced);
+        shareable = true;
+        return {std::move(hit.value), hit.ttl_ms, outcome::coalesced};
+      }
+    } catch (const backend_error&) {
+      return compute_and_store(full, policy, compute, false, shareable);
+    }
   }
 }
 

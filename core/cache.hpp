@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,7 @@ struct cache_options : backend_options {
   std::uint32_t breaker_failures = 3;      // consecutive failures that open the breaker (0: never)
   std::uint32_t breaker_cooldown_ms = 500;  // how long it stays open before one probe
   std::uint32_t singleflight_wait_ms = 5000;  // longest wait for a concurrent caller's computation
+  std::uint32_t lock_ttl_ms = 0;  // cross-process stampede lock on the backend; 0 = off
 };
 
 // coalesced: a concurrent caller computed the value; this one waited and shares it.
@@ -74,6 +76,9 @@ class cache {
 
  private:
   void check_value_size(std::size_t size) const;
+  std::optional<lookup_result> recheck(const std::string& full);
+  get_or_compute_result lead(const std::string& full, const ttl_policy& policy,
+                             const std::function<computed()>& compute, bool backend_up, bool& shareable);
   get_or_compute_result compute_and_store(const std::string& full, const ttl_policy& policy,
                                           const std::function<computed()>& compute, bool backend_up,
                                           bool& shareable);

@@ -97,6 +97,17 @@ std::size_t guarded_backend::del(const std::vector<std::string_view>& keys) {
   return guarded([&] { return inner_->del(keys); });
 }
 
+bool guarded_backend::try_lock(std::string_view lock_key, std::string_view token, std::int64_t ttl_ms) {
+  return guarded([&] { return inner_->try_lock(lock_key, token, ttl_ms); });
+}
+
+void guarded_backend::unlock(std::string_view lock_key, std::string_view token) {
+  guarded([&] {
+    inner_->unlock(lock_key, token);
+    return 0;
+  });
+}
+
 std::unique_ptr<async_session> guarded_backend::open_async(watch_fn watch) {
   return std::make_unique<guarded_session>(inner_->open_async(std::move(watch)), *this);
 }

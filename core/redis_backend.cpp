@@ -85,6 +85,31 @@ class redis_backend final : public backend {
     });
   }
 
+  bool try_lock(std::string_view lock_key, std::string_view token, std::int64_t ttl_ms) override {
+    return with_connection([&](redisContext* c) {
+      std::string ttl_text = std::to_string(ttl_ms);
+      detail::command cmd;
+      for (std::string_view part : {std::string_view("SET"), lock_key, token, std::string_view("NX"),
+                                    std::string_view("PX"), std::string_view(ttl_text)})
+        cmd.add(part);
+      reply_ptr r = run(c, cmd);
+      return r->type == REDIS_REPLY_STATUS;  // OK when taken, NIL when someone else holds it
+    });
+  }
+
+  void unlock(std::string_view lock_key, std::string_view token) override {
+    // Delete only our own lock: after our TTL ran out another process may hold it now.
+    static constexpr std::string_view release_script =
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+    with_connection([&](redisContext* c) {
+      detail::command cmd;
+      for (std::string_view part : {std::string_view("EVAL"), release_script, std::string_view("1"), lock_key, token})
+        cmd.add(part);
+      run(c, cmd);
+      return 0;
+    });
+  }
+
   std::unique_ptr<async_session> open_async(watch_fn watch) override {
     return make_redis_session(url_, options_, std::move(watch));
   }

@@ -187,9 +187,10 @@ typedef struct httpcache_options {
   uint32_t breaker_failures;   /**< Consecutive backend failures that open the circuit breaker; default 3. */
   uint32_t breaker_cooldown_ms; /**< How long an open breaker skips the backend before one probe; default 500. */
   uint32_t singleflight_wait_ms; /**< Longest wait for a concurrent caller computing the same key; default 5000. */
+  uint32_t lock_ttl_ms;        /**< Redis: cross-process stampede lock held while computing, in ms; 0 (default) = off. */
 } httpcache_options;
 
-#define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /**
  * Fills opts with the defaults of `version` (pass HTTPCACHE_OPTIONS_VERSION).
@@ -412,6 +413,10 @@ typedef enum httpcache_outcome {
  * one computation: the first computes, the others wait (at most
  * singleflight_wait_ms) and get its value (HTTPCACHE_OUTCOME_COALESCED). If
  * it fails, declines to store, or is too slow, each waiter computes itself.
+ * With lock_ttl_ms set, the computing caller also holds a Redis lock
+ * (`SET httpcache-lock!<ns>:<key> <token> NX PX lock_ttl_ms`, released by token),
+ * so callers in other processes wait for its stored value instead of
+ * computing too; a crashed holder blocks nobody past lock_ttl_ms.
  *
  * @param[out] value the value; caller disposes.
  * @param[out] ttl_ms remaining TTL in ms on a hit, the TTL applied on a store,

@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT
  * Counters, the circuit breaker (fail fast while Redis is down, close when it is back) and
  * in-process single-flight (N threads on a cold key compute it once). */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <hiredis/hiredis.h>
+#include <sys/mman.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "httpcache.h"
 #include "support.h"
@@ -230,6 +235,124 @@ static void test_resilience_single_flight_bounded_wait(void **state) {
   pthread_mutex_destroy(&f.lock);
 }
 
+/* ---- cross-process lock ---- */
+
+typedef struct {
+  httpcache_cache *cache;
+  volatile int *computations; /* shared by all processes (MAP_SHARED) */
+  int failures;
+  pthread_mutex_t lock;
+} process_flight;
+
+static int counted_compute(httpcache_buf *out, uint32_t *flags, void *payload) {
+  process_flight *p = payload;
+  (void)flags;
+  __atomic_add_fetch(p->computations, 1, __ATOMIC_SEQ_CST);
+  test_sleep_ms(300);
+  return httpcache_buf_set(out, "once", 4);
+}
+
+static void *process_caller(void *arg) {
+  process_flight *p = arg;
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  int rc = httpcache_cache_get_or_compute(&value, NULL, NULL, p->cache, "cold", 4, &one_minute, counted_compute, p);
+  if (rc != HTTPCACHE_OK || value.size != 4 || memcmp(value.ptr, "once", 4) != 0) {
+    pthread_mutex_lock(&p->lock);
+    ++p->failures;
+    pthread_mutex_unlock(&p->lock);
+  }
+  httpcache_buf_dispose(&value);
+  return NULL;
+}
+
+static httpcache_cache *open_locking(const char *ns) {
+  httpcache_cache *cache = NULL;
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  opts.lock_ttl_ms = 5000;
+  opts.pool_size = 64;
+  assert_int_equal(httpcache_cache_open(&cache, test_redis_url(), ns, NULL, &opts), 0);
+  return cache;
+}
+
+/** 4 processes x 50 threads on one cold key with the Redis lock on: one computation in all. */
+static void test_resilience_lock_across_processes(void **state) {
+  enum { PROCESSES = 4, THREADS = 50 };
+  volatile int *computations = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  pid_t children[PROCESSES];
+  char ns[128];
+  int i, status, failed = 0;
+  (void)state;
+  assert_true(computations != MAP_FAILED);
+  *computations = 0;
+  snprintf(ns, sizeof ns, "%s", test_unique_namespace("xlock"));
+  for (i = 0; i < PROCESSES; ++i) {
+    children[i] = fork();
+    assert_true(children[i] >= 0);
+    if (children[i] == 0) {
+      process_flight p;
+      pthread_t tids[THREADS];
+      int t;
+      memset(&p, 0, sizeof p);
+      pthread_mutex_init(&p.lock, NULL);
+      p.computations = computations;
+      p.cache = open_locking(ns); /* each process has its own handle and connections */
+      for (t = 0; t < THREADS; ++t) pthread_create(&tids[t], NULL, process_caller, &p);
+      for (t = 0; t < THREADS; ++t) pthread_join(tids[t], NULL);
+      httpcache_cache_free(p.cache);
+      _exit(p.failures > 100 ? 100 : p.failures);
+    }
+  }
+  for (i = 0; i < PROCESSES; ++i) {
+    assert_int_equal(waitpid(children[i], &status, 0), children[i]);
+    assert_true(WIFEXITED(status));
+    failed += WEXITSTATUS(status);
+  }
+  assert_int_equal(failed, 0);
+  assert_int_equal(*computations, 1);
+  munmap((void *)computations, sizeof(int));
+}
+
+/** A lock left by a crashed holder delays callers by at most its TTL; then one computes. */
+static void test_resilience_lock_of_crashed_holder_expires(void **state) {
+  const char *url = test_redis_url();
+  redisContext *raw = redisConnect("127.0.0.1", atoi(strrchr(url, ':') + 1));
+  httpcache_cache *cache;
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  httpcache_outcome outcome;
+  volatile int computations = 0;
+  process_flight p;
+  char ns[128], lock_key[300];
+  int64_t started, elapsed;
+  (void)state;
+  memset(&p, 0, sizeof p);
+  p.computations = &computations;
+  snprintf(ns, sizeof ns, "%s", test_unique_namespace("crashed"));
+  snprintf(lock_key, sizeof lock_key, "httpcache-lock!%s:cold", ns);
+  assert_int_equal(raw->err, 0);
+  freeReplyObject(redisCommand(raw, "SET %s dead-holder PX 400", lock_key));
+  opts.lock_ttl_ms = 5000;
+  assert_int_equal(httpcache_cache_open(&cache, url, ns, NULL, &opts), 0);
+  p.cache = cache;
+  started = test_now_ms();
+  assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &outcome, cache, "cold", 4, &one_minute,
+                                                  counted_compute, &p),
+                   0);
+  elapsed = test_now_ms() - started;
+  assert_int_equal(computations, 1);
+  assert_int_equal(outcome, HTTPCACHE_OUTCOME_STORED);
+  assert_in_range(elapsed, 350, 1500); /* ~400 ms lock wait + 300 ms computation */
+  /* Our lock is released by token once stored. */
+  {
+    redisReply *r = redisCommand(raw, "EXISTS %s", lock_key);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+  }
+  httpcache_buf_dispose(&value);
+  httpcache_cache_free(cache);
+  redisFree(raw);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resilience_counters),
@@ -239,6 +362,8 @@ int main(void) {
       cmocka_unit_test(test_resilience_single_flight_redis),
       cmocka_unit_test(test_resilience_single_flight_leader_fails),
       cmocka_unit_test(test_resilience_single_flight_bounded_wait),
+      cmocka_unit_test(test_resilience_lock_across_processes),
+      cmocka_unit_test(test_resilience_lock_of_crashed_holder_expires),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
