@@ -65,6 +65,8 @@ def zone_name(tz: Any) -> str:
     if tz is None:
         return "UTC"
     if isinstance(tz, str):
+        if not tz:
+            raise ValueError("unknown time zone '': give an IANA name such as 'Europe/London'")
         return tz
     key = getattr(tz, "key", None)  # zoneinfo.ZoneInfo
     if isinstance(key, str) and key:

@@ -1,0 +1,280 @@
+# SPDX-License-Identifier: MIT
+"""The non-blocking path and the GIL: a stalled Redis (SIGSTOP) must neither block the event
+loop nor hold the GIL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from httpcache import HTTPCache, _httpcache, cache, invalidate_cache
+
+
+@contextlib.contextmanager
+def stalled(pid: int):
+    """The Redis server stopped (SIGSTOP) for the duration of the block; always resumed."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def unraisable():
+    """Exceptions reported as unraisable (e.g. from a completion callback) during the test."""
+    seen = []
+    old = sys.unraisablehook
+    sys.unraisablehook = lambda u: seen.append(u)
+    yield seen
+    sys.unraisablehook = old
+
+
+@pytest.fixture
+def on_redis(redis_url, namespace, request):
+    def init(**options):
+        HTTPCache.init(redis_url=redis_url, namespace=namespace, **options)
+        request.addfinalizer(HTTPCache.close)
+
+    return init
+
+
+async def test_event_loop_never_blocks_while_redis_stalls(on_redis, redis_pid, unraisable):
+    on_redis(command_timeout_ms=5000)
+    loop = asyncio.get_running_loop()
+    calls = []
+
+    @cache(key="stall.{}", obj="i", obj_attr="real", ttl_in_seconds=60)
+    async def f(i):
+        calls.append(i)
+        return i * 2
+
+    for i in range(100):  # connect, and cache half of the keys
+        assert await f(i) == i * 2
+    calls.clear()
+
+    gaps = []
+    stop = asyncio.Event()
+
+    async def ticker():
+        last = loop.time()
+        while not stop.is_set():
+            await asyncio.sleep(0.002)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)
+    with stalled(redis_pid):
+        tasks = [asyncio.create_task(f(i)) for i in range(200)]  # 100 hits, 100 misses
+        await asyncio.sleep(0.3)
+        waiting = sum(not t.done() for t in tasks)
+    results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    await asyncio.sleep(0.02)
+    stop.set()
+    await tick
+    assert waiting == 200  # every call really waited for the stalled server
+    assert results == [i * 2 for i in range(200)]
+    assert sorted(calls) == list(range(100, 200))  # misses computed once, hits not at all
+    assert len(gaps) > 100
+    assert max(gaps) < 0.05, f"the loop stalled for {max(gaps) * 1000:.1f} ms"
+    assert not unraisable
+
+
+async def test_stalled_server_times_out_and_calls_run_uncached(on_redis, redis_pid, redis_client, namespace):
+    on_redis(command_timeout_ms=200)
+    calls = []
+
+    @cache(key="slow", ttl_in_seconds=60)
+    async def f():
+        calls.append(1)
+        return len(calls)
+
+    assert await f() == 1
+    redis_client.delete(f"{namespace}:slow")
+    loop = asyncio.get_running_loop()
+    with stalled(redis_pid):
+        t0 = loop.time()
+        result = await asyncio.wait_for(f(), 5)
+        elapsed = loop.time() - t0
+    assert result == 2  # computed, served uncached
+    assert 0.15 <= elapsed < 1.5, elapsed
+    # The server is back: the next calls reconnect and cache again.
+    for _ in range(50):
+        await f()
+        if redis_client.get(f"{namespace}:slow") is not None:
+            break
+        await asyncio.sleep(0.05)
+    before = len(calls)
+    await f()
+    assert len(calls) == before  # a hit
+
+
+def test_sync_call_releases_the_gil_while_redis_stalls(on_redis, redis_pid):
+    on_redis(command_timeout_ms=5000)
+
+    @cache(key="gil", ttl_in_seconds=60)
+    def f():
+        return "value"
+
+    assert f() == "value"  # connects and stores; later calls are hits
+    done = threading.Event()
+    results = []
+
+    def call():
+        results.append(f())
+        done.set()
+
+    with stalled(redis_pid):
+        worker = threading.Thread(target=call)
+        worker.start()
+        time.sleep(0.05)  # the worker is now inside the blocking C call
+        count = 0
+        end = time.monotonic() + 0.25
+        while time.monotonic() < end:
+            count += 1
+        blocked_meanwhile = not done.is_set()
+    worker.join(10)
+    assert blocked_meanwhile  # the worker really waited on the server...
+    assert count > 10_000  # ...while this thread kept running Python code
+    assert results == ["value"]
+
+
+@pytest.mark.parametrize("method", ["get", "set", "invalidate", "get_or_compute"])
+def test_binding_releases_the_gil_in_blocking_calls(redis_url, redis_pid, namespace, method):
+    c = _httpcache.Cache(redis_url, namespace, command_timeout_ms=5000)
+    c.set(b"k", b"v", _httpcache.Policy.seconds(60))
+    calls = {
+        "get": lambda: c.get(b"k"),
+        "set": lambda: c.set(b"k", b"v", _httpcache.Policy.seconds(60)),
+        "invalidate": lambda: c.invalidate([b"k"]),
+        "get_or_compute": lambda: c.get_or_compute(b"k", _httpcache.Policy.seconds(60), lambda: b"v"),
+    }
+    done = threading.Event()
+    with stalled(redis_pid):
+        worker = threading.Thread(target=lambda: (calls[method](), done.set()))
+        worker.start()
+        time.sleep(0.05)
+        count = 0
+        end = time.monotonic() + 0.1
+        while time.monotonic() < end:
+            count += 1
+        blocked_meanwhile = not done.is_set()
+    worker.join(10)
+    assert blocked_meanwhile and done.is_set()
+    assert count > 5_000
+    c.close()
+
+
+async def test_memory_requests_complete_inside_the_call(namespace):
+    HTTPCache.init(namespace=namespace)  # memory://
+    loop = asyncio.get_running_loop()
+
+    @cache(key="m", ttl_in_seconds=60)
+    async def f():
+        return 1
+
+    await f()
+    adapter = HTTPCache.handle().adapter(loop)
+    assert adapter.pending() == 0 and adapter._timer is None
+    fut = loop.create_future()
+    adapter._ctx.get(b"m", fut)
+    assert fut.done() and fut.result() == (_httpcache.OK, b"1", fut.result()[2])
+    HTTPCache.close()
+
+
+def test_one_context_per_event_loop(backend, namespace):
+    HTTPCache.init(redis_url=backend, namespace=namespace)
+    calls = []
+
+    @cache(key="loops", ttl_in_seconds=60)
+    async def f():
+        calls.append(1)
+        return "x"
+
+    @invalidate_cache(key="loops")
+    async def clear():
+        return None
+
+    for _ in range(3):  # a new loop each time: a new context, the same cache
+        assert asyncio.run(f()) == "x"
+    assert calls == [1]
+    asyncio.run(clear())
+    assert asyncio.run(f()) == "x" and calls == [1, 1]
+
+    # Loops in other threads, concurrently.
+    errors = []
+
+    def in_thread():
+        try:
+            for _ in range(20):
+                assert asyncio.run(f()) == "x"
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=in_thread) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    HTTPCache.close()
+
+
+async def test_cancelled_call_during_a_stall(on_redis, redis_pid, unraisable):
+    on_redis(command_timeout_ms=5000)
+
+    @cache(key="cancel", ttl_in_seconds=60)
+    async def f():
+        return "ok"
+
+    assert await f() == "ok"
+    with stalled(redis_pid):
+        task = asyncio.create_task(f())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await asyncio.wait_for(f(), 5) == "ok"  # the connection still serves later calls
+    assert not unraisable
+
+
+async def test_server_closing_the_connection(on_redis, redis_client, namespace):
+    on_redis()
+    calls = []
+
+    @cache(key="drop", ttl_in_seconds=60)
+    async def f():
+        calls.append(1)
+        return "v"
+
+    await f()
+    redis_client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    for _ in range(5):
+        assert await asyncio.wait_for(f(), 5) == "v"
+    # At most the call that found the connection closed ran uncached.
+    assert len(calls) <= 2
+    assert redis_client.get(f"{namespace}:drop") == b'"v"'
+
+
+async def test_concurrent_misses_all_return(backend, namespace):
+    HTTPCache.init(redis_url=backend, namespace=namespace)
+
+    @cache(key="burst.{}", obj="i", obj_attr="real", ttl_in_seconds=60)
+    async def f(i):
+        await asyncio.sleep(0)
+        return {"i": i}
+
+    results = await asyncio.gather(*[f(i % 10) for i in range(500)])
+    assert results == [{"i": i % 10} for i in range(500)]
+    results = await asyncio.gather(*[f(i % 10) for i in range(500)])
+    assert results == [{"i": i % 10} for i in range(500)]
+    HTTPCache.close()
