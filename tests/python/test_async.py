@@ -278,3 +278,21 @@ async def test_concurrent_misses_all_return(backend, namespace):
     results = await asyncio.gather(*[f(i % 10) for i in range(500)])
     assert results == [{"i": i % 10} for i in range(500)]
     HTTPCache.close()
+
+
+async def test_large_values_fill_the_socket_buffer(backend, namespace):
+    # Several MB: the write cannot finish in one go, so the descriptor is watched for writability.
+    HTTPCache.init(redis_url=backend, namespace=namespace)
+    big = "x" * (6 << 20)
+    calls = []
+
+    @cache(key="big.{}", obj="i", obj_attr="real", ttl_in_seconds=60)
+    async def f(i):
+        calls.append(i)
+        return [i, big]
+
+    first = await asyncio.gather(*[f(i) for i in range(3)])
+    second = await asyncio.gather(*[f(i) for i in range(3)])
+    assert first == second == [[i, big] for i in range(3)]
+    assert calls == [0, 1, 2]
+    HTTPCache.close()

@@ -31,14 +31,23 @@ _WRITE = _httpcache.EV_WRITE
 class _Watcher:
     """The watch callback: maps the library's interest in a descriptor to add/remove_reader and
     add/remove_writer. Holds only weak references, so the context -> watcher reference makes no
-    cycle (the pybind11 context is invisible to the garbage collector)."""
+    cycle (the pybind11 context is invisible to the garbage collector).
 
-    __slots__ = ("loop_ref", "ctx_ref", "watched")
+    Writes are optimistic on an established connection (one the library already reads from):
+    the socket is almost always writable, so instead of registering a writer (two epoll_ctl
+    calls and a poll round per request) the write is tried on the next loop iteration
+    (call_soon). Only if the library still wants to write after that (kernel buffer full) is
+    the descriptor registered with add_writer. A connection still connecting always goes
+    through add_writer, which is how its completion is detected."""
+
+    __slots__ = ("loop_ref", "ctx_ref", "watched", "writers", "flushing")
 
     def __init__(self, loop: Any) -> None:
         self.loop_ref = weakref.ref(loop)
         self.ctx_ref: Any = None
-        self.watched: dict[int, int] = {}
+        self.watched: dict[int, int] = {}  # fd -> events the library wants
+        self.writers: set[int] = set()  # fds registered with add_writer
+        self.flushing: set[int] = set()  # fds with an optimistic write scheduled
 
     def __call__(self, fd: int, events: int) -> None:
         old = self.watched.pop(fd, 0)
@@ -47,15 +56,35 @@ class _Watcher:
         loop = self.loop_ref()
         ctx = self.ctx_ref() if self.ctx_ref is not None else None
         if loop is None or loop.is_closed():
+            self.writers.discard(fd)
+            self.flushing.discard(fd)
             return
         if events & _READ and not old & _READ and ctx is not None:
             loop.add_reader(fd, ctx.process, _READ)
         elif old & _READ and not events & _READ:
             loop.remove_reader(fd)
         if events & _WRITE and not old & _WRITE and ctx is not None:
-            loop.add_writer(fd, ctx.process, _WRITE)
-        elif old & _WRITE and not events & _WRITE:
+            if old & _READ:
+                if fd not in self.flushing and fd not in self.writers:
+                    self.flushing.add(fd)
+                    loop.call_soon(self._flush, fd)
+            elif fd not in self.writers:
+                loop.add_writer(fd, ctx.process, _WRITE)
+                self.writers.add(fd)
+        elif old & _WRITE and not events & _WRITE and fd in self.writers:
             loop.remove_writer(fd)
+            self.writers.discard(fd)
+
+    def _flush(self, fd: int) -> None:
+        self.flushing.discard(fd)
+        ctx = self.ctx_ref() if self.ctx_ref is not None else None
+        if ctx is None or not self.watched.get(fd, 0) & _WRITE or fd in self.writers:
+            return
+        ctx.process(_WRITE)
+        loop = self.loop_ref()
+        if self.watched.get(fd, 0) & _WRITE and fd not in self.writers and loop is not None and not loop.is_closed():
+            loop.add_writer(fd, ctx.process, _WRITE)  # the buffer is full: wait for writability
+            self.writers.add(fd)
 
 
 class LoopAdapter:
