@@ -542,3 +542,57 @@ def test_sync_cached_function_from_many_threads(store):
         t.join()
     assert sorted(set(results)) == [0, 10, 20, 30, 40] and len(results) == 200
     assert sorted(set(calls)) == [0, 1, 2, 3, 4]  # concurrent first misses may each compute
+
+
+# --- single-flight (async) ---------------------------------------------------------------------
+
+
+async def test_concurrent_misses_share_one_computation(store):
+    calls = []
+
+    @cache(key="sf", ttl_in_seconds=60)
+    async def f(i):
+        calls.append(i)
+        await asyncio.sleep(0.05)
+        return {"by": i}
+
+    results = await asyncio.gather(*[f(i) for i in range(20)])
+    assert calls == [0]
+    assert results == [{"by": 0}] * 20
+    assert store.get("sf") == b'{"by":0}'
+
+
+async def test_failed_leader_lets_each_waiter_compute(store):
+    calls = []
+
+    @cache(key="sf.fail", ttl_in_seconds=60)
+    async def f(i):
+        calls.append(i)
+        await asyncio.sleep(0.02)
+        if i == 0:
+            raise Boom("leader")
+        return i
+
+    results = await asyncio.gather(*[f(i) for i in range(5)], return_exceptions=True)
+    assert isinstance(results[0], Boom)
+    assert sorted(calls) == [0, 1, 2, 3, 4]  # every call ran its own function exactly once
+    assert results[1:] == [1, 2, 3, 4]
+
+
+async def test_cancelled_leader_lets_waiters_compute(store):
+    calls = []
+
+    @cache(key="sf.cancel", ttl_in_seconds=60)
+    async def f(i):
+        calls.append(i)
+        await asyncio.sleep(0.05)
+        return i
+
+    leader = asyncio.create_task(f(0))
+    await asyncio.sleep(0.01)
+    waiters = [asyncio.create_task(f(i)) for i in (1, 2)]
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    results = await asyncio.gather(*waiters)
+    assert results == [1, 2]  # each waiter computed its own after the leader was cancelled
+    assert calls == [0, 1, 2]

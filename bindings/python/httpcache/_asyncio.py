@@ -90,7 +90,7 @@ class _Watcher:
 class LoopAdapter:
     """One AsyncContext of one cache handle, for one event loop (its thread only)."""
 
-    __slots__ = ("_loop_ref", "_ctx", "_timer", "__weakref__")
+    __slots__ = ("_loop_ref", "_ctx", "_timer", "flights", "__weakref__")
 
     def __init__(self, cache: _httpcache.Cache, loop: Any) -> None:
         self._loop_ref = weakref.ref(loop)
@@ -98,6 +98,8 @@ class LoopAdapter:
         self._ctx = _httpcache.AsyncContext(cache, watcher)
         watcher.ctx_ref = weakref.ref(self._ctx)
         self._timer: Any = None
+        # Single-flight of the decorators: key -> future of (stored bytes, ttl) or None.
+        self.flights: dict[bytes, Any] = {}
 
     def _arm(self, loop: Any) -> None:
         # One timer for the earliest deadline; it re-arms itself while requests are pending.

@@ -112,6 +112,10 @@ class _KeyBuilder:
             return None
 
 
+def _singleflight_wait_s() -> float:
+    return (HTTPCache._options.get("singleflight_wait_ms") or 5000) / 1000.0
+
+
 def _check_ttl(ttl: Any, where: str) -> int | None:
     if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
         logger.warning("httpcache: ttl_func of %s returned %r (must be an int > 0); result not cached", where, ttl)
@@ -231,6 +235,37 @@ def cache(
                     handle.backend_failed("get", status)
                     backend_up = False
 
+                # Single-flight: concurrent misses of one key on this loop share one computation,
+                # as the core's get_or_compute does for blocking calls. If the computing call
+                # fails, declines to store or is too slow, each waiting call computes its own.
+                flights = adapter.flights
+                leader = flights.get(k)
+                if leader is not None:
+                    try:
+                        shared = await asyncio.wait_for(asyncio.shield(leader), _singleflight_wait_s())
+                    except asyncio.TimeoutError:
+                        shared = None
+                    if shared is not None:
+                        data, ttl_s = shared
+                        hit = decode(data)
+                        if hit is not MISS:
+                            if is_response(hit):
+                                set_cache_headers(hit, ttl_s, per_user, hit=True)
+                            return hit
+                    return await compute_and_store(args, kwargs, handle, loop, adapter, k, backend_up, None)
+                flight = loop.create_future()
+                flights[k] = flight
+                try:
+                    return await compute_and_store(args, kwargs, handle, loop, adapter, k, backend_up, flight)
+                finally:
+                    if flights.get(k) is flight:
+                        del flights[k]
+                    if not flight.done():
+                        flight.set_result(None)  # failed or declined: waiters compute their own
+
+            async def compute_and_store(
+                args: tuple, kwargs: dict, handle: Any, loop: Any, adapter: Any, k: bytes, backend_up: bool, flight: Any
+            ) -> Any:
                 result = await func(*args, **kwargs)
 
                 data, response = encode(result, per_user, where)
@@ -249,8 +284,12 @@ def cache(
                     if st != _OK:
                         handle.backend_failed("set", st)
                         ttl_s = 0
+                if not ttl_s:
+                    ttl_s = handle.cache.ttl(policy)
+                if flight is not None and not flight.done():
+                    flight.set_result((data, ttl_s))
                 if response:
-                    set_cache_headers(result, ttl_s or handle.cache.ttl(policy), per_user, hit=False)
+                    set_cache_headers(result, ttl_s, per_user, hit=False)
                 return result
 
             return async_wrapper  # type: ignore[return-value]
