@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# `pip install` of a checkout into a fresh venv (normal build isolation: scikit-build-core and
-# pybind11 come from PyPI), then import the package from that venv and cache on memory://.
+# `pip wheel` and `pip install` of a checkout with a fresh venv (normal build isolation:
+# scikit-build-core and pybind11 come from PyPI): the wheel's contents and metadata, then the
+# installed package imported from that venv, caching on memory://.
 #   check_pip_install.sh SOURCE_DIR PYTHON WORK_DIR
 # It takes the machine's build slot: callers serialize it with other builds (CTest runs it as a
 # test of its own; by hand: flock /tmp/httpcache-build.lock bindings/python/check_pip_install.sh ...).
@@ -16,6 +17,28 @@ mkdir -p "$work"
 venv_py="$work/venv/bin/python"
 unset PYTHONPATH
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+"$venv_py" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$work/wheel" "$src"
+"$venv_py" - "$work/wheel" <<'PY'
+import pathlib
+import sys
+import zipfile
+
+wheels = list(pathlib.Path(sys.argv[1]).glob("httpcache-*.whl"))
+assert len(wheels) == 1, wheels
+with zipfile.ZipFile(wheels[0]) as z:
+    names = set(z.namelist())
+    meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+for need in ("httpcache/__init__.py", "httpcache/libhttpcache.so.1", "httpcache/py.typed", "httpcache/_httpcache.pyi"):
+    assert need in names, (need, sorted(names))
+assert any(n.startswith("httpcache/_httpcache.cpython-") for n in names), sorted(names)
+assert not any(n.startswith(("include/", "lib/", "bin/")) or n.endswith(".a") for n in names), sorted(names)
+for line in ("Name: httpcache", "Version: 1.0.0", "Requires-Python: >=3.11"):
+    assert line in meta, (line, meta)
+assert "MIT" in meta, meta
+# No runtime dependencies: every Requires-Dist belongs to an extra (fastapi, test).
+assert all("extra ==" in l for l in meta.splitlines() if l.startswith("Requires-Dist:")), meta
+print(f"pip wheel OK: {wheels[0].name}: {len(names)} files")
+PY
 "$venv_py" -m pip install --quiet --disable-pip-version-check "$src"
 
 cd "$work"  # away from the checkout, so the import can only come from the venv
