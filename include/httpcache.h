@@ -433,6 +433,76 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64
                                                      httpcache_compute_cb compute, void *payload);
 
 /* ------------------------------------------------------------------------
+ * HTTP response records
+ *
+ * Cached HTTP responses are stored in one record format, so that a response
+ * cached by the Python package can be served by a C program and the other
+ * way round. Version 1, line-oriented (any language reads it with a few
+ * splits at '\n'):
+ *
+ *   HTTPCACHE-RESPONSE 1\n        magic and version
+ *   <status> <header count>\n     decimal; status 100..999, at most 256 headers
+ *   <media type>\n                may be empty
+ *   <name>: <value>\n             one line per header, in order
+ *   <body>                        every remaining byte, verbatim
+ *
+ * Header names are HTTP tokens (1..256 bytes); the media type and header
+ * values may not contain CR, LF or NUL.
+ * ------------------------------------------------------------------------ */
+
+/** A decoded response record. Opaque; immutable, so it may be read from many threads. */
+typedef struct httpcache_response httpcache_response;
+
+/** One header of a record: borrowed byte ranges. */
+typedef struct httpcache_header {
+  httpcache_slice name;
+  httpcache_slice value;
+} httpcache_header;
+
+/**
+ * Encodes a response record.
+ * @param[out] out the record bytes; caller disposes.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (status outside 100..999, a header
+ *         name that is not a token, CR/LF/NUL in the media type or a value,
+ *         more than 256 headers, NULL pointers).
+ * Thread-safe. Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_response_encode(httpcache_buf *out, int status, const char *media_type,
+                                                size_t media_type_len, const httpcache_header *headers,
+                                                size_t nheaders, const void *body, size_t body_len);
+
+/**
+ * Decodes a record. Any input is safe: what is not a well-formed version-1
+ * record gives HTTPCACHE_EINVALID (treat it as a cache miss).
+ * @param[out] out the decoded record (owns copies of its fields), NULL on failure;
+ *             free with httpcache_response_free().
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID; HTTPCACHE_ENOMEM.
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_response_decode(httpcache_response **out, const void *data, size_t len);
+
+/** Frees a decoded record. NULL is a no-op. Since v1.0. */
+HTTPCACHE_EXTERN(void) httpcache_response_free(httpcache_response *response);
+
+/** The record's HTTP status (100..999), or 0 for NULL. Since v1.0. */
+HTTPCACHE_EXTERN(int) httpcache_response_status(const httpcache_response *response);
+
+/** The media type and body, borrowed while the record lives (empty slices for NULL). Since v1.0. */
+HTTPCACHE_EXTERN(httpcache_slice) httpcache_response_media_type(const httpcache_response *response);
+HTTPCACHE_EXTERN(httpcache_slice) httpcache_response_body(const httpcache_response *response);
+
+/** The number of headers, 0 for NULL. Since v1.0. */
+HTTPCACHE_EXTERN(size_t) httpcache_response_header_count(const httpcache_response *response);
+
+/**
+ * Header `index`, borrowed while the record lives.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL arguments, index out of range).
+ * Since v1.0.
+ */
+HTTPCACHE_EXTERN(int) httpcache_response_header(httpcache_header *out, const httpcache_response *response,
+                                                size_t index);
+
+/* ------------------------------------------------------------------------
  * Statistics
  * ------------------------------------------------------------------------ */
 

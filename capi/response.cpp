@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+// The HTTP response record codec of the C ABI.
+#include <fmt/format.h>
+
+#include "../core/error.hpp"
+#include "../core/response_record.hpp"
+#include "guard.hpp"
+#include "handle.hpp"
+
+struct httpcache_response {
+  httpcache::response_record record;
+};
+
+using namespace httpcache::capi;
+namespace core = httpcache;
+
+namespace {
+
+httpcache_slice slice_of(const std::string& s) { return httpcache_slice{s.data(), s.size()}; }
+
+std::string_view view_of(const httpcache_slice& s, const char* what, std::size_t index) {
+  if (!s.data && s.size) throw core::error(core::errc::invalid, fmt::format("{} {} is NULL", what, index));
+  return s.size ? bytes(s.data, s.size) : std::string_view();
+}
+
+}  // namespace
+
+extern "C" {
+
+int httpcache_response_encode(httpcache_buf* out, int status, const char* media_type, size_t media_type_len,
+                              const httpcache_header* headers, size_t nheaders, const void* body, size_t body_len) {
+  if (reject_if(!out, "out is NULL") || reject_if(!media_type && media_type_len, "media_type is NULL") ||
+      reject_if(!headers && nheaders, "headers is NULL") || reject_if(!body && body_len, "body is NULL"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::vector<std::pair<std::string_view, std::string_view>> hs;
+    hs.reserve(nheaders);
+    for (size_t i = 0; i < nheaders; ++i)
+      hs.emplace_back(view_of(headers[i].name, "header name", i), view_of(headers[i].value, "header value", i));
+    std::string record = core::encode_record(status, media_type_len ? bytes(media_type, media_type_len) : "", hs,
+                                             body_len ? bytes(body, body_len) : std::string_view());
+    fill_buf(out, record.data(), record.size());
+  });
+}
+
+int httpcache_response_decode(httpcache_response** out, const void* data, size_t len) {
+  if (reject_if(!out, "out is NULL")) return HTTPCACHE_EINVALID;
+  *out = nullptr;
+  if (reject_if(!data && len, "data is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    auto r = std::make_unique<httpcache_response>();
+    r->record = core::decode_record(len ? bytes(data, len) : std::string_view());
+    *out = r.release();
+  });
+}
+
+void httpcache_response_free(httpcache_response* response) { delete response; }
+
+int httpcache_response_status(const httpcache_response* response) { return response ? response->record.status : 0; }
+
+httpcache_slice httpcache_response_media_type(const httpcache_response* response) {
+  return response ? slice_of(response->record.media_type) : httpcache_slice{nullptr, 0};
+}
+
+httpcache_slice httpcache_response_body(const httpcache_response* response) {
+  return response ? slice_of(response->record.body) : httpcache_slice{nullptr, 0};
+}
+
+size_t httpcache_response_header_count(const httpcache_response* response) {
+  return response ? response->record.headers.size() : 0;
+}
+
+int httpcache_response_header(httpcache_header* out, const httpcache_response* response, size_t index) {
+  if (reject_if(!out || !response, "out or response is NULL") ||
+      reject_if(index >= response->record.headers.size(), "header index out of range"))
+    return HTTPCACHE_EINVALID;
+  const auto& [name, value] = response->record.headers[index];
+  out->name = slice_of(name);
+  out->value = slice_of(value);
+  clear_error();
+  return HTTPCACHE_OK;
+}
+
+}  // extern "C"
