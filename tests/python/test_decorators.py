@@ -596,3 +596,25 @@ async def test_cancelled_leader_lets_waiters_compute(store):
     results = await asyncio.gather(*waiters)
     assert results == [1, 2]  # each waiter computed its own after the leader was cancelled
     assert calls == [0, 1, 2]
+
+
+def test_oversized_values_are_served_uncached(backend, namespace, warnings_log, request):
+    HTTPCache.init(redis_url=backend, namespace=namespace, max_value_bytes=100)
+    request.addfinalizer(HTTPCache.close)
+    calls = []
+
+    @cache(key="big", ttl_in_seconds=60)
+    def f():
+        calls.append(1)
+        return "x" * 200
+
+    @cache(key="abig", ttl_in_seconds=60)
+    async def g():
+        calls.append(1)
+        return "x" * 200
+
+    assert f() == "x" * 200 and f() == "x" * 200
+    assert asyncio.run(g()) == "x" * 200
+    assert len(calls) == 3
+    assert all("max_value_bytes" in r.getMessage() for r in warnings_log())
+    assert len(warnings_log()) == 3

@@ -20,6 +20,8 @@ from . import _httpcache
 
 logger = logging.getLogger("httpcache")
 
+DEFAULT_MAX_VALUE_BYTES = 8 << 20  # httpcache_options.max_value_bytes' default
+
 _OPTION_NAMES = (
     "connect_timeout_ms",
     "command_timeout_ms",
@@ -135,6 +137,9 @@ class Handle:
             self._down = True
             detail = message or (_httpcache.strerror(status) if status is not None else "backend error")
             logger.warning("httpcache: %s failed (%s); serving uncached until the backend recovers", what, detail)
+
+    def max_value_bytes(self) -> int:
+        return HTTPCache._options.get("max_value_bytes") or DEFAULT_MAX_VALUE_BYTES
 
     def backend_ok(self) -> None:
         if self._down:

@@ -225,7 +225,7 @@ def cache(
                     hit = decode(value)
                     if hit is not MISS:
                         if is_response(hit):
-                            set_cache_headers(hit, ttl_ms // 1000, per_user, hit=True)
+                            set_cache_headers(hit, ttl_ms / 1000, per_user, hit=True)
                         return hit
                     backend_up = True  # an undecodable value: recompute and overwrite it
                 elif status == _ENOTFOUND:
@@ -303,6 +303,7 @@ def cache(
             handle = HTTPCache.handle(namespace)
             # What compute() saw: the result, whether it wanted it stored, and its TTL.
             state: dict[str, Any] = {}
+            data_box: list[bytes] = []
 
             def compute() -> tuple[bytes, bool]:
                 result = func(*args, **kwargs)
@@ -324,6 +325,7 @@ def cache(
                         return b"", False
                     state["ttl"] = ttl
                 state["store"] = True
+                data_box.append(data)
                 return data, True
 
             if ttl_func is not None:
@@ -339,7 +341,7 @@ def cache(
                 hit = decode(value)
                 if hit is not MISS:
                     if is_response(hit):
-                        set_cache_headers(hit, ttl_ms // 1000, per_user, hit=True)
+                        set_cache_headers(hit, ttl_ms / 1000, per_user, hit=True)
                     return hit
                 # An undecodable value: recompute and overwrite it.
                 value, ttl_ms, outcome = b"", 0, None
@@ -357,6 +359,8 @@ def cache(
                 return result
             if outcome == _STORED:
                 handle.backend_ok()
+            elif len(data_box) and len(data_box[0]) > handle.max_value_bytes():
+                logger.warning("httpcache: result of %s not cached: over max_value_bytes", where)
             else:
                 handle.backend_failed("get or set")
             if state.get("response"):

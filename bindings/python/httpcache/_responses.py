@@ -154,12 +154,15 @@ def decode(value: bytes) -> Any:
         return MISS
 
 
-def set_cache_headers(response: Any, seconds: int, per_user: bool, hit: bool) -> None:
-    seconds = max(int(seconds), 0)
+def set_cache_headers(response: Any, seconds: float, per_user: bool, hit: bool) -> None:
+    """Cache-Control max-age is the remaining lifetime rounded down (never promise more than
+    the entry has); Expires is the expiry instant to the nearest second."""
+    seconds = max(seconds, 0)
+    max_age = int(seconds)
     headers = response.headers
     if hit:
         headers["cache-hit"] = "true"
-    headers["cache-control"] = f"private, max-age={seconds}" if per_user else f"max-age={seconds}"
-    headers["expires"] = email.utils.formatdate(time.time() + seconds, usegmt=True)
+    headers["cache-control"] = f"private, max-age={max_age}" if per_user else f"max-age={max_age}"
+    headers["expires"] = email.utils.formatdate(round(time.time() + seconds), usegmt=True)
     if "age" in headers:
         del headers["age"]
