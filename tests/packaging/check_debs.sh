@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Builds the Debian packages with CPack, checks their names and dependencies, unpacks them with
+# dpkg-deb -x (no root, no system change) and builds the consumers against the unpacked tree.
+#   check_debs.sh BUILD_DIR WORK_DIR
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+build="$1"; work="$2"
+rm -rf "$work"; mkdir -p "$work/root"
+(cd "$work" && cpack -G DEB --config "$build/CPackConfig.cmake" >/dev/null)
+ls "$work"/*.deb
+runtime="$(ls "$work"/libhttpcache1_*.deb)"
+dev="$(ls "$work"/libhttpcache-dev_*.deb)"
+# Runtime dependencies come from dpkg-shlibdeps: Debian's hiredis, ICU, fmt and the C++ runtime.
+depends="$(dpkg-deb -f "$runtime" Depends)"
+echo "libhttpcache1 Depends: $depends"
+for lib in libhiredis0.14 libicu72 libfmt9 libstdc++6; do
+  echo "$depends" | grep -q "$lib" || { echo "missing dependency on $lib"; exit 1; }
+done
+dpkg-deb -f "$dev" Depends | grep -q "libhttpcache1 (= " || { echo "-dev must depend on the exact runtime"; exit 1; }
+dpkg-deb -c "$runtime" | grep -q 'libhttpcache.so.1$' || dpkg-deb -c "$runtime" | grep -q 'libhttpcache.so.1 '
+if dpkg-deb -c "$runtime" | grep -q 'httpcache.h'; then echo "the header belongs in -dev"; exit 1; fi
+for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+libdir="$(dirname "$(find "$work/root" -name 'libhttpcache.so.1' | head -1)")"
+"$here/check_consumers.sh" "$work/root/usr" "$libdir" "$work/consumers"
+echo "debian packages ok"
