@@ -167,6 +167,11 @@ def cache(
     default, ``expire_end_of_day``/``end_of_day``; also the fallback when every option is off).
     ``{}`` in ``key`` is filled from ``getattr(<argument named obj>, obj_attr)``; the key is then
     per-user, and cached responses say ``Cache-Control: private``.
+
+    An ``async def`` function never blocks its event loop on the backend; a ``def`` function
+    waits for it on the calling thread with the GIL released (FastAPI runs ``def`` handlers in
+    its thread pool). Concurrent misses of one key share one computation (single-flight): in
+    the core for ``def`` functions, per event loop for ``async def`` ones.
     """
     what = f"cache(key={key!r})"
     if end_of_day is not None:
