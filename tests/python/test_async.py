@@ -184,7 +184,7 @@ async def test_memory_requests_complete_inside_the_call(namespace):
 
     await f()
     adapter = HTTPCache.handle().adapter(loop)
-    assert adapter.pending() == 0 and adapter._timer is None
+    assert adapter.pending() == 0 and not adapter._timer
     fut = loop.create_future()
     adapter._ctx.get(b"m", fut)
     assert fut.done() and fut.result() == (_httpcache.OK, b"1", fut.result()[2])
@@ -295,4 +295,24 @@ async def test_large_values_fill_the_socket_buffer(backend, namespace):
     second = await asyncio.gather(*[f(i) for i in range(3)])
     assert first == second == [[i, big] for i in range(3)]
     assert calls == [0, 1, 2]
+    HTTPCache.close()
+
+
+def test_closed_loops_release_their_context_and_connection(redis_url, namespace):
+    import gc
+
+    HTTPCache.init(redis_url=redis_url, namespace=namespace)
+
+    @cache(key="loop-leak", ttl_in_seconds=60)
+    async def f():
+        return 1
+
+    asyncio.run(f())
+    gc.collect()
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        assert asyncio.run(f()) == 1
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
+    assert len(HTTPCache.handle()._adapters) <= 1
     HTTPCache.close()

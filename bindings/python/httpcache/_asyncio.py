@@ -97,19 +97,23 @@ class LoopAdapter:
         watcher = _Watcher(loop)
         self._ctx = _httpcache.AsyncContext(cache, watcher)
         watcher.ctx_ref = weakref.ref(self._ctx)
-        self._timer: Any = None
+        self._timer = False
         # Single-flight of the decorators: key -> future of (stored bytes, ttl) or None.
         self.flights: dict[bytes, Any] = {}
 
     def _arm(self, loop: Any) -> None:
-        # One timer for the earliest deadline; it re-arms itself while requests are pending.
-        if self._timer is None:
+        # One timer for the earliest deadline; it re-arms itself while requests are pending. Only
+        # a flag is kept, never the TimerHandle: it references the loop, and the adapter is the
+        # value of a WeakKeyDictionary keyed by that loop, so holding it would keep the loop,
+        # the context and its connection alive forever once the loop is closed.
+        if not self._timer:
             t = self._ctx.timeout_ms()
             if t >= 0:
-                self._timer = loop.call_later(t / 1000.0, self._on_timer)
+                self._timer = True
+                loop.call_later(t / 1000.0, self._on_timer)
 
     def _on_timer(self) -> None:
-        self._timer = None
+        self._timer = False
         self._ctx.process(0)
         loop = self._loop_ref()
         if loop is not None and not loop.is_closed():
@@ -151,7 +155,5 @@ class LoopAdapter:
             pass
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        # A timer still scheduled finds the context closed: process() is then a no-op.
         self._ctx.close()
