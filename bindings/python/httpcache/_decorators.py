@@ -355,8 +355,8 @@ def cache(
                     try:
                         ttl_ms = handle.cache.set(k, data[0], policy) * 1000
                         outcome = _STORED
-                    except ValueError as e:
-                        logger.warning("httpcache: result of %s not cached: %s", where, e)
+                    except ValueError:
+                        pass  # over max_value_bytes: logged below
                     except _httpcache.Error as e:
                         handle.backend_failed("set", e.code, str(e))
             result = state["result"]
