@@ -11,6 +11,7 @@
 #include "key.hpp"
 #include "memory_backend.hpp"
 #include "redis_backend.hpp"
+#include "redis_cluster.hpp"
 #include "url.hpp"
 
 namespace httpcache {
@@ -23,6 +24,7 @@ std::unique_ptr<backend> make_backend(const backend_url& url, const cache_option
   backend_options effective = options;
   if (url.connect_timeout_ms) effective.connect_timeout_ms = url.connect_timeout_ms;
   if (url.command_timeout_ms) effective.command_timeout_ms = url.command_timeout_ms;
+  if (url.scheme == url_scheme::redis_cluster) return make_redis_cluster_backend(url, effective);
   return make_redis_backend(url, effective);
 }
 

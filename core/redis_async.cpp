@@ -47,8 +47,8 @@ struct request {
 
 class redis_session final : public async_session {
  public:
-  redis_session(backend_url url, backend_options options, watch_fn watch)
-      : url_(std::move(url)), options_(options), watch_(std::move(watch)) {}
+  redis_session(backend_url url, backend_options options, watch_fn watch, error_reply_fn on_error_reply)
+      : url_(std::move(url)), options_(options), watch_(std::move(watch)), on_error_reply_(std::move(on_error_reply)) {}
 
   ~redis_session() override {
     closing_ = true;
@@ -200,6 +200,10 @@ class redis_session final : public async_session {
   }
 
   void absorb(request* req, const redisReply* reply) {
+    if (reply->type == REDIS_REPLY_ERROR && on_error_reply_ && on_error_reply_(std::string_view(reply->str, reply->len))) {
+      req->status = status_of(errc::backend);
+      return;
+    }
     switch (req->what) {
       case request::kind::get:
         if (req->replies_left == 2) {
@@ -246,6 +250,7 @@ class redis_session final : public async_session {
   const backend_url url_;
   const backend_options options_;
   const watch_fn watch_;
+  const error_reply_fn on_error_reply_;
   redisAsyncContext* ac_ = nullptr;
   bool connected_ = false;
   bool closing_ = false;
@@ -256,8 +261,8 @@ class redis_session final : public async_session {
 }  // namespace
 
 std::unique_ptr<async_session> make_redis_session(const backend_url& url, const backend_options& options,
-                                                  watch_fn watch) {
-  return std::make_unique<redis_session>(url, options, std::move(watch));
+                                                  watch_fn watch, error_reply_fn on_error_reply) {
+  return std::make_unique<redis_session>(url, options, std::move(watch), std::move(on_error_reply));
 }
 
 }  // namespace httpcache

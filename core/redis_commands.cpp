@@ -40,6 +40,50 @@ command del_command(const std::vector<std::string_view>& keys) {
   return c;
 }
 
+command get_command(std::string_view key) {
+  command c;
+  c.add("GET");
+  c.add(key);
+  return c;
+}
+
+command pttl_command(std::string_view key) {
+  command c;
+  c.add("PTTL");
+  c.add(key);
+  return c;
+}
+
+lookup_result parse_lookup(const redisReply* value, const redisReply* pttl) {
+  if (pttl->type == REDIS_REPLY_ERROR)
+    throw backend_error(errc::backend, "Redis replied: " + std::string(pttl->str, pttl->len));
+  lookup_result r;
+  if (value->type == REDIS_REPLY_STRING) {
+    r.found = true;
+    r.value.assign(value->str, value->len);
+    r.ttl_ms = remaining_ttl_ms(pttl);
+  }
+  return r;
+}
+
+command lock_command(std::string_view lock_key, std::string_view token, std::string_view ttl_text) {
+  command c;
+  for (std::string_view part : {std::string_view("SET"), lock_key, token, std::string_view("NX"),
+                                std::string_view("PX"), ttl_text})
+    c.add(part);
+  return c;
+}
+
+command unlock_command(std::string_view lock_key, std::string_view token) {
+  // Delete only our own lock: after our TTL ran out another process may hold it now.
+  static constexpr std::string_view release_script =
+      "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+  command c;
+  for (std::string_view part : {std::string_view("EVAL"), release_script, std::string_view("1"), lock_key, token})
+    c.add(part);
+  return c;
+}
+
 std::int64_t remaining_ttl_ms(const redisReply* pttl) {
   if (!pttl || pttl->type != REDIS_REPLY_INTEGER) return 0;
   if (pttl->integer == -1) return 0;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend.hpp"
 #include "url.hpp"
 
 namespace httpcache::detail {
@@ -35,6 +36,18 @@ command set_command(std::string_view key, std::string_view value, std::int64_t t
 
 // DEL key...
 command del_command(const std::vector<std::string_view>& keys);
+
+// GET key and PTTL key: a hit in one round trip when pipelined.
+command get_command(std::string_view key);
+command pttl_command(std::string_view key);
+
+// The lookup from the GET and PTTL replies. NIL is a miss, and so is WRONGTYPE (a value of another
+// type that someone else wrote there). Throws backend_error if PTTL failed.
+lookup_result parse_lookup(const redisReply* value, const redisReply* pttl);
+
+// SET lock_key token NX PX ttl_ms, and the release that deletes the lock only if it is still ours.
+command lock_command(std::string_view lock_key, std::string_view token, std::string_view ttl_text);
+command unlock_command(std::string_view lock_key, std::string_view token);
 
 // PTTL reply -> remaining ms for a key that GET just found. -1 (no expiry: written by someone else)
 // and -2 (expired between the two commands) map to 0 and 1 so the hit is still served.

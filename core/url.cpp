@@ -67,6 +67,31 @@ void apply_query(backend_url& u, std::string_view query, bool allow_db) {
   }
 }
 
+std::pair<std::string, int> parse_host_port(std::string_view hostport) {
+  std::string host;
+  int port = 6379;
+  if (!hostport.empty() && hostport.front() == '[') {  // [::1]:6379
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) bad_url("unterminated IPv6 address");
+    host.assign(hostport.substr(1, close - 1));
+    hostport = hostport.substr(close + 1);
+    if (!hostport.empty()) {
+      if (hostport.front() != ':') bad_url("junk after IPv6 address");
+      port = parse_number<int>(hostport.substr(1), 1, 65535, "port");
+    }
+  } else {
+    auto colon = hostport.rfind(':');
+    host.assign(hostport.substr(0, colon));
+    if (colon != std::string_view::npos) port = parse_number<int>(hostport.substr(colon + 1), 1, 65535, "port");
+  }
+  if (host.empty()) bad_url("URL has no host");
+  for (char c : host) {
+    if (c <= ' ' || c == '/' || c == '?' || c == '#' || c == '@' || c == ',' || static_cast<unsigned char>(c) >= 0x7f)
+      bad_url("host name contains an invalid character");
+  }
+  return {std::move(host), port};
+}
+
 void parse_redis(backend_url& u, std::string_view rest) {
   std::string_view query;
   if (auto q = rest.find('?'); q != std::string_view::npos) {
@@ -90,27 +115,20 @@ void parse_redis(backend_url& u, std::string_view rest) {
       u.password = percent_decode(userinfo.substr(colon + 1), "password");
     }
   }
-  std::string_view hostport = rest;
-  if (!hostport.empty() && hostport.front() == '[') {  // [::1]:6379
-    auto close = hostport.find(']');
-    if (close == std::string_view::npos) bad_url("unterminated IPv6 address");
-    u.host.assign(hostport.substr(1, close - 1));
-    hostport = hostport.substr(close + 1);
-    if (!hostport.empty()) {
-      if (hostport.front() != ':') bad_url("junk after IPv6 address");
-      u.port = parse_number<int>(hostport.substr(1), 1, 65535, "port");
-    }
-  } else {
-    auto colon = hostport.rfind(':');
-    u.host.assign(hostport.substr(0, colon));
-    if (colon != std::string_view::npos) u.port = parse_number<int>(hostport.substr(colon + 1), 1, 65535, "port");
+  // One host:port, or for a cluster a comma-separated list of seed nodes.
+  while (true) {
+    auto comma = rest.find(',');
+    if (comma != std::string_view::npos && u.scheme != url_scheme::redis_cluster)
+      bad_url("redis:// takes one host (use redis+cluster:// for several)");
+    auto [host, port] = parse_host_port(rest.substr(0, comma));
+    u.seeds.emplace_back(std::move(host), port);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
   }
-  if (u.host.empty()) bad_url("redis:// URL has no host");
-  for (char c : u.host) {
-    if (c <= ' ' || c == '/' || c == '?' || c == '#' || c == '@' || static_cast<unsigned char>(c) >= 0x7f)
-      bad_url("host name contains an invalid character");
-  }
+  u.host = u.seeds.front().first;
+  u.port = u.seeds.front().second;
   if (!path.empty()) u.db = parse_number<int>(path, 0, 1 << 20, "database number");
+  if (u.scheme == url_scheme::redis_cluster && u.db != 0) bad_url("Redis Cluster has only database 0");
   apply_query(u, query, false);
 }
 
@@ -133,7 +151,7 @@ backend_url parse_url(std::string_view url) {
   backend_url u;
   if (url.empty()) return u;
   auto sep = url.find("://");
-  if (sep == std::string_view::npos) bad_url("missing '://' (expected memory://, redis:// or unix://)");
+  if (sep == std::string_view::npos) bad_url("missing '://' (expected memory://, redis://, redis+cluster:// or unix://)");
   std::string_view scheme = url.substr(0, sep), rest = url.substr(sep + 3);
   if (scheme == "memory") {
     if (!rest.empty()) bad_url("memory:// takes no host, path or options");
@@ -141,6 +159,11 @@ backend_url parse_url(std::string_view url) {
   }
   if (scheme == "redis") {
     u.scheme = url_scheme::redis;
+    parse_redis(u, rest);
+    return u;
+  }
+  if (scheme == "redis+cluster") {
+    u.scheme = url_scheme::redis_cluster;
     parse_redis(u, rest);
     return u;
   }
@@ -152,7 +175,7 @@ backend_url parse_url(std::string_view url) {
   std::string shown(scheme.substr(0, 32));
   for (char& c : shown)
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  bad_url(fmt::format("unknown scheme '{}' (expected memory, redis or unix)", shown));
+  bad_url(fmt::format("unknown scheme '{}' (expected memory, redis, redis+cluster or unix)", shown));
 }
 
 std::string backend_url::redacted() const {
@@ -162,12 +185,17 @@ std::string backend_url::redacted() const {
     case url_scheme::unix_socket:
       return fmt::format("unix://{}?db={}", socket_path, db);
     case url_scheme::redis:
+    case url_scheme::redis_cluster:
       break;
   }
-  std::string auth;
-  if (!password.empty()) auth = fmt::format("{}:***@", user);
-  bool v6 = host.find(':') != std::string::npos;
-  return fmt::format("redis://{}{}{}{}:{}/{}", auth, v6 ? "[" : "", host, v6 ? "]" : "", port, db);
+  std::string out = scheme == url_scheme::redis ? "redis://" : "redis+cluster://";
+  if (!password.empty()) out += fmt::format("{}:***@", user);
+  for (std::size_t i = 0; i < seeds.size(); ++i) {
+    const auto& [h, p] = seeds[i];
+    bool v6 = h.find(':') != std::string::npos;
+    out += fmt::format("{}{}{}{}:{}", i ? "," : "", v6 ? "[" : "", h, v6 ? "]" : "", p);
+  }
+  return out + fmt::format("/{}", db);
 }
 
 }  // namespace httpcache

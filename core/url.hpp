@@ -6,15 +6,19 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace httpcache {
 
-enum class url_scheme { memory, redis, unix_socket };
+enum class url_scheme { memory, redis, unix_socket, redis_cluster };
 
 struct backend_url {
   url_scheme scheme = url_scheme::memory;
-  std::string host;         // redis://
+  std::string host;         // redis:// (redis+cluster://: the first seed)
   int port = 6379;          // redis://
+  // redis+cluster://: the seed nodes, host and port, in the order given.
+  std::vector<std::pair<std::string, int>> seeds;
   std::string socket_path;  // unix://
   std::string user;         // percent-decoded; empty = default user
   std::string password;     // percent-decoded; empty = no AUTH

@@ -38,6 +38,8 @@ static void test_open_redis_forms(void **state) {
       "redis://[::1]:6390/1",
       "unix:///tmp/none.sock",
       "unix:///tmp/none.sock?db=4&command_timeout_ms=10",
+      "redis+cluster://127.0.0.1:7000",
+      "redis+cluster://u:p@127.0.0.1:7000,127.0.0.1:7001,[::1]:7002?command_timeout_ms=30",
   };
   size_t i;
   (void)state;
@@ -57,7 +59,10 @@ static void test_open_bad_urls(void **state) {
   } cases[] = {
       {"redis", "://"},
       {"http://localhost", "unknown scheme 'http'"},
-      {"redis+cluster://a:1", "unknown scheme"},
+      {"rediss://a:1", "unknown scheme 'rediss'"},
+      {"redis://a:1,b:2", "one host"},
+      {"redis+cluster://a:1,", "no host"},
+      {"redis+cluster://a:1/2", "database 0"},
       {"memory://x", "memory://"},
       {"redis://", "no host"},
       {"redis://host:0", "port"},

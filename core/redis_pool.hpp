@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+// Internal to core/redis_*.cpp: a pool of blocking hiredis connections to one Redis node, so one
+// handle serves many threads at once (each exchange borrows a connection; no lock is held during
+// I/O). Used by the single-server backend (one pool) and the cluster backend (one per node).
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend.hpp"
+#include "redis_commands.hpp"
+#include "url.hpp"
+
+namespace httpcache::detail {
+
+struct reply_deleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
+
+struct context_deleter {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using context_ptr = std::unique_ptr<redisContext, context_deleter>;
+
+// Where a node is: TCP host and port, or a unix socket path.
+struct endpoint {
+  std::string host;
+  int port = 6379;
+  std::string socket_path;
+  std::string name() const;  // "host:port" or the socket path; no credentials
+};
+
+class redis_pool {
+ public:
+  // `auth` supplies the user, password and db sent on every new connection.
+  redis_pool(endpoint where, const backend_url& auth, const backend_options& options);
+
+  // Sends the commands pipelined (one write) and returns every reply, error replies included:
+  // judging them is the caller's business (a cluster reads MOVED/ASK there). Throws
+  // backend_error when the node cannot be reached or does not answer in time. A pooled
+  // connection that turns out dead (the server restarted since) is replaced and the exchange
+  // retried once: every command we send is idempotent, so a retry cannot double an effect.
+  std::vector<reply_ptr> exchange(const std::vector<const command*>& commands);
+
+  const endpoint& where() const noexcept { return where_; }
+
+ private:
+  context_ptr connect();
+  context_ptr take_idle();
+  void give_back(context_ptr c);
+
+  const endpoint where_;
+  const backend_url auth_;
+  const backend_options options_;
+  std::mutex mutex_;
+  std::vector<context_ptr> idle_;
+};
+
+// Throws backend_error(errc::backend) with the reply's text if it is an error reply.
+void throw_if_error(const redisReply* reply);
+
+}  // namespace httpcache::detail
