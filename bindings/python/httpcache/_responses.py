@@ -7,20 +7,21 @@ Plain function results
     list, a dict with int keys with str keys, NaN is not JSON): anything else is returned
     uncached with one warning.
 
-Starlette/FastAPI responses: the record format, version 1
-    A record is three parts, so any language can read it with two splits at ``\\n``::
+Starlette/FastAPI responses
+    Stored in the core's one record format (``httpcache_response_encode``/``_decode``, described
+    in include/httpcache.h under "HTTP response records"), so a response cached here can be
+    served by a C program and the other way round::
 
-        HTTPCACHE-RESPONSE 1\\n          magic and format version (ASCII)
-        {"status":200,"media_type":"application/json","headers":[["x-name","value"],...]}\\n
-        <body bytes, verbatim, up to the end of the value>
+        HTTPCACHE-RESPONSE 1\n          magic and version
+        <status> <header count>\n       decimal
+        <media type>\n                  may be empty (Starlette's media_type None)
+        <name>: <value>\n               one line per header, in order
+        <body>                          every remaining byte, verbatim
 
-    The second line is one JSON object (UTF-8, no newline inside): ``status`` the HTTP status
-    (int), ``media_type`` (string or null), ``headers`` the response's own headers as
-    ``[name, value]`` pairs of strings, in order, lower-case names, without the headers that are
-    recomputed or never stored: content-length, cache-control, expires, age, cache-hit, date,
-    set-cookie. A JSON text can never start with ``H``, so records and plain values cannot be
-    confused. A value that is not a valid record (bad magic, unknown version, bad JSON, wrong
-    types) is treated as a cache miss, never an error.
+    The headers are the response's own, lower-case as Starlette keeps them, without those that
+    are recomputed or never stored: content-length, cache-control, expires, age, cache-hit,
+    date, set-cookie. A JSON text can never start with ``H``, so records and plain values cannot
+    be confused. A value that is not a well-formed record is a cache miss, never an error.
 
 Headers
     A response served from the cache has ``Cache-Hit: true``, ``Cache-Control: max-age=<remaining
@@ -38,6 +39,8 @@ import logging
 import sys
 import time
 from typing import Any
+
+from . import _httpcache
 
 logger = logging.getLogger("httpcache")
 
@@ -71,8 +74,8 @@ def _cache_control_directives(value: str) -> set[str]:
 
 def response_record(response: Any, per_user: bool) -> bytes | None:
     """The record of a response, or None when it must not be stored: not fully in memory
-    (streaming, files), non-2xx, sets a cookie, says no-store, or says private under a key
-    shared between users."""
+    (streaming, files), non-2xx, sets a cookie, says no-store, says private under a key shared
+    between users, or cannot be encoded (a header the record format refuses)."""
     body = getattr(response, "body", None)
     if not isinstance(body, (bytes, bytearray, memoryview)):
         return None
@@ -81,18 +84,23 @@ def response_record(response: Any, per_user: bool) -> bytes | None:
         return None
     headers = []
     for raw_name, raw_value in response.raw_headers:
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
-        if name == "set-cookie":
+        name = raw_name.lower()
+        if name == b"set-cookie":
             return None
-        if name == "cache-control":
-            directives = _cache_control_directives(value)
+        if name == b"cache-control":
+            directives = _cache_control_directives(raw_value.decode("latin-1"))
             if "no-store" in directives or ("private" in directives and not per_user):
                 return None
-        if name not in _SKIPPED_HEADERS:
-            headers.append([name, value])
-    meta = {"status": status, "media_type": response.media_type, "headers": headers}
-    return MAGIC + json.dumps(meta, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n" + bytes(body)
+        if name.decode("latin-1") not in _SKIPPED_HEADERS:
+            headers.append((name, raw_value))
+    media_type = response.media_type
+    try:
+        return _httpcache.response_encode(
+            status, None if media_type is None else media_type.encode("latin-1"), headers, bytes(body)
+        )
+    except (ValueError, UnicodeError) as e:
+        logger.warning("httpcache: response not cached, it cannot be recorded: %s", e)
+        return None
 
 
 def decode_record(value: bytes) -> Any:
@@ -102,32 +110,17 @@ def decode_record(value: bytes) -> Any:
     except ImportError:
         return MISS
     try:
-        end = value.index(b"\n", len(MAGIC))
-        meta = json.loads(value[len(MAGIC) : end])
-        status = meta["status"]
-        media_type = meta["media_type"]
-        headers = meta["headers"]
-        if (
-            type(status) is not int
-            or not 100 <= status <= 999
-            or not (media_type is None or isinstance(media_type, str))
-            or not isinstance(headers, list)
-            or not all(
-                isinstance(h, list) and len(h) == 2 and isinstance(h[0], str) and isinstance(h[1], str)
-                for h in headers
-            )
-        ):
-            return MISS
-        response = Response(content=value[end + 1 :], status_code=status, media_type=media_type)
-        # Raw headers keep repeated names and exact values; content-length was set from the body.
-        stored = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers if n.lower() not in _SKIPPED_HEADERS]
-        if any(n == b"content-type" for n, _ in stored):
-            # The stored content-type (exact charset) replaces the one derived from media_type.
-            response.raw_headers = [h for h in response.raw_headers if h[0] != b"content-type"]
-        response.raw_headers.extend(stored)
-        return response
-    except (ValueError, KeyError, TypeError, IndexError, UnicodeError):
+        status, media_type, headers, body = _httpcache.response_decode(value)
+    except ValueError:
         return MISS
+    response = Response(content=body, status_code=status, media_type=media_type.decode("latin-1") or None)
+    # Raw headers keep repeated names and exact values; content-length was set from the body.
+    stored = [(n.lower(), v) for n, v in headers if n.lower().decode("latin-1") not in _SKIPPED_HEADERS]
+    if any(n == b"content-type" for n, _ in stored):
+        # The stored content-type (exact charset) replaces the one derived from media_type.
+        response.raw_headers = [h for h in response.raw_headers if h[0] != b"content-type"]
+    response.raw_headers.extend(stored)
+    return response
 
 
 def encode(result: Any, per_user: bool, where: str) -> tuple[bytes | None, bool]:

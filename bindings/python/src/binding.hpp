@@ -21,6 +21,7 @@ void init_ttl(py::module_& m);
 void init_keys(py::module_& m);
 void init_cache(py::module_& m);
 void init_async(py::module_& m);
+void init_response(py::module_& m);
 
 // Raises the Python exception for a failed status `rc`, with httpcache_error_last()'s message.
 // Must run on the thread that made the failing call, before any other httpcache call, and with
