@@ -8,17 +8,27 @@
 #include <time.h>
 #include <unistd.h>
 
-static void read_fixture_file(const char *name, char *out, size_t cap) {
-  const char *dir = getenv("HTTPCACHE_TEST_REDIS_DIR");
+static void read_file_in(const char *env, const char *name, char *out, size_t cap) {
+  const char *dir = getenv(env);
   char path[1024];
   FILE *f;
-  if (!dir) fail_msg("HTTPCACHE_TEST_REDIS_DIR is not set: run through ctest (the redis fixture)");
+  if (!dir) fail_msg("%s is not set: run through ctest (its fixture starts the server)", env);
   snprintf(path, sizeof path, "%s/%s", dir, name);
   f = fopen(path, "r");
   if (!f) fail_msg("cannot read %s: is the redis fixture running?", path);
   if (!fgets(out, (int)cap, f)) out[0] = '\0';
   fclose(f);
   out[strcspn(out, "\r\n")] = '\0';
+}
+
+static void read_fixture_file(const char *name, char *out, size_t cap) {
+  read_file_in("HTTPCACHE_TEST_REDIS_DIR", name, out, cap);
+}
+
+const char *test_cluster_url(void) {
+  static char url[512];
+  if (!url[0]) read_file_in("HTTPCACHE_TEST_CLUSTER_DIR", "url", url, sizeof url);
+  return url;
 }
 
 const char *test_redis_url(void) {

@@ -14,6 +14,8 @@
 const char *test_redis_url(void);
 /* unix://<fixture socket>. Static storage. */
 const char *test_redis_unix_url(void);
+/* The cluster fixture's redis+cluster:// URL (from $HTTPCACHE_TEST_CLUSTER_DIR/url). Static storage. */
+const char *test_cluster_url(void);
 /* The fixture's redis-server pid. */
 int test_redis_pid(void);
 /* Runs the fixture script with `action` (e.g. "restart"); asserts it succeeded. */

@@ -107,6 +107,7 @@ static int setup_url(void **state, const char *url, const httpcache_options *opt
 static int setup_memory(void **state) { return setup_url(state, "memory://", NULL); }
 static int setup_redis(void **state) { return setup_url(state, test_redis_url(), NULL); }
 static int setup_unix(void **state) { return setup_url(state, test_redis_unix_url(), NULL); }
+static int setup_cluster(void **state) { return setup_url(state, test_cluster_url(), NULL); }
 
 static int teardown(void **state) {
   fixture *f = *state;
@@ -292,6 +293,8 @@ int main(void) {
       ON(test_async_round_trip, setup_memory),
       ON(test_async_round_trip, setup_redis),
       ON(test_async_round_trip, setup_unix),
+      ON(test_async_round_trip, setup_cluster),
+      ON(test_async_pipelined_requests, setup_cluster),
       ON(test_async_pipelined_requests, setup_memory),
       ON(test_async_pipelined_requests, setup_redis),
       ON(test_async_bad_input, setup_memory),

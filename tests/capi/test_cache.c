@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  * The blocking calls against every backend: memory://, a real redis-server over TCP and over its
- * unix socket. Each test runs once per backend (its prestate names the backend). */
+ * unix socket, and a real 3-master Redis Cluster. Each test runs once per backend (its prestate
+ * names the backend). */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +11,12 @@
 #include "httpcache.h"
 #include "support.h"
 
-typedef enum { BACKEND_MEMORY, BACKEND_REDIS, BACKEND_UNIX } backend_kind;
+typedef enum { BACKEND_MEMORY, BACKEND_REDIS, BACKEND_UNIX, BACKEND_CLUSTER } backend_kind;
 
 static const backend_kind memory_backend = BACKEND_MEMORY;
 static const backend_kind redis_backend = BACKEND_REDIS;
 static const backend_kind unix_backend = BACKEND_UNIX;
+static const backend_kind cluster_backend = BACKEND_CLUSTER;
 
 typedef struct {
   backend_kind kind;
@@ -26,6 +28,7 @@ static const char *url_of(backend_kind kind) {
   switch (kind) {
     case BACKEND_REDIS: return test_redis_url();
     case BACKEND_UNIX: return test_redis_unix_url();
+    case BACKEND_CLUSTER: return test_cluster_url();
     default: return "memory://";
   }
 }
@@ -441,7 +444,8 @@ static void test_cache_memory_lru_by_bytes(void **state) {
 #define EACH_BACKEND(test)                                                      \
   cmocka_unit_test_prestate_setup_teardown(test, setup, teardown, (void *)&memory_backend), \
   cmocka_unit_test_prestate_setup_teardown(test, setup, teardown, (void *)&redis_backend),  \
-  cmocka_unit_test_prestate_setup_teardown(test, setup, teardown, (void *)&unix_backend)
+  cmocka_unit_test_prestate_setup_teardown(test, setup, teardown, (void *)&unix_backend), \
+  cmocka_unit_test_prestate_setup_teardown(test, setup, teardown, (void *)&cluster_backend)
 #define REDIS_ONLY(test) \
   cmocka_unit_test_prestate_setup_teardown(test, setup, teardown, (void *)&redis_backend)
 
