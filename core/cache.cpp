@@ -202,13 +202,14 @@ get_or_compute_result cache::compute_and_store(const std::string& full, const tt
     stats::bump(stats_.uncached);
     return result;
   }
-  std::int64_t seconds = ttl(policy, now_unix_ms());
   try {
+    // A TTL callback that fails or returns <= 0 costs the store, not the caller's value.
+    std::int64_t seconds = ttl(policy, now_unix_ms());
     backend_->set(full, result.value, seconds * 1000);
     result.ttl_ms = seconds * 1000;
     result.outcome = outcome::stored;
     stats::bump(stats_.stores);
-  } catch (const backend_error&) {
+  } catch (const error&) {
     stats::bump(stats_.uncached);
   }
   return result;

@@ -7,6 +7,8 @@
 #include <unicode/unistr.h>
 
 #include <chrono>
+#include <map>
+#include <mutex>
 
 #include "error.hpp"
 
@@ -20,6 +22,13 @@ struct time_zone::impl {
 time_zone time_zone::load(std::string_view id) {
   if (id.empty()) throw error(errc::invalid, "time zone name is empty");
   if (id.size() > 128) throw error(errc::invalid, "time zone name is too long");
+  // Zones are immutable and few, so each is loaded once per process: httpcache_ttl_compute(),
+  // which takes a zone name per call, then costs a map lookup instead of an ICU zone load. The
+  // lock also keeps ICU's lazy zone loading on one thread at a time.
+  static std::mutex cache_mutex;
+  static std::map<std::string, std::shared_ptr<const impl>, std::less<>> cache;
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  if (auto it = cache.find(id); it != cache.end()) return time_zone(it->second);
   auto uid = icu::UnicodeString::fromUTF8(icu::StringPiece(id.data(), static_cast<int32_t>(id.size())));
   std::unique_ptr<icu::TimeZone> zone(icu::TimeZone::createTimeZone(uid));
   icu::UnicodeString got;
@@ -28,6 +37,7 @@ time_zone time_zone::load(std::string_view id) {
   auto p = std::make_shared<impl>();
   p->id.assign(id);
   p->zone = std::move(zone);
+  if (cache.size() < 1024) cache.emplace(p->id, p);  // bounded: zone names are few, but callers choose them
   return time_zone(std::move(p));
 }
 

@@ -214,7 +214,9 @@ typedef enum httpcache_ttl_kind {
 /**
  * Computes a TTL in seconds for HTTPCACHE_TTL_CALLBACK. Called on the thread
  * that stores the entry, with no library lock held; may call the library.
- * @return seconds (> 0), or a value <= 0, which fails the store with EINVALID.
+ * @return seconds (> 0), or a value <= 0, which fails httpcache_cache_set()
+ *         with EINVALID; httpcache_cache_get_or_compute() then returns the
+ *         computed value uncached (HTTPCACHE_OUTCOME_UNCACHED).
  */
 typedef int64_t (*httpcache_ttl_cb)(void *payload);
 

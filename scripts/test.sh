@@ -12,7 +12,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 jobs="$(nproc)"
 echo "== build and test (${BUILD_DIR:-build})"
-"$root/scripts/build.sh"
+"$root/scripts/build.sh" -DHTTPCACHE_TEST=ON -DHTTPCACHE_PYTHON=ON
 (cd "${BUILD_DIR:-$root/build}" && ctest --output-on-failure -j "$jobs")
 
 echo "== build and test under ASan+UBSan (build-asan)"
@@ -23,7 +23,7 @@ BUILD_DIR="$root/build-asan" "$root/scripts/build.sh" -DHTTPCACHE_SANITIZE=addre
 echo "== concurrency tests under TSan (build-tsan)"
 BUILD_DIR="$root/build-tsan" "$root/scripts/build.sh" -DHTTPCACHE_SANITIZE=thread -DHTTPCACHE_PYTHON=OFF
 (cd "$root/build-tsan" && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  ctest --output-on-failure -R 'redis_start|redis_stop|test_threads|test_resilience|test_async')
+  ctest --output-on-failure -R 'redis_start|redis_stop|cluster_start|cluster_stop|test_threads|test_resilience|test_async')
 
 echo "== fuzzing (build-fuzz, ${HTTPCACHE_FUZZ_SECONDS:-60} s per target)"
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DHTTPCACHE_FUZZ=ON -DHTTPCACHE_TEST=OFF \

@@ -262,6 +262,23 @@ static void test_cache_callback_policy(void **state) {
   httpcache_buf_dispose(&value);
 }
 
+/** A TTL callback returning 0 when get_or_compute stores costs the store, not the value. */
+static void test_cache_bad_ttl_callback_fails_open(void **state) {
+  fixture *f = *state;
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  compute_state c = {0, "kept", 4, 0, 0};
+  httpcache_ttl_policy zero_callback = {HTTPCACHE_TTL_CALLBACK, 0, ttl_zero, NULL};
+  httpcache_outcome outcome;
+  assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &outcome, f->cache, "badttl", 6, &zero_callback,
+                                                  compute, &c),
+                   HTTPCACHE_OK);
+  assert_int_equal(c.calls, 1);
+  assert_int_equal(outcome, HTTPCACHE_OUTCOME_UNCACHED);
+  assert_string_equal(value.ptr, "kept");
+  assert_int_equal(httpcache_cache_get(&value, NULL, f->cache, "badttl", 6), HTTPCACHE_ENOTFOUND);
+  httpcache_buf_dispose(&value);
+}
+
 /** End of day stores with the TTL the pure computation gives for the handle's zone. */
 static void test_cache_end_of_day_policy(void **state) {
   fixture *f = *state;
@@ -459,6 +476,7 @@ int main(void) {
       EACH_BACKEND(test_cache_invalidate_many),
       EACH_BACKEND(test_cache_bad_input),
       EACH_BACKEND(test_cache_callback_policy),
+      EACH_BACKEND(test_cache_bad_ttl_callback_fails_open),
       EACH_BACKEND(test_cache_end_of_day_policy),
       EACH_BACKEND(test_cache_expiry),
       EACH_BACKEND(test_cache_value_size_limit),

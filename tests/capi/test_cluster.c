@@ -76,7 +76,7 @@ static void test_cluster_routing_and_tags(void **state) {
   }
   for (i = 0; i < 30; ++i) {
     int h, j;
-    snprintf(full, sizeof full, "%s:%s", ns, names[i]);
+    snprintf(full, sizeof full, "%.200s:%.200s", ns, names[i]);
     h = holder(full);
     assert_true(h != 0);
     for (j = 0; j < 3; ++j) {
@@ -92,7 +92,7 @@ static void test_cluster_routing_and_tags(void **state) {
   for (i = 0; i < 10; ++i) {
     snprintf(key, sizeof key, "{user.42}.page%d", i);
     assert_int_equal(httpcache_cache_set(NULL, cache, key, strlen(key), "v", 1, &one_minute), 0);
-    snprintf(full, sizeof full, "%s:%s", ns, key);
+    snprintf(full, sizeof full, "%.200s:%.200s", ns, key);
     if (tagged_home < 0) tagged_home = holder(full);
     assert_int_equal(holder(full), tagged_home);
   }

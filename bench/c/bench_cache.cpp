@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+// C benchmarks (Google Benchmark), each beside its baseline in the same binary and run:
+//   raw hiredis GET+PTTL round trip   <- the limit for a networked hit
+//   mutex-guarded unordered_map copy  <- the in-process floor for memory://
+// Redis and cluster URLs come from the environment (bench/run.sh starts private servers).
+#include <benchmark/benchmark.h>
+#include <hiredis/hiredis.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "httpcache.h"
+
+namespace {
+
+const std::string payload(200, 'x');  // a ~200-byte value, like a small JSON document
+const httpcache_ttl_policy one_hour = {HTTPCACHE_TTL_SECONDS, 3600, nullptr, nullptr};
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    std::fprintf(stderr, "%s is not set (run bench/run.sh)\n", name);
+    std::exit(2);
+  }
+  return v;
+}
+
+int compute_payload(httpcache_buf* out, uint32_t*, void*) { return httpcache_buf_set(out, payload.data(), payload.size()); }
+
+// One handle per URL for the whole run (as an application holds it), warmed with the hot key.
+httpcache_cache* shared_cache(const std::string& url) {
+  static std::mutex m;
+  static std::unordered_map<std::string, httpcache_cache*> handles;
+  std::lock_guard<std::mutex> lock(m);
+  auto& h = handles[url];
+  if (!h) {
+    if (httpcache_cache_open(&h, url.c_str(), "bench", "UTC", nullptr) != HTTPCACHE_OK) std::abort();
+    if (httpcache_cache_set(nullptr, h, "hot", 3, payload.data(), payload.size(), &one_hour) != HTTPCACHE_OK)
+      std::abort();
+  }
+  return h;
+}
+
+void hit(benchmark::State& state, const std::string& url) {
+  httpcache_cache* cache = shared_cache(url);
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  httpcache_outcome outcome;
+  for (auto _ : state) {
+    if (httpcache_cache_get_or_compute(&value, nullptr, &outcome, cache, "hot", 3, &one_hour, compute_payload,
+                                       nullptr) != HTTPCACHE_OK ||
+        outcome != HTTPCACHE_OUTCOME_HIT)
+      state.SkipWithError("not a hit");
+    benchmark::DoNotOptimize(value.ptr);
+  }
+  httpcache_buf_dispose(&value);
+}
+
+void BM_redis_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_REDIS_URL")); }
+void BM_cluster_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_CLUSTER_URL")); }
+void BM_memory_hit(benchmark::State& state) { hit(state, "memory://"); }
+
+// The limit for a networked hit: the same two commands, pipelined, on a bare hiredis connection.
+void BM_raw_hiredis_get_pttl(benchmark::State& state) {
+  std::string url = env("HTTPCACHE_BENCH_REDIS_URL");  // redis://127.0.0.1:PORT
+  int port = std::atoi(url.substr(url.rfind(':') + 1).c_str());
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (!c || c->err) std::abort();
+  freeReplyObject(redisCommand(c, "SET bench:raw %b", payload.data(), payload.size()));
+  for (auto _ : state) {
+    redisAppendCommand(c, "GET bench:raw");
+    redisAppendCommand(c, "PTTL bench:raw");
+    void* value = nullptr;
+    void* ttl = nullptr;
+    redisGetReply(c, &value);
+    redisGetReply(c, &ttl);
+    // A fair floor copies the value out too, as a cache hit must.
+    std::string copy(static_cast<redisReply*>(value)->str, static_cast<redisReply*>(value)->len);
+    benchmark::DoNotOptimize(copy.data());
+    freeReplyObject(value);
+    freeReplyObject(ttl);
+  }
+  redisFree(c);
+}
+
+// The in-process floor: a mutex-guarded unordered_map lookup and a copy of the value.
+void BM_map_floor(benchmark::State& state) {
+  static std::mutex m;
+  static std::unordered_map<std::string, std::string> map = {{"bench:hot", payload}};
+  for (auto _ : state) {
+    std::string copy;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      copy = map.find("bench:hot")->second;
+    }
+    benchmark::DoNotOptimize(copy.data());
+  }
+}
+
+void miss_store(benchmark::State& state, const std::string& url) {
+  httpcache_cache* cache = shared_cache(url);
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  static std::atomic<unsigned long> next{0};
+  for (auto _ : state) {
+    std::string key = "miss." + std::to_string(next++);
+    if (httpcache_cache_get_or_compute(&value, nullptr, nullptr, cache, key.data(), key.size(), &one_hour,
+                                       compute_payload, nullptr) != HTTPCACHE_OK)
+      state.SkipWithError("miss failed");
+  }
+  httpcache_buf_dispose(&value);
+}
+
+void BM_redis_miss_store(benchmark::State& state) { miss_store(state, env("HTTPCACHE_BENCH_REDIS_URL")); }
+void BM_memory_miss_store(benchmark::State& state) { miss_store(state, "memory://"); }
+
+void BM_redis_invalidate(benchmark::State& state) {
+  httpcache_cache* cache = shared_cache(env("HTTPCACHE_BENCH_REDIS_URL"));
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<std::string> names;
+  std::vector<const void*> keys;
+  std::vector<size_t> lens;
+  for (std::size_t i = 0; i < n; ++i) names.push_back("inv." + std::to_string(i));
+  for (const auto& k : names) {
+    keys.push_back(k.data());
+    lens.push_back(k.size());
+  }
+  for (auto _ : state) {
+    if (httpcache_cache_invalidate(nullptr, cache, keys.data(), lens.data(), n) != HTTPCACHE_OK)
+      state.SkipWithError("invalidate failed");
+  }
+}
+
+}  // namespace
+
+BENCHMARK(BM_raw_hiredis_get_pttl)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_redis_hit)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_cluster_hit)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_map_floor)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_memory_hit)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_redis_miss_store)->UseRealTime();
+BENCHMARK(BM_memory_miss_store)->UseRealTime();
+BENCHMARK(BM_redis_invalidate)->Arg(1)->Arg(10)->UseRealTime();
+
+BENCHMARK_MAIN();
