@@ -79,6 +79,7 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
                                             const std::function<computed()>& compute) {
   std::string full = full_key(key);
   validate_ttl_policy(policy);
+  const std::uint64_t flights_before = flights_.finished();
   bool backend_up = true;
   try {
     lookup_result hit = backend_->get(full);
@@ -104,9 +105,10 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
   try {
     bool shareable = false;
     get_or_compute_result r;
-    // Look again as the leader: a caller that missed just before a previous leader stored and left
-    // would otherwise compute a second time. It costs one lookup per miss, not per hit.
-    if (auto again = backend_up ? recheck(full) : std::nullopt) {
+    // Look again as the leader if a flight finished since our miss: it may have stored this key,
+    // and computing again would break "once". Without concurrent flights this costs nothing.
+    const bool look_again = backend_up && flights_.finished() != flights_before;
+    if (auto again = look_again ? recheck(full) : std::nullopt) {
       r = {std::move(again->value), again->ttl_ms, outcome::hit};
       shareable = true;
     } else {

@@ -17,6 +17,7 @@ void single_flight::finish(const std::string& key, const std::shared_ptr<call>& 
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = calls_.find(key);
     if (it != calls_.end() && it->second == c) calls_.erase(it);
+    finished_.fetch_add(1, std::memory_order_release);
   }
   {
     std::lock_guard<std::mutex> lock(c->mutex);

@@ -4,6 +4,7 @@
 // wait runs out, a follower computes by itself: a stuck leader can slow callers, never block them.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -31,12 +32,17 @@ class single_flight {
   // Leader: publish the result (or nullopt on failure) and leave the flight.
   void finish(const std::string& key, const std::shared_ptr<call>& c, std::optional<shared_result> result);
 
+  // Counts finished flights. A caller that saw a miss and then leads a new flight needs to look
+  // again only if some flight finished in between (it may have stored this very key).
+  std::uint64_t finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+
   // Follower: wait up to `wait` for the leader; nullopt if it failed or took too long.
   static std::optional<shared_result> wait(const std::shared_ptr<call>& c, std::chrono::milliseconds wait);
 
  private:
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<call>> calls_;
+  std::atomic<std::uint64_t> finished_{0};
 };
 
 class single_flight::call {
