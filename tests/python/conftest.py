@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""Shared fixtures: the private redis-server of the CTest `redis` fixture, and a configured
-HTTPCache per test on each backend (memory:// and Redis).
+"""Shared fixtures: the private redis-server of the CTest `redis` fixture, the local Redis Cluster
+of the CTest `cluster` fixture, and a configured HTTPCache per test on each backend (memory://,
+one Redis server, the cluster).
 
-The Redis half never skips: without HTTPCACHE_TEST_REDIS_DIR (set by CTest) the tests fail
-and say how to start the server by hand."""
+The Redis halves never skip: without HTTPCACHE_TEST_REDIS_DIR or HTTPCACHE_TEST_CLUSTER_DIR (set
+by CTest) the tests fail and say how to start the server or the cluster by hand."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pathlib
 
 import pytest
 import redis as redis_py
+from redis.cluster import ClusterNode, RedisCluster
 
 import httpcache
 from httpcache import HTTPCache, _httpcache
@@ -21,15 +23,23 @@ from httpcache import HTTPCache, _httpcache
 _counter = itertools.count()
 
 
-def _redis_dir() -> pathlib.Path:
-    d = os.environ.get("HTTPCACHE_TEST_REDIS_DIR")
+def _fixture_dir(variable: str, how: str) -> pathlib.Path:
+    d = os.environ.get(variable)
     if not d or not (pathlib.Path(d) / "url").exists():
         pytest.fail(
-            "HTTPCACHE_TEST_REDIS_DIR is not set or has no url file: run through ctest, or "
-            "start one with tests/fixtures/redis_server.sh start DIR and export HTTPCACHE_TEST_REDIS_DIR=DIR",
+            f"{variable} is not set or has no url file: run through ctest, or start one with "
+            f"{how} and export {variable}=DIR",
             pytrace=False,
         )
     return pathlib.Path(d)
+
+
+def _redis_dir() -> pathlib.Path:
+    return _fixture_dir("HTTPCACHE_TEST_REDIS_DIR", "tests/fixtures/redis_server.sh start DIR")
+
+
+def _cluster_dir() -> pathlib.Path:
+    return _fixture_dir("HTTPCACHE_TEST_CLUSTER_DIR", "tests/fixtures/redis_cluster.sh start DIR 0")
 
 
 @pytest.fixture(scope="session")
@@ -54,17 +64,61 @@ def redis_client(redis_url):
     return client
 
 
+@pytest.fixture(scope="session")
+def cluster_url() -> str:
+    """redis+cluster://host:port,host:port (seed nodes of the 3-master cluster)."""
+    return (_cluster_dir() / "url").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def cluster_client(cluster_url):
+    """A cluster-aware redis-py client (routes each key to its slot's master)."""
+    ports = (_cluster_dir() / "ports").read_text().split()
+    client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", int(p)) for p in ports])
+    client.ping()
+    yield client
+    client.close()
+
+
 @pytest.fixture
 def namespace() -> str:
     return f"t{os.getpid()}_{next(_counter)}"
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def backend(request) -> str:
-    """The URL of each backend in turn."""
+    """The URL of each backend in turn: memory://, one Redis server, the Redis Cluster."""
     if request.param == "memory":
         return "memory://"
-    return request.getfixturevalue("redis_url")
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def redis_backend(request) -> str:
+    """The URL of each Redis backend in turn: one server, then the cluster."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+def client_for(request, url: str):
+    """The redis-py client that reads what the cache stored under `url`: cluster-aware for a
+    redis+cluster:// URL, None for memory://."""
+    if url.startswith("redis+cluster://"):
+        return request.getfixturevalue("cluster_client")
+    if url.startswith(("redis://", "unix://")):
+        return request.getfixturevalue("redis_client")
+    return None
+
+
+@pytest.fixture
+def backend_client(backend, request):
+    """redis-py's view of `backend` (None on memory://)."""
+    return client_for(request, backend)
+
+
+@pytest.fixture
+def redis_backend_client(redis_backend, request):
+    """redis-py's view of `redis_backend`."""
+    return client_for(request, redis_backend)
 
 
 class Store:
@@ -74,7 +128,7 @@ class Store:
     def __init__(self, url: str, namespace: str, client) -> None:
         self.url = url
         self.namespace = namespace
-        self.client = client if url.startswith("redis") else None
+        self.client = client
 
     def get(self, key: str, namespace: str | None = None) -> bytes | None:
         ns = namespace or self.namespace
@@ -99,11 +153,10 @@ class Store:
 
 
 @pytest.fixture
-def store(backend, namespace, request) -> Store:
+def store(backend, backend_client, namespace) -> Store:
     """HTTPCache configured on `backend` with a fresh namespace; the stored entries."""
     HTTPCache.init(redis_url=backend, namespace=namespace, tz="UTC")
-    client = request.getfixturevalue("redis_client") if backend.startswith("redis") else None
-    yield Store(backend, namespace, client)
+    yield Store(backend, namespace, backend_client)
     HTTPCache.close()
 
 

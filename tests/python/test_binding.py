@@ -12,9 +12,9 @@ import httpcache
 from httpcache import _httpcache as h
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def raw_cache(request, namespace):
-    url = "memory://" if request.param == "memory" else request.getfixturevalue("redis_url")
+    url = "memory://" if request.param == "memory" else request.getfixturevalue(f"{request.param}_url")
     c = h.Cache(url, namespace, "Europe/London")
     yield c
     c.close()
@@ -137,11 +137,8 @@ async def test_async_context_start_errors_leave_the_future_alone(raw_cache):
     ctx.process(h.EV_READ)  # a queued reader callback after close is harmless
 
 
-async def test_async_context_close_cancels_pending(redis_url, namespace, redis_pid):
-    import os
-    import signal
-
-    c = h.Cache(redis_url, namespace)
+async def test_async_context_close_cancels_pending(redis_backend, namespace):
+    c = h.Cache(redis_backend, namespace)
     watched = []
     loop = asyncio.get_running_loop()
     ctx = h.AsyncContext(c, lambda fd, ev: watched.append((fd, ev)))

@@ -45,6 +45,22 @@ def test_redis_and_unix_urls(redis_url, redis_socket, namespace):
         assert value.decode() == f'"{url}"'
 
 
+def test_cluster_urls(cluster_url, cluster_client, namespace):
+    # One seed is enough (the others are found with CLUSTER SLOTS); options go in the query.
+    one_seed = cluster_url.split(",")[0]
+    urls = (cluster_url, one_seed, cluster_url + "?connect_timeout_ms=500&command_timeout_ms=500")
+    for i, url in enumerate(urls):
+        HTTPCache.init(redis_url=url, namespace=namespace)
+
+        @cache(key=f"c{i}", ttl_in_seconds=60)
+        def f():
+            return url
+
+        assert f() == url and f() == url
+        assert cluster_client.get(f"{namespace}:c{i}") == f'"{url}"'.encode()
+    HTTPCache.close()
+
+
 class PytzLike(dt.tzinfo):
     """Duck-typed pytz zone: what pytz.timezone('Africa/Casablanca') offers (`zone`)."""
 
@@ -170,15 +186,15 @@ def test_unreachable_redis_http_response_still_gets_headers():
         assert r.headers["cache-control"] == "max-age=180"
 
 
-def test_reinit_switches_backend(redis_url, namespace):
+def test_reinit_switches_backend(redis_backend, namespace):
     @cache(key="sw", ttl_in_seconds=60)
     def f():
         return HTTPCache.redis_url
 
     HTTPCache.init(namespace=namespace)
     assert f() is None  # memory://
-    HTTPCache.init(redis_url=redis_url, namespace=namespace)
-    assert f() == redis_url  # a different store: a miss
+    HTTPCache.init(redis_url=redis_backend, namespace=namespace)
+    assert f() == redis_backend  # a different store: a miss
     HTTPCache.init(namespace=namespace)
     assert f() is None  # a fresh memory store
 

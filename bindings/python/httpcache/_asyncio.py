@@ -49,12 +49,24 @@ class _Watcher:
         self.writers: set[int] = set()  # fds registered with add_writer
         self.flushing: set[int] = set()  # fds with an optimistic write scheduled
 
+    def attach(self, ctx: Any) -> None:
+        """Starts serving `ctx`. The library may call the watch callback while the context is
+        being opened (a Redis Cluster session asks for its epoll descriptor right away, and never
+        again), before the context object exists: that interest is only recorded by __call__,
+        and registered with the loop here."""
+        self.ctx_ref = weakref.ref(ctx)
+        early, self.watched = self.watched, {}
+        for fd, events in early.items():
+            self(fd, events)
+
     def __call__(self, fd: int, events: int) -> None:
         old = self.watched.pop(fd, 0)
         if events:
             self.watched[fd] = events
         loop = self.loop_ref()
         ctx = self.ctx_ref() if self.ctx_ref is not None else None
+        if ctx is None and self.ctx_ref is None:
+            return  # still inside AsyncContext(): attach() registers it
         if loop is None or loop.is_closed():
             self.writers.discard(fd)
             self.flushing.discard(fd)
@@ -96,7 +108,7 @@ class LoopAdapter:
         self._loop_ref = weakref.ref(loop)
         watcher = _Watcher(loop)
         self._ctx = _httpcache.AsyncContext(cache, watcher)
-        watcher.ctx_ref = weakref.ref(self._ctx)
+        watcher.attach(self._ctx)
         self._timer = False
         # Single-flight of the decorators: key -> future of (stored bytes, ttl) or None.
         self.flights: dict[bytes, Any] = {}
