@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: MIT
+"""/b/home cached by the seed library, authx_extra.cache (its README's usage). On a hit it
+returns the JSON-decoded body, which FastAPI serializes again."""
+
+from authx_extra.cache import HTTPCache, cache
+from fastapi import FastAPI, Request, Response
+
+from ._common import REDIS_URL, TTL, home_body
+
+HTTPCache.init(redis_url=REDIS_URL, namespace="bench_http_authx")
+
+app = FastAPI()
+
+
+@app.get("/b/home")
+@cache(key="b.home", ttl_in_seconds=TTL)
+async def home(request: Request, response: Response):
+    return home_body()

@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: MIT
+"""/b/home cached by httpcache on Redis, exactly as examples/app.py does it."""
+
+from fastapi import FastAPI, Request, Response
+
+from httpcache import HTTPCache, cache
+
+from ._common import REDIS_URL, TTL, home_body
+
+HTTPCache.init(redis_url=REDIS_URL, namespace="bench_http_httpcache", tz="UTC")
+
+app = FastAPI()
+
+
+@app.get("/b/home")
+@cache(key="b.home", ttl_in_seconds=TTL)
+async def home(request: Request, response: Response):
+    return home_body()

@@ -1,0 +1,13 @@
+# SPDX-License-Identifier: MIT
+"""/b/home with no cache: the framework's own ceiling."""
+
+from fastapi import FastAPI, Request, Response
+
+from ._common import home_body
+
+app = FastAPI()
+
+
+@app.get("/b/home")
+async def home(request: Request, response: Response):
+    return home_body()

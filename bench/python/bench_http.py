@@ -1,0 +1,266 @@
+# SPDX-License-Identifier: MIT
+"""HTTP benchmark: the seed's FastAPI /b/home route under wrk, uncached and cached by each library.
+
+    python bench_http.py --redis-url redis://127.0.0.1:PORT [--duration 10] [--runs 3]
+
+Each variant (bench/python/apps/*.py) is its own uvicorn process: 1 worker, 127.0.0.1, a free
+port, --no-access-log, --loop uvloop --http httptools (both pinned in requirements.txt, what
+`uvicorn[standard]` installs). All variants are started first and checked (the second GET of a
+cached variant must serve the first one's body, the uncached one must not); each gets a warm-up
+(which also fills its cache); then `runs` rounds of `wrk -t2 -c32 -dDURATION --latency` go
+round-robin over the variants so machine drift hits them alike. Reported: median requests/s,
+p50 and p99 latency of the median run, the server's CPU time per request (utime+stime from
+/proc, i.e. what the Python process itself spends), and the ratios of issue 6. Every server is
+stopped by its pid at the end, also on errors and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TICK = os.sysconf("SC_CLK_TCK")
+
+# name -> (module, label, cached)
+VARIANTS: dict[str, tuple[str, str, bool]] = {
+    "uncached": ("apps.uncached", "uncached (no cache)", False),
+    "httpcache": ("apps.httpcache_app", "httpcache (Redis)", True),
+    "authx_extra": ("apps.authx_app", "authx_extra.cache (seed, Redis)", True),
+    "fastapi-cache2": ("apps.fastapi_cache_app", "fastapi-cache2 (RedisBackend)", True),
+    "cashews": ("apps.cashews_app", "cashews (redis)", True),
+}
+PEERS = ["authx_extra", "fastapi-cache2", "cashews"]
+
+
+def log(*a: Any) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.status, r.read()
+
+
+class Server:
+    def __init__(self, name: str, redis_url: str, workdir: str) -> None:
+        self.name = name
+        self.module, self.label, self.cached = VARIANTS[name]
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/b/home"
+        env = dict(os.environ, BENCH_REDIS_URL=redis_url, PYTHONPATH=HERE)
+        self.logfile = open(os.path.join(workdir, f"uvicorn-{name}.log"), "wb")
+        cmd = [sys.executable, "-m", "uvicorn", f"{self.module}:app", "--host", "127.0.0.1", "--port",
+               str(self.port), "--workers", "1", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+               "--log-level", "warning"]
+        self.proc = subprocess.Popen(cmd, cwd=HERE, env=env, stdout=self.logfile, stderr=subprocess.STDOUT)
+        self.runs: list[dict[str, Any]] = []
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name}: uvicorn exited with {self.proc.returncode} (see {self.logfile.name})")
+            try:
+                status, _ = get(self.url)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit(f"{self.name}: not ready after {timeout} s (see {self.logfile.name})")
+
+    def check(self) -> None:
+        """A cached variant serves the first body again; the uncached one computes each time."""
+        _, first = get(self.url)
+        time.sleep(0.01)
+        _, second = get(self.url)
+        a, b = json.loads(first), json.loads(second)
+        if a.get("page") != "home" or b.get("page") != "home":
+            raise SystemExit(f"{self.name}: unexpected body {first!r} / {second!r}")
+        if self.cached and a != b:
+            raise SystemExit(f"{self.name}: second GET was not served from the cache ({a} vs {b})")
+        if not self.cached and a == b:
+            raise SystemExit(f"{self.name}: the uncached route returned the same datetime twice")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logfile.close()
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        raise ValueError(f"cannot parse latency {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk(url: str, duration: float, connections: int, threads: int) -> dict[str, Any]:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "5s", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    res: dict[str, Any] = {"raw": out}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        raise SystemExit(f"wrk printed no Requests/sec:\n{out}")
+    res["rps"] = float(m.group(1))
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
+        res[f"p{pct}"] = _ms(m.group(1)) if m else float("nan")
+    m = re.search(r"(\d+) requests in", out)
+    res["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    res["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors:\s+connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["sockerr"] = sum(int(x) for x in m.groups()) if m else 0
+    return res
+
+
+def run(args: argparse.Namespace) -> str:
+    names = args.variants
+    workdir = args.workdir
+    os.makedirs(workdir, exist_ok=True)
+    servers: list[Server] = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        for n in names:
+            servers.append(Server(n, args.redis_url, workdir))
+        for s in servers:
+            s.wait_ready()
+            s.check()
+            log(f"[http] {s.name}: pid {s.proc.pid}, {s.url}")
+        for s in servers:
+            log(f"[http] warm-up {s.name} ({args.warmup:g} s)")
+            wrk(s.url, args.warmup, args.connections, args.threads)
+        for r in range(args.runs):
+            for s in servers:
+                cpu0 = cpu_seconds(s.proc.pid)
+                res = wrk(s.url, args.duration, args.connections, args.threads)
+                res["cpu_us_per_req"] = (cpu_seconds(s.proc.pid) - cpu0) * 1e6 / max(res["requests"], 1)
+                s.runs.append(res)
+                log(f"[http] run {r + 1}/{args.runs} {s.name:15s} {res['rps']:9.0f} req/s  p50 {res['p50']:.2f} ms"
+                    f"  p99 {res['p99']:.2f} ms  server CPU {res['cpu_us_per_req']:.0f} us/req"
+                    + (f"  NON-2XX {res['non2xx']}" if res["non2xx"] else "")
+                    + (f"  socket errors {res['sockerr']}" if res["sockerr"] else ""))
+                if res["non2xx"]:
+                    raise SystemExit(f"{s.name}: {res['non2xx']} non-2xx responses under load")
+        for s in servers:
+            s.check()  # still served from the cache after the load
+    finally:
+        for s in servers:
+            s.stop()
+    return report(servers, args)
+
+
+def report(servers: list[Server], args: argparse.Namespace) -> str:
+    by = {s.name: s for s in servers}
+    summary: dict[str, dict[str, Any]] = {}
+    for s in servers:
+        rps = [r["rps"] for r in s.runs]
+        med = statistics.median(rps)
+        mid = sorted(s.runs, key=lambda r: r["rps"])[len(s.runs) // 2]  # the median run
+        summary[s.name] = dict(rps=med, runs=rps, p50=mid["p50"], p99=mid["p99"],
+                               cpu=statistics.median(r["cpu_us_per_req"] for r in s.runs),
+                               sockerr=sum(r["sockerr"] for r in s.runs))
+    base = summary.get("uncached")
+    lines = [
+        "### HTTP: the seed's FastAPI /b/home under wrk (bench/python/bench_http.py)",
+        "",
+        f"uvicorn {uvicorn_version()}, 1 worker, --loop uvloop --http httptools, 127.0.0.1; wrk -t{args.threads} "
+        f"-c{args.connections} -d{args.duration:g}s --latency after a {args.warmup:g} s warm-up; {args.runs} runs per "
+        "variant, round-robin; median req/s, latency of the median run; all cached variants serve hits. "
+        "server CPU = uvicorn process utime+stime per request.",
+        "",
+        "| variant | req/s (median) | runs | p50 ms | p99 ms | p99/p50 | server CPU us/req | req/s vs uncached |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in servers:
+        v = summary[s.name]
+        rel = f"{v['rps'] / base['rps']:.2f}x" if base else "-"
+        err = f" ({v['sockerr']} socket errors)" if v["sockerr"] else ""
+        lines.append(f"| {s.label}{err} | {v['rps']:.0f} | {' / '.join(f'{x:.0f}' for x in v['runs'])} | "
+                     f"{v['p50']:.2f} | {v['p99']:.2f} | {v['p99'] / v['p50']:.2f} | {v['cpu']:.0f} | {rel} |")
+    lines.append("")
+    if "httpcache" in summary:
+        ours = summary["httpcache"]
+        lines += ["| target (bench_http.py) | measured | |", "|---|---:|---|"]
+        peers = [p for p in PEERS if p in summary]
+        if peers:
+            best = max(peers, key=lambda p: summary[p]["rps"])
+            r = ours["rps"] / summary[best]["rps"]
+            lines.append(f"| httpcache req/s vs best peer ({by[best].label}) | {r:.2f}x (>= 1.5) | {ok(r >= 1.5)} |")
+            for p in peers:
+                if p != best:
+                    r2 = ours["rps"] / summary[p]["rps"]
+                    lines.append(f"| httpcache req/s vs {by[p].label} | {r2:.2f}x (> 1.0) | {ok(r2 > 1.0)} |")
+        if base:
+            r = ours["rps"] / base["rps"]
+            lines.append(f"| httpcache req/s vs uncached route | {r:.2f}x (>= 0.6) | {ok(r >= 0.6)} |")
+        r = ours["p99"] / ours["p50"]
+        lines.append(f"| httpcache p99/p50 | {r:.2f} (< 3) | {ok(r < 3)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def ok(b: bool) -> str:
+    return "met" if b else "**missed**"
+
+
+def uvicorn_version() -> str:
+    import uvicorn
+
+    return uvicorn.__version__
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--redis-url", required=True)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--workdir", default=os.path.join(HERE, "..", ".run", "python-http"))
+    args = ap.parse_args()
+    print(run(args))
+
+
+if __name__ == "__main__":
+    main()

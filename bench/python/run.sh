@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The Python and HTTP benchmarks of issue 6; prints Markdown tables on stdout (progress on stderr)
+# and keeps a copy in bench/.run/python/results.md.
+#   bench/python/run.sh [--quick]        --quick: shorter runs, for a smoke test (numbers not for reports)
+# Sets up bench/.venv-bench (setup_venv.sh, a no-op when up to date), starts a private
+# redis-server on a free loopback port (tests/fixtures/redis_server.sh), runs bench_calls.py and
+# bench_http.py, and stops everything it started by pid, also on errors and Ctrl-C. About 4-5 min.
+#
+# The measurements run under flock /tmp/httpcache-build.lock, so no build shares the 2 cores with
+# them. A caller that already holds that lock (the top-level bench/run.sh) sets
+# HTTPCACHE_BUILD_LOCK_HELD=1, and then neither this script nor setup_venv.sh takes it again.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+work="$root/bench/.run/python"
+lockfile=/tmp/httpcache-build.lock
+
+calls_args=(--reps 5 --rep-seconds 0.25)
+http_args=(--duration 10 --warmup 2 --runs 3)
+if [ "${1:-}" = "--quick" ]; then
+  calls_args=(--reps 2 --rep-seconds 0.05)
+  http_args=(--duration 2 --warmup 1 --runs 1)
+fi
+
+py="$("$here/setup_venv.sh" | tail -n 1)"
+
+locked() {
+  if [ -n "${HTTPCACHE_BUILD_LOCK_HELD:-}" ]; then "$@"; else flock "$lockfile" "$@"; fi
+}
+
+mkdir -p "$work"
+redis_dir="$work/redis"
+cleanup() { "$root/tests/fixtures/redis_server.sh" stop "$redis_dir" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+"$root/tests/fixtures/redis_server.sh" start "$redis_dir" >&2
+url="$(cat "$redis_dir/url")"
+
+cd "$work"  # away from the checkout: `import httpcache` comes from the venv
+echo "bench/python: measuring (waits for $lockfile unless HTTPCACHE_BUILD_LOCK_HELD is set)" >&2
+locked "$py" "$here/bench_calls.py" --redis-url "$url" "${calls_args[@]}" > "$work/calls.md"
+locked "$py" "$here/bench_http.py" --redis-url "$url" --workdir "$work/http" "${http_args[@]}" > "$work/http.md"
+{
+  echo "## Python and HTTP benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), redis-server $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'))"
+  echo
+  cat "$work/calls.md"
+  echo
+  cat "$work/http.md"
+} | tee "$work/results.md"
