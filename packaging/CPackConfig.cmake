@@ -27,5 +27,7 @@ if(TARGET httpcache_python AND NOT SKBUILD)
   set(CPACK_DEBIAN_PYTHON_PACKAGE_NAME "python3-httpcache")
   set(CPACK_DEBIAN_PYTHON_PACKAGE_SECTION "python")
   set(CPACK_DEBIAN_PYTHON_PACKAGE_DEPENDS "libhttpcache${HTTPCACHE_SOVERSION} (= ${PROJECT_VERSION}), python3 (>= 3.11)")
+  # The extension links libhttpcache.so.1, which is in this build, not yet in any installed package.
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "${PROJECT_BINARY_DIR}/capi")
 endif()
 include(CPack)

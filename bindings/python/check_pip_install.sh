@@ -39,7 +39,8 @@ assert "MIT" in meta, meta
 assert all("extra ==" in l for l in meta.splitlines() if l.startswith("Requires-Dist:")), meta
 print(f"pip wheel OK: {wheels[0].name}: {len(names)} files")
 PY
-"$venv_py" -m pip install --quiet --disable-pip-version-check "$src"
+# Install the wheel just built (what users get from an index), not a second build of the tree.
+"$venv_py" -m pip install --quiet --disable-pip-version-check "$work"/wheel/httpcache-*.whl
 
 cd "$work"  # away from the checkout, so the import can only come from the venv
 "$venv_py" - <<'PY'

@@ -23,4 +23,23 @@ if dpkg-deb -c "$runtime" | grep -q 'httpcache.h'; then echo "the header belongs
 for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
 libdir="$(dirname "$(find "$work/root" -name 'libhttpcache.so.1' | head -1)")"
 "$here/check_consumers.sh" "$work/root/usr" "$libdir" "$work/consumers"
+# The Python package, when built: its .deb depends on the runtime and imports from the unpacked tree.
+if ls "$work"/python3-httpcache_*.deb >/dev/null 2>&1; then
+  py="$(ls "$work"/python3-httpcache_*.deb)"
+  dpkg-deb -f "$py" Depends | grep -q "libhttpcache1 (= " || { echo "python3-httpcache must depend on libhttpcache1"; exit 1; }
+  (cd "$work" && PYTHONPATH="$work/root/usr/lib/python3/dist-packages" LD_LIBRARY_PATH="$libdir" \
+     "${PYTHON:-python3}" -c '
+import httpcache, os
+from httpcache import HTTPCache, cache
+assert httpcache.__file__.startswith(os.environ["PYTHONPATH"]), httpcache.__file__
+HTTPCache.init(redis_url="memory://", namespace="deb")
+calls = []
+@cache(key="k", ttl_in_seconds=60)
+def f():
+    calls.append(1)
+    return 42
+assert f() == 42 and f() == 42 and calls == [1]
+print("python3-httpcache ok:", httpcache.__file__)
+')
+fi
 echo "debian packages ok"
