@@ -43,3 +43,8 @@ if [ -x "$root/bench/python/run.sh" ]; then
   echo
   "$root/bench/python/run.sh"
 fi
+
+echo
+echo "## Python memory"
+bench_py="$("$root/bench/python/setup_venv.sh" | tail -n 1)"
+"$bench_py" "$root/bench/python/soak.py" "${SOAK_CALLS:-1000000}" "$HTTPCACHE_BENCH_REDIS_URL"
