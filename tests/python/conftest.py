@@ -52,9 +52,16 @@ def redis_socket() -> str:
     return (_redis_dir() / "socket").read_text().strip()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def redis_pid() -> int:
+    """The server's pid, read for each test: the chaos test revives the server (a new pid)."""
     return int((_redis_dir() / "pid").read_text().strip())
+
+
+@pytest.fixture(scope="session")
+def redis_dir() -> pathlib.Path:
+    """The fixture's directory, for tests/fixtures/redis_server.sh kill|revive DIR."""
+    return _redis_dir()
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ _OPTION_NAMES = (
     "breaker_failures",
     "breaker_cooldown_ms",
     "singleflight_wait_ms",
+    "lock_ttl_ms",
 )
 _OPTION_LIMITS = {
     "connect_timeout_ms": 2**32 - 1,
@@ -43,7 +44,21 @@ _OPTION_LIMITS = {
     "breaker_failures": 2**32 - 1,
     "breaker_cooldown_ms": 2**32 - 1,
     "singleflight_wait_ms": 2**32 - 1,
+    "lock_ttl_ms": 2**32 - 1,
 }
+
+# The counters of httpcache_stats, in the order HTTPCache.stats() reports them.
+STAT_COUNTERS = (
+    "hits",
+    "misses",
+    "stores",
+    "errors",
+    "breaker_trips",
+    "breaker_skips",
+    "uncached",
+    "oversized",
+    "coalesced",
+)
 
 
 def redact_url(url: str | None) -> str | None:
@@ -105,17 +120,72 @@ def check_namespace(namespace: Any) -> str:
     return namespace
 
 
+class Health:
+    """Whether the backend is up, as the decorated calls see it, so that an outage is logged
+    once (a WARNING at the first failure after a success) and its end once (an INFO "backend
+    back" at the first success after it), however many calls fail or are skipped by the core's
+    circuit breaker in between. One per handle, like the core's circuit breaker (handles
+    sharing one Health would flap: one handle's breaker can still be open, skipping the backend,
+    when another's has seen it back).
+
+    Each call takes a ticket (the number of transitions so far) before it touches the backend,
+    and its outcome may flip the state only if no transition happened meanwhile: a call that was
+    already in flight when the backend went down (or came back) and finishes late cannot announce
+    a recovery (or an outage) that is already over."""
+
+    __slots__ = ("url", "namespace", "down", "_epoch", "_lock")
+
+    def __init__(self, url: str, namespace: str) -> None:
+        self.url = redact_url(url)
+        self.namespace = namespace
+        self.down = False
+        self._epoch = 0
+        self._lock = threading.Lock()
+
+    def ticket(self) -> int:
+        return self._epoch
+
+    def failed(self, ticket: int, what: str, detail: str) -> None:
+        if self.down or ticket != self._epoch:  # the common case, without the lock
+            return
+        with self._lock:
+            if self.down or ticket != self._epoch:
+                return
+            self.down = True
+            self._epoch += 1
+        logger.warning(
+            "httpcache: backend %s unavailable for namespace %r (%s failed: %s); serving uncached until it is back",
+            self.url, self.namespace, what, detail,
+        )
+
+    def ok(self, ticket: int) -> None:
+        if not self.down or ticket != self._epoch:
+            return
+        with self._lock:
+            if not self.down or ticket != self._epoch:
+                return
+            self.down = False
+            self._epoch += 1
+        logger.info("httpcache: backend %s back for namespace %r: caching again", self.url, self.namespace)
+
+
+_BACKEND_FAILURES = frozenset({_httpcache.EBACKEND, _httpcache.ETIMEOUT})
+
+
 class Handle:
-    """One C cache handle (one namespace) and its per-event-loop async contexts."""
+    """One C cache handle (one namespace), its per-event-loop async contexts, the Health
+    of its backend, and the counters only the Python side sees (the async path's single-flight
+    and uncached results: the core counts those of get_or_compute itself)."""
 
-    __slots__ = ("cache", "namespace", "private_ok", "_adapters", "_lock", "_down", "__weakref__")
+    __slots__ = ("cache", "namespace", "health", "py_counts", "_adapters", "_lock", "__weakref__")
 
-    def __init__(self, cache: _httpcache.Cache, namespace: str) -> None:
+    def __init__(self, cache: _httpcache.Cache, namespace: str, url: str) -> None:
         self.cache = cache
         self.namespace = namespace
+        self.health = Health(url, namespace)
+        self.py_counts = {"uncached": 0, "coalesced": 0}
         self._adapters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
-        self._down = False
 
     def adapter(self, loop: Any):
         """The async adapter of this handle for `loop` (created on first use)."""
@@ -130,21 +200,36 @@ class Handle:
                     self._adapters[loop] = a
         return a
 
-    # Backend failures are logged once per outage (the first failure after a success), so an
-    # unreachable Redis does not flood the log; decorated calls then run uncached.
-    def backend_failed(self, what: str, status: int | None = None, message: str | None = None) -> None:
-        if not self._down:
-            self._down = True
-            detail = message or (_httpcache.strerror(status) if status is not None else "backend error")
-            logger.warning("httpcache: %s failed (%s); serving uncached until the backend recovers", what, detail)
+    def count(self, name: str) -> None:
+        with self._lock:
+            self.py_counts[name] += 1
+
+    # Backend failures are logged once per outage (see Health), so an unreachable Redis does not
+    # flood the log; decorated calls then run uncached.
+    def ticket(self) -> int:
+        return self.health.ticket()
+
+    def backend_failed(self, ticket: int, what: str, status: int | None = None, message: str | None = None) -> None:
+        if status is not None and status not in _BACKEND_FAILURES:
+            return  # e.g. ECANCELED: the context closed with its loop, the backend is fine
+        detail = message or (_httpcache.strerror(status) if status is not None else self._failure_detail())
+        self.health.failed(ticket, what, detail)
+
+    def backend_ok(self, ticket: int) -> None:
+        self.health.ok(ticket)
+
+    def _failure_detail(self) -> str:
+        # get_or_compute fails open and clears the error: say what the core's counters say.
+        try:
+            st = self.cache.stats()
+        except ValueError:
+            return "backend error"
+        if st["breaker_open"]:
+            return "circuit breaker open after repeated backend errors"
+        return "backend error or timeout"
 
     def max_value_bytes(self) -> int:
         return HTTPCache._options.get("max_value_bytes") or DEFAULT_MAX_VALUE_BYTES
-
-    def backend_ok(self) -> None:
-        if self._down:
-            self._down = False
-            logger.info("httpcache: backend reachable again")
 
 
 class HTTPCache:
@@ -156,7 +241,17 @@ class HTTPCache:
     run uncached). ``tz`` is an IANA name, a pytz zone or a ``zoneinfo.ZoneInfo``. ``options``
     are the C library's (httpcache_options): connect_timeout_ms, command_timeout_ms, pool_size,
     memory_max_entries, memory_max_bytes, max_value_bytes, breaker_failures,
-    breaker_cooldown_ms, singleflight_wait_ms (0 or absent: the library default).
+    breaker_cooldown_ms, singleflight_wait_ms, lock_ttl_ms (0 or absent: the library default).
+
+    ``lock_ttl_ms`` (Redis only; default 0, off) turns on the core's cross-process stampede lock:
+    a ``def`` function's cold key is then computed once across every process sharing the
+    Redis, the others waiting (at most singleflight_wait_ms) for the stored value; a crashed
+    holder blocks nobody past lock_ttl_ms. ``async def`` functions do not take that lock: their
+    single-flight is per event loop.
+
+    Logging goes to the ``httpcache`` logger (never print): a WARNING when the backend becomes
+    unavailable (once per outage, not per call) and an INFO when it is back; a WARNING for each
+    result not cached because it is not JSON or over max_value_bytes.
     """
 
     redis_url: str | None = None
@@ -182,7 +277,7 @@ class HTTPCache:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _OPTION_LIMITS[name]:
                 raise ValueError(f"invalid {name}={value!r}: must be a non-negative int")
         try:
-            handle = Handle(_httpcache.Cache(url, namespace, tz_name, **options), namespace)
+            handle = Handle(_httpcache.Cache(url, namespace, tz_name, **options), namespace, url)
         except ValueError as e:
             raise ValueError(f"invalid redis_url {redact_url(url)!r}: {e}") from None
         with cls._lock:
@@ -205,11 +300,35 @@ class HTTPCache:
             with cls._lock:
                 h = cls._handles.get(ns)
                 if h is None:
-                    h = Handle(_httpcache.Cache(cls._url, ns, cls._tz_name, **cls._options), ns)
+                    h = Handle(_httpcache.Cache(cls._url, ns, cls._tz_name, **cls._options), ns, cls._url)
                     handles = dict(cls._handles)
                     handles[ns] = h
                     cls._handles = handles
         return h
+
+    @classmethod
+    def stats(cls) -> dict[str, int | bool]:
+        """The core's counters (httpcache_cache_stats), summed over the handles HTTPCache holds
+        (one per namespace), since init(): hits, misses, stores, errors (backend failures),
+        breaker_trips, breaker_skips, uncached, oversized, coalesced, and breaker_open (True
+        while any handle's circuit breaker is open).
+
+        ``async def`` functions use the core's non-blocking get and set, so their results not
+        stored and their callers served by another task's computation (single-flight per event
+        loop) are counted here, in ``uncached`` and ``coalesced``, as the core counts those of
+        ``def`` functions. A stored value that cannot be decoded counts as a hit in the core,
+        and its recomputation as a store."""
+        totals: dict[str, int | bool] = dict.fromkeys(STAT_COUNTERS, 0)
+        breaker_open = False
+        for handle in list(cls._handles.values()):
+            st = handle.cache.stats()
+            for name in STAT_COUNTERS:
+                totals[name] += st[name]
+            for name, n in handle.py_counts.items():
+                totals[name] += n
+            breaker_open = breaker_open or bool(st["breaker_open"])
+        totals["breaker_open"] = breaker_open
+        return totals
 
     @classmethod
     def close(cls) -> None:

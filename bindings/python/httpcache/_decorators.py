@@ -224,9 +224,10 @@ def cache(
                 handle = HTTPCache.handle(namespace)
                 loop = asyncio.get_running_loop()
                 adapter = handle.adapter(loop)
+                ticket = handle.ticket()
                 status, value, ttl_ms = await adapter.get(loop, k)
                 if status == _OK:
-                    handle.backend_ok()
+                    handle.backend_ok(ticket)
                     hit = decode(value)
                     if hit is not MISS:
                         if is_response(hit):
@@ -234,10 +235,10 @@ def cache(
                         return hit
                     backend_up = True  # an undecodable value: recompute and overwrite it
                 elif status == _ENOTFOUND:
-                    handle.backend_ok()
+                    handle.backend_ok(ticket)
                     backend_up = True
                 else:
-                    handle.backend_failed("get", status)
+                    handle.backend_failed(ticket, "get", status)
                     backend_up = False
 
                 # Single-flight: concurrent misses of one key on this loop share one computation,
@@ -254,14 +255,15 @@ def cache(
                         data, ttl_s = shared
                         hit = decode(data)
                         if hit is not MISS:
+                            handle.count("coalesced")
                             if is_response(hit):
                                 set_cache_headers(hit, ttl_s, per_user, hit=True)
                             return hit
-                    return await compute_and_store(args, kwargs, handle, loop, adapter, k, backend_up, None)
+                    return await compute_and_store(args, kwargs, handle, loop, adapter, k, backend_up, None, ticket)
                 flight = loop.create_future()
                 flights[k] = flight
                 try:
-                    return await compute_and_store(args, kwargs, handle, loop, adapter, k, backend_up, flight)
+                    return await compute_and_store(args, kwargs, handle, loop, adapter, k, backend_up, flight, ticket)
                 finally:
                     if flights.get(k) is flight:
                         del flights[k]
@@ -269,27 +271,39 @@ def cache(
                         flight.set_result(None)  # failed or declined: waiters compute their own
 
             async def compute_and_store(
-                args: tuple, kwargs: dict, handle: Any, loop: Any, adapter: Any, k: bytes, backend_up: bool, flight: Any
+                args: tuple,
+                kwargs: dict,
+                handle: Any,
+                loop: Any,
+                adapter: Any,
+                k: bytes,
+                backend_up: bool,
+                flight: Any,
+                ticket: int,
             ) -> Any:
                 result = await func(*args, **kwargs)
 
                 data, response = encode(result, per_user, where)
                 if data is None:
+                    handle.count("uncached")
                     return result
                 policy = await ttl_policy_async()
                 if policy is None:
+                    handle.count("uncached")
                     return result
                 ttl_s = 0
                 if backend_up:
                     try:
                         st, ttl_s = await adapter.set(loop, k, data, policy)
-                    except ValueError as e:  # value over max_value_bytes
+                    except ValueError as e:  # value over max_value_bytes (counted by the core)
                         logger.warning("httpcache: result of %s not cached: %s", where, e)
+                        handle.count("uncached")
                         return result
                     if st != _OK:
-                        handle.backend_failed("set", st)
+                        handle.backend_failed(ticket, "set", st)
                         ttl_s = 0
                 if not ttl_s:
+                    handle.count("uncached")
                     ttl_s = handle.cache.ttl(policy)
                 if flight is not None and not flight.done():
                     flight.set_result((data, ttl_s))
@@ -338,11 +352,14 @@ def cache(
                 policy = _httpcache.Policy.callback(lambda: state["ttl"])
             else:
                 policy = fixed_policy
+            ticket = handle.ticket()
             value, ttl_ms, outcome = handle.cache.get_or_compute(k, policy, compute)
             if outcome == _HIT or outcome == _COALESCED:
-                # COALESCED: a concurrent call on this handle computed and stored it (the core's
-                # single-flight); this call's function did not run, as on a hit.
-                handle.backend_ok()
+                # COALESCED: a concurrent call on this handle computed it (the core's
+                # single-flight); this call's function did not run, as on a hit. That says nothing
+                # about the backend (the value is shared even when it could not be stored).
+                if outcome == _HIT:
+                    handle.backend_ok(ticket)
                 hit = decode(value)
                 if hit is not MISS:
                     if is_response(hit):
@@ -358,16 +375,18 @@ def cache(
                     except ValueError:
                         pass  # over max_value_bytes: logged below
                     except _httpcache.Error as e:
-                        handle.backend_failed("set", e.code, str(e))
+                        handle.backend_failed(ticket, "set", e.code, str(e))
+                if outcome != _STORED:
+                    handle.count("uncached")  # the core counted a hit
             result = state["result"]
             if not state.get("store"):
                 return result
             if outcome == _STORED:
-                handle.backend_ok()
+                handle.backend_ok(ticket)
             elif len(data_box) and len(data_box[0]) > handle.max_value_bytes():
                 logger.warning("httpcache: result of %s not cached: over max_value_bytes", where)
-            else:
-                handle.backend_failed("get or set")
+            elif outcome is not None:
+                handle.backend_failed(ticket, "get or set")
             if state.get("response"):
                 ttl_s = ttl_ms // 1000 if outcome == _STORED else handle.cache.ttl(
                     _httpcache.Policy.seconds(state["ttl"]) if ttl_func is not None else policy
@@ -405,11 +424,12 @@ def invalidate_cache(
         if inspect.iscoroutinefunction(func):
 
             async def delete(handle: Any, loop: Any, ks: list[bytes]) -> None:
+                ticket = handle.ticket()
                 status, _ = await handle.adapter(loop).invalidate(loop, ks)
                 if status == _OK:
-                    handle.backend_ok()
+                    handle.backend_ok(ticket)
                 else:
-                    handle.backend_failed("invalidate", status)
+                    handle.backend_failed(ticket, "invalidate", status)
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -427,11 +447,12 @@ def invalidate_cache(
             return async_wrapper  # type: ignore[return-value]
 
         def delete_sync(handle: Any, ks: list[bytes]) -> None:
+            ticket = handle.ticket()
             try:
                 handle.cache.invalidate(ks)
-                handle.backend_ok()
+                handle.backend_ok(ticket)
             except _httpcache.Error as e:
-                handle.backend_failed("invalidate", e.code, str(e))
+                handle.backend_failed(ticket, "invalidate", e.code, str(e))
 
         @functools.wraps(func)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:

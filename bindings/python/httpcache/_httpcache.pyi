@@ -75,6 +75,7 @@ class Cache:
         breaker_failures: int = 0,
         breaker_cooldown_ms: int = 0,
         singleflight_wait_ms: int = 0,
+        lock_ttl_ms: int = 0,
     ) -> None: ...
     @property
     def namespace(self) -> str: ...

@@ -85,7 +85,8 @@ void init_cache(py::module_& m) {
       .def(py::init([](std::optional<std::string> url, std::optional<std::string> ns, std::optional<std::string> tz,
                        uint32_t connect_timeout_ms, uint32_t command_timeout_ms, uint32_t pool_size,
                        uint64_t memory_max_entries, uint64_t memory_max_bytes, uint64_t max_value_bytes,
-                       uint32_t breaker_failures, uint32_t breaker_cooldown_ms, uint32_t singleflight_wait_ms) {
+                       uint32_t breaker_failures, uint32_t breaker_cooldown_ms, uint32_t singleflight_wait_ms,
+                       uint32_t lock_ttl_ms) {
              httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
              opts.connect_timeout_ms = connect_timeout_ms;
              opts.command_timeout_ms = command_timeout_ms;
@@ -96,6 +97,7 @@ void init_cache(py::module_& m) {
              opts.breaker_failures = breaker_failures;
              opts.breaker_cooldown_ms = breaker_cooldown_ms;
              opts.singleflight_wait_ms = singleflight_wait_ms;
+             opts.lock_ttl_ms = lock_ttl_ms;
              httpcache_cache* raw = nullptr;
              int rc;
              captured_error err;
@@ -113,9 +115,9 @@ void init_cache(py::module_& m) {
            py::kw_only(), py::arg("connect_timeout_ms") = 0, py::arg("command_timeout_ms") = 0,
            py::arg("pool_size") = 0, py::arg("memory_max_entries") = 0, py::arg("memory_max_bytes") = 0,
            py::arg("max_value_bytes") = 0, py::arg("breaker_failures") = 0, py::arg("breaker_cooldown_ms") = 0,
-           py::arg("singleflight_wait_ms") = 0,
-           "Opens a handle (httpcache_cache_open); 0 means the library default. ValueError for a bad "
-           "URL, namespace or zone. Redis connects lazily.")
+           py::arg("singleflight_wait_ms") = 0, py::arg("lock_ttl_ms") = 0,
+           "Opens a handle (httpcache_cache_open); 0 means the library default (for lock_ttl_ms: no "
+           "cross-process lock). ValueError for a bad URL, namespace or zone. Redis connects lazily.")
       .def_property_readonly("namespace",
                              [](const cache_object& c) { return std::string(httpcache_cache_namespace(c.handle())); })
       .def_property_readonly("timezone",
