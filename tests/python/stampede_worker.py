@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: MIT
+"""A process of the cross-process stampede test (test_stampede.py), started with the `spawn`
+method: it imports only httpcache, so it starts fast and shares nothing with pytest's process."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from httpcache import HTTPCache, cache
+
+
+def run(url: str, namespace: str, callers: int, compute_s: float, computations, ready, results) -> None:
+    """`callers` threads call one cold cached function at once, once every process is `ready`
+    (a multiprocessing.Barrier); each computation increments `computations` (a shared Value).
+    Puts (values returned, HTTPCache.stats()) on `results`."""
+    HTTPCache.init(redis_url=url, namespace=namespace, lock_ttl_ms=10_000, singleflight_wait_ms=20_000)
+
+    @cache(key="cold", ttl_in_seconds=60)
+    def cold():
+        with computations.get_lock():
+            computations.value += 1
+        time.sleep(compute_s)
+        return {"answer": 42}
+
+    start = threading.Barrier(callers)
+    values: list = []
+
+    def call() -> None:
+        start.wait()
+        try:
+            values.append(cold())
+        except BaseException as e:  # reported, not raised: the test counts it as a failure
+            values.append(repr(e))
+
+    threads = [threading.Thread(target=call) for _ in range(callers)]
+    ready.wait()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.put((values, HTTPCache.stats()))

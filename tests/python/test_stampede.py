@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: MIT
+"""The cross-process stampede lock (lock_ttl_ms) from Python, on one Redis server and on the
+cluster: 4 processes x 50 concurrent callers compute a cold key exactly once.
+
+The lock is the core's, taken by the blocking get_or_compute, so these callers are threads calling
+a `def` function. `async def` functions do not take it: the non-blocking path never waits on the
+backend, and its single-flight is per event loop (test_decorators.py)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+
+import stampede_worker
+from httpcache import HTTPCache, cache
+
+PROCESSES = 4
+CALLERS = 50
+
+
+def test_four_processes_of_fifty_callers_compute_a_cold_key_once(redis_backend, redis_backend_client, namespace):
+    ctx = multiprocessing.get_context("spawn")
+    computations = ctx.Value("i", 0)
+    ready = ctx.Barrier(PROCESSES)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=stampede_worker.run,
+            args=(redis_backend, namespace, CALLERS, 0.5, computations, ready, results),
+        )
+        for _ in range(PROCESSES)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+    values = [v for vs, _ in outcomes for v in vs]
+    assert len(values) == PROCESSES * CALLERS
+    assert values == [{"answer": 42}] * (PROCESSES * CALLERS)  # every caller got the value
+    assert computations.value == 1  # computed once across the 4 processes
+    totals = {k: sum(st[k] for _, st in outcomes) for k in ("stores", "hits", "coalesced", "uncached", "errors")}
+    assert totals["stores"] == 1 and totals["uncached"] == 0 and totals["errors"] == 0, totals
+    # The 199 others: waited for the computing thread of their process, or for the lock holder's
+    # stored value, or (arriving late) found it stored.
+    assert totals["hits"] + totals["coalesced"] == PROCESSES * CALLERS - 1, totals
+    assert redis_backend_client.get(f"{namespace}:cold") == b'{"answer":42}'
+    assert redis_backend_client.exists(f"httpcache-lock!{namespace}:cold") == 0  # released
+
+
+def test_a_crashed_lock_holder_blocks_nobody_past_the_lock_ttl(redis_backend, redis_backend_client, namespace, request):
+    HTTPCache.init(redis_url=redis_backend, namespace=namespace, lock_ttl_ms=5000)
+    request.addfinalizer(HTTPCache.close)
+    calls = []
+
+    @cache(key="orphan", ttl_in_seconds=60)
+    def f():
+        calls.append(1)
+        return "mine"
+
+    # A holder that died while computing: its lock stays until its TTL (400 ms) runs out.
+    redis_backend_client.set(f"httpcache-lock!{namespace}:orphan", "dead-holder", px=400)
+    start = time.monotonic()
+    assert f() == "mine"
+    waited = time.monotonic() - start
+    assert 0.3 <= waited < 2.0, waited
+    assert calls == [1]
+    assert redis_backend_client.get(f"{namespace}:orphan") == b'"mine"'
+    assert f() == "mine" and calls == [1]
+
+
+def test_lock_wait_is_bounded_by_singleflight_wait(redis_backend, redis_backend_client, namespace, request):
+    HTTPCache.init(redis_url=redis_backend, namespace=namespace, lock_ttl_ms=5000, singleflight_wait_ms=300)
+    request.addfinalizer(HTTPCache.close)
+
+    @cache(key="held", ttl_in_seconds=60)
+    def f():
+        return "computed anyway"
+
+    # A live holder that takes too long (its lock lasts 60 s): we wait 300 ms, then compute.
+    redis_backend_client.set(f"httpcache-lock!{namespace}:held", "slow-holder", px=60_000)
+    start = time.monotonic()
+    assert f() == "computed anyway"
+    assert 0.25 <= time.monotonic() - start < 2.0
+    assert redis_backend_client.get(f"httpcache-lock!{namespace}:held") == b"slow-holder"  # not ours to delete
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32, "100", 1.5, True])
+def test_lock_ttl_ms_is_checked(bad):
+    with pytest.raises(ValueError) as info:
+        HTTPCache.init(lock_ttl_ms=bad)
+    assert "lock_ttl_ms" in str(info.value)
