@@ -618,3 +618,5 @@ def test_oversized_values_are_served_uncached(backend, namespace, warnings_log, 
     assert len(calls) == 3
     assert all("max_value_bytes" in r.getMessage() for r in warnings_log())
     assert len(warnings_log()) == 3
+    stats = HTTPCache.stats()  # counted, on both paths
+    assert stats["oversized"] == 3 and stats["uncached"] == 3 and stats["stores"] == 0
