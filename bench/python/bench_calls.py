@@ -7,7 +7,9 @@ Every case is timed with time.perf_counter_ns over n calls (n calibrated once pe
 repetition takes about --rep-seconds), repeated --reps times; cases of one table are run
 round-robin within each repetition (so drift of a noisy machine hits them alike) and the
 median per-call time is reported, with its ratio to the table's baseline measured in the same
-run. Every case returns the same ~200-byte JSON-able dict (PAYLOAD), and every cached function
+run. The last column is this process's CPU time per call (time.process_time_ns: the client's
+own work, without redis-server's; where it is far below the wall time, the round trip dominates).
+Every case returns the same ~200-byte JSON-able dict (PAYLOAD), and every cached function
 is checked: no recomputation during a hit run, one computation per call during a miss run.
 
 Cases (issue 6):
@@ -168,6 +170,7 @@ class Case:
         self.note = note
         self.n = 0
         self.samples: list[float] = []  # ns per call, one per repetition
+        self.cpu: list[float] = []  # this process's CPU ns per call, one per repetition
 
     def median_us(self) -> float:
         return statistics.median(self.samples) / 1000.0
@@ -191,7 +194,9 @@ async def measure_table(title: str, cases: list[Case], reps: int, rep_seconds: f
         for c in cases:
             before = c.counter.n if c.counter is not None else None
             gc.collect()
+            cpu0 = time.process_time_ns()
             elapsed, calls = await run_loop(c.kind, c.fn, c.n)
+            c.cpu.append((time.process_time_ns() - cpu0) / calls)
             c.samples.append(elapsed / calls)
             if c.counter is not None:
                 computed = c.counter.n - before
@@ -415,14 +420,16 @@ def table(title: str, cases: list[Case], baseline: Case, target: str = "") -> st
     lines = [f"#### {title}", ""]
     if target:
         lines += [target, ""]
-    lines += ["| case | us/call (median) | min..max over reps | ratio to baseline |", "|---|---:|---:|---:|"]
+    lines += ["| case | us/call (median) | min..max over reps | ratio to baseline | client CPU us/call |",
+              "|---|---:|---:|---:|---:|"]
     base = baseline.median_us()
     for c in cases:
         us = c.median_us()
         lo, hi = min(c.samples) / 1000, max(c.samples) / 1000
         ratio = us / base
         mark = " (baseline)" if c is baseline else ""
-        lines.append(f"| {c.label}{mark} | {us:.2f} | {lo:.2f}..{hi:.2f} | {ratio:.2f}x |")
+        cpu = statistics.median(c.cpu) / 1000.0
+        lines.append(f"| {c.label}{mark} | {us:.2f} | {lo:.2f}..{hi:.2f} | {ratio:.2f}x | {cpu:.2f} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -556,6 +563,9 @@ async def main_async(args: argparse.Namespace) -> str:
     r = m[1].median_us() / m[0].median_us()
     summary.append(("memory:// sync hit / functools.lru_cache", f"{r:.1f}x (<= 5)", r <= 5.0))
 
+    if args.soak:
+        out.append(await soak(url, args.soak))
+
     # close the peers' clients (redis.asyncio warns otherwise)
     for c in raw["_clients"]:
         res = c.aclose() if hasattr(c, "aclose") else c.close()
@@ -565,6 +575,81 @@ async def main_async(args: argparse.Namespace) -> str:
     head = ["| target (bench_calls.py) | measured | |", "|---|---:|---|"]
     head += [f"| {t} | {v} | {verdict(ok)} |" for t, v, ok in summary]
     return "\n".join(head) + "\n\n" + "\n".join(out)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+async def soak(url: str, calls: int) -> str:
+    """Memory: RSS before and after `calls` hits (memory:// sync, Redis async with 32 callers), and
+    memory:// with a byte limit written with 10x that limit of unique entries."""
+    from httpcache import HTTPCache, cache
+
+    rows = []
+
+    async def run(label: str, body: Callable[[], Awaitable[None]]) -> None:
+        gc.collect()
+        before = rss_mb()
+        t0 = perf_ns()
+        await body()
+        gc.collect()
+        after = rss_mb()
+        rows.append(f"| {label} | {(perf_ns() - t0) / 1e9:.1f} | {before:.1f} | {after:.1f} | {after - before:+.1f} |")
+        log(f"    {label}: RSS {before:.1f} -> {after:.1f} MB")
+
+    log("[calls] memory: long runs")
+    HTTPCache.init(redis_url=None, namespace="bench_soak", tz="UTC")
+
+    @cache(key="soak.hit", ttl_in_seconds=TTL)
+    def shit() -> dict:
+        return PAYLOAD
+
+    for _ in range(10_000):
+        shit()
+
+    async def mem_hits() -> None:
+        for _ in range(calls):
+            shit()
+
+    await run(f"{calls:,} sync hits on memory://", mem_hits)
+
+    limit = 8 << 20
+    HTTPCache.init(redis_url=None, namespace="bench_soak", tz="UTC", memory_max_bytes=limit)
+    big = {"blob": "x" * 4000}
+
+    @cache(key="soak.fill.{}", obj="o", obj_attr="id", ttl_in_seconds=TTL)
+    def fill(o: Obj) -> dict:
+        return big
+
+    n_fill = 10 * limit // 4000
+
+    async def mem_fill() -> None:
+        for i in range(n_fill):
+            fill(Obj(i))
+
+    await run(f"memory:// with memory_max_bytes = 8 MiB: {n_fill:,} unique 4 kB entries (10x the limit)", mem_fill)
+
+    HTTPCache.init(redis_url=url, namespace="bench_soak", tz="UTC")
+
+    @cache(key="soak.ahit", ttl_in_seconds=TTL)
+    async def ahit() -> dict:
+        return PAYLOAD
+
+    await _loop_aconc(ahit, CONC * 100)
+
+    async def redis_hits() -> None:
+        await _loop_aconc(ahit, calls)
+
+    await run(f"{calls:,} async hits on Redis, {CONC} callers", redis_hits)
+    head = ["#### Memory: RSS of this process around long runs", "",
+            "Target (issue 6): nothing grows without bound; the memory backend keeps to its byte limit.", "",
+            "| run | seconds | RSS before MB | RSS after MB | growth MB |", "|---|---:|---:|---:|---:|"]
+    return "\n".join(head + rows) + "\n"
 
 
 def environment(args: argparse.Namespace) -> str:
@@ -584,6 +669,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--rep-seconds", type=float, default=0.25)
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    ap.add_argument("--soak", type=int, default=1_000_000, help="calls of the memory runs (0: skip them)")
     args = ap.parse_args()
     if args.loop == "uvloop":
         import uvloop

@@ -61,24 +61,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 def get(url: str) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=5) as r:
         return r.status, r.read()
 
 
 class Server:
-    def __init__(self, name: str, redis_url: str, workdir: str) -> None:
+    def __init__(self, name: str, redis_url: str, workdir: str, gc_freeze: bool) -> None:
         self.name = name
         self.module, self.label, self.cached = VARIANTS[name]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/b/home"
-        env = dict(os.environ, BENCH_REDIS_URL=redis_url, PYTHONPATH=HERE)
+        self.gc_log = os.path.join(workdir, f"gc-{name}.log")
+        if os.path.exists(self.gc_log):
+            os.unlink(self.gc_log)
+        env = dict(os.environ, BENCH_REDIS_URL=redis_url, PYTHONPATH=HERE, BENCH_GC_LOG=self.gc_log,
+                   BENCH_GC_FREEZE="1" if gc_freeze else "0")
         self.logfile = open(os.path.join(workdir, f"uvicorn-{name}.log"), "wb")
         cmd = [sys.executable, "-m", "uvicorn", f"{self.module}:app", "--host", "127.0.0.1", "--port",
                str(self.port), "--workers", "1", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
                "--log-level", "warning"]
         self.proc = subprocess.Popen(cmd, cwd=HERE, env=env, stdout=self.logfile, stderr=subprocess.STDOUT)
         self.runs: list[dict[str, Any]] = []
+        self.rss: list[float] = []  # MB after the warm-up, then after each run
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -106,6 +119,15 @@ class Server:
             raise SystemExit(f"{self.name}: second GET was not served from the cache ({a} vs {b})")
         if not self.cached and a == b:
             raise SystemExit(f"{self.name}: the uncached route returned the same datetime twice")
+
+    def full_collections(self, t0: float, t1: float) -> list[float]:
+        """Pauses (ms) of the full collections between t0 and t1 (unix time)."""
+        try:
+            with open(self.gc_log) as f:
+                rows = [line.split() for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+        return [float(ms) for t, ms in rows if t0 <= float(t) <= t1]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -160,7 +182,7 @@ def run(args: argparse.Namespace) -> str:
     signal.signal(signal.SIGTERM, on_term)
     try:
         for n in names:
-            servers.append(Server(n, args.redis_url, workdir))
+            servers.append(Server(n, args.redis_url, workdir, args.gc_freeze))
         for s in servers:
             s.wait_ready()
             s.check()
@@ -168,14 +190,20 @@ def run(args: argparse.Namespace) -> str:
         for s in servers:
             log(f"[http] warm-up {s.name} ({args.warmup:g} s)")
             wrk(s.url, args.warmup, args.connections, args.threads)
+            s.rss = [rss_mb(s.proc.pid)]
         for r in range(args.runs):
             for s in servers:
-                cpu0 = cpu_seconds(s.proc.pid)
+                cpu0, t0 = cpu_seconds(s.proc.pid), time.time()
                 res = wrk(s.url, args.duration, args.connections, args.threads)
                 res["cpu_us_per_req"] = (cpu_seconds(s.proc.pid) - cpu0) * 1e6 / max(res["requests"], 1)
+                pauses = s.full_collections(t0, time.time())
+                res["gc_per_s"] = len(pauses) / args.duration
+                res["gc_ms"] = statistics.median(pauses) if pauses else 0.0
                 s.runs.append(res)
+                s.rss.append(rss_mb(s.proc.pid))
                 log(f"[http] run {r + 1}/{args.runs} {s.name:15s} {res['rps']:9.0f} req/s  p50 {res['p50']:.2f} ms"
                     f"  p99 {res['p99']:.2f} ms  server CPU {res['cpu_us_per_req']:.0f} us/req"
+                    f"  full GCs {res['gc_per_s']:.1f}/s of {res['gc_ms']:.1f} ms"
                     + (f"  NON-2XX {res['non2xx']}" if res["non2xx"] else "")
                     + (f"  socket errors {res['sockerr']}" if res["sockerr"] else ""))
                 if res["non2xx"]:
@@ -197,25 +225,33 @@ def report(servers: list[Server], args: argparse.Namespace) -> str:
         mid = sorted(s.runs, key=lambda r: r["rps"])[len(s.runs) // 2]  # the median run
         summary[s.name] = dict(rps=med, runs=rps, p50=mid["p50"], p99=mid["p99"],
                                cpu=statistics.median(r["cpu_us_per_req"] for r in s.runs),
-                               sockerr=sum(r["sockerr"] for r in s.runs))
+                               gc_per_s=statistics.median(r["gc_per_s"] for r in s.runs),
+                               gc_ms=statistics.median(r["gc_ms"] for r in s.runs),
+                               sockerr=sum(r["sockerr"] for r in s.runs),
+                               requests=sum(r["requests"] for r in s.runs))
     base = summary.get("uncached")
+    freeze = ", apps call gc.freeze() after import (--gc-freeze)" if args.gc_freeze else ""
     lines = [
-        "### HTTP: the seed's FastAPI /b/home under wrk (bench/python/bench_http.py)",
+        f"### HTTP: the seed's FastAPI /b/home under wrk (bench/python/bench_http.py{freeze})",
         "",
         f"uvicorn {uvicorn_version()}, 1 worker, --loop uvloop --http httptools, 127.0.0.1; wrk -t{args.threads} "
         f"-c{args.connections} -d{args.duration:g}s --latency after a {args.warmup:g} s warm-up; {args.runs} runs per "
         "variant, round-robin; median req/s, latency of the median run; all cached variants serve hits. "
-        "server CPU = uvicorn process utime+stime per request.",
+        "server CPU = uvicorn process utime+stime per request; full GCs = CPython generation-2 collections "
+        "during the run (per second, median pause); RSS = the server's resident memory after the warm-up and "
+        "after the last run.",
         "",
-        "| variant | req/s (median) | runs | p50 ms | p99 ms | p99/p50 | server CPU us/req | req/s vs uncached |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| variant | req/s (median) | runs | p50 ms | p99 ms | p99/p50 | server CPU us/req | full GCs | RSS MB | req/s vs uncached |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for s in servers:
         v = summary[s.name]
         rel = f"{v['rps'] / base['rps']:.2f}x" if base else "-"
         err = f" ({v['sockerr']} socket errors)" if v["sockerr"] else ""
         lines.append(f"| {s.label}{err} | {v['rps']:.0f} | {' / '.join(f'{x:.0f}' for x in v['runs'])} | "
-                     f"{v['p50']:.2f} | {v['p99']:.2f} | {v['p99'] / v['p50']:.2f} | {v['cpu']:.0f} | {rel} |")
+                     f"{v['p50']:.2f} | {v['p99']:.2f} | {v['p99'] / v['p50']:.2f} | {v['cpu']:.0f} | "
+                     f"{v['gc_per_s']:.1f}/s, {v['gc_ms']:.1f} ms | {s.rss[0]:.1f} -> {s.rss[-1]:.1f} "
+                     f"({v['requests']:,} req) | {rel} |")
     lines.append("")
     if "httpcache" in summary:
         ours = summary["httpcache"]
@@ -257,6 +293,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="apps call gc.freeze() after import (BENCH_GC_FREEZE=1): the p99 analysis")
     ap.add_argument("--workdir", default=os.path.join(HERE, "..", ".run", "python-http"))
     args = ap.parse_args()
     print(run(args))

@@ -5,7 +5,8 @@
 #   bench/python/run.sh [--quick]        --quick: shorter runs, for a smoke test (numbers not for reports)
 # Sets up bench/.venv-bench (setup_venv.sh, a no-op when up to date), starts a private
 # redis-server on a free loopback port (tests/fixtures/redis_server.sh), runs bench_calls.py and
-# bench_http.py, and stops everything it started by pid, also on errors and Ctrl-C. About 4-5 min.
+# bench_http.py (twice: as is, then with gc.freeze() in the apps, the p99 analysis), and stops
+# everything it started by pid, also on errors and Ctrl-C. About 5-6 min.
 #
 # The measurements run under flock /tmp/httpcache-build.lock, so no build shares the 2 cores with
 # them. A caller that already holds that lock (the top-level bench/run.sh) sets
@@ -18,9 +19,12 @@ lockfile=/tmp/httpcache-build.lock
 
 calls_args=(--reps 5 --rep-seconds 0.25)
 http_args=(--duration 10 --warmup 2 --runs 3)
+# The second HTTP pass (analysis of p99): the same route with gc.freeze() after import.
+freeze_args=(--gc-freeze --variants uncached httpcache cashews --duration 8 --warmup 2 --runs 2)
 if [ "${1:-}" = "--quick" ]; then
   calls_args=(--reps 2 --rep-seconds 0.05)
   http_args=(--duration 2 --warmup 1 --runs 1)
+  freeze_args=(--gc-freeze --variants uncached httpcache --duration 2 --warmup 1 --runs 1)
 fi
 
 py="$("$here/setup_venv.sh" | tail -n 1)"
@@ -42,10 +46,20 @@ cd "$work"  # away from the checkout: `import httpcache` comes from the venv
 echo "bench/python: measuring (waits for $lockfile unless HTTPCACHE_BUILD_LOCK_HELD is set)" >&2
 locked "$py" "$here/bench_calls.py" --redis-url "$url" "${calls_args[@]}" > "$work/calls.md"
 locked "$py" "$here/bench_http.py" --redis-url "$url" --workdir "$work/http" "${http_args[@]}" > "$work/http.md"
+locked "$py" "$here/bench_http.py" --redis-url "$url" --workdir "$work/http" "${freeze_args[@]}" > "$work/http-freeze.md"
+dirty=""
+if [ -n "$(git -C "$root" status --porcelain -- core capi bindings include CMakeLists.txt pyproject.toml 2>/dev/null)" ]; then
+  dirty=" + uncommitted changes in the library's sources"
+fi
 {
-  echo "## Python and HTTP benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), redis-server $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'))"
+  echo "## Python and HTTP benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$dirty, redis-server $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'))"
   echo
   cat "$work/calls.md"
   echo
   cat "$work/http.md"
+  echo
+  echo "Analysis pass (not the targets' conditions): the same, with gc.freeze() in each app after import."
+  echo "It shows what the p99 of the async variants is made of (CPython full collections, see the 'full GCs' column)."
+  echo
+  cat "$work/http-freeze.md"
 } | tee "$work/results.md"

@@ -5,7 +5,7 @@ one key share one task, "thunder protection")."""
 from cashews import cache
 from fastapi import FastAPI, Request, Response
 
-from ._common import REDIS_URL, TTL, home_body
+from ._common import REDIS_URL, TTL, gc_freeze_if_asked, home_body
 
 cache.setup(REDIS_URL)
 
@@ -16,3 +16,6 @@ app = FastAPI()
 @cache(ttl=TTL, key="bench_http_cashews:b.home")
 async def home(request: Request, response: Response):
     return home_body()
+
+
+gc_freeze_if_asked()

@@ -10,7 +10,7 @@ from fastapi_cache.backends.redis import RedisBackend
 from fastapi_cache.decorator import cache
 from redis import asyncio as aioredis
 
-from ._common import REDIS_URL, TTL, home_body
+from ._common import REDIS_URL, TTL, gc_freeze_if_asked, home_body
 
 
 @asynccontextmanager
@@ -26,3 +26,6 @@ app = FastAPI(lifespan=lifespan)
 @cache(expire=TTL)
 async def home(request: Request, response: Response):
     return home_body()
+
+
+gc_freeze_if_asked()

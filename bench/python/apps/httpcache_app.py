@@ -5,7 +5,7 @@ from fastapi import FastAPI, Request, Response
 
 from httpcache import HTTPCache, cache
 
-from ._common import REDIS_URL, TTL, home_body
+from ._common import REDIS_URL, TTL, gc_freeze_if_asked, home_body
 
 HTTPCache.init(redis_url=REDIS_URL, namespace="bench_http_httpcache", tz="UTC")
 
@@ -16,3 +16,6 @@ app = FastAPI()
 @cache(key="b.home", ttl_in_seconds=TTL)
 async def home(request: Request, response: Response):
     return home_body()
+
+
+gc_freeze_if_asked()

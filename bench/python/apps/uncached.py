@@ -3,7 +3,7 @@
 
 from fastapi import FastAPI, Request, Response
 
-from ._common import home_body
+from ._common import gc_freeze_if_asked, home_body
 
 app = FastAPI()
 
@@ -11,3 +11,6 @@ app = FastAPI()
 @app.get("/b/home")
 async def home(request: Request, response: Response):
     return home_body()
+
+
+gc_freeze_if_asked()
