@@ -212,6 +212,8 @@ class Handle:
     def backend_failed(self, ticket: int, what: str, status: int | None = None, message: str | None = None) -> None:
         if status is not None and status not in _BACKEND_FAILURES:
             return  # e.g. ECANCELED: the context closed with its loop, the backend is fine
+        if self.health.down:
+            return  # known already: not worth building the message
         detail = message or (_httpcache.strerror(status) if status is not None else self._failure_detail())
         self.health.failed(ticket, what, detail)
 
