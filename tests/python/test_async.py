@@ -192,6 +192,24 @@ async def test_memory_requests_complete_inside_the_call(namespace):
     HTTPCache.close()
 
 
+async def test_first_call_of_a_new_context_is_served_by_the_loop(redis_backend, namespace, request):
+    # A Redis Cluster session asks for its epoll descriptor while the context is being opened,
+    # and never again: that request must reach the loop (it once did not, so every async call on
+    # redis+cluster:// waited for its command timeout and ran uncached).
+    HTTPCache.init(redis_url=redis_backend, namespace=namespace, command_timeout_ms=5000)
+    request.addfinalizer(HTTPCache.close)
+
+    @cache(key="first", ttl_in_seconds=60)
+    async def f():
+        return "v"
+
+    HTTPCache.handle().cache.set(b"first", b'"stored"', _httpcache.Policy.seconds(60))
+    start = time.monotonic()
+    assert await f() == "stored"  # a hit, through the non-blocking path of this loop
+    assert time.monotonic() - start < 1.0
+    assert HTTPCache.stats()["errors"] == 0
+
+
 def test_one_context_per_event_loop(backend, namespace):
     HTTPCache.init(redis_url=backend, namespace=namespace)
     calls = []
