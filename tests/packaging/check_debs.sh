@@ -15,18 +15,21 @@ dev="$(ls "$work"/libhttpcache-dev_*.deb)"
 depends="$(dpkg-deb -f "$runtime" Depends)"
 echo "libhttpcache1 Depends: $depends"
 for lib in libhiredis0.14 libicu72 libfmt9 libstdc++6; do
-  echo "$depends" | grep -q "$lib" || { echo "missing dependency on $lib"; exit 1; }
+  grep -q "$lib" <<<"$depends" || { echo "missing dependency on $lib"; exit 1; }
 done
-dpkg-deb -f "$dev" Depends | grep -q "libhttpcache1 (= " || { echo "-dev must depend on the exact runtime"; exit 1; }
-dpkg-deb -c "$runtime" | grep -q 'libhttpcache.so.1$' || dpkg-deb -c "$runtime" | grep -q 'libhttpcache.so.1 '
-if dpkg-deb -c "$runtime" | grep -q 'httpcache.h'; then echo "the header belongs in -dev"; exit 1; fi
+grep -q "libhttpcache1 (= " <<<"$(dpkg-deb -f "$dev" Depends)" || { echo "-dev must depend on the exact runtime"; exit 1; }
+# Listings are read whole before grep: `grep -q` stopping early would break dpkg-deb's pipe,
+# which pipefail turns into a failure.
+runtime_files="$(dpkg-deb -c "$runtime")"
+grep -q 'libhttpcache\.so\.1' <<<"$runtime_files" || { echo "the runtime package lacks libhttpcache.so.1"; exit 1; }
+if grep -q 'httpcache\.h' <<<"$runtime_files"; then echo "the header belongs in -dev"; exit 1; fi
 for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
 libdir="$(dirname "$(find "$work/root" -name 'libhttpcache.so.1' | head -1)")"
 "$here/check_consumers.sh" "$work/root/usr" "$libdir" "$work/consumers"
 # The Python package, when built: its .deb depends on the runtime and imports from the unpacked tree.
 if ls "$work"/python3-httpcache_*.deb >/dev/null 2>&1; then
   py="$(ls "$work"/python3-httpcache_*.deb)"
-  dpkg-deb -f "$py" Depends | grep -q "libhttpcache1 (= " || { echo "python3-httpcache must depend on libhttpcache1"; exit 1; }
+  grep -q "libhttpcache1 (= " <<<"$(dpkg-deb -f "$py" Depends)" || { echo "python3-httpcache must depend on libhttpcache1"; exit 1; }
   (cd "$work" && PYTHONPATH="$work/root/usr/lib/python3/dist-packages" LD_LIBRARY_PATH="$libdir" \
      "${PYTHON:-python3}" -c '
 import httpcache, os
