@@ -8,7 +8,9 @@
 
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -183,19 +185,15 @@ class redis_cluster final : public backend {
     refresher_cv_.notify_one();
   }
 
-  // Fetches the map now if it is still unknown (used once when a non-blocking session opens).
-  void ensure_map() {
+  // Asks for the map in the background if it is still unknown (a non-blocking session opening
+  // must not wait for it: until it arrives, requests fail open).
+  void prefetch_map() {
     bool known;
     {
       std::shared_lock<std::shared_mutex> lock(map_mutex_);
       known = slot_owner_[0] >= 0;
     }
-    if (known) return;
-    try {
-      refresh_map();
-    } catch (const backend_error&) {
-      request_refresh();  // the cluster is down: keep trying in the background
-    }
+    if (!known) request_refresh();
   }
 
   void note_moved(int slot, const std::string& host, int port) {
@@ -373,23 +371,30 @@ class redis_cluster final : public backend {
 // through one epoll descriptor, which is the only descriptor the host loop sees. So the public
 // async API (one fd, process(events)) serves a cluster unchanged. Redirections are not followed
 // here (that would mean waiting): a MOVED reply corrects the slot map and the request fails open;
-// the next request goes to the right node. Node failures ask the cluster for a background refresh.
+// the next request goes to the right node. Node failures ask the cluster for a background refresh,
+// and so does opening a session before any blocking call has loaded the map: nothing here waits.
 class cluster_session final : public async_session {
  public:
   cluster_session(redis_cluster& cluster, watch_fn watch) : cluster_(cluster), watch_(std::move(watch)) {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) throw backend_error(errc::backend, "epoll_create1 failed");
-    cluster_.ensure_map();
+    cluster_.prefetch_map();
     if (watch_) watch_(epoll_fd_, event_read);
   }
 
   ~cluster_session() override {
+    for (auto& w : waiting_) {  // never sent: canceled, like the requests in flight
+      if (w.what == waiting::kind::get) w.get_done(static_cast<int>(errc::canceled), {}, 0);
+      else w.count_done(static_cast<int>(errc::canceled), 0);
+    }
+    waiting_.clear();
     nodes_.clear();  // cancels what is pending (callbacks run now) and unregisters the node sockets
     if (watch_) watch_(epoll_fd_, 0);
     ::close(epoll_fd_);
   }
 
   void get(const std::string& key, get_done_fn done) override {
+    if (must_wait(key)) return park(waiting{waiting::kind::get, key, {}, 0, {}, std::move(done), nullptr});
     async_session* node = node_for(key);
     if (!node) return done(static_cast<int>(errc::backend), {}, 0);
     node->get(key, [c = &cluster_, done = std::move(done)](int status, std::string_view value, std::int64_t ttl) {
@@ -399,6 +404,8 @@ class cluster_session final : public async_session {
   }
 
   void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
+    if (must_wait(key))
+      return park(waiting{waiting::kind::set, key, std::string(value), ttl_ms, {}, nullptr, std::move(done)});
     async_session* node = node_for(key);
     if (!node) return done(static_cast<int>(errc::backend), 0);
     node->set(key, value, ttl_ms, refreshing(std::move(done)));
@@ -407,6 +414,8 @@ class cluster_session final : public async_session {
   // One single-key DEL per key (a multi-key DEL must stay within one slot), pipelined on each
   // node's connection; one completion with the total when the last one answers.
   void del(const std::vector<std::string>& keys, count_done_fn done) override {
+    if (!keys.empty() && must_wait(keys.front()))
+      return park(waiting{waiting::kind::del, {}, {}, 0, keys, nullptr, std::move(done)});
     struct tally {
       std::size_t left;
       std::int64_t deleted = 0;
@@ -430,6 +439,7 @@ class cluster_session final : public async_session {
   }
 
   void process(unsigned ready) override {
+    dispatch_waiting();
     if (ready) {
       epoll_event events[64];
       int n = epoll_wait(epoll_fd_, events, 64, 0);
@@ -448,7 +458,7 @@ class cluster_session final : public async_session {
   }
 
   std::int64_t timeout_ms() const override {
-    std::int64_t soonest = -1;
+    std::int64_t soonest = waiting_.empty() ? -1 : poll_waiting_ms;
     for (const auto& [name, node] : nodes_) {
       std::int64_t t = node->timeout_ms();
       if (t >= 0 && (soonest < 0 || t < soonest)) soonest = t;
@@ -457,12 +467,66 @@ class cluster_session final : public async_session {
   }
 
   std::size_t pending() const override {
-    std::size_t n = 0;
+    std::size_t n = waiting_.size();
     for (const auto& [name, node] : nodes_) n += node->pending();
     return n;
   }
 
  private:
+  // Requests that arrive before the slot map is known wait here (the map is fetched by the
+  // background thread); the host's timer calls process(), which sends them once it is known, or
+  // fails them open at their deadline. So the loop never waits for the map.
+  struct waiting {
+    enum class kind { get, set, del } what;
+    std::string key;
+    std::string value;
+    std::int64_t ttl_ms;
+    std::vector<std::string> keys;
+    get_done_fn get_done;
+    count_done_fn count_done;
+    std::int64_t deadline_ms = 0;
+  };
+  static constexpr std::int64_t poll_waiting_ms = 2;
+
+  static std::int64_t steady_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+  }
+
+  bool map_known(const std::string& key) { return cluster_.known_owner(cluster_key_slot(key)).has_value(); }
+  // While anything waits, later requests wait behind it: a get must never overtake its set.
+  bool must_wait(const std::string& key) { return !waiting_.empty() || !map_known(key); }
+
+  void park(waiting w) {
+    w.deadline_ms = steady_ms() + cluster_.options().connect_timeout_ms + cluster_.options().command_timeout_ms;
+    waiting_.push_back(std::move(w));
+    cluster_.request_refresh();
+  }
+
+  void dispatch_waiting() {
+    if (waiting_.empty()) return;
+    const std::int64_t now = steady_ms();
+    std::deque<waiting> still;
+    std::deque<waiting> batch;
+    batch.swap(waiting_);
+    for (auto& w : batch) {
+      const std::string& probe = w.what == waiting::kind::del ? w.keys.front() : w.key;
+      if (still.empty() && map_known(probe)) {  // in order: nothing overtakes a request still waiting
+        switch (w.what) {
+          case waiting::kind::get: get(w.key, std::move(w.get_done)); break;
+          case waiting::kind::set: set(w.key, w.value, w.ttl_ms, std::move(w.count_done)); break;
+          case waiting::kind::del: del(w.keys, std::move(w.count_done)); break;
+        }
+      } else if (now >= w.deadline_ms) {
+        if (w.what == waiting::kind::get) w.get_done(static_cast<int>(errc::timeout), {}, 0);
+        else w.count_done(static_cast<int>(errc::timeout), 0);
+      } else {
+        still.push_back(std::move(w));
+      }
+    }
+    for (auto& w : still) waiting_.push_back(std::move(w));
+  }
+
   static bool is_failure(int status) {
     return status == static_cast<int>(errc::backend) || status == static_cast<int>(errc::timeout);
   }
@@ -518,6 +582,7 @@ class cluster_session final : public async_session {
   int epoll_fd_ = -1;
   std::map<int, std::string> fd_node_;
   std::map<std::string, std::unique_ptr<async_session>> nodes_;
+  std::deque<waiting> waiting_;
 };
 
 std::unique_ptr<async_session> redis_cluster::open_async(watch_fn watch) {
