@@ -340,3 +340,45 @@ def test_closed_loops_release_their_context_and_connection(redis_backend, namesp
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
     assert len(HTTPCache.handle()._adapters) <= 1
     HTTPCache.close()
+
+
+def _get_calls(client) -> int:
+    return int(client.info("commandstats").get("cmdstat_get", {}).get("calls", 0))
+
+
+async def test_concurrent_hits_of_one_key_share_one_read(on_redis, redis_client, unraisable):
+    on_redis()
+    calls = []
+
+    @cache(key="shared.read", ttl_in_seconds=60)
+    async def f():
+        calls.append(1)
+        return {"v": [1, 2, 3]}
+
+    assert await f() == {"v": [1, 2, 3]}
+    before = _get_calls(redis_client)
+    results = await asyncio.gather(*[f() for _ in range(32)])
+    gets = _get_calls(redis_client) - before
+    assert results == [{"v": [1, 2, 3]}] * 32
+    assert len({id(r) for r in results}) == 32  # each caller decodes its own copy
+    assert calls == [1]
+    assert gets == 1, gets
+
+
+async def test_cancelling_one_sharer_leaves_the_others_served(on_redis, redis_pid, unraisable):
+    on_redis(command_timeout_ms=5000)
+
+    @cache(key="shared.cancel", ttl_in_seconds=60)
+    async def f():
+        return "ok"
+
+    assert await f() == "ok"
+    with stalled(redis_pid):
+        first = asyncio.create_task(f())
+        others = [asyncio.create_task(f()) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await asyncio.wait_for(asyncio.gather(*others), 5) == ["ok"] * 3
+    assert not unraisable

@@ -87,6 +87,12 @@ class _Watcher:
             loop.remove_writer(fd)
             self.writers.discard(fd)
 
+    def flush_now(self) -> None:
+        """Writes what is queued right away instead of on the next loop pass: for a lone request
+        the batching window only costs one more epoll_wait (measured: 3 per hit instead of 2)."""
+        for fd in list(self.flushing):
+            self._flush(fd)
+
     def _flush(self, fd: int) -> None:
         self.flushing.discard(fd)
         ctx = self.ctx_ref() if self.ctx_ref is not None else None
@@ -99,17 +105,47 @@ class _Watcher:
             self.writers.add(fd)
 
 
+class _SharedRead:
+    """The completion target of one GET, shared by every caller of that key who arrives while it
+    is in flight: the library calls done()/set_result() on it (as on a future), and it resolves
+    each caller's own future at once, in the same loop pass, then leaves the table of reads."""
+
+    __slots__ = ("table", "key", "waiters", "finished")
+
+    def __init__(self, table: dict, key: bytes, first: Any) -> None:
+        self.table = table
+        self.key = key
+        self.waiters = [first]
+        self.finished = False
+
+    def done(self) -> bool:
+        return self.finished
+
+    def set_result(self, result: Any) -> None:
+        self.finished = True
+        if self.table.get(self.key) is self:
+            del self.table[self.key]
+        for fut in self.waiters:
+            if not fut.done():
+                fut.set_result(result)
+
+
 class LoopAdapter:
     """One AsyncContext of one cache handle, for one event loop (its thread only)."""
 
-    __slots__ = ("_loop_ref", "_ctx", "_timer", "flights", "__weakref__")
+    __slots__ = ("_loop_ref", "_ctx", "_watcher", "_timer", "flights", "reads", "__weakref__")
 
     def __init__(self, cache: _httpcache.Cache, loop: Any) -> None:
         self._loop_ref = weakref.ref(loop)
         watcher = _Watcher(loop)
         self._ctx = _httpcache.AsyncContext(cache, watcher)
         watcher.attach(self._ctx)
+        self._watcher = watcher
         self._timer = False
+        # GETs in flight: key -> (the future the library resolves, the callers' futures). Callers
+        # of a key already being read share that reply (each decodes its own copy) instead of
+        # sending one more GET: N concurrent hits of one key cost one round trip.
+        self.reads: dict[bytes, _SharedRead] = {}
         # Single-flight of the decorators: key -> future of (stored bytes, ttl) or None.
         self.flights: dict[bytes, Any] = {}
 
@@ -133,17 +169,28 @@ class LoopAdapter:
 
     async def get(self, loop: Any, key: bytes) -> tuple[int, bytes | None, int]:
         """(status, value or None, remaining ttl_ms); status OK, ENOTFOUND, EBACKEND, ETIMEOUT."""
-        fut = loop.create_future()
-        self._ctx.get(key, fut)
-        if not fut.done():
-            self._arm(loop)
-        return await fut
+        mine = loop.create_future()  # each caller awaits its own: cancelling one cancels only it
+        shared = self.reads.get(key)
+        if shared is not None:
+            shared.waiters.append(mine)
+            return await mine
+        read = _SharedRead(self.reads, key, mine)
+        self._ctx.get(key, read)
+        if mine.done():  # memory://: completed inside the call, nothing to share
+            return mine.result()
+        self.reads[key] = read
+        if self._ctx.pending() == 1:
+            self._watcher.flush_now()
+        self._arm(loop)
+        return await mine
 
     async def set(self, loop: Any, key: bytes, value: bytes, policy: _httpcache.Policy) -> tuple[int, int]:
         """(status, ttl seconds applied). ValueError for a bad key/policy or an oversized value."""
         fut = loop.create_future()
         self._ctx.set(key, value, policy, fut)
         if not fut.done():
+            if self._ctx.pending() == 1:
+                self._watcher.flush_now()
             self._arm(loop)
         return await fut
 
