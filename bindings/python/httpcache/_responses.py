@@ -34,6 +34,7 @@ Headers
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import sys
@@ -147,6 +148,12 @@ def decode(value: bytes) -> Any:
         return MISS
 
 
+@functools.lru_cache(maxsize=256)
+def _http_date(epoch_seconds: int) -> str:
+    # Hits of one entry share their Expires instant: format each second once (~2 us saved a hit).
+    return email.utils.formatdate(epoch_seconds, usegmt=True)
+
+
 def set_cache_headers(response: Any, seconds: float, per_user: bool, hit: bool) -> None:
     """Cache-Control max-age is the remaining lifetime rounded down (never promise more than
     the entry has); Expires is the expiry instant to the nearest second."""
@@ -156,6 +163,6 @@ def set_cache_headers(response: Any, seconds: float, per_user: bool, hit: bool) 
     if hit:
         headers["cache-hit"] = "true"
     headers["cache-control"] = f"private, max-age={max_age}" if per_user else f"max-age={max_age}"
-    headers["expires"] = email.utils.formatdate(round(time.time() + seconds), usegmt=True)
+    headers["expires"] = _http_date(round(time.time() + seconds))
     if "age" in headers:
         del headers["age"]
