@@ -147,6 +147,15 @@ def _run_coroutine_sync(coro: Any) -> Any:
     return value
 
 
+
+def _served(value: bytes, ttl_ms: int, per_user: bool) -> Any:
+    """A stored value as the caller gets it (a Response with the hit's headers), or MISS when
+    it cannot be decoded."""
+    hit = decode(value)
+    if hit is not MISS and is_response(hit):
+        set_cache_headers(hit, ttl_ms / 1000, per_user, hit=True)
+    return hit
+
 def cache(
     key: str,
     obj: str | None = None,
@@ -228,10 +237,8 @@ def cache(
                 status, value, ttl_ms = await adapter.get(loop, k)
                 if status == _OK:
                     handle.backend_ok(ticket)
-                    hit = decode(value)
+                    hit = _served(value, ttl_ms, per_user)
                     if hit is not MISS:
-                        if is_response(hit):
-                            set_cache_headers(hit, ttl_ms / 1000, per_user, hit=True)
                         return hit
                     backend_up = True  # an undecodable value: recompute and overwrite it
                 elif status == _ENOTFOUND:
@@ -360,10 +367,8 @@ def cache(
                 # about the backend (the value is shared even when it could not be stored).
                 if outcome == _HIT:
                     handle.backend_ok(ticket)
-                hit = decode(value)
+                hit = _served(value, ttl_ms, per_user)
                 if hit is not MISS:
-                    if is_response(hit):
-                        set_cache_headers(hit, ttl_ms / 1000, per_user, hit=True)
                     return hit
                 # An undecodable value: recompute and overwrite it.
                 value, ttl_ms, outcome = b"", 0, None
