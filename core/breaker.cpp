@@ -1,18 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "breaker.hpp"
 
-#include <chrono>
+#include "clock.hpp"
 
 namespace httpcache {
-
-namespace {
-
-std::int64_t steady_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
 
 bool circuit_breaker::allow() {
   std::int64_t until = open_until_ms_.load(std::memory_order_relaxed);

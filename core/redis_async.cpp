@@ -4,19 +4,14 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include <chrono>
 #include <deque>
 
+#include "clock.hpp"
 #include "redis_commands.hpp"
 
 namespace httpcache {
 
 namespace {
-
-std::int64_t steady_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-}
 
 constexpr int status_of(errc e) { return static_cast<int>(e); }
 
@@ -58,11 +53,7 @@ class redis_session final : public async_session {
   void get(const std::string& key, get_done_fn done) override {
     auto* req = new request(request::kind::get, std::move(done), nullptr);
     req->replies_left = 2;
-    detail::command get_cmd, pttl_cmd;
-    get_cmd.add("GET");
-    get_cmd.add(key);
-    pttl_cmd.add("PTTL");
-    pttl_cmd.add(key);
+    detail::command get_cmd = detail::get_command(key), pttl_cmd = detail::pttl_command(key);
     start(req, {&get_cmd, &pttl_cmd});
   }
 

@@ -17,6 +17,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "clock.hpp"
 #include "redis_async.hpp"
 #include "redis_pool.hpp"
 
@@ -487,11 +488,6 @@ class cluster_session final : public async_session {
     std::int64_t deadline_ms = 0;
   };
   static constexpr std::int64_t poll_waiting_ms = 2;
-
-  static std::int64_t steady_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-  }
 
   bool map_known(const std::string& key) { return cluster_.known_owner(cluster_key_slot(key)).has_value(); }
   // While anything waits, later requests wait behind it: a get must never overtake its set.
