@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""The authx_extra HTTP-cache example app on httpcache (only the import line differs).
+"""The authx_extra HTTP-cache example app on httpcache: the import line differs, and one optional
+line, HTTPCache.attach(app), lets hits of /b/home and /b/welcome be answered before routing.
 
     uvicorn examples.app:app                                   # embedded store (memory://)
     REDIS_URL=redis://localhost:6379/0 uvicorn examples.app:app   # Redis
@@ -26,6 +27,7 @@ NAMESPACE = os.environ.get("HTTPCACHE_NAMESPACE", "test_namespace")
 HTTPCache.init(redis_url=REDIS_URL, namespace=NAMESPACE, tz=ZoneInfo("Africa/Casablanca"))
 
 app = FastAPI(title="httpcache example")
+HTTPCache.attach(app)  # optional: hits of fixed-key routes skip FastAPI's routing and endpoint
 
 
 class User:

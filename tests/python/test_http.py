@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from fastapi.testclient import TestClient
 
-from httpcache import _httpcache, cache, invalidate_cache
+from httpcache import HTTPCache, _httpcache, cache, invalidate_cache
 from httpcache._responses import MAGIC
 
 
@@ -27,10 +27,14 @@ def current_user() -> User:
     return User(CURRENT_USER["id"])
 
 
-@pytest.fixture
-def app(store):
-    """The seed's routes plus edge cases; `calls` counts handler runs per route."""
+@pytest.fixture(params=["routed", "early"])
+def app(store, request):
+    """The seed's routes plus edge cases; `calls` counts handler runs per route. Every test runs
+    twice: as routed by FastAPI, and with HTTPCache.attach() answering hits before routing, which
+    must make no difference a client can see (test_early_hits.py checks it is really used)."""
     app = FastAPI()
+    if request.param == "early":
+        HTTPCache.attach(app)
     app.state.calls = calls = {}
 
     def ran(name):

@@ -10,6 +10,7 @@ from ._common import REDIS_URL, TTL, gc_freeze_if_asked, home_body
 HTTPCache.init(redis_url=REDIS_URL, namespace="bench_http_httpcache", tz="UTC")
 
 app = FastAPI()
+HTTPCache.attach(app)
 
 
 @app.get("/b/home")

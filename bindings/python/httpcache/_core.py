@@ -309,6 +309,23 @@ class HTTPCache:
         return h
 
     @classmethod
+    def attach(cls, app: Any) -> Any:
+        """Lets httpcache answer hits of cached routes of `app` (FastAPI or Starlette) before the
+        framework routes the request: the hit then skips routing, validation and the endpoint
+        call, and costs about what the framework's middleware and the server cost.
+
+        Only GET routes whose @cache key is fixed (no ``obj``) and that have no dependencies,
+        security, header, cookie or body parameters are answered early, once a request with the
+        same path and query string has been served or stored by the decorator; the response is
+        the one the decorator would give (same status, headers and body). Every middleware and
+        exception handler of the app still runs. Everything else takes the normal path. Returns
+        `app`; calling it again is harmless."""
+        from ._early_hits import attach
+
+        attach(app)
+        return app
+
+    @classmethod
     def stats(cls) -> dict[str, int | bool]:
         """The core's counters (httpcache_cache_stats), summed over the handles HTTPCache holds
         (one per namespace), since init(): hits, misses, stores, errors (backend failures),

@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from . import _httpcache
 from ._core import HTTPCache, check_namespace
-from ._responses import MISS, decode, encode, is_response, set_cache_headers
+from ._early_hits import missed_just_now, note_response
+from ._responses import MISS, cache_headers, decode, encode, is_response, set_cache_headers
 
 logger = logging.getLogger("httpcache")
 
@@ -148,12 +149,13 @@ def _run_coroutine_sync(coro: Any) -> Any:
 
 
 
-def _served(value: bytes, ttl_ms: int, per_user: bool) -> Any:
+def _served(value: bytes, ttl_s: float, per_user: bool) -> Any:
     """A stored value as the caller gets it (a Response with the hit's headers), or MISS when
     it cannot be decoded."""
     hit = decode(value)
     if hit is not MISS and is_response(hit):
-        set_cache_headers(hit, ttl_ms / 1000, per_user, hit=True)
+        # A decoded response has none of these headers (they are never stored): append them.
+        hit.raw_headers.extend(cache_headers(ttl_s, per_user, True))
     return hit
 
 def cache(
@@ -234,11 +236,16 @@ def cache(
                 loop = asyncio.get_running_loop()
                 adapter = handle.adapter(loop)
                 ticket = handle.ticket()
-                status, value, ttl_ms = await adapter.get(loop, k)
+                if missed_just_now(k):  # HTTPCache.attach()'s early path has just read it
+                    status, value, ttl_ms = _ENOTFOUND, None, 0
+                else:
+                    status, value, ttl_ms = await adapter.get(loop, k)
                 if status == _OK:
                     handle.backend_ok(ticket)
-                    hit = _served(value, ttl_ms, per_user)
+                    hit = _served(value, ttl_ms / 1000, per_user)
                     if hit is not MISS:
+                        if not per_user and is_response(hit):
+                            note_response(async_wrapper, k, namespace)
                         return hit
                     backend_up = True  # an undecodable value: recompute and overwrite it
                 elif status == _ENOTFOUND:
@@ -260,11 +267,9 @@ def cache(
                         shared = None
                     if shared is not None:
                         data, ttl_s = shared
-                        hit = decode(data)
+                        hit = _served(data, ttl_s, per_user)
                         if hit is not MISS:
                             handle.count("coalesced")
-                            if is_response(hit):
-                                set_cache_headers(hit, ttl_s, per_user, hit=True)
                             return hit
                     return await compute_and_store(args, kwargs, handle, loop, adapter, k, backend_up, None, ticket)
                 flight = loop.create_future()
@@ -309,13 +314,16 @@ def cache(
                     if st != _OK:
                         handle.backend_failed(ticket, "set", st)
                         ttl_s = 0
-                if not ttl_s:
+                stored = bool(ttl_s)
+                if not stored:
                     handle.count("uncached")
                     ttl_s = handle.cache.ttl(policy)
                 if flight is not None and not flight.done():
                     flight.set_result((data, ttl_s))
                 if response:
                     set_cache_headers(result, ttl_s, per_user, hit=False)
+                    if stored and not per_user:
+                        note_response(async_wrapper, k, namespace)
                 return result
 
             return async_wrapper  # type: ignore[return-value]
@@ -367,8 +375,10 @@ def cache(
                 # about the backend (the value is shared even when it could not be stored).
                 if outcome == _HIT:
                     handle.backend_ok(ticket)
-                hit = _served(value, ttl_ms, per_user)
+                hit = _served(value, ttl_ms / 1000, per_user)
                 if hit is not MISS:
+                    if not per_user and is_response(hit):
+                        note_response(sync_wrapper, k, namespace)
                     return hit
                 # An undecodable value: recompute and overwrite it.
                 value, ttl_ms, outcome = b"", 0, None
@@ -397,6 +407,8 @@ def cache(
                     _httpcache.Policy.seconds(state["ttl"]) if ttl_func is not None else policy
                 )
                 set_cache_headers(result, ttl_s, per_user, hit=False)
+                if not per_user and outcome == _STORED:
+                    note_response(sync_wrapper, k, namespace)
             return result
 
         return sync_wrapper  # type: ignore[return-value]

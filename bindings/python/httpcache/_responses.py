@@ -149,20 +149,29 @@ def decode(value: bytes) -> Any:
 
 
 @functools.lru_cache(maxsize=256)
-def _http_date(epoch_seconds: int) -> str:
+def _http_date(epoch_seconds: int) -> bytes:
     # Hits of one entry share their Expires instant: format each second once (~2 us saved a hit).
-    return email.utils.formatdate(epoch_seconds, usegmt=True)
+    return email.utils.formatdate(epoch_seconds, usegmt=True).encode("latin-1")
+
+
+def cache_headers(seconds: float, per_user: bool, hit: bool) -> list[tuple[bytes, bytes]]:
+    """The raw headers a cached response gets, in order: Cache-Hit (hits only), Cache-Control
+    (max-age is the remaining lifetime rounded down: never promise more than the entry has) and
+    Expires (the expiry instant to the nearest second)."""
+    seconds = max(seconds, 0)
+    max_age = int(seconds)
+    control = (b"private, max-age=%d" if per_user else b"max-age=%d") % max_age
+    expires = (b"expires", _http_date(round(time.time() + seconds)))
+    if hit:
+        return [(b"cache-hit", b"true"), (b"cache-control", control), expires]
+    return [(b"cache-control", control), expires]
 
 
 def set_cache_headers(response: Any, seconds: float, per_user: bool, hit: bool) -> None:
-    """Cache-Control max-age is the remaining lifetime rounded down (never promise more than
-    the entry has); Expires is the expiry instant to the nearest second."""
-    seconds = max(seconds, 0)
-    max_age = int(seconds)
+    """Sets cache_headers() on a response, replacing any Cache-Control, Expires or Age of its
+    own (a decoded hit has none of those: they are never stored)."""
     headers = response.headers
-    if hit:
-        headers["cache-hit"] = "true"
-    headers["cache-control"] = f"private, max-age={max_age}" if per_user else f"max-age={max_age}"
-    headers["expires"] = _http_date(round(time.time() + seconds))
+    for name, value in cache_headers(seconds, per_user, hit):
+        headers[name.decode("latin-1")] = value.decode("latin-1")
     if "age" in headers:
         del headers["age"]

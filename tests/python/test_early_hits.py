@@ -1,0 +1,344 @@
+# SPDX-License-Identifier: MIT
+"""HTTPCache.attach(): hits answered before routing, and only where that cannot change what a
+client gets. Runs on memory://, one Redis server and the cluster, through FastAPI's TestClient.
+
+Whether a request was routed is seen by a route class that counts its handle() calls: an early
+hit never reaches it."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from starlette.applications import Starlette
+from starlette.routing import Host, Route, Router
+
+from httpcache import HTTPCache, cache, invalidate_cache
+from httpcache import _early_hits
+
+
+class Counted:
+    """Runs of each route's handler (routing reached it) and of each endpoint body."""
+
+    def __init__(self) -> None:
+        self.routed: dict[str, int] = {}
+        self.ran: dict[str, int] = {}
+
+    def run(self, name: str) -> int:
+        self.ran[name] = self.ran.get(name, 0) + 1
+        return self.ran[name]
+
+
+def counting_route_class(counted: Counted):
+    class CountingRoute(APIRoute):
+        async def handle(self, scope, receive, send):
+            counted.routed[self.path] = counted.routed.get(self.path, 0) + 1
+            await super().handle(scope, receive, send)
+
+    return CountingRoute
+
+
+def require_token(x_token: str | None = Header(default=None)) -> str:
+    if x_token != "good":
+        raise HTTPException(status_code=401, detail="no token")
+    return x_token
+
+
+class User:
+    def __init__(self, id: str) -> None:
+        self.id = id
+
+
+def current_user(x_user: str = Header(default="anon")) -> User:
+    return User(x_user)
+
+
+@pytest.fixture
+def counted():
+    return Counted()
+
+
+@pytest.fixture
+def app(store, counted):
+    app = FastAPI()
+    app.router.route_class = counting_route_class(counted)
+    HTTPCache.attach(app)
+
+    @app.middleware("http")
+    async def stamp(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["x-middleware"] = "ran"
+        return response
+
+    @app.get("/home")
+    @cache(key="home", ttl_in_seconds=60)
+    async def home(request: Request, response: Response):
+        return JSONResponse({"n": counted.run("home")}, headers={"x-own": "a"})
+
+    @app.get("/short")
+    @cache(key="short", ttl_in_seconds=1)
+    async def short():
+        return PlainTextResponse(f"short {counted.run('short')}")
+
+    @app.get("/sync")
+    @cache(key="sync", ttl_in_seconds=60)
+    def sync_route():
+        return PlainTextResponse(f"sync {counted.run('sync')}")
+
+    @app.get("/number")
+    @cache(key="number", ttl_in_seconds=60)
+    async def number(q: int = 0):
+        return JSONResponse({"q": q, "n": counted.run("number")})
+
+    @app.post("/home")
+    @invalidate_cache(key="home")
+    async def post_home():
+        return JSONResponse({"posted": True})
+
+    @app.get("/secret", dependencies=[Depends(require_token)])
+    @cache(key="secret", ttl_in_seconds=60)
+    async def secret():
+        return JSONResponse({"secret": counted.run("secret")})
+
+    @app.get("/secret-param")
+    @cache(key="secret-param", ttl_in_seconds=60)
+    async def secret_param(token: str = Depends(require_token)):
+        return JSONResponse({"secret": counted.run("secret_param")})
+
+    @app.get("/header")
+    @cache(key="header", ttl_in_seconds=60)
+    async def header(x_lang: str = Header(default="en")):
+        return JSONResponse({"lang": x_lang, "n": counted.run("header")})
+
+    @app.get("/mine")
+    @cache(key="mine.{}", obj="user", obj_attr="id", ttl_in_seconds=60)
+    async def mine(user: User = Depends(current_user)):
+        return JSONResponse({"user": user.id, "n": counted.run("mine")})
+
+    @cache(key="helper", ttl_in_seconds=60)
+    async def helper():
+        return JSONResponse({"n": counted.run("helper")})
+
+    @app.get("/calls-helper")
+    async def calls_helper():
+        counted.run("calls_helper")
+        return await helper()
+
+    @app.get("/dict")
+    @cache(key="dict", ttl_in_seconds=60)
+    async def plain_dict():
+        return {"n": counted.run("dict")}
+
+    guarded = APIRouter(route_class=counting_route_class(counted))
+
+    @guarded.get("/guarded")
+    @cache(key="guarded", ttl_in_seconds=60)
+    async def guarded_route():
+        return JSONResponse({"n": counted.run("guarded")})
+
+    app.include_router(guarded, dependencies=[Depends(require_token)])
+
+    open_router = APIRouter(prefix="/sub", route_class=counting_route_class(counted))
+
+    @open_router.get("/page")
+    @cache(key="sub.page", ttl_in_seconds=60)
+    async def sub_page():
+        return JSONResponse({"n": counted.run("sub_page")})
+
+    app.include_router(open_router)
+    return app
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+def _comparable(response) -> dict:
+    """Headers that must be equal between two hits of one entry (expires may tick over)."""
+    return {k: v for k, v in response.headers.items() if k not in ("expires", "cache-control")}
+
+
+def test_hit_is_answered_before_routing_with_the_decorators_response(client, counted, store):
+    first = client.get("/home")  # stored by the decorator, and learned
+    assert counted.routed["/home"] == 1
+    second = client.get("/home")
+    third = client.get("/home")
+    assert counted.routed["/home"] == 1, "hits must not be routed"
+    assert counted.ran["home"] == 1
+    for r in (second, third):
+        assert r.status_code == 200
+        assert r.content == first.content
+        assert r.headers["cache-hit"] == "true"
+        assert r.headers["x-own"] == "a"
+        assert r.headers["x-middleware"] == "ran", "the app's middleware runs for early hits"
+        assert r.headers["content-type"] == "application/json"
+        assert r.headers["content-length"] == str(len(first.content))
+        assert r.headers["cache-control"].startswith("max-age=")
+    # An app without attach() on the same entry gives the decorator's own hit: the reference.
+    reference = FastAPI()
+
+    @reference.get("/home")
+    @cache(key="home", ttl_in_seconds=60)
+    async def home():
+        raise AssertionError("the entry exists: never called")
+
+    @reference.middleware("http")
+    async def stamp(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["x-middleware"] = "ran"
+        return response
+
+    with TestClient(reference) as ref_client:
+        routed_hit = ref_client.get("/home")
+    assert routed_hit.content == third.content
+    assert list(_comparable(routed_hit).items()) == list(_comparable(third).items())
+    assert abs(int(routed_hit.headers["cache-control"].split("=")[1]) - int(third.headers["cache-control"].split("=")[1])) <= 1
+
+
+def test_sync_endpoint_and_included_router_are_learned(client, counted):
+    for path, name, route_path in (("/sync", "sync", "/sync"), ("/sub/page", "sub_page", "/sub/page")):
+        first = client.get(path)
+        again = client.get(path)
+        assert again.content == first.content and again.headers["cache-hit"] == "true"
+        assert counted.ran[name] == 1
+        assert counted.routed[route_path] == 1, path
+
+
+def test_invalidation_is_seen_at_once(client, counted, store):
+    client.get("/home")
+    client.get("/home")
+    assert client.post("/home").status_code == 200
+    after = client.get("/home")
+    assert "cache-hit" not in after.headers
+    assert after.json()["n"] == 2
+    assert counted.ran["home"] == 2
+    assert client.get("/home").headers["cache-hit"] == "true"
+
+
+def test_expiry_is_seen(client, counted):
+    import time
+
+    client.get("/short")
+    assert client.get("/short").headers["cache-hit"] == "true"
+    time.sleep(1.3)
+    expired = client.get("/short")
+    assert "cache-hit" not in expired.headers
+    assert counted.ran["short"] == 2
+
+
+def test_a_miss_after_learning_costs_one_get(client, store):
+    client.get("/home")
+    client.get("/home")
+    HTTPCache.handle(store.namespace).cache.invalidate([b"home"])
+    before = HTTPCache.stats()
+    client.get("/home")
+    after = HTTPCache.stats()
+    assert after["misses"] - before["misses"] == 1
+    assert after["stores"] - before["stores"] == 1
+
+
+def test_query_strings_are_learned_exactly(client, counted):
+    assert client.get("/number?q=1").json()["q"] == 1
+    assert client.get("/number?q=1").headers["cache-hit"] == "true"
+    # The key is fixed, so the decorator serves the entry for ?q=2 as well, but only after
+    # routing and validation: an invalid query must still fail validation.
+    assert client.get("/number?q=abc").status_code == 422
+    assert client.get("/number?q=2").headers["cache-hit"] == "true"
+    assert counted.routed["/number"] == 3
+    assert client.get("/number?q=2").headers["cache-hit"] == "true"
+    assert counted.routed["/number"] == 3
+
+
+@pytest.mark.parametrize("path", ["/secret", "/secret-param", "/guarded"])
+def test_routes_with_dependencies_are_never_answered_early(client, counted, path):
+    good = {"x-token": "good"}
+    assert client.get(path, headers=good).status_code == 200
+    assert client.get(path, headers=good).headers["cache-hit"] == "true"
+    # The entry is cached and the path was served: a request without the token must still
+    # be refused by the dependency.
+    assert client.get(path).status_code == 401
+    assert counted.routed[path] == 3
+
+
+def test_per_user_keys_header_params_and_helpers_are_not_learned(client, counted):
+    assert client.get("/mine", headers={"x-user": "alice"}).json()["user"] == "alice"
+    assert client.get("/mine", headers={"x-user": "bob"}).json()["user"] == "bob"
+    assert client.get("/mine", headers={"x-user": "alice"}).headers["cache-control"].startswith("private")
+    assert counted.routed["/mine"] == 3
+    client.get("/header", headers={"x-lang": "fr"})
+    client.get("/header", headers={"x-lang": "fr"})
+    assert counted.routed["/header"] == 2
+    client.get("/calls-helper")
+    client.get("/calls-helper")
+    assert counted.ran["calls_helper"] == 2, "the endpoint is not the cached function: routed"
+    client.get("/dict")
+    client.get("/dict")
+    assert counted.routed["/dict"] == 2, "not a response: FastAPI serializes it, so routed"
+
+
+def test_backend_down_falls_through_uncached(counted, warnings_log):
+    HTTPCache.init(redis_url="redis://127.0.0.1:1/0", namespace="early_down", connect_timeout_ms=100)
+    try:
+        app = FastAPI()
+        HTTPCache.attach(app)
+
+        @app.get("/home")
+        @cache(key="home", ttl_in_seconds=60)
+        async def home():
+            return JSONResponse({"n": counted.run("home")})
+
+        with TestClient(app) as c:
+            assert [c.get("/home").json()["n"] for _ in range(3)] == [1, 2, 3]
+    finally:
+        HTTPCache.close()
+
+
+def test_signature_table_is_bounded(client, monkeypatch, app):
+    monkeypatch.setattr(_early_hits, "MAX_SIGNATURES", 3)
+    for q in range(6):
+        client.get(f"/number?q={q}")
+    early = app.router.middleware_stack
+    assert isinstance(early, _early_hits.EarlyHits)
+    assert len(early.routes) == 3
+
+
+def test_attach_twice_wraps_once_and_rejects_non_apps():
+    app = FastAPI()
+    assert HTTPCache.attach(app) is app
+    first = app.router.middleware_stack
+    HTTPCache.attach(app)
+    assert app.router.middleware_stack is first
+    with pytest.raises(TypeError, match="not a FastAPI/Starlette app"):
+        HTTPCache.attach(object())
+
+
+def test_starlette_app_and_host_routing(store, counted):
+    async def endpoint_a(request):
+        return PlainTextResponse(f"a {counted.run('a')}")
+
+    async def endpoint_b(request):
+        return PlainTextResponse(f"b {counted.run('b')}")
+
+    cached_a = cache(key="host.a", ttl_in_seconds=60)(endpoint_a)
+    cached_b = cache(key="host.b", ttl_in_seconds=60)(endpoint_b)
+    app = Starlette(
+        routes=[
+            Host("a.example", app=Router([Route("/", cached_a)])),
+            Host("b.example", app=Router([Route("/", cached_b)])),
+            Route("/plain", cache(key="plain", ttl_in_seconds=60)(endpoint_a)),
+        ]
+    )
+    HTTPCache.attach(app)
+    with TestClient(app) as c:
+        for _ in range(3):
+            assert c.get("/", headers={"host": "a.example"}).text == "a 1"
+            assert c.get("/", headers={"host": "b.example"}).text == "b 1"
+        assert c.get("/plain").text == "a 2"
+        assert c.get("/plain").headers["cache-hit"] == "true"
+    early = app.router.middleware_stack
+    # Host routes are answered by an inner router: only the top-level Route is learned.
+    assert len(early.routes) == 1
