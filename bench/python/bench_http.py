@@ -35,7 +35,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 # name -> (module, label, cached)
 VARIANTS: dict[str, tuple[str, str, bool]] = {
     "uncached": ("apps.uncached", "uncached (no cache)", False),
-    "httpcache": ("apps.httpcache_app", "httpcache (Redis)", True),
+    "httpcache": ("apps.httpcache_app", "httpcache (Redis, HTTPCache.attach)", True),
+    "httpcache-routed": ("apps.httpcache_routed_app", "httpcache (Redis, decorator only)", True),
     "authx_extra": ("apps.authx_app", "authx_extra.cache (seed, Redis)", True),
     "fastapi-cache2": ("apps.fastapi_cache_app", "fastapi-cache2 (RedisBackend)", True),
     "cashews": ("apps.cashews_app", "cashews (redis)", True),
@@ -270,6 +271,10 @@ def report(servers: list[Server], args: argparse.Namespace) -> str:
             lines.append(f"| httpcache req/s vs uncached route | {r:.2f}x (>= 0.6) | {ok(r >= 0.6)} |")
         r = ours["p99"] / ours["p50"]
         lines.append(f"| httpcache p99/p50 | {r:.2f} (< 3) | {ok(r < 3)} |")
+        routed = summary.get("httpcache-routed")
+        if routed and peers:
+            r = routed["rps"] / summary[best]["rps"]
+            lines.append(f"| decorator only (no attach): req/s vs best peer ({by[best].label}) | {r:.2f}x (> 1.0) | {ok(r > 1.0)} |")
         lines.append("")
     return "\n".join(lines)
 

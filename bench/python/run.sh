@@ -20,7 +20,7 @@ lockfile=/tmp/httpcache-build.lock
 calls_args=(--reps 5 --rep-seconds 0.25)
 http_args=(--duration 10 --warmup 2 --runs 3)
 # The second HTTP pass (analysis of p99): the same route with gc.freeze() after import.
-freeze_args=(--gc-freeze --variants uncached httpcache cashews --duration 8 --warmup 2 --runs 2)
+freeze_args=(--gc-freeze --variants uncached httpcache httpcache-routed cashews --duration 8 --warmup 2 --runs 2)
 if [ "${1:-}" = "--quick" ]; then
   calls_args=(--reps 2 --rep-seconds 0.05)
   http_args=(--duration 2 --warmup 1 --runs 1)

@@ -620,3 +620,26 @@ def test_oversized_values_are_served_uncached(backend, namespace, warnings_log, 
     assert len(warnings_log()) == 3
     stats = HTTPCache.stats()  # counted, on both paths
     assert stats["oversized"] == 3 and stats["uncached"] == 3 and stats["stores"] == 0
+
+
+@pytest.mark.parametrize(
+    "stored, expected",
+    [
+        (b'{"a":[1,2.5,"x",true,null]}', {"a": [1, 2.5, "x", True, None]}),
+        (b' {"a": 1}\n', {"a": 1}),  # whitespace around the text (another program's): json.loads' verdict
+        (b'"caf\xc3\xa9"', "caf\u00e9"),
+        (b"[]", []),
+    ],
+)
+def test_decode_is_json_loads_of_the_utf8_text(stored, expected):
+    from httpcache._responses import decode
+
+    assert decode(stored) == expected == json.loads(stored)
+    assert decode(stored) is not decode(stored) or not isinstance(expected, (dict, list))
+
+
+@pytest.mark.parametrize("stored", [b'{"a": 1} x', b'{"a":1}{"a":2}', b'"caf\xe9"', b"", b"[1,", b"\xff"])
+def test_decode_refuses_what_json_loads_refuses(stored):
+    from httpcache._responses import MISS, decode
+
+    assert decode(stored) is MISS

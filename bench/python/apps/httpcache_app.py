@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""/b/home cached by httpcache on Redis, exactly as examples/app.py does it."""
+"""/b/home cached by httpcache on Redis, exactly as examples/app.py does it (with HTTPCache.attach:
+hits are answered before routing)."""
 
 from fastapi import FastAPI, Request, Response
 

@@ -138,12 +138,25 @@ def encode(result: Any, per_user: bool, where: str) -> tuple[bytes | None, bool]
     return text.encode("utf-8"), False
 
 
+_scan_json = json.JSONDecoder().scan_once
+
+
 def decode(value: bytes) -> Any:
     """A stored value back as a result (a Response for records), or MISS."""
     if value.startswith(MAGIC):
         return decode_record(value)
     try:
-        return json.loads(value)
+        text = value.decode("utf-8")
+        # The scanner alone, when it consumes the whole text (what we store: compact JSON),
+        # is json.loads without its checks and dispatch: 1.3 instead of 2.4 us for 250 bytes.
+        # Anything else (whitespace around it, a bad text) gets json.loads' own verdict.
+        try:
+            result, end = _scan_json(text, 0)
+            if end == len(text):
+                return result
+        except StopIteration:
+            pass
+        return json.loads(text)
     except (ValueError, UnicodeError, RecursionError):
         return MISS
 

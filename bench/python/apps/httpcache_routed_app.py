@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: MIT
+"""/b/home cached by httpcache on Redis with the decorator only (no HTTPCache.attach): every hit
+is routed by FastAPI and reaches the decorator, as with the peers."""
+
+from fastapi import FastAPI, Request, Response
+
+from httpcache import HTTPCache, cache
+
+from ._common import REDIS_URL, TTL, gc_freeze_if_asked, home_body
+
+HTTPCache.init(redis_url=REDIS_URL, namespace="bench_http_httpcache_routed", tz="UTC")
+
+app = FastAPI()
+
+
+@app.get("/b/home")
+@cache(key="b.home", ttl_in_seconds=TTL)
+async def home(request: Request, response: Response):
+    return home_body()
+
+
+gc_freeze_if_asked()
