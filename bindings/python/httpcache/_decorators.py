@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from . import _httpcache
 from ._core import HTTPCache, check_namespace
-from ._early_hits import missed_just_now, note_response
+from ._early_hits import early_verdict, note_response
 from ._responses import MISS, cache_headers, decode, encode, is_response, set_cache_headers
 
 logger = logging.getLogger("httpcache")
@@ -236,10 +236,11 @@ def cache(
                 loop = asyncio.get_running_loop()
                 adapter = handle.adapter(loop)
                 ticket = handle.ticket()
-                if missed_just_now(k):  # HTTPCache.attach()'s early path has just read it
-                    status, value, ttl_ms = _ENOTFOUND, None, 0
-                else:
+                verdict = early_verdict(k, namespace)  # HTTPCache.attach()'s GET of this request
+                if verdict is None:
                     status, value, ttl_ms = await adapter.get(loop, k)
+                else:
+                    status, value, ttl_ms = verdict, None, 0
                 if status == _OK:
                     handle.backend_ok(ticket)
                     hit = _served(value, ttl_ms / 1000, per_user)

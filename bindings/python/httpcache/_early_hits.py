@@ -15,12 +15,15 @@ of the app, so those still run for each request) with ``EarlyHits``:
 3. A later request with the same signature is answered from the entry directly: one GET (shared
    by concurrent requests, see ``_asyncio``), the stored response with the same headers the
    decorator would give it. A miss, an undecodable value or a backend failure falls through to
-   the normal path, which then knows the GET was just made (no second round trip on a miss).
+   the normal path; an ``async def`` wrapper then takes the early GET's verdict instead of
+   asking the backend again (a ``def`` one asks again: its get_or_compute is one call).
 
 Only routes whose key is fixed (no ``obj``: never a per-user key) and that have no dependencies,
-no security, no header, cookie or body parameters are learned: for those, routing the same
-signature again would call the same endpoint with the same arguments, and on a hit the decorator
-would return the entry without calling it. Anything else keeps the normal path.
+no security, no header, cookie or body parameters, no route class or middleware of their own,
+and are not behind a Mount, a Host or a sub-application are learned (see ``_static_routes``):
+for those, routing the same signature again would call the same endpoint with the same
+arguments, and on a hit the decorator would return the entry without calling it. Anything else
+keeps the normal path.
 """
 
 from __future__ import annotations
@@ -37,19 +40,27 @@ _ENOTFOUND = _httpcache.ENOTFOUND
 
 MAX_SIGNATURES = 4096
 """Bound of the table of learned request signatures: query strings are chosen by clients."""
+MAX_SIGNATURE_BYTES = 2048
+"""Longer host + path + query strings are never learned (so the table stays a few MB at most)."""
 
 
 class Learning:
-    """What the @cache wrapper of the routed endpoint reports: the key it served or stored a
-    response under (None: nothing learnable), and the key the early path just found missing."""
+    """Between the early path and the @cache wrapper of the endpoint, for one request.
 
-    __slots__ = ("endpoint", "key", "namespace", "missed")
+    The wrapper reports the fixed key it served or stored a response under (nothing learnable
+    otherwise); the early path tells it what its own GET of a learned key just found (a miss, a
+    backend failure, or a value that does not decode), so the wrapper does not ask again. Both
+    are good for this request only: ``closed`` is set when the request ends, and the verdict is
+    taken once (tasks the endpoint spawns inherit the context variable)."""
 
-    def __init__(self, missed: bytes | None = None) -> None:
+    __slots__ = ("endpoint", "key", "namespace", "verdict", "closed")
+
+    def __init__(self, verdict: tuple | None = None) -> None:
         self.endpoint: Any = None
         self.key: bytes | None = None
         self.namespace: str | None = None
-        self.missed = missed
+        self.verdict = verdict  # (namespace, key, status) of the early GET, or None
+        self.closed = False
 
 
 learning: contextvars.ContextVar[Learning | None] = contextvars.ContextVar("httpcache_learning", default=None)
@@ -58,16 +69,24 @@ learning: contextvars.ContextVar[Learning | None] = contextvars.ContextVar("http
 def note_response(endpoint: Any, key: bytes, namespace: str | None) -> None:
     """Called by a @cache wrapper with a fixed key that served or stored a response."""
     learn = learning.get()
-    if learn is not None:
+    if learn is not None and not learn.closed:
         learn.endpoint = endpoint
         learn.key = key
         learn.namespace = namespace
 
 
-def missed_just_now(key: bytes) -> bool:
-    """Whether the early path has just found `key` missing for this very request."""
+def early_verdict(key: bytes, namespace: str | None) -> int | None:
+    """What the early path's GET of `key` found for this request, taken once: ENOTFOUND (a
+    miss, or a value that does not decode: recompute and overwrite it), a backend failure
+    status, or None (no early GET: ask the backend)."""
     learn = learning.get()
-    return learn is not None and learn.missed == key
+    if learn is None or learn.verdict is None or learn.closed:
+        return None
+    ns, k, status = learn.verdict
+    if k != key or ns != namespace:
+        return None
+    learn.verdict = None
+    return status
 
 
 def _dependency_free(dependant: Any) -> bool:
@@ -81,12 +100,42 @@ def _dependency_free(dependant: Any) -> bool:
     )
 
 
+def _is_plain_starlette_route(route: Any) -> bool:
+    # A starlette Route of a function endpoint without middleware of its own: its app is then
+    # the request_response() wrapper itself.
+    from starlette.routing import Route
+
+    app = getattr(route, "app", None)
+    return type(route) is Route and getattr(app, "__qualname__", "") == "request_response.<locals>.app"
+
+
+def _static_routes(router: Any) -> dict[int, tuple[Any, Any]]:
+    """id -> (route, effective context or None) of every route reachable from `router` with no
+    code of the app's own between the router and the endpoint's request handler: the router's
+    own FastAPI routes (exactly APIRoute: a custom route class may run anything around the
+    endpoint) and plain Starlette routes, and the FastAPI routes of included APIRouters (which
+    have no middleware of their own). Not Mounts, Hosts or sub-applications."""
+    found: dict[int, tuple[Any, Any]] = {}
+    try:
+        from fastapi.routing import APIRoute
+    except ImportError:
+        APIRoute = None
+    for route in router.routes:
+        if APIRoute is not None and type(route) is APIRoute or _is_plain_starlette_route(route):
+            found[id(route)] = (route, None)
+        elif type(route).__name__ == "_IncludedRouter" and hasattr(route, "effective_route_contexts"):
+            for context in route.effective_route_contexts():
+                original = getattr(context, "original_route", None)
+                if APIRoute is not None and type(original) is APIRoute:
+                    found[id(original)] = (original, context)
+    return found
+
+
 def _route_is_static(scope: dict, endpoint: Any, router: Any, app: Any, root_path: str) -> bool:
     """Whether routing this scope again ends in `endpoint` called with arguments that depend on
-    nothing but the path and query, with nothing else on the way: the route is one of `router`'s
-    own (or, in FastAPI, a route of an included APIRouter, which has no middleware of its own),
-    no sub-application or Mount was crossed (those may have middleware), and it is a FastAPI
-    route without dependencies (its own, its router's or the app's: FastAPI folds them into the
+    nothing but the path and query, with nothing else on the way: the route is one of
+    _static_routes(router), no sub-application or Mount was crossed, and it is a FastAPI route
+    without dependencies (its own, its router's or the app's: FastAPI folds them into the
     dependant it runs), header, cookie, body or security parameters, or a plain Starlette route
     (the endpoint gets the request only)."""
     if scope.get("endpoint") is not endpoint:
@@ -94,34 +143,50 @@ def _route_is_static(scope: dict, endpoint: Any, router: Any, app: Any, root_pat
     if scope.get("app") is not app or scope.get("root_path", "") != root_path:
         return False  # a mounted application or Mount was crossed
     route = scope.get("route")
-    if route is None:
+    known = _static_routes(router).get(id(route))
+    if route is None or known is None or known[0] is not route:
         return False
-    effective = scope.get("fastapi", {}).get("effective_route_context")
-    included = effective is not None and getattr(effective, "original_route", None) is route
-    if not included and not any(r is route for r in router.routes):
-        return False  # e.g. a route of a Host's inner router, which may have middleware
-    if hasattr(route, "dependant"):  # FastAPI's APIRoute
-        if not _dependency_free(route.dependant):
+    context = known[1]
+    if context is not None:
+        # An included route runs the dependant of its effective context; it must be this one.
+        effective = scope.get("fastapi", {}).get("effective_route_context")
+        if effective is None or getattr(effective, "original_route", None) is not route:
             return False
-        # Routes of an included router run the dependant of their effective context.
-        return not included or _dependency_free(getattr(effective, "dependant", None))
-    from starlette.routing import Route
+        return _dependency_free(route.dependant) and _dependency_free(getattr(effective, "dependant", None))
+    if hasattr(route, "dependant"):
+        return _dependency_free(route.dependant)
+    return True
 
-    return type(route) is Route
 
+class _Entry:
+    """One cache key served early, and the response last decoded from it. Shared by every
+    signature that learned the key (their number is bounded by the code's fixed keys, not by
+    clients); replaced whole, never mutated, so a request holds one consistent version across
+    its awaits."""
 
-class _Route:
-    """A learned signature: its key, and the last value served with what was derived from it."""
+    __slots__ = ("namespace", "key", "value", "status", "headers", "body")
 
-    __slots__ = ("key", "namespace", "value", "status", "headers", "body")
-
-    def __init__(self, key: bytes, namespace: str | None) -> None:
-        self.key = key
+    def __init__(self, namespace: str | None, key: bytes, value: bytes | None = None, response: Any = None) -> None:
         self.namespace = namespace
-        self.value: bytes | None = None
-        self.status = 0
-        self.headers: list = []
-        self.body = b""
+        self.key = key
+        self.value = value
+        self.status = response.status_code if response is not None else 0
+        self.headers = list(response.raw_headers) if response is not None else []
+        self.body = response.body if response is not None else b""
+
+
+class _Learned:
+    """A learned signature: its key, and what routing put in the scope (for the app's
+    middleware and telemetry, which may read the route after the call)."""
+
+    __slots__ = ("namespace", "key", "route", "endpoint", "path_params")
+
+    def __init__(self, namespace: str | None, key: bytes, scope: dict) -> None:
+        self.namespace = namespace
+        self.key = key
+        self.route = scope.get("route")
+        self.endpoint = scope.get("endpoint")
+        self.path_params = dict(scope.get("path_params") or {})
 
 
 def _signature(scope: dict) -> tuple:
@@ -139,73 +204,99 @@ class EarlyHits:
     def __init__(self, inner: Any, router: Any) -> None:
         self.inner = inner
         self.router = router
-        self.routes: dict[tuple, _Route] = {}
+        self.signatures: dict[tuple, _Learned] = {}
+        self.entries: dict[tuple, _Entry] = {}  # (namespace, key) -> last decoded response
+        self.routes_seen = len(router.routes)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.inner(scope, receive, send)
             return
+        if len(self.router.routes) != self.routes_seen:  # routes added or removed: relearn
+            self.signatures.clear()
+            self.routes_seen = len(self.router.routes)
         sig = _signature(scope)
-        route = self.routes.get(sig)
-        missed = None
-        if route is not None:
-            served = await self._serve(route, send)
-            if served:
+        learned = self.signatures.get(sig)
+        verdict = None
+        if learned is not None:
+            status = await self._serve(learned, scope, send)
+            if status == _OK:
                 return
-            if served is None:
-                missed = route.key
-        learn = Learning(missed)
+            verdict = (learned.namespace, learned.key, status)
+        learn = Learning(verdict)
         token = learning.set(learn)
         app, root_path = scope.get("app"), scope.get("root_path", "")
         try:
             await self.inner(scope, receive, send)
         finally:
+            learn.closed = True
             learning.reset(token)
         if (
             learn.key is not None
-            and route is None
+            and learned is None
+            and len(sig[1]) + len(sig[3]) + len(sig[4]) <= MAX_SIGNATURE_BYTES
             and _route_is_static(scope, learn.endpoint, self.router, app, root_path)
         ):
-            if len(self.routes) >= MAX_SIGNATURES:
-                del self.routes[next(iter(self.routes))]
-            self.routes[sig] = _Route(learn.key, learn.namespace)
+            if len(self.signatures) >= MAX_SIGNATURES:
+                del self.signatures[next(iter(self.signatures))]  # the oldest
+            self.signatures[sig] = _Learned(learn.namespace, learn.key, scope)
 
-    async def _serve(self, route: _Route, send: Any) -> bool | None:
-        """True: answered. None: the key is missing. False: not answered (backend failure or a
-        value that does not decode to a response)."""
+    async def _serve(self, learned: _Learned, scope: dict, send: Any) -> int:
+        """Answers from the entry and returns OK, or returns why not: ENOTFOUND (a miss, or a
+        value that does not decode to a response) or the backend's failure status."""
         from ._core import HTTPCache
 
-        handle = HTTPCache.handle(route.namespace)
+        handle = HTTPCache.handle(learned.namespace)
         loop = asyncio.get_running_loop()
         ticket = handle.ticket()
-        status, value, ttl_ms = await handle.adapter(loop).get(loop, route.key)
+        status, value, ttl_ms = await handle.adapter(loop).get(loop, learned.key)
         if status != _OK:
             if status == _ENOTFOUND:
                 handle.backend_ok(ticket)
-                return None
-            handle.backend_failed(ticket, "get", status)
-            return False
+            else:
+                handle.backend_failed(ticket, "get", status)
+            return status
         handle.backend_ok(ticket)
-        if value != route.value:
+        entry_key = (learned.namespace, learned.key)
+        entry = self.entries.get(entry_key)
+        if entry is None or entry.value != value:
             response = decode(value)
             if response is MISS or not hasattr(response, "raw_headers"):
-                route.value = None
-                return False
-            route.status = response.status_code
-            route.headers = list(response.raw_headers)
-            route.body = response.body
-            route.value = value
-        await send({"type": "http.response.start", "status": route.status,
-                    "headers": route.headers + cache_headers(ttl_ms / 1000, False, True)})
-        await send({"type": "http.response.body", "body": route.body})
-        return True
+                return _ENOTFOUND  # recomputed and overwritten by the normal path
+            entry = _Entry(learned.namespace, learned.key, value, response)
+            self.entries[entry_key] = entry
+        scope["route"] = learned.route
+        scope["endpoint"] = learned.endpoint
+        scope["path_params"] = learned.path_params
+        await send({"type": "http.response.start", "status": entry.status,
+                    "headers": entry.headers + cache_headers(ttl_ms / 1000, False, True)})
+        await send({"type": "http.response.body", "body": entry.body})
+        return _OK
+
+
+def _router_stack_is_bare(router: Any, stack: Any) -> bool:
+    """Whether nothing but FastAPI/Starlette's request body limit (irrelevant to the GETs
+    answered early, whose body is never read) sits between the router and its routing."""
+    while stack != router.app:
+        if type(stack).__name__ not in ("RequestBodyLimitMiddleware", "_BodyLimitExceptionMiddleware"):
+            return False
+        stack = getattr(stack, "app", None)
+        if stack is None:
+            return False
+    return True
 
 
 def attach(app: Any) -> None:
     """Puts EarlyHits in front of app's router (a FastAPI or Starlette app, or a Router)."""
     router = getattr(app, "router", app)
     stack = getattr(router, "middleware_stack", None)
-    if stack is None:
+    if stack is None or not hasattr(router, "routes") or not hasattr(router, "app"):
         raise TypeError(f"HTTPCache.attach: {app!r} is not a FastAPI/Starlette app or router")
-    if not isinstance(stack, EarlyHits):
-        router.middleware_stack = EarlyHits(stack, router)
+    if isinstance(stack, EarlyHits):
+        return
+    if not _router_stack_is_bare(router, stack):
+        raise TypeError(
+            "HTTPCache.attach: the router has middleware of its own (Router(middleware=...)), "
+            "which hits answered early would skip; attach to the application instead"
+        )
+    router.middleware_stack = EarlyHits(stack, router)
