@@ -378,3 +378,42 @@ def test_example_app_serves_cached_responses(backend, namespace, monkeypatch):
         assert c.get("/b/cache-me/21").json() == {"result": 42, "computed": 1}
         assert c.get("/b/cache-me/21").json() == {"result": 42, "computed": 1}
     sys.modules.pop("examples.app", None)
+
+
+def test_hits_of_a_fixed_key_are_independent_responses(store):
+    """Hits on unchanged bytes copy a memoized response: each caller still gets its own object,
+    and what one caller changes on it never reaches the next."""
+    import asyncio
+
+    n = {"calls": 0}
+
+    @cache(key="memo", ttl_in_seconds=60)
+    async def page():
+        n["calls"] += 1
+        return JSONResponse({"v": n["calls"]}, headers={"x-kept": "1"})
+
+    async def run():
+        await page()
+        first = await page()
+        first.headers["x-added-by-caller"] = "leak?"
+        first.raw_headers.append((b"x-raw", b"leak?"))
+        first.background = "set by FastAPI"
+        first.status_code = 500
+        second = await page()
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert second is not first and second.raw_headers is not first.raw_headers
+    assert second.status_code == 200 and second.background is None
+    names = [k for k, _ in second.raw_headers]
+    assert b"x-added-by-caller" not in names and b"x-raw" not in names
+    assert names.count(b"cache-hit") == names.count(b"cache-control") == names.count(b"expires") == 1
+    assert second.headers["x-kept"] == "1" and second.body == b'{"v":1}'
+    # New bytes under the key: the next hit serves them, not the memo.
+    HTTPCache.handle(store.namespace).cache.invalidate([b"memo"])
+
+    async def again():
+        await page()
+        return await page()
+
+    assert asyncio.run(again()).body == b'{"v":2}'

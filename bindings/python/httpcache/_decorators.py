@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from . import _httpcache
 from ._core import HTTPCache, check_namespace
 from ._early_hits import early_verdict, note_response
-from ._responses import MISS, cache_headers, decode, encode, is_response, set_cache_headers
+from ._responses import MISS, ResponseMemo, cache_headers, decode, encode, is_response, set_cache_headers
 
 logger = logging.getLogger("httpcache")
 
@@ -113,6 +113,18 @@ class _KeyBuilder:
             return None
 
 
+class _NoMemo(ResponseMemo):
+    """Decodes every time (per-user keys)."""
+
+    __slots__ = ()
+
+    def decode(self, value: bytes) -> Any:
+        return decode(value)
+
+
+_NO_MEMO = _NoMemo()
+
+
 def _singleflight_wait_s() -> float:
     return (HTTPCache._options.get("singleflight_wait_ms") or 5000) / 1000.0
 
@@ -149,10 +161,10 @@ def _run_coroutine_sync(coro: Any) -> Any:
 
 
 
-def _served(value: bytes, ttl_s: float, per_user: bool) -> Any:
+def _served(value: bytes, ttl_s: float, per_user: bool, memo: ResponseMemo) -> Any:
     """A stored value as the caller gets it (a Response with the hit's headers), or MISS when
     it cannot be decoded."""
-    hit = decode(value)
+    hit = memo.decode(value)
     if hit is not MISS and is_response(hit):
         # A decoded response has none of these headers (they are never stored): append them.
         hit.raw_headers.extend(cache_headers(ttl_s, per_user, True))
@@ -209,6 +221,8 @@ def cache(
             raise ValueError(f"{what}: cannot decorate {func!r}: not callable")
         keys = _KeyBuilder(func, [key], obj, obj_attr, what)
         per_user = obj is not None
+        # Per-user keys are many and each is read by one user: only a fixed key is memoized.
+        memo = _NO_MEMO if per_user else ResponseMemo()
         where = getattr(func, "__qualname__", repr(func))
 
         if inspect.iscoroutinefunction(func):
@@ -243,7 +257,7 @@ def cache(
                     status, value, ttl_ms = verdict, None, 0
                 if status == _OK:
                     handle.backend_ok(ticket)
-                    hit = _served(value, ttl_ms / 1000, per_user)
+                    hit = _served(value, ttl_ms / 1000, per_user, memo)
                     if hit is not MISS:
                         if not per_user and is_response(hit):
                             note_response(async_wrapper, k, namespace)
@@ -268,7 +282,7 @@ def cache(
                         shared = None
                     if shared is not None:
                         data, ttl_s = shared
-                        hit = _served(data, ttl_s, per_user)
+                        hit = _served(data, ttl_s, per_user, memo)
                         if hit is not MISS:
                             handle.count("coalesced")
                             return hit
@@ -376,7 +390,7 @@ def cache(
                 # about the backend (the value is shared even when it could not be stored).
                 if outcome == _HIT:
                     handle.backend_ok(ticket)
-                hit = _served(value, ttl_ms / 1000, per_user)
+                hit = _served(value, ttl_ms / 1000, per_user, memo)
                 if hit is not MISS:
                     if not per_user and is_response(hit):
                         note_response(sync_wrapper, k, namespace)

@@ -161,6 +161,47 @@ def decode(value: bytes) -> Any:
         return MISS
 
 
+def _copy_response(template: Any) -> Any:
+    """A new response object with the template's state and its own header list (what FastAPI and
+    our headers change), or None for a response class that keeps no instance __dict__."""
+    state = getattr(template, "__dict__", None)
+    if state is None:
+        return None
+    copy = object.__new__(type(template))
+    fields = dict(state)
+    fields.pop("_headers", None)  # a MutableHeaders view of the template's own list
+    fields["raw_headers"] = list(template.raw_headers)
+    copy.__dict__.update(fields)
+    return copy
+
+
+class ResponseMemo:
+    """The last response decoded under one fixed key, so that hits on unchanged bytes copy it
+    (0.4 us) instead of decoding the record and building a Response again (4.2 us). The template
+    is never handed out; each caller gets its own copy. One per fixed-key decorator: the memory
+    is bounded by the code, not by the traffic."""
+
+    __slots__ = ("state",)
+    MAX_BYTES = 64 << 10  # larger records are decoded each time
+
+    def __init__(self) -> None:
+        self.state: tuple[bytes, Any] | None = None  # (stored bytes, template); replaced whole
+
+    def decode(self, value: bytes) -> Any:
+        state = self.state
+        if state is not None and state[0] == value:
+            copy = _copy_response(state[1])
+            if copy is not None:
+                return copy
+        result = decode(value)
+        if result is not MISS and len(value) <= self.MAX_BYTES and is_response(result):
+            copy = _copy_response(result)
+            if copy is not None:
+                self.state = (value, result)
+                return copy
+        return result
+
+
 @functools.lru_cache(maxsize=256)
 def _http_date(epoch_seconds: int) -> bytes:
     # Hits of one entry share their Expires instant: format each second once (~2 us saved a hit).
