@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "key.hpp"
 
+#include <algorithm>
+
 #include <fmt/args.h>
 #include <fmt/format.h>
 
@@ -15,10 +17,28 @@ bool is_namespace_char(char c) {
          c == '.';
 }
 
-// Counts replacement fields, skipping `{{` and `}}` escapes. fmt itself checks the rest of the
-// syntax; we count so that surplus arguments are an error too (fmt ignores them).
+// The sum of the numbers in a field's spec (widths, precisions, indexes), saturated just over
+// the key limit. fmt pads to a width before we can check the key's size, so `{:2000000000}`
+// would allocate 2 GB (found by fuzz_key), and many fields of a legal width would add up alike.
+std::size_t field_numbers(std::string_view field) {
+  std::size_t total = 0, value = 0;
+  for (char c : field) {
+    if (c >= '0' && c <= '9') {
+      value = std::min<std::size_t>(value * 10 + static_cast<std::size_t>(c - '0'), max_key_bytes + 1);
+    } else {
+      total += value;
+      value = 0;
+    }
+  }
+  return std::min<std::size_t>(total + value, max_key_bytes + 1);
+}
+
+// Counts replacement fields, skipping `{{` and `}}` escapes, and refuses numbers in them that
+// add up to more than a key can hold (no key can be longer than the limit anyway). fmt itself
+// checks the rest of the syntax; we count so that surplus arguments are an error too (fmt
+// ignores them).
 std::size_t count_fields(std::string_view tmpl) {
-  std::size_t fields = 0;
+  std::size_t fields = 0, numbers = 0;
   for (std::size_t i = 0; i < tmpl.size(); ++i) {
     if (tmpl[i] == '{') {
       if (i + 1 < tmpl.size() && tmpl[i + 1] == '{') {
@@ -26,7 +46,12 @@ std::size_t count_fields(std::string_view tmpl) {
         continue;
       }
       ++fields;
+      std::size_t start = i + 1;
       while (i < tmpl.size() && tmpl[i] != '}') ++i;
+      numbers += field_numbers(tmpl.substr(start, i - start));
+      if (numbers > max_key_bytes)
+        throw error(errc::invalid, fmt::format("key template fields ask for widths over the key limit of {} bytes",
+                                               max_key_bytes));
     } else if (tmpl[i] == '}' && i + 1 < tmpl.size() && tmpl[i + 1] == '}') {
       ++i;
     }

@@ -75,6 +75,29 @@ static void test_keys_bad_templates(void **state) {
   httpcache_buf_dispose(&key);
 }
 
+/** A width over the key limit is refused before formatting: fmt would first pad to it (fuzz_key
+ * found `{:8658655}`, 8 MB per call; `{:2000000000}` would be 2 GB). Small widths still work. */
+static void test_keys_huge_width_refused_before_formatting(void **state) {
+  httpcache_buf key = HTTPCACHE_BUF_INIT;
+  (void)state;
+  assert_int_equal(format1(&key, "a.{:2000000000}", "x", 1), HTTPCACHE_EINVALID);
+  assert_non_null(strstr(httpcache_error_last()->message, "over the key limit"));
+  assert_int_equal(format1(&key, "\\}{:8658655}5}8", "x", 1), HTTPCACHE_EINVALID);
+  assert_int_equal(format1(&key, "a.{:>99999999999999999999999}", "x", 1), HTTPCACHE_EINVALID);
+  assert_int_equal(format1(&key, "a.{:4097}", "x", 1), HTTPCACHE_EINVALID);
+  assert_int_equal(format1(&key, "a.{:>5}", "x", 1), HTTPCACHE_OK);
+  assert_string_equal(key.ptr, "a.    x");
+  assert_int_equal(format1(&key, "a.{:4094}", "x", 1), HTTPCACHE_OK);
+  assert_int_equal(key.size, 4096);
+  {
+    /* Legal widths that add up: refused too. */
+    httpcache_slice args[2] = {{"x", 1}, {"y", 1}};
+    assert_int_equal(httpcache_key_format(&key, "{:4000}{:4000}", 14, args, 2), HTTPCACHE_EINVALID);
+    assert_non_null(strstr(httpcache_error_last()->message, "over the key limit"));
+  }
+  httpcache_buf_dispose(&key);
+}
+
 /** The backend key is `namespace:key`; keys are checked the same way everywhere. */
 static void test_keys_full_key_layout(void **state) {
   httpcache_cache *cache = NULL;
@@ -123,6 +146,7 @@ int main(void) {
       cmocka_unit_test(test_keys_template_binary_and_escapes),
       cmocka_unit_test(test_keys_field_count_must_match),
       cmocka_unit_test(test_keys_bad_templates),
+      cmocka_unit_test(test_keys_huge_width_refused_before_formatting),
       cmocka_unit_test(test_keys_full_key_layout),
       cmocka_unit_test(test_keys_namespace_rules),
   };

@@ -176,3 +176,12 @@ def warnings_log(caplog):
         return [r for r in caplog.records if r.name == "httpcache" and r.levelno == logging.WARNING]
 
     return records
+
+
+@pytest.fixture
+def client(app):
+    """FastAPI's TestClient (lifespan included) on the module's own `app` fixture."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c

@@ -149,12 +149,6 @@ def app(store, counted):
     return app
 
 
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
-
-
 def _comparable(response) -> dict:
     """Headers that must be equal between two hits of one entry (expires may tick over)."""
     return {k: v for k, v in response.headers.items() if k not in ("expires", "cache-control")}

@@ -122,12 +122,6 @@ def app(store, request):
     return app
 
 
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
-
-
 def _max_age(response) -> int:
     directives = [d.strip() for d in response.headers["cache-control"].split(",")]
     return int(next(d for d in directives if d.startswith("max-age=")).split("=", 1)[1])
