@@ -252,7 +252,7 @@ def cache(
                 ticket = handle.ticket()
                 verdict = early_verdict(k, namespace)  # HTTPCache.attach()'s GET of this request
                 if verdict is None:
-                    status, value, ttl_ms = await adapter.get(loop, k)
+                    status, value, ttl_ms = await adapter.start_get(loop, k)
                 else:
                     status, value, ttl_ms = verdict, None, 0
                 if status == _OK:
