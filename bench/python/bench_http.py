@@ -36,6 +36,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 VARIANTS: dict[str, tuple[str, str, bool]] = {
     "uncached": ("apps.uncached", "uncached (no cache)", False),
     "httpcache": ("apps.httpcache_app", "httpcache (Redis, HTTPCache.attach)", True),
+    "httpcache-freeze": ("apps.httpcache_freeze_app", "httpcache (Redis, attach(freeze_gc=True))", True),
     "httpcache-routed": ("apps.httpcache_routed_app", "httpcache (Redis, decorator only)", True),
     "authx_extra": ("apps.authx_app", "authx_extra.cache (seed, Redis)", True),
     "fastapi-cache2": ("apps.fastapi_cache_app", "fastapi-cache2 (RedisBackend)", True),
@@ -271,6 +272,13 @@ def report(servers: list[Server], args: argparse.Namespace) -> str:
             lines.append(f"| httpcache req/s vs uncached route | {r:.2f}x (>= 0.6) | {ok(r >= 0.6)} |")
         r = ours["p99"] / ours["p50"]
         lines.append(f"| httpcache p99/p50 | {r:.2f} (< 3) | {ok(r < 3)} |")
+        frozen = summary.get("httpcache-freeze")
+        if frozen:
+            r = frozen["p99"] / frozen["p50"]
+            lines.append(f"| httpcache p99/p50 with attach(freeze_gc=True) | {r:.2f} (< 3) | {ok(r < 3)} |")
+            if peers:
+                r = frozen["rps"] / summary[best]["rps"]
+                lines.append(f"| attach(freeze_gc=True): req/s vs best peer ({by[best].label}) | {r:.2f}x (>= 1.5) | {ok(r >= 1.5)} |")
         routed = summary.get("httpcache-routed")
         if routed and peers:
             r = routed["rps"] / summary[best]["rps"]

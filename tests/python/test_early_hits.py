@@ -543,3 +543,30 @@ def test_verdict_is_taken_once_and_not_after_the_request():
         assert learn.key is None
     finally:
         _early_hits.learning.reset(token)
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_gc_after_startup_only_when_asked(store, freeze):
+    import gc
+
+    from contextlib import asynccontextmanager
+
+    started: list[int] = []
+
+    @asynccontextmanager
+    async def lifespan(app):
+        started.append(gc.get_freeze_count())
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+    HTTPCache.attach(app, freeze_gc=freeze)
+    gc.unfreeze()
+    try:
+        with TestClient(app):
+            # Frozen after the start-up handlers ran (they saw nothing frozen yet).
+            assert started == [0]
+            assert (gc.get_freeze_count() > 0) is freeze
+    finally:
+        gc.unfreeze()
+    with pytest.raises(TypeError, match="freeze_gc must be a bool"):
+        HTTPCache.attach(FastAPI(), freeze_gc="yes")

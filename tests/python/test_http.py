@@ -371,6 +371,12 @@ def test_example_app_serves_cached_responses(backend, namespace, monkeypatch):
         assert "cache-hit" not in c.get("/b/logged-in").headers
         assert c.get("/b/cache-me/21").json() == {"result": 42, "computed": 1}
         assert c.get("/b/cache-me/21").json() == {"result": 42, "computed": 1}
+        # The example attaches with freeze_gc=True: frozen once started. (Undone below: this
+        # test process goes on.)
+        import gc
+
+        assert gc.get_freeze_count() > 0
+    gc.unfreeze()
     sys.modules.pop("examples.app", None)
 
 

@@ -205,11 +205,17 @@ class EarlyHits:
     def __init__(self, inner: Any, router: Any) -> None:
         self.inner = inner
         self.router = router
+        self.freeze_pending = False  # attach(freeze_gc=True): gc.freeze() once started
         self.signatures: dict[tuple, _Learned] = {}
         self.entries: dict[tuple, _Entry] = {}  # (namespace, key) -> last decoded response
         self.routes_seen = len(router.routes)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self.freeze_pending:
+            if scope["type"] == "lifespan":
+                await self.inner(scope, receive, self._freezing_after_startup(send))
+                return
+            self._freeze_gc()  # a server that runs no lifespan: at the first request
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.inner(scope, receive, send)
             return
@@ -261,6 +267,24 @@ class EarlyHits:
                 del self.signatures[next(iter(self.signatures))]  # the oldest
             self.signatures[sig] = _Learned(learn.namespace, learn.key, scope)
 
+    def _freezing_after_startup(self, send: Any) -> Any:
+        async def send_then_freeze(message: dict) -> None:
+            await send(message)
+            if message.get("type") == "lifespan.startup.complete" and self.freeze_pending:
+                self._freeze_gc()
+
+        return send_then_freeze
+
+    def _freeze_gc(self) -> None:
+        # Everything alive once the app has started (modules, routes, models, pools) moves to
+        # CPython's permanent generation: full collections no longer walk it. Collected first,
+        # so no garbage is frozen with it.
+        self.freeze_pending = False
+        import gc
+
+        gc.collect()
+        gc.freeze()
+
     def _entry(self, learned: _Learned, value: bytes) -> _Entry | None:
         """The decoded response of `value` (reused while the stored bytes are unchanged), or
         None when it does not decode to a response."""
@@ -287,17 +311,22 @@ def _router_stack_is_bare(router: Any, stack: Any) -> bool:
     return True
 
 
-def attach(app: Any) -> None:
+def attach(app: Any, freeze_gc: bool = False) -> None:
     """Puts EarlyHits in front of app's router (a FastAPI or Starlette app, or a Router)."""
+    if not isinstance(freeze_gc, bool):
+        raise TypeError(f"HTTPCache.attach: freeze_gc must be a bool, not {freeze_gc!r}")
     router = getattr(app, "router", app)
     stack = getattr(router, "middleware_stack", None)
     if stack is None or not hasattr(router, "routes") or not hasattr(router, "app"):
         raise TypeError(f"HTTPCache.attach: {app!r} is not a FastAPI/Starlette app or router")
     if isinstance(stack, EarlyHits):
+        stack.freeze_pending = stack.freeze_pending or freeze_gc
         return
     if not _router_stack_is_bare(router, stack):
         raise TypeError(
             "HTTPCache.attach: the router has middleware of its own (Router(middleware=...)), "
             "which hits answered early would skip; attach to the application instead"
         )
-    router.middleware_stack = EarlyHits(stack, router)
+    early = EarlyHits(stack, router)
+    early.freeze_pending = freeze_gc
+    router.middleware_stack = early
