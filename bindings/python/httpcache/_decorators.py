@@ -19,7 +19,16 @@ from typing import Any, Callable, Iterable, TypeVar
 from . import _httpcache
 from ._core import HTTPCache, check_namespace
 from ._early_hits import early_verdict, note_response
-from ._responses import MISS, ResponseMemo, cache_headers, decode, encode, is_response, set_cache_headers
+from ._responses import (
+    MAGIC,
+    MISS,
+    ResponseMemo,
+    cache_headers,
+    decode_json,
+    decode_record,
+    encode,
+    set_cache_headers,
+)
 
 logger = logging.getLogger("httpcache")
 
@@ -118,8 +127,8 @@ class _NoMemo(ResponseMemo):
 
     __slots__ = ()
 
-    def decode(self, value: bytes) -> Any:
-        return decode(value)
+    def decode_record(self, value: bytes) -> Any:
+        return decode_record(value)
 
 
 _NO_MEMO = _NoMemo()
@@ -162,13 +171,16 @@ def _run_coroutine_sync(coro: Any) -> Any:
 
 
 def _served(value: bytes, ttl_s: float, per_user: bool, memo: ResponseMemo) -> Any:
-    """A stored value as the caller gets it (a Response with the hit's headers), or MISS when
-    it cannot be decoded."""
-    hit = memo.decode(value)
-    if hit is not MISS and is_response(hit):
+    """A stored value as the caller gets it (a Response with the hit's headers for a response
+    record), or MISS when it cannot be decoded."""
+    if not value.startswith(MAGIC):
+        return decode_json(value)
+    hit = memo.decode_record(value)
+    if hit is not MISS:
         # A decoded response has none of these headers (they are never stored): append them.
         hit.raw_headers.extend(cache_headers(ttl_s, per_user, True))
     return hit
+
 
 def cache(
     key: str,
@@ -259,7 +271,7 @@ def cache(
                     handle.backend_ok(ticket)
                     hit = _served(value, ttl_ms / 1000, per_user, memo)
                     if hit is not MISS:
-                        if not per_user and is_response(hit):
+                        if not per_user and value.startswith(MAGIC):
                             note_response(async_wrapper, k, namespace)
                         return hit
                     backend_up = True  # an undecodable value: recompute and overwrite it
@@ -392,7 +404,7 @@ def cache(
                     handle.backend_ok(ticket)
                 hit = _served(value, ttl_ms / 1000, per_user, memo)
                 if hit is not MISS:
-                    if not per_user and is_response(hit):
+                    if not per_user and value.startswith(MAGIC):
                         note_response(sync_wrapper, k, namespace)
                     return hit
                 # An undecodable value: recompute and overwrite it.

@@ -145,6 +145,11 @@ def decode(value: bytes) -> Any:
     """A stored value back as a result (a Response for records), or MISS."""
     if value.startswith(MAGIC):
         return decode_record(value)
+    return decode_json(value)
+
+
+def decode_json(value: bytes) -> Any:
+    """A stored plain result (JSON text) back, or MISS."""
     try:
         text = value.decode("utf-8")
         # The scanner alone, when it consumes the whole text (what we store: compact JSON),
@@ -176,10 +181,10 @@ def _copy_response(template: Any) -> Any:
 
 
 class ResponseMemo:
-    """The last response decoded under one fixed key, so that hits on unchanged bytes copy it
-    (0.4 us) instead of decoding the record and building a Response again (4.2 us). The template
-    is never handed out; each caller gets its own copy. One per fixed-key decorator: the memory
-    is bounded by the code, not by the traffic."""
+    """The last response record decoded under one fixed key, so that hits on unchanged bytes
+    copy it (0.4 us) instead of decoding the record and building a Response again (4.2 us). The
+    template is never handed out; each caller gets its own copy. One per fixed-key decorator:
+    the memory is bounded by the code, not by the traffic."""
 
     __slots__ = ("state",)
     MAX_BYTES = 64 << 10  # larger records are decoded each time
@@ -187,14 +192,15 @@ class ResponseMemo:
     def __init__(self) -> None:
         self.state: tuple[bytes, Any] | None = None  # (stored bytes, template); replaced whole
 
-    def decode(self, value: bytes) -> Any:
+    def decode_record(self, value: bytes) -> Any:
+        """decode_record(value), from the memo when the bytes are the last ones."""
         state = self.state
         if state is not None and state[0] == value:
             copy = _copy_response(state[1])
             if copy is not None:
                 return copy
-        result = decode(value)
-        if result is not MISS and len(value) <= self.MAX_BYTES and is_response(result):
+        result = decode_record(value)
+        if result is not MISS and len(value) <= self.MAX_BYTES:
             copy = _copy_response(result)
             if copy is not None:
                 self.state = (value, result)
