@@ -24,10 +24,16 @@ export HTTPCACHE_BENCH_REDIS_URL="$(cat "$run/redis/url")"
 export HTTPCACHE_BENCH_CLUSTER_URL="$(cat "$run/cluster/url")"
 
 echo "## C (Google Benchmark; $(nproc) cores)"
-"$build/bench/c/bench_cache" --benchmark_repetitions="${BENCH_REPETITIONS:-5}" \
-  --benchmark_min_time="${BENCH_MIN_TIME:-0.3}" --benchmark_report_aggregates_only=true \
-  --benchmark_format=json --benchmark_out="$run/c.json" --benchmark_out_format=json >/dev/null
-python3 "$root/bench/c/report.py" "$run/c.json"
+# Rounds of repetitions; report.py takes each ratio within a round (case and baseline measured
+# minutes apart at most) and reports the median over rounds.
+c_json=()
+for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+  "$build/bench/c/bench_cache" --benchmark_repetitions="${BENCH_REPETITIONS:-3}" \
+    --benchmark_min_time="${BENCH_MIN_TIME:-0.3}" --benchmark_report_aggregates_only=true \
+    --benchmark_format=json --benchmark_out="$run/c-$round.json" --benchmark_out_format=json >/dev/null
+  c_json+=("$run/c-$round.json")
+done
+python3 "$root/bench/c/report.py" "${c_json[@]}"
 
 echo
 echo "## Memory"

@@ -5,6 +5,7 @@
 // Redis and cluster URLs come from the environment (bench/run.sh starts private servers).
 #include <benchmark/benchmark.h>
 #include <hiredis/hiredis.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -103,8 +104,10 @@ void miss_store(benchmark::State& state, const std::string& url) {
   httpcache_cache* cache = shared_cache(url);
   httpcache_buf value = HTTPCACHE_BUF_INIT;
   static std::atomic<unsigned long> next{0};
+  // Unique across runs too: bench/run.sh runs rounds against one server, whose entries live an hour.
+  static const std::string prefix = "miss." + std::to_string(getpid()) + ".";
   for (auto _ : state) {
-    std::string key = "miss." + std::to_string(next++);
+    std::string key = prefix + std::to_string(next++);
     if (httpcache_cache_get_or_compute(&value, nullptr, nullptr, cache, key.data(), key.size(), &one_hour,
                                        compute_payload, nullptr) != HTTPCACHE_OK)
       state.SkipWithError("miss failed");

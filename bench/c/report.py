@@ -1,26 +1,39 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Turns Google Benchmark JSON (with repetitions) into a Markdown table of medians and the ratios
-to the baselines measured in the same run: raw hiredis for Redis hits, the mutex-guarded map for
-memory:// hits, one server for the cluster."""
+"""Turns Google Benchmark JSON files (one per round, each with repetitions) into a Markdown table:
+the median time per case over the rounds, and its ratio to the baseline measured in the same
+round (raw hiredis for Redis hits, the mutex-guarded map for memory:// hits, one server for the
+cluster), the median over rounds, with each round's ratio shown. Rounds are run one after the
+other, so drift of a noisy machine (a quiet minute for the baseline alone) moves one round's
+ratio, not the median.
+
+    report.py c-1.json [c-2.json ...]
+"""
 import json
+import statistics
 import sys
 
-data = json.load(open(sys.argv[1]))
-median = {}
-for b in data["benchmarks"]:
-    if b.get("aggregate_name") == "median":
-        median[b["run_name"]] = b["real_time"] if b["time_unit"] == "ns" else b["real_time"] * 1000
-
-def us(name):
-    return median[name] / 1000.0
+rounds = []
+for path in sys.argv[1:]:
+    median = {}
+    for b in json.load(open(path))["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            median[b["run_name"]] = b["real_time"] if b["time_unit"] == "ns" else b["real_time"] * 1000
+    rounds.append(median)
 
 rows = []
 def row(label, name, base=None, target=None):
-    if name not in median:
+    times = [r[name] for r in rounds if name in r]
+    if not times:
         return
-    ratio = f"{median[name] / median[base]:.2f}x" if base and base in median else ""
-    rows.append(f"| {label} | {us(name):.2f} | {ratio} | {target or ''} |")
+    ratio = ""
+    if base:
+        ratios = [r[name] / r[base] for r in rounds if name in r and base in r]
+        if ratios:
+            ratio = f"{statistics.median(ratios):.2f}x"
+            if len(ratios) > 1:
+                ratio += " (" + " / ".join(f"{x:.2f}" for x in ratios) + ")"
+    rows.append(f"| {label} | {statistics.median(times) / 1000.0:.2f} | {ratio} | {target or ''} |")
 
 for t in ("threads:1", "threads:2"):
     n = t.split(":")[1]
@@ -34,6 +47,6 @@ row("miss + store, memory://", "BM_memory_miss_store/real_time")
 row("invalidate 1 key, Redis", "BM_redis_invalidate/1/real_time")
 row("invalidate 10 keys, Redis", "BM_redis_invalidate/10/real_time", "BM_redis_invalidate/1/real_time")
 
-print("| C benchmark (median of repetitions) | us/call | ratio to baseline | target |")
+print(f"| C benchmark (median of repetitions, {len(rounds)} round(s)) | us/call | ratio to baseline (per round) | target |")
 print("|---|---:|---:|---|")
 print("\n".join(rows))
