@@ -382,3 +382,40 @@ async def test_cancelling_one_sharer_leaves_the_others_served(on_redis, redis_pi
         await first
     assert await asyncio.wait_for(asyncio.gather(*others), 5) == ["ok"] * 3
     assert not unraisable
+
+
+async def test_lone_requests_are_written_without_a_watcher_call(redis_backend, namespace, request, monkeypatch):
+    """On an established connection, a request with nothing else pending is written inside the
+    call that starts it, and the watcher hears nothing (interest READ -> READ|WRITE -> READ nets
+    to no change); requests started while another is pending are queued and written together
+    on the next loop pass, through the watcher. Both kinds complete, on one server and on the
+    cluster."""
+    from httpcache import _asyncio
+
+    HTTPCache.init(redis_url=redis_backend, namespace=namespace, command_timeout_ms=5000)
+    request.addfinalizer(HTTPCache.close)
+    handle = HTTPCache.handle()
+    for i in range(4):
+        handle.cache.set(b"k%d" % i, b"v%d" % i, _httpcache.Policy.seconds(60))
+    loop = asyncio.get_running_loop()
+    adapter = handle.adapter(loop)
+    assert (await adapter.get(loop, b"k0"))[1] == b"v0"  # connects (through the watcher)
+    heard: list[tuple[int, int]] = []
+    told = _asyncio._Watcher.__call__
+
+    def recording(self, fd, events):
+        heard.append((fd, events))
+        told(self, fd, events)
+
+    monkeypatch.setattr(_asyncio._Watcher, "__call__", recording)
+    for i in range(3):
+        status, value, ttl_ms = await adapter.get(loop, b"k%d" % i)
+        assert (status, value) == (_httpcache.OK, b"v%d" % i) and 0 < ttl_ms <= 60_000
+    st, ttl_s = await adapter.set(loop, b"k9", b"v9", _httpcache.Policy.seconds(60))
+    assert st == _httpcache.OK and ttl_s == 60
+    if not redis_backend.startswith("redis+cluster"):
+        assert heard == [], "lone requests must not go through the watcher"
+    results = await asyncio.gather(*[adapter.get(loop, b"k%d" % (i % 4)) for i in range(8)])
+    assert [r[1] for r in results] == [b"v%d" % (i % 4) for i in range(8)]
+    assert adapter.pending() == 0
+

@@ -6,6 +6,8 @@
 // inside the start call on memory://): no thread, no cross-thread wake-up.
 #include <pybind11/stl.h>
 
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "cache_object.hpp"
@@ -77,15 +79,14 @@ class async_context {
   // reference is dropped here and the error raised.
   void get(const std::string& key, py::object future) {
     PyObject* f = future.release().ptr();
-    int rc = httpcache_async_get(ctx(), key.data(), key.size(), &on_get, f);
-    if (rc != HTTPCACHE_OK) fail(rc, f);
+    start([&] { return httpcache_async_get(ctx(), key.data(), key.size(), &on_get, f); }, f);
   }
 
   void set(const std::string& key, const std::string& value, const policy& p, py::object future) {
     httpcache_ttl_policy cp = p.to_c();
     PyObject* f = future.release().ptr();
-    int rc = httpcache_async_set(ctx(), key.data(), key.size(), value.data(), value.size(), &cp, &on_done, f);
-    if (rc != HTTPCACHE_OK) fail(rc, f);
+    start([&] { return httpcache_async_set(ctx(), key.data(), key.size(), value.data(), value.size(), &cp, &on_done, f); },
+          f);
   }
 
   void invalidate(const std::vector<std::string>& keys, py::object future) {
@@ -96,8 +97,7 @@ class async_context {
       lens.push_back(k.size());
     }
     PyObject* f = future.release().ptr();
-    int rc = httpcache_async_invalidate(ctx(), ptrs.data(), lens.data(), keys.size(), &on_done, f);
-    if (rc != HTTPCACHE_OK) fail(rc, f);
+    start([&] { return httpcache_async_invalidate(ctx(), ptrs.data(), lens.data(), keys.size(), &on_done, f); }, f);
   }
 
   // Called by the loop when the descriptor is ready (or with 0 when a deadline passed). A no-op
@@ -113,6 +113,68 @@ class async_context {
   bool closed() const { return ctx_ == nullptr; }
 
  private:
+  // Starts a request with the watch callback held back, and writes a lone request at once.
+  //
+  // A lone request (nothing else pending) on a connection the library already reads from is
+  // written inside this call, as the Python watcher's optimistic write would do on the next
+  // loop pass: its batching window only pays off for concurrent requests, which still queue and
+  // are written together. Meanwhile the interest changes (READ -> READ|WRITE -> READ) are only
+  // recorded, and Python hears the net change, usually none: no watcher call, no loop callback,
+  // for the common request. A connection still connecting is never written here (its end is
+  // detected through add_writer, as before).
+  template <class Start>
+  void start(Start&& call, PyObject* future) {
+    if (!ctx_) {
+      Py_DECREF(future);
+      throw py::value_error("the async context is closed");
+    }
+    bool lone = httpcache_async_pending(ctx_) == 0;
+    ++holding_;
+    int rc = call();
+    if (rc != HTTPCACHE_OK) {
+      release();
+      fail(rc, future);
+    }
+    if (lone) write_if_established();
+    release();
+  }
+
+  void write_if_established() {
+    for (const auto& [fd, events] : held_) {
+      if ((events & HTTPCACHE_EV_WRITE) && (told(fd) & HTTPCACHE_EV_READ)) {
+        // A failure here is the request's (the library completes it with the error).
+        (void)httpcache_async_process(ctx_, HTTPCACHE_EV_WRITE);
+        return;
+      }
+    }
+  }
+
+  // Ends a hold: tells Python the net interest of each descriptor that changed meanwhile.
+  void release() {
+    if (--holding_ > 0) return;
+    auto held = std::move(held_);
+    held_.clear();
+    for (const auto& [fd, events] : held)
+      if (told(fd) != events) tell(fd, events);
+  }
+
+  uint32_t told(int fd) const {
+    auto it = told_.find(fd);
+    return it == told_.end() ? 0 : it->second;
+  }
+
+  void tell(int fd, uint32_t events) {
+    if (events)
+      told_[fd] = events;
+    else
+      told_.erase(fd);
+    try {
+      watch_(fd, events);
+    } catch (py::error_already_set& e) {
+      e.discard_as_unraisable("httpcache async watch callback");
+    }
+  }
+
   httpcache_async* ctx() const {
     if (!ctx_) throw py::value_error("the async context is closed");
     return ctx_;
@@ -127,16 +189,18 @@ class async_context {
   static void on_watch(int fd, uint32_t events, void* payload) {
     auto* self = static_cast<async_context*>(payload);
     py::gil_scoped_acquire gil;
-    try {
-      self->watch_(fd, events);
-    } catch (py::error_already_set& e) {
-      e.discard_as_unraisable("httpcache async watch callback");
-    }
+    if (self->holding_ > 0)
+      self->held_[fd] = events;
+    else
+      self->tell(fd, events);
   }
 
   cache_ptr cache_;  // declared first: destroyed after ctx_ is freed
   py::object watch_;
   httpcache_async* ctx_ = nullptr;
+  int holding_ = 0;                             // > 0 inside start(): watch changes are held
+  std::unordered_map<int, uint32_t> held_;      // fd -> latest interest while holding
+  std::unordered_map<int, uint32_t> told_;      // fd -> interest Python was last told
 };
 
 void init_async(py::module_& m) {
