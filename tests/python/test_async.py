@@ -419,3 +419,37 @@ async def test_lone_requests_are_written_without_a_watcher_call(redis_backend, n
     assert [r[1] for r in results] == [b"v%d" % (i % 4) for i in range(8)]
     assert adapter.pending() == 0
 
+
+
+async def test_a_completion_may_start_a_request_inline(redis_backend, namespace, request):
+    """A future-like object whose set_result starts another request, inside the library's reply
+    processing: the nested request is queued (never written from inside that processing) and is
+    served on a later loop pass."""
+    HTTPCache.init(redis_url=redis_backend, namespace=namespace, command_timeout_ms=5000)
+    request.addfinalizer(HTTPCache.close)
+    handle = HTTPCache.handle()
+    handle.cache.set(b"a", b"1", _httpcache.Policy.seconds(60))
+    handle.cache.set(b"b", b"2", _httpcache.Policy.seconds(60))
+    loop = asyncio.get_running_loop()
+    adapter = handle.adapter(loop)
+    await adapter.get(loop, b"a")  # connected
+    nested = loop.create_future()
+
+    class StartsAnother:
+        finished = False
+
+        def done(self):
+            return self.finished
+
+        def set_result(self, result):
+            self.finished = True
+            self.result = result
+            adapter._ctx.get(b"b", nested)  # inside process(): a completion starting a request
+            adapter._arm(loop)
+
+    first = StartsAnother()
+    adapter._ctx.get(b"a", first)
+    adapter._arm(loop)
+    status, value, _ = await asyncio.wait_for(nested, 3)
+    assert first.result[:2] == (_httpcache.OK, b"1")
+    assert (status, value) == (_httpcache.OK, b"2")

@@ -71,7 +71,9 @@ class async_context {
     if (!ctx_) return;
     httpcache_async* c = ctx_;
     ctx_ = nullptr;
+    ++processing_;  // completions run (ECANCELED) inside
     httpcache_async_free(c);
+    --processing_;
   }
 
   // Each start call hands the future (a new reference) to the library as the payload; the
@@ -104,7 +106,9 @@ class async_context {
   // after close(), since a reader callback may still be queued in the loop.
   void process(uint32_t events) {
     if (!ctx_) return;
+    ++processing_;
     int rc = httpcache_async_process(ctx_, events);
+    --processing_;
     if (rc != HTTPCACHE_OK) raise_for(rc);
   }
 
@@ -122,22 +126,39 @@ class async_context {
   // recorded, and Python hears the net change, usually none: no watcher call, no loop callback,
   // for the common request. A connection still connecting is never written here (its end is
   // detected through add_writer, as before).
+  //
+  // Not inside process() or close(): a completion that starts a request runs within hiredis's
+  // reply loop, and a write failing there would free the connection under that loop.
   template <class Start>
   void start(Start&& call, PyObject* future) {
     if (!ctx_) {
       Py_DECREF(future);
       throw py::value_error("the async context is closed");
     }
-    bool lone = httpcache_async_pending(ctx_) == 0;
-    ++holding_;
-    int rc = call();
-    if (rc != HTTPCACHE_OK) {
-      release();
-      fail(rc, future);
+    bool lone = httpcache_async_pending(ctx_) == 0 && processing_ == 0;
+    captured_error err;
+    {
+      hold h(*this);
+      int rc = call();
+      if (rc != HTTPCACHE_OK)
+        err = captured_error::last(rc);  // before any Python code can overwrite it
+      else if (lone)
+        write_if_established();
     }
-    if (lone) write_if_established();
-    release();
+    if (err.code != HTTPCACHE_OK) {
+      Py_DECREF(future);
+      raise_captured(err);
+    }
   }
+
+  // Holds back watch changes for its lifetime (exceptions included), then tells Python.
+  struct hold {
+    explicit hold(async_context& c) : c(c) { ++c.holding_; }
+    ~hold() { c.release(); }
+    hold(const hold&) = delete;
+    hold& operator=(const hold&) = delete;
+    async_context& c;
+  };
 
   void write_if_established() {
     for (const auto& [fd, events] : held_) {
@@ -149,7 +170,8 @@ class async_context {
     }
   }
 
-  // Ends a hold: tells Python the net interest of each descriptor that changed meanwhile.
+  // Ends a hold: tells Python the net interest of each descriptor that changed meanwhile
+  // (compared with what it was told as each is told, in case a watcher call changed it).
   void release() {
     if (--holding_ > 0) return;
     auto held = std::move(held_);
@@ -180,25 +202,24 @@ class async_context {
     return ctx_;
   }
 
-  [[noreturn]] static void fail(int rc, PyObject* future) {
-    captured_error err = captured_error::last(rc);  // before anything else can overwrite it
-    Py_DECREF(future);
-    raise_captured(err);
-  }
-
   static void on_watch(int fd, uint32_t events, void* payload) {
     auto* self = static_cast<async_context*>(payload);
     py::gil_scoped_acquire gil;
-    if (self->holding_ > 0)
+    if (self->holding_ > 0 && events != 0) {
       self->held_[fd] = events;
-    else
+    } else {
+      // A removal is told at once, even in a hold: the descriptor number may be reused by a new
+      // connection in the same hold, and Python must drop the old registration first.
+      self->held_.erase(fd);
       self->tell(fd, events);
+    }
   }
 
   cache_ptr cache_;  // declared first: destroyed after ctx_ is freed
   py::object watch_;
   httpcache_async* ctx_ = nullptr;
   int holding_ = 0;                             // > 0 inside start(): watch changes are held
+  int processing_ = 0;                          // > 0 inside process() or close()
   std::unordered_map<int, uint32_t> held_;      // fd -> latest interest while holding
   std::unordered_map<int, uint32_t> told_;      // fd -> interest Python was last told
 };
