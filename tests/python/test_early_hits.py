@@ -296,7 +296,7 @@ def test_signature_table_is_bounded(client, monkeypatch, app, counted):
     early = app.router.middleware_stack
     assert isinstance(early, _early_hits.EarlyHits)
     assert len(early.signatures) == 3
-    assert len(early.entries) <= 1, "one decoded copy per key, however many signatures"
+    assert len(early.memos) <= 1, "one decoded copy per key, however many signatures"
     # The oldest were evicted: q=3..5 are answered early, q=0 is routed (and relearned).
     routed = counted.routed["/number"]
     client.get("/number?q=5")

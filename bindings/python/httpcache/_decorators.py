@@ -25,7 +25,6 @@ from ._responses import (
     ResponseMemo,
     cache_headers,
     decode_json,
-    decode_record,
     encode,
     set_cache_headers,
 )
@@ -120,18 +119,6 @@ class _KeyBuilder:
         except ValueError as e:  # e.g. over HTTPCACHE_MAX_KEY_BYTES: run uncached, never fail the call
             logger.warning("httpcache: cannot build a key from %s.%s: %s; running uncached", self.obj, self.obj_attr, e)
             return None
-
-
-class _NoMemo(ResponseMemo):
-    """Decodes every time (per-user keys)."""
-
-    __slots__ = ()
-
-    def decode_record(self, value: bytes) -> Any:
-        return decode_record(value)
-
-
-_NO_MEMO = _NoMemo()
 
 
 def _singleflight_wait_s() -> float:
@@ -234,7 +221,7 @@ def cache(
         keys = _KeyBuilder(func, [key], obj, obj_attr, what)
         per_user = obj is not None
         # Per-user keys are many and each is read by one user: only a fixed key is memoized.
-        memo = _NO_MEMO if per_user else ResponseMemo()
+        memo = ResponseMemo(max_bytes=0) if per_user else ResponseMemo()
         where = getattr(func, "__qualname__", repr(func))
 
         if inspect.iscoroutinefunction(func):

@@ -34,7 +34,7 @@ from typing import Any
 
 from . import _httpcache
 from ._core import HTTPCache
-from ._responses import MISS, cache_headers, decode
+from ._responses import MISS, ResponseMemo, cache_headers
 
 _OK = _httpcache.OK
 _ENOTFOUND = _httpcache.ENOTFOUND
@@ -159,23 +159,6 @@ def _route_is_static(scope: dict, endpoint: Any, router: Any, app: Any, root_pat
     return True
 
 
-class _Entry:
-    """One cache key served early, and the response last decoded from it. Shared by every
-    signature that learned the key (their number is bounded by the code's fixed keys, not by
-    clients); replaced whole, never mutated, so a request holds one consistent version across
-    its awaits."""
-
-    __slots__ = ("namespace", "key", "value", "status", "headers", "body")
-
-    def __init__(self, namespace: str | None, key: bytes, value: bytes | None = None, response: Any = None) -> None:
-        self.namespace = namespace
-        self.key = key
-        self.value = value
-        self.status = response.status_code if response is not None else 0
-        self.headers = list(response.raw_headers) if response is not None else []
-        self.body = response.body if response is not None else b""
-
-
 class _Learned:
     """A learned signature: its key, and what routing put in the scope (for the app's
     middleware and telemetry, which may read the route after the call)."""
@@ -207,7 +190,7 @@ class EarlyHits:
         self.router = router
         self.freeze_pending = False  # attach(freeze_gc=True): gc.freeze() once started
         self.signatures: dict[tuple, _Learned] = {}
-        self.entries: dict[tuple, _Entry] = {}  # (namespace, key) -> last decoded response
+        self.memos: dict[tuple, ResponseMemo] = {}  # (namespace, key) -> last decoded response
         self.routes_seen = len(router.routes)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -234,14 +217,15 @@ class EarlyHits:
             status, value, ttl_ms = await handle.adapter(loop).start_get(loop, learned.key)
             if status == _OK:
                 handle.backend_ok(ticket)
-                entry = self._entry(learned, value)
-                if entry is not None:
+                # The shared template is only read, and held across the awaits: one version.
+                response = self._memo(learned).template(value)
+                if response is not MISS:
                     scope["route"] = learned.route
                     scope["endpoint"] = learned.endpoint
                     scope["path_params"] = learned.path_params
-                    await send({"type": "http.response.start", "status": entry.status,
-                                "headers": entry.headers + cache_headers(ttl_ms / 1000, False, True)})
-                    await send({"type": "http.response.body", "body": entry.body})
+                    await send({"type": "http.response.start", "status": response.status_code,
+                                "headers": response.raw_headers + cache_headers(ttl_ms / 1000, False, True)})
+                    await send({"type": "http.response.body", "body": response.body})
                     return
                 status = _ENOTFOUND  # a value that does not decode: recomputed by the normal path
             elif status == _ENOTFOUND:
@@ -285,18 +269,14 @@ class EarlyHits:
         gc.collect()
         gc.freeze()
 
-    def _entry(self, learned: _Learned, value: bytes) -> _Entry | None:
-        """The decoded response of `value` (reused while the stored bytes are unchanged), or
-        None when it does not decode to a response."""
-        entry_key = (learned.namespace, learned.key)
-        entry = self.entries.get(entry_key)
-        if entry is None or entry.value != value:
-            response = decode(value)
-            if response is MISS or not hasattr(response, "raw_headers"):
-                return None
-            entry = _Entry(learned.namespace, learned.key, value, response)
-            self.entries[entry_key] = entry
-        return entry
+    def _memo(self, learned: _Learned) -> ResponseMemo:
+        # One per key, shared by every signature that learned it (bounded by the code's fixed
+        # keys, not by clients); no size limit, as the number of keys is bounded.
+        key = (learned.namespace, learned.key)
+        memo = self.memos.get(key)
+        if memo is None:
+            memo = self.memos[key] = ResponseMemo(max_bytes=None)
+        return memo
 
 
 def _router_stack_is_bare(router: Any, stack: Any) -> bool:
