@@ -21,7 +21,8 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo_cmd apt-get update -qq
-  # policy-rc.d stops the package from starting a system-wide redis-server: tests start their own.
+  # A system-wide redis-server the package may start is never used: tests and benchmarks start
+  # their own on free loopback ports.
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 

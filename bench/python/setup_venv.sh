@@ -3,7 +3,7 @@
 # Creates bench/.venv-bench: the pinned peers and tools of bench/python/requirements.txt (PyPI
 # only) plus httpcache built from this checkout. Idempotent: the pinned packages are reinstalled
 # only when requirements.txt changes, httpcache only when its sources change (stamp files), so
-# a second run is a fast no-op. Also installs Debian's `wrk` when it is missing.
+# a second run is a fast no-op. Debian packages (wrk among them) come from scripts/install-deps.sh.
 #   bench/python/setup_venv.sh            prints the venv's python on its last line
 # The build of httpcache takes the machine's build slot (flock /tmp/httpcache-build.lock), like
 # every other build here, unless HTTPCACHE_BUILD_LOCK_HELD is set (the caller holds it).
@@ -15,19 +15,9 @@ req="$here/requirements.txt"
 
 log() { echo "setup_venv: $*" >&2; }
 
-# wrk (HTTP load) and redis-server (private server per run): Debian packages, only when missing.
-missing=()
-for p in wrk redis-server redis-tools; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "installing Debian packages: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+# The Debian packages (wrk, redis-server, the build tools) are the project's: its one installer,
+# a no-op when they are present. Its messages go to stderr: stdout's last line is the answer.
+"$root/scripts/install-deps.sh" >&2
 
 if [ ! -x "$venv/bin/python" ]; then
   log "creating $venv"
