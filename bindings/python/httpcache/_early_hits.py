@@ -160,14 +160,16 @@ def _route_is_static(scope: dict, endpoint: Any, router: Any, app: Any, root_pat
 
 
 class _Learned:
-    """A learned signature: its key, and what routing put in the scope (for the app's
-    middleware and telemetry, which may read the route after the call)."""
+    """A learned signature: its key, the key's response memo (shared by every signature that
+    learned the key), and what routing put in the scope (for the app's middleware and
+    telemetry, which may read the route after the call)."""
 
-    __slots__ = ("namespace", "key", "route", "endpoint", "path_params")
+    __slots__ = ("namespace", "key", "memo", "route", "endpoint", "path_params")
 
-    def __init__(self, namespace: str | None, key: bytes, scope: dict) -> None:
+    def __init__(self, namespace: str | None, key: bytes, memo: ResponseMemo, scope: dict) -> None:
         self.namespace = namespace
         self.key = key
+        self.memo = memo
         self.route = scope.get("route")
         self.endpoint = scope.get("endpoint")
         self.path_params = dict(scope.get("path_params") or {})
@@ -218,7 +220,7 @@ class EarlyHits:
             if status == _OK:
                 handle.backend_ok(ticket)
                 # The shared template is only read, and held across the awaits: one version.
-                response = self._memo(learned).template(value)
+                response = learned.memo.template(value)
                 if response is not MISS:
                     scope["route"] = learned.route
                     scope["endpoint"] = learned.endpoint
@@ -249,7 +251,8 @@ class EarlyHits:
         ):
             if len(self.signatures) >= MAX_SIGNATURES:
                 del self.signatures[next(iter(self.signatures))]  # the oldest
-            self.signatures[sig] = _Learned(learn.namespace, learn.key, scope)
+            memo = self._memo(learn.namespace, learn.key)
+            self.signatures[sig] = _Learned(learn.namespace, learn.key, memo, scope)
 
     def _freezing_after_startup(self, send: Any) -> Any:
         async def send_then_freeze(message: dict) -> None:
@@ -269,13 +272,12 @@ class EarlyHits:
         gc.collect()
         gc.freeze()
 
-    def _memo(self, learned: _Learned) -> ResponseMemo:
+    def _memo(self, namespace: str | None, key: bytes) -> ResponseMemo:
         # One per key, shared by every signature that learned it (bounded by the code's fixed
         # keys, not by clients); no size limit, as the number of keys is bounded.
-        key = (learned.namespace, learned.key)
-        memo = self.memos.get(key)
+        memo = self.memos.get((namespace, key))
         if memo is None:
-            memo = self.memos[key] = ResponseMemo(max_bytes=None)
+            memo = self.memos[(namespace, key)] = ResponseMemo(max_bytes=None)
         return memo
 
 
