@@ -185,7 +185,7 @@ async def test_memory_requests_complete_inside_the_call(namespace):
 
     await f()
     adapter = HTTPCache.handle().adapter(loop)
-    assert adapter.pending() == 0 and not adapter._timer
+    assert adapter._ctx.pending() == 0 and not adapter._timer
     fut = loop.create_future()
     adapter._ctx.get(b"m", fut)
     assert fut.done() and fut.result() == (_httpcache.OK, b"1", fut.result()[2])
@@ -399,7 +399,7 @@ async def test_lone_requests_are_written_without_a_watcher_call(redis_backend, n
         handle.cache.set(b"k%d" % i, b"v%d" % i, _httpcache.Policy.seconds(60))
     loop = asyncio.get_running_loop()
     adapter = handle.adapter(loop)
-    assert (await adapter.get(loop, b"k0"))[1] == b"v0"  # connects (through the watcher)
+    assert (await adapter.start_get(loop, b"k0"))[1] == b"v0"  # connects (through the watcher)
     heard: list[tuple[int, int]] = []
     told = _asyncio._Watcher.__call__
 
@@ -409,15 +409,15 @@ async def test_lone_requests_are_written_without_a_watcher_call(redis_backend, n
 
     monkeypatch.setattr(_asyncio._Watcher, "__call__", recording)
     for i in range(3):
-        status, value, ttl_ms = await adapter.get(loop, b"k%d" % i)
+        status, value, ttl_ms = await adapter.start_get(loop, b"k%d" % i)
         assert (status, value) == (_httpcache.OK, b"v%d" % i) and 0 < ttl_ms <= 60_000
     st, ttl_s = await adapter.set(loop, b"k9", b"v9", _httpcache.Policy.seconds(60))
     assert st == _httpcache.OK and ttl_s == 60
     if not redis_backend.startswith("redis+cluster"):
         assert heard == [], "lone requests must not go through the watcher"
-    results = await asyncio.gather(*[adapter.get(loop, b"k%d" % (i % 4)) for i in range(8)])
+    results = await asyncio.gather(*[adapter.start_get(loop, b"k%d" % (i % 4)) for i in range(8)])
     assert [r[1] for r in results] == [b"v%d" % (i % 4) for i in range(8)]
-    assert adapter.pending() == 0
+    assert adapter._ctx.pending() == 0
 
 
 
@@ -432,7 +432,7 @@ async def test_a_completion_may_start_a_request_inline(redis_backend, namespace,
     handle.cache.set(b"b", b"2", _httpcache.Policy.seconds(60))
     loop = asyncio.get_running_loop()
     adapter = handle.adapter(loop)
-    await adapter.get(loop, b"a")  # connected
+    await adapter.start_get(loop, b"a")  # connected
     nested = loop.create_future()
 
     class StartsAnother:

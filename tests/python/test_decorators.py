@@ -632,10 +632,10 @@ def test_oversized_values_are_served_uncached(backend, namespace, warnings_log, 
     ],
 )
 def test_decode_is_json_loads_of_the_utf8_text(stored, expected):
-    from httpcache._responses import decode
+    from httpcache._codec import decode_json
 
-    assert decode(stored) == expected == json.loads(stored)
-    assert decode(stored) is not decode(stored) or not isinstance(expected, (dict, list))
+    assert decode_json(stored) == expected == json.loads(stored)
+    assert decode_json(stored) is not decode_json(stored) or not isinstance(expected, (dict, list))
 
 
 @pytest.mark.parametrize(
@@ -654,6 +654,6 @@ def test_decode_is_json_loads_of_the_utf8_text(stored, expected):
     ],
 )
 def test_decode_refuses_what_json_loads_refuses(stored):
-    from httpcache._responses import MISS, decode
+    from httpcache._codec import MISS, decode_json
 
-    assert decode(stored) is MISS
+    assert decode_json(stored) is MISS

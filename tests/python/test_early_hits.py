@@ -512,7 +512,7 @@ def test_each_request_gets_one_consistent_version(store, counted):
             first.append(message)
             if message["type"] == "http.response.start":
                 # A newer, longer version arrives and is served to someone else meanwhile.
-                from httpcache._responses import response_record
+                from httpcache._codec import response_record
 
                 handle.cache.set(b"v", response_record(PlainTextResponse("a much longer body"), False),
                                  _httpcache_policy())

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from fastapi.testclient import TestClient
 
 from httpcache import HTTPCache, _httpcache, cache, invalidate_cache
-from httpcache._responses import MAGIC
+from httpcache._codec import MAGIC
 
 
 class User:

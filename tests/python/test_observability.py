@@ -15,7 +15,7 @@ import time
 import pytest
 
 from httpcache import HTTPCache, cache, invalidate_cache
-from httpcache._core import STAT_COUNTERS, Health
+from httpcache._config import STAT_COUNTERS, Health
 
 ZERO = dict.fromkeys(STAT_COUNTERS, 0) | {"breaker_open": False}
 

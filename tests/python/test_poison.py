@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.testclient import TestClient
 
 from httpcache import HTTPCache, _httpcache, cache
-from httpcache._responses import MAGIC
+from httpcache._codec import MAGIC
 
 FOREIGN_BYTES = {
     "garbage": b"\xff\xfe\x00\x01 not json",

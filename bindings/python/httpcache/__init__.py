@@ -13,9 +13,9 @@ A drop-in for ``authx_extra.cache``: only the import line changes::
     async def home(request: Request, response: Response): ...
 """
 
-from ._core import HTTPCache
+from ._config import HTTPCache
 from ._decorators import cache, invalidate_cache
-from ._helpers import seconds_until_end_of_day, seconds_until_end_of_week
+from ._ttl import seconds_until_end_of_day, seconds_until_end_of_week
 from ._httpcache import CacheMiss, Error
 
 __version__ = "1.0.0"

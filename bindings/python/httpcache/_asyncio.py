@@ -142,7 +142,8 @@ class LoopAdapter:
         # of a key already being read share that reply (each decodes its own copy) instead of
         # sending one more GET: N concurrent hits of one key cost one round trip.
         self.reads: dict[bytes, _SharedRead] = {}
-        # Single-flight of the decorators: key -> future of (stored bytes, ttl) or None.
+        # Single-flight of async decorated calls on this loop (see _cached_call):
+        # key -> future of the leader's Entry, or None when it stored nothing.
         self.flights: dict[bytes, Any] = {}
 
     def _arm(self, loop: Any) -> None:
@@ -164,8 +165,9 @@ class LoopAdapter:
             self._arm(loop)
 
     def start_get(self, loop: Any, key: bytes) -> Any:
-        """Starts a GET of `key` and returns the future of get()'s result, for a caller that
-        awaits it directly (one coroutine frame less per suspended request, see _early_hits)."""
+        """Starts a GET of `key`; returns a future of (status, value or None, remaining ttl_ms),
+        status OK, ENOTFOUND, EBACKEND or ETIMEOUT. Callers await the future itself: no
+        coroutine frame of ours per suspended request."""
         mine = loop.create_future()  # each caller awaits its own: cancelling one cancels only it
         shared = self.reads.get(key)
         if shared is not None:
@@ -178,10 +180,6 @@ class LoopAdapter:
         self.reads[key] = read
         self._arm(loop)
         return mine
-
-    async def get(self, loop: Any, key: bytes) -> tuple[int, bytes | None, int]:
-        """(status, value or None, remaining ttl_ms); status OK, ENOTFOUND, EBACKEND, ETIMEOUT."""
-        return await self.start_get(loop, key)
 
     async def set(self, loop: Any, key: bytes, value: bytes, policy: _httpcache.Policy) -> tuple[int, int]:
         """(status, ttl seconds applied). ValueError for a bad key/policy or an oversized value."""
@@ -198,9 +196,6 @@ class LoopAdapter:
         if not fut.done():
             self._arm(loop)
         return await fut
-
-    def pending(self) -> int:
-        return self._ctx.pending()
 
     def __del__(self) -> None:
         # Dropped with its handle (HTTPCache.init() again) or its loop: the loop's reader

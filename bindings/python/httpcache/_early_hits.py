@@ -33,8 +33,8 @@ import contextvars
 from typing import Any
 
 from . import _httpcache
-from ._core import HTTPCache
-from ._responses import MISS, ResponseMemo, cache_headers
+from ._codec import MISS, ResponseMemo
+from ._headers import cache_headers
 
 _OK = _httpcache.OK
 _ENOTFOUND = _httpcache.ENOTFOUND
@@ -187,9 +187,10 @@ def _signature(scope: dict) -> tuple:
 class EarlyHits:
     """The ASGI app put in front of a router by HTTPCache.attach()."""
 
-    def __init__(self, inner: Any, router: Any) -> None:
+    def __init__(self, inner: Any, router: Any, handle_of: Any) -> None:
         self.inner = inner
         self.router = router
+        self.handle_of = handle_of  # namespace -> its Handle (HTTPCache.handle)
         self.freeze_pending = False  # attach(freeze_gc=True): gc.freeze() once started
         self.signatures: dict[tuple, _Learned] = {}
         self.memos: dict[tuple, ResponseMemo] = {}  # (namespace, key) -> last decoded response
@@ -213,7 +214,7 @@ class EarlyHits:
         if learned is not None:
             # Inline rather than in a helper coroutine: many requests wait here at once, and each
             # frame less is fewer objects for CPython's collector to promote (p99, see README).
-            handle = HTTPCache.handle(learned.namespace)
+            handle = self.handle_of(learned.namespace)
             loop = asyncio.get_running_loop()
             ticket = handle.ticket()
             status, value, ttl_ms = await handle.adapter(loop).start_get(loop, learned.key)
@@ -293,8 +294,9 @@ def _router_stack_is_bare(router: Any, stack: Any) -> bool:
     return True
 
 
-def attach(app: Any, freeze_gc: bool = False) -> None:
-    """Puts EarlyHits in front of app's router (a FastAPI or Starlette app, or a Router)."""
+def attach(app: Any, freeze_gc: bool, handle_of: Any) -> None:
+    """Puts EarlyHits in front of app's router (a FastAPI or Starlette app, or a Router);
+    `handle_of(namespace)` gives the handle a learned key is read through."""
     if not isinstance(freeze_gc, bool):
         raise TypeError(f"HTTPCache.attach: freeze_gc must be a bool, not {freeze_gc!r}")
     router = getattr(app, "router", app)
@@ -309,6 +311,6 @@ def attach(app: Any, freeze_gc: bool = False) -> None:
             "HTTPCache.attach: the router has middleware of its own (Router(middleware=...)), "
             "which hits answered early would skip; attach to the application instead"
         )
-    early = EarlyHits(stack, router)
+    early = EarlyHits(stack, router, handle_of)
     early.freeze_pending = freeze_gc
     router.middleware_stack = early

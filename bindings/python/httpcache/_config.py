@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""HTTPCache: the process-wide configuration, and one C handle per namespace.
+"""Configuration and handles: HTTPCache (the process-wide settings), and one C handle per
+namespace with the health of its backend.
 
 The C handle carries one namespace, and a decorator may name its own, so each namespace gets its
 own handle (opened lazily, with init()'s URL, zone and options). On ``memory://`` the embedded
@@ -17,35 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _httpcache
+from ._asyncio import LoopAdapter
+from ._early_hits import attach as attach_early_hits
 
 logger = logging.getLogger("httpcache")
 
-DEFAULT_MAX_VALUE_BYTES = 8 << 20  # httpcache_options.max_value_bytes' default
-
-_OPTION_NAMES = (
-    "connect_timeout_ms",
-    "command_timeout_ms",
-    "pool_size",
-    "memory_max_entries",
-    "memory_max_bytes",
-    "max_value_bytes",
-    "breaker_failures",
-    "breaker_cooldown_ms",
-    "singleflight_wait_ms",
-    "lock_ttl_ms",
-)
-_OPTION_LIMITS = {
-    "connect_timeout_ms": 2**32 - 1,
-    "command_timeout_ms": 2**32 - 1,
-    "pool_size": 2**32 - 1,
-    "memory_max_entries": 2**64 - 1,
-    "memory_max_bytes": 2**64 - 1,
-    "max_value_bytes": 2**64 - 1,
-    "breaker_failures": 2**32 - 1,
-    "breaker_cooldown_ms": 2**32 - 1,
-    "singleflight_wait_ms": 2**32 - 1,
-    "lock_ttl_ms": 2**32 - 1,
-}
+# The options of httpcache_options as the core declares them: name -> (default, maximum). 0 given
+# to the core means its default; these defaults are what that 0 becomes.
+OPTIONS: dict[str, tuple[int, int]] = {name: (default, maximum) for name, default, maximum in _httpcache.OPTIONS}
 
 # The counters of httpcache_stats, in the order HTTPCache.stats() reports them.
 STAT_COUNTERS = (
@@ -191,8 +171,6 @@ class Handle:
         """The async adapter of this handle for `loop` (created on first use)."""
         a = self._adapters.get(loop)
         if a is None:
-            from ._asyncio import LoopAdapter
-
             with self._lock:
                 a = self._adapters.get(loop)
                 if a is None:
@@ -231,7 +209,7 @@ class Handle:
         return "backend error or timeout"
 
     def max_value_bytes(self) -> int:
-        return HTTPCache._options.get("max_value_bytes") or DEFAULT_MAX_VALUE_BYTES
+        return HTTPCache.option("max_value_bytes")
 
 
 class HTTPCache:
@@ -274,9 +252,9 @@ class HTTPCache:
         tz_name = check_zone(tz)
         namespace = check_namespace(namespace)
         for name, value in options.items():
-            if name not in _OPTION_NAMES:
-                raise TypeError(f"HTTPCache.init() got an unknown option {name!r}; known: {', '.join(_OPTION_NAMES)}")
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _OPTION_LIMITS[name]:
+            if name not in OPTIONS:
+                raise TypeError(f"HTTPCache.init() got an unknown option {name!r}; known: {', '.join(OPTIONS)}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= OPTIONS[name][1]:
                 raise ValueError(f"invalid {name}={value!r}: must be a non-negative int")
         try:
             handle = Handle(_httpcache.Cache(url, namespace, tz_name, **options), namespace, url)
@@ -309,6 +287,11 @@ class HTTPCache:
         return h
 
     @classmethod
+    def option(cls, name: str) -> int:
+        """The value of option `name` in force: init()'s, or the core's default."""
+        return cls._options.get(name) or OPTIONS[name][0]
+
+    @classmethod
     def attach(cls, app: Any, freeze_gc: bool = False) -> Any:
         """Lets httpcache answer hits of cached routes of `app` (FastAPI or Starlette) before the
         framework routes the request: the hit then skips routing, validation and the endpoint
@@ -324,12 +307,10 @@ class HTTPCache:
         ``freeze_gc=True`` also calls ``gc.collect()`` then ``gc.freeze()`` once the app has
         started (at the end of its lifespan start-up, or at the first request under a server
         that runs no lifespan): what exists then is left out of CPython's full collections,
-        whose pauses otherwise set the p99 of busy cached routes (measured on /b/home with 32
-        connections: p99/p50 10.5 without, 1.3 with). It affects the whole process, so it is
-        off unless asked for; objects alive at start-up are then never collected."""
-        from ._early_hits import attach
-
-        attach(app, freeze_gc)
+        whose pauses otherwise set the p99 of busy cached routes (the README has the measured
+        effect). It affects the whole process, so it is off unless asked for; objects alive at
+        start-up are then never collected."""
+        attach_early_hits(app, freeze_gc, cls.handle)
         return app
 
     @classmethod

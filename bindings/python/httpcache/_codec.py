@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""How cached values are encoded, and the HTTP headers of cached responses.
+"""The value codec: what is stored for a result, and the result a stored value gives back.
 
 Plain function results
     The stored bytes are exactly the JSON text of the result (UTF-8, compact separators). Only
@@ -23,22 +23,15 @@ Starlette/FastAPI responses
     date, set-cookie. A JSON text can never start with ``H``, so records and plain values cannot
     be confused. A value that is not a well-formed record is a cache miss, never an error.
 
-Headers
-    A response served from the cache has ``Cache-Hit: true``, ``Cache-Control: max-age=<remaining
-    seconds>`` (plus ``private`` when the key is per-user) and ``Expires: <HTTP-date>``; a stored
-    miss gets the same Cache-Control and Expires. There is deliberately no ``Age`` header: Age is
-    the time the response has already spent in caches, and repeating the remaining TTL there
-    makes every downstream copy stale at once.
+Which responses may be stored at all is decided here too (``response_record``): the record is
+the only way a response reaches the store.
 """
 
 from __future__ import annotations
 
-import email.utils
-import functools
 import json
 import logging
 import sys
-import time
 from typing import Any
 
 from . import _httpcache
@@ -59,7 +52,7 @@ class _Miss:
 
 
 MISS: Any = _Miss()
-"""Returned by decode() for a value that cannot be served."""
+"""What decoding gives for a stored value that cannot be served (a cache miss)."""
 
 
 def is_response(result: Any) -> bool:
@@ -141,19 +134,12 @@ def encode(result: Any, per_user: bool, where: str) -> tuple[bytes | None, bool]
 _scan_json = json.JSONDecoder().scan_once
 
 
-def decode(value: bytes) -> Any:
-    """A stored value back as a result (a Response for records), or MISS."""
-    if value.startswith(MAGIC):
-        return decode_record(value)
-    return decode_json(value)
-
-
 def decode_json(value: bytes) -> Any:
     """A stored plain result (JSON text) back, or MISS."""
     try:
         text = value.decode("utf-8")
-        # The scanner alone, when it consumes the whole text (what we store: compact JSON),
-        # is json.loads without its checks and dispatch: 1.3 instead of 2.4 us for 250 bytes.
+        # The scanner alone, when it consumes the whole text (what we store: compact JSON), is
+        # json.loads without its checks and dispatch (docs/design.md has the measured gain).
         # Anything else (whitespace around it, a bad text) gets json.loads' own verdict.
         try:
             result, end = _scan_json(text, 0)
@@ -179,8 +165,8 @@ def _copy_response(template: Any) -> Any:
 
 class ResponseMemo:
     """The last response record decoded under one key, reused while the stored bytes are
-    unchanged: decoding a record and building its Response costs 4.2 us, copying it 0.4 us.
-    One per fixed-key decorator, and one per key HTTPCache.attach() serves: the memory is
+    unchanged: copying a Response is an order of magnitude cheaper than decoding a record and
+    building one (docs/design.md). One per fixed-key decorator, and one per key HTTPCache.attach() serves: the memory is
     bounded by the code, not by the traffic."""
 
     __slots__ = ("state", "max_bytes")
@@ -214,32 +200,3 @@ class ResponseMemo:
         """decode_record(value): a Response of the caller's own (a copy of the template), or MISS."""
         response, shared = self._lookup(value)
         return _copy_response(response) if shared else response
-
-
-@functools.lru_cache(maxsize=256)
-def _http_date(epoch_seconds: int) -> bytes:
-    # Hits of one entry share their Expires instant: format each second once (~2 us saved a hit).
-    return email.utils.formatdate(epoch_seconds, usegmt=True).encode("latin-1")
-
-
-def cache_headers(seconds: float, per_user: bool, hit: bool) -> list[tuple[bytes, bytes]]:
-    """The raw headers a cached response gets, in order: Cache-Hit (hits only), Cache-Control
-    (max-age is the remaining lifetime rounded down: never promise more than the entry has) and
-    Expires (the expiry instant to the nearest second)."""
-    seconds = max(seconds, 0)
-    max_age = int(seconds)
-    control = (b"private, max-age=%d" if per_user else b"max-age=%d") % max_age
-    expires = (b"expires", _http_date(round(time.time() + seconds)))
-    if hit:
-        return [(b"cache-hit", b"true"), (b"cache-control", control), expires]
-    return [(b"cache-control", control), expires]
-
-
-def set_cache_headers(response: Any, seconds: float, per_user: bool, hit: bool) -> None:
-    """Sets cache_headers() on a response, replacing any Cache-Control, Expires or Age of its
-    own (a decoded hit has none of those: they are never stored)."""
-    headers = response.headers
-    for name, value in cache_headers(seconds, per_user, hit):
-        headers[name.decode("latin-1")] = value.decode("latin-1")
-    if "age" in headers:
-        del headers["age"]

@@ -1,0 +1,258 @@
+# SPDX-License-Identifier: MIT
+"""CachedCall: everything one ``@cache``-decorated function does per call, behind two thin
+wrappers (``_decorators``).
+
+Who decides what (docs/design.md has the whole walk):
+- the key: ``KeyBuilder`` (templates filled by the core); the TTL: ``TtlChoice`` (computed by the
+  core); whether and how a result is stored: ``_codec.encode``; the headers: ``_headers``.
+- single-flight: for ``def`` functions the core's get_or_compute (per handle, and across
+  processes with lock_ttl_ms); for ``async def`` ones this module, per event loop
+  (``LoopAdapter.flights``), because the non-blocking API has no compute callback.
+- backend health (one log line per outage): the handle's ``Health``, told by each call here.
+
+Both paths share ``hit`` (stored bytes -> the caller's result) and ``stored`` (the headers of a
+computed response); each returns its outcome instead of writing to shared state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, NamedTuple
+
+from . import _httpcache
+from ._codec import MAGIC, MISS, ResponseMemo, decode_json, encode
+from ._config import HTTPCache, Handle
+from ._early_hits import early_verdict, note_response
+from ._headers import cache_headers, set_cache_headers
+from ._keys import KeyBuilder
+from ._ttl import TtlChoice
+
+logger = logging.getLogger("httpcache")
+
+_OK = _httpcache.OK
+_ENOTFOUND = _httpcache.ENOTFOUND
+_HIT = _httpcache.OUTCOME_HIT
+_STORED = _httpcache.OUTCOME_STORED
+_COALESCED = _httpcache.OUTCOME_COALESCED
+
+
+class Entry(NamedTuple):
+    """What a leader of an async flight computed, as its waiters are served it."""
+
+    data: bytes
+    ttl_s: float
+
+
+class CachedCall:
+    """One decorated function: its key builder, TTL choice and response memo, and the sync and
+    async paths of a call."""
+
+    __slots__ = ("func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint")
+
+    def __init__(self, func: Callable[..., Any], keys: KeyBuilder, ttl: TtlChoice, namespace: str | None) -> None:
+        self.func = func
+        self.keys = keys
+        self.ttl = ttl
+        self.namespace = namespace
+        self.per_user = keys.per_user
+        # Per-user keys are many and each is read by one user: only a fixed key is memoized.
+        self.memo = ResponseMemo(max_bytes=0) if self.per_user else ResponseMemo()
+        self.where = getattr(func, "__qualname__", repr(func))
+        self.endpoint: Any = None  # the wrapper routing calls, for HTTPCache.attach()
+
+    # -- shared by both paths
+
+    def serve(self, value: bytes, ttl_s: float) -> Any:
+        """Stored bytes as the caller gets them (a Response with the hit's headers for a response
+        record), or MISS when they cannot be decoded."""
+        if not value.startswith(MAGIC):
+            return decode_json(value)
+        hit = self.memo.decode_record(value)
+        if hit is not MISS:
+            # A decoded response has none of these headers (they are never stored): append them.
+            hit.raw_headers.extend(cache_headers(ttl_s, self.per_user, True))
+        return hit
+
+    def hit(self, key: bytes, value: bytes, ttl_s: float) -> Any:
+        """serve() for bytes read from the backend, which HTTPCache.attach() may learn."""
+        result = self.serve(value, ttl_s)
+        if result is not MISS and not self.per_user and value.startswith(MAGIC):
+            note_response(self.endpoint, key, self.namespace)
+        return result
+
+    def stored(self, response: Any, key: bytes, ttl_s: float, in_backend: bool) -> None:
+        """Gives a computed response its cache headers (it was stored, or would have been)."""
+        set_cache_headers(response, ttl_s, self.per_user, hit=False)
+        if in_backend and not self.per_user:
+            note_response(self.endpoint, key, self.namespace)
+
+    def key(self, args: tuple, kwargs: dict) -> bytes | None:
+        built = self.keys.build(args, kwargs)
+        return None if built is None else built[0]
+
+    # -- def functions: the core's get_or_compute decides (single-flight, lock, store)
+
+    def call_sync(self, args: tuple, kwargs: dict) -> Any:
+        key = self.key(args, kwargs)
+        if key is None:
+            return self.func(*args, **kwargs)
+        handle = HTTPCache.handle(self.namespace)
+        run = _Computation(self, args, kwargs)
+        # With ttl_func, the core asks for the TTL only when it stores, after run() ran.
+        policy = self.ttl.fixed if self.ttl.func is None else _httpcache.Policy.callback(run.ttl_seconds)
+        ticket = handle.ticket()
+        value, ttl_ms, outcome = handle.cache.get_or_compute(key, policy, run)
+        if outcome == _HIT or outcome == _COALESCED:
+            # COALESCED: a concurrent call on this handle computed it; this call's function did
+            # not run, as on a hit. That says nothing about the backend (the value is shared even
+            # when it could not be stored).
+            if outcome == _HIT:
+                handle.backend_ok(ticket)
+            result = self.hit(key, value, ttl_ms / 1000)
+            if result is not MISS:
+                return result
+            ttl_ms, outcome = self._overwrite(handle, key, policy, run, ticket)
+        return self._computed(handle, key, run, ttl_ms, outcome, ticket)
+
+    def _overwrite(self, handle: Handle, key: bytes, policy: Any, run: _Computation, ticket: int) -> tuple[int, Any]:
+        """Computes and stores over a stored value that does not decode: (ttl_ms, outcome)."""
+        run()
+        ttl_ms, outcome = 0, None
+        if run.data is not None:
+            try:
+                ttl_ms, outcome = handle.cache.set(key, run.data, policy) * 1000, _STORED
+            except ValueError:
+                pass  # over max_value_bytes: logged by _computed
+            except _httpcache.Error as e:
+                handle.backend_failed(ticket, "set", e.code, str(e))
+        if outcome != _STORED:
+            handle.count("uncached")  # the core counted a hit
+        return ttl_ms, outcome
+
+    def _computed(self, handle: Handle, key: bytes, run: _Computation, ttl_ms: int, outcome: Any, ticket: int) -> Any:
+        """The result of a call whose function ran: logs why it was not stored, sets headers."""
+        if run.data is None:
+            return run.result
+        if outcome == _STORED:
+            handle.backend_ok(ticket)
+        elif len(run.data) > handle.max_value_bytes():
+            logger.warning("httpcache: result of %s not cached: over max_value_bytes", self.where)
+        elif outcome is not None:
+            handle.backend_failed(ticket, "get or set")
+        if run.is_response:
+            in_backend = outcome == _STORED
+            ttl_s = ttl_ms // 1000 if in_backend else handle.cache.ttl(self.ttl.policy(run.ttl))
+            self.stored(run.result, key, ttl_s, in_backend)
+        return run.result
+
+    # -- async def functions: non-blocking get and set; single-flight per loop here
+
+    async def call_async(self, args: tuple, kwargs: dict) -> Any:
+        key = self.key(args, kwargs)
+        if key is None:
+            return await self.func(*args, **kwargs)
+        handle = HTTPCache.handle(self.namespace)
+        loop = asyncio.get_running_loop()
+        adapter = handle.adapter(loop)
+        ticket = handle.ticket()
+        verdict = early_verdict(key, self.namespace)  # HTTPCache.attach()'s GET of this request
+        if verdict is None:
+            status, value, ttl_ms = await adapter.start_get(loop, key)
+        else:
+            status, value, ttl_ms = verdict, None, 0
+        if status == _OK:
+            handle.backend_ok(ticket)
+            result = self.hit(key, value, ttl_ms / 1000)
+            if result is not MISS:
+                return result
+            backend_up = True  # an undecodable value: recompute and overwrite it
+        elif status == _ENOTFOUND:
+            handle.backend_ok(ticket)
+            backend_up = True
+        else:
+            handle.backend_failed(ticket, "get", status)
+            backend_up = False
+        return await self._single_flight(args, kwargs, handle, loop, adapter, key, backend_up, ticket)
+
+    async def _single_flight(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket) -> Any:  # noqa: ANN001
+        """Concurrent misses of one key on this loop share one computation. If the computing
+        call fails, declines to store or is too slow, each waiting call computes its own."""
+        flights = adapter.flights
+        leader = flights.get(key)
+        if leader is not None:
+            try:
+                shared = await asyncio.wait_for(asyncio.shield(leader), HTTPCache.option("singleflight_wait_ms") / 1000)
+            except asyncio.TimeoutError:
+                shared = None
+            if shared is not None:
+                result = self.serve(shared.data, shared.ttl_s)
+                if result is not MISS:
+                    handle.count("coalesced")
+                    return result
+            return (await self._compute(args, kwargs, handle, loop, adapter, key, backend_up, ticket))[0]
+        flight = loop.create_future()
+        flights[key] = flight
+        entry = None
+        try:
+            result, entry = await self._compute(args, kwargs, handle, loop, adapter, key, backend_up, ticket)
+            return result
+        finally:
+            if flights.get(key) is flight:
+                del flights[key]
+            if not flight.done():
+                flight.set_result(entry)  # None (failed or declined): waiters compute their own
+
+    async def _compute(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket) -> tuple[Any, Entry | None]:  # noqa: ANN001
+        """(the function's result, the Entry waiters may be served, or None when not storable)."""
+        result = await self.func(*args, **kwargs)
+        data, is_response = encode(result, self.per_user, self.where)
+        policy = None if data is None else await self.ttl.policy_async(self.where)
+        if policy is None:
+            handle.count("uncached")
+            return result, None
+        ttl_s = 0
+        if backend_up:
+            try:
+                status, ttl_s = await adapter.set(loop, key, data, policy)
+            except ValueError as e:  # value over max_value_bytes (counted by the core)
+                logger.warning("httpcache: result of %s not cached: %s", self.where, e)
+                handle.count("uncached")
+                return result, None
+            if status != _OK:
+                handle.backend_failed(ticket, "set", status)
+                ttl_s = 0
+        in_backend = bool(ttl_s)
+        if not in_backend:
+            handle.count("uncached")
+            ttl_s = handle.cache.ttl(policy)
+        if is_response:
+            self.stored(result, key, ttl_s, in_backend)
+        return result, Entry(data, ttl_s)
+
+
+class _Computation:
+    """The compute callback the core's get_or_compute runs on a miss of a ``def`` function: runs
+    it once and keeps what it produced (the result, the bytes to store or None, the TTL)."""
+
+    __slots__ = ("call", "args", "kwargs", "result", "data", "is_response", "ttl")
+
+    def __init__(self, call: CachedCall, args: tuple, kwargs: dict) -> None:
+        self.call = call
+        self.args = args
+        self.kwargs = kwargs
+        self.data: bytes | None = None
+        self.ttl: int | None = None
+
+    def __call__(self) -> tuple[bytes, bool]:
+        call = self.call
+        self.result = call.func(*self.args, **self.kwargs)
+        self.data, self.is_response = encode(self.result, call.per_user, call.where)
+        if self.data is not None and call.ttl.func is not None:
+            self.ttl = call.ttl.seconds_sync(call.where)
+            if self.ttl is None:
+                self.data = None
+        return (b"", False) if self.data is None else (self.data, True)
+
+    def ttl_seconds(self) -> int:
+        return self.ttl
