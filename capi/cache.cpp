@@ -6,6 +6,7 @@
 #include "../core/key.hpp"
 #include "guard.hpp"
 #include "handle.hpp"
+#include "mirrors.hpp"
 
 namespace httpcache::capi {
 
@@ -42,19 +43,16 @@ namespace {
 
 bool bad_key(const void* key) { return reject_if(!key, "key is NULL"); }
 
+// Each field of httpcache_options over the core's default, unless 0 ("the default"). The list
+// and the defaults are the core's (core/options.hpp); capi/mirrors.hpp checks the C struct has
+// exactly those fields.
 core::cache_options to_core_options(const httpcache_options* opts) {
   core::cache_options o;
   if (!opts) return o;
-  if (opts->connect_timeout_ms) o.connect_timeout_ms = opts->connect_timeout_ms;
-  if (opts->command_timeout_ms) o.command_timeout_ms = opts->command_timeout_ms;
-  if (opts->pool_size) o.pool_size = opts->pool_size;
-  if (opts->memory_max_entries) o.memory_max_entries = opts->memory_max_entries;
-  if (opts->memory_max_bytes) o.memory_max_bytes = opts->memory_max_bytes;
-  if (opts->max_value_bytes) o.max_value_bytes = opts->max_value_bytes;
-  if (opts->breaker_failures) o.breaker_failures = opts->breaker_failures;
-  if (opts->breaker_cooldown_ms) o.breaker_cooldown_ms = opts->breaker_cooldown_ms;
-  if (opts->singleflight_wait_ms) o.singleflight_wait_ms = opts->singleflight_wait_ms;
-  o.lock_ttl_ms = opts->lock_ttl_ms;
+#define HTTPCACHE_COPY_OPTION(name, type) \
+  if (opts->name) o.name = opts->name;
+  HTTPCACHE_OPTION_LIST(HTTPCACHE_COPY_OPTION)
+#undef HTTPCACHE_COPY_OPTION
   return o;
 }
 

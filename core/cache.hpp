@@ -13,19 +13,12 @@
 #include "backend.hpp"
 #include "breaker.hpp"
 #include "key.hpp"
+#include "options.hpp"  // cache_options
 #include "single_flight.hpp"
 #include "stats.hpp"
 #include "ttl.hpp"
 
 namespace httpcache {
-
-struct cache_options : backend_options {
-  std::uint64_t max_value_bytes = 8ull << 20;
-  std::uint32_t breaker_failures = 3;      // consecutive failures that open the breaker (0: never)
-  std::uint32_t breaker_cooldown_ms = 500;  // how long it stays open before one probe
-  std::uint32_t singleflight_wait_ms = 5000;  // longest wait for a concurrent caller's computation
-  std::uint32_t lock_ttl_ms = 0;  // cross-process stampede lock on the backend; 0 = off
-};
 
 // coalesced: a concurrent caller computed the value; this one waited and shares it.
 enum class outcome : int { hit = 1, stored = 2, uncached = 3, coalesced = 4 };

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
+import re
 import socket
+import time
 
 import pytest
 
@@ -20,21 +23,27 @@ def raw_cache(request, namespace):
     c.close()
 
 
-def test_error_mapping():
-    with pytest.raises(httpcache.CacheMiss) as info:
-        h.raise_for(h.ENOTFOUND)
-    assert isinstance(info.value, KeyError) and info.value.code == h.ENOTFOUND
+def test_error_mapping(namespace):
+    """Statuses become exceptions through real calls: ENOTFOUND -> CacheMiss (a KeyError and an
+    httpcache.Error), EINVALID -> ValueError with the library's message; backend failures are
+    covered by test_backend_errors_are_httpcache_errors."""
+    c = h.Cache("memory://", namespace)
+    with pytest.raises(h.CacheMiss) as info:
+        c.get(b"missing")
+    assert isinstance(info.value, KeyError) and isinstance(info.value, h.Error)
+    assert info.value.code == h.ENOTFOUND and info.value.args == ("cache miss",)
+    with pytest.raises(ValueError) as info:
+        c.get(b"")
+    assert not isinstance(info.value, h.Error) and "key" in str(info.value)
+    with pytest.raises(ValueError) as info:
+        h.Cache("nosuch://host", namespace)
+    assert "nosuch" in str(info.value)
     with pytest.raises(ValueError):
-        h.raise_for(h.EINVALID)
-    with pytest.raises(MemoryError):
-        h.raise_for(h.ENOMEM)
-    for code in (h.ERROR, h.EBACKEND, h.ETIMEOUT, h.EVERSION, h.ECANCELED, h.EUSER, h.EBUFS):
-        with pytest.raises(httpcache.Error) as info:
-            h.raise_for(code)
-        assert info.value.code == code
-        assert not isinstance(info.value, (KeyError, ValueError))
-        assert str(info.value) == h.strerror(code)
-    h.raise_for(h.OK)
+        h.Cache("memory://", "no:colons")
+    with pytest.raises(ValueError):
+        h.Cache("memory://", namespace, "Not/AZone")
+    c.close()
+    assert not hasattr(h, "raise_for")  # tests only: not part of the module
 
 
 def test_calls(raw_cache):
@@ -150,3 +159,84 @@ async def test_async_context_close_cancels_pending(redis_backend, namespace):
     assert fut.done() and fut.result()[0] == h.ECANCELED
     assert watched[-1][1] == 0  # told to stop watching
     c.close()
+
+
+HEADER = pathlib.Path(__file__).resolve().parents[2] / "include" / "httpcache.h"
+TYPE_MAX = {"uint32_t": 2**32 - 1, "uint64_t": 2**64 - 1}
+
+
+def c_options() -> list[tuple[str, str, str]]:
+    """(name, type, comment) of each field of httpcache_options after `version`, from the header."""
+    text = HEADER.read_text()
+    body = text[text.index("typedef struct httpcache_options {") : text.index("} httpcache_options;")]
+    fields = re.findall(r"^\s*(\w+(?: int)?)\s+(\w+);\s*/\*\*<(.*?)\*/", body, re.M)
+    assert fields[0][1] == "version"
+    return fields[1:]
+
+
+def documented_default(comment: str) -> int:
+    if "0 (default)" in comment:
+        return 0
+    number, unit = re.search(r"default (\d+)( MiB)?", comment).groups()
+    return int(number) << (20 if unit else 0)
+
+
+def test_options_table_is_the_c_struct():
+    fields = c_options()
+    assert [name for name, _, _ in h.OPTIONS] == [name for _, name, _ in fields]
+    for (name, default, maximum), (ctype, _, comment) in zip(h.OPTIONS, fields):
+        assert maximum == TYPE_MAX[ctype], name
+        assert default == documented_default(comment), name  # the header's words are the core's values
+    defaults = {name: default for name, default, _ in h.OPTIONS}
+    assert defaults["connect_timeout_ms"] == defaults["command_timeout_ms"] == 1000
+    assert defaults["max_value_bytes"] == 8 << 20 and defaults["lock_ttl_ms"] == 0
+
+
+@pytest.mark.parametrize("explicit", [{}, {"max_value_bytes": 0}])
+def test_max_value_bytes_default_is_the_one_applied(namespace, explicit):
+    limit = dict((name, default) for name, default, _ in h.OPTIONS)["max_value_bytes"]
+    with h.Cache("memory://", namespace, **explicit) as c:
+        assert c.set(b"at", b"x" * limit, h.Policy.seconds(5)) == 5
+        with pytest.raises(ValueError) as info:
+            c.set(b"over", b"x" * (limit + 1), h.Policy.seconds(5))
+        assert "max_value_bytes" in str(info.value) and str(limit) in str(info.value)
+    with h.Cache("memory://", namespace, max_value_bytes=limit + 1) as c:
+        assert c.set(b"over", b"x" * (limit + 1), h.Policy.seconds(5)) == 5
+
+
+def test_command_timeout_default_is_the_one_applied(namespace):
+    """A server that accepts and never answers: a lookup fails after command_timeout_ms."""
+    default_ms = dict((name, default) for name, default, _ in h.OPTIONS)["command_timeout_ms"]
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshake; nobody reads or replies
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}"
+
+        def timed_get(**options) -> float:
+            with h.Cache(url, namespace, **options) as c:
+                start = time.monotonic()
+                with pytest.raises(h.Error) as info:
+                    c.get(b"k")
+                assert info.value.code == h.ETIMEOUT
+                return (time.monotonic() - start) * 1000
+
+        assert 0.9 * default_ms <= timed_get() < default_ms + 1000
+        assert timed_get(command_timeout_ms=150) < 0.6 * default_ms
+
+
+def test_cache_options_are_checked(namespace):
+    names = [name for name, _, _ in h.OPTIONS]
+    with pytest.raises(TypeError) as info:
+        h.Cache("memory://", namespace, pool_sise=1)
+    assert "pool_sise" in str(info.value) and all(n in str(info.value) for n in names)
+    for bad in (True, -1, 2**32, 1.0, "5", None):
+        with pytest.raises(ValueError) as info:
+            h.Cache("memory://", namespace, pool_size=bad)
+        assert "pool_size" in str(info.value)
+    with pytest.raises(ValueError):
+        h.Cache("memory://", namespace, memory_max_bytes=2**64)
+    with pytest.raises(TypeError):
+        h.Cache("memory://", namespace, "UTC", 5)  # options are keywords only
+    # Every option takes 0 (the default) and its maximum.
+    h.Cache("memory://", namespace, **{name: 0 for name in names}).close()
+    h.Cache("memory://", namespace, **{name: maximum for name, _, maximum in h.OPTIONS}).close()

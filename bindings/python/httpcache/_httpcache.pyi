@@ -36,8 +36,11 @@ HEADER_VERSION: str
 MAX_KEY_BYTES: int
 MAX_NAMESPACE_BYTES: int
 
+# The options of Cache() (httpcache_options), in the header's order: (name, default, maximum).
+# The default is what 0 (or leaving the option out) gives; maximum is the field's type limit.
+OPTIONS: tuple[tuple[str, int, int], ...]
+
 def strerror(code: int) -> str: ...
-def raise_for(code: int) -> None: ...
 def version_string() -> str: ...
 def version_number() -> int: ...
 def ttl_compute(policy: Policy, tz: str | None, now_ms: int) -> int: ...
@@ -65,17 +68,7 @@ class Cache:
         url: str | None = None,
         namespace: str | None = None,
         tz: str | None = None,
-        *,
-        connect_timeout_ms: int = 0,
-        command_timeout_ms: int = 0,
-        pool_size: int = 0,
-        memory_max_entries: int = 0,
-        memory_max_bytes: int = 0,
-        max_value_bytes: int = 0,
-        breaker_failures: int = 0,
-        breaker_cooldown_ms: int = 0,
-        singleflight_wait_ms: int = 0,
-        lock_ttl_ms: int = 0,
+        **options: int,  # names from OPTIONS; 0 means the default
     ) -> None: ...
     @property
     def namespace(self) -> str: ...

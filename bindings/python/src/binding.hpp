@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "httpcache.h"
 
@@ -34,8 +35,36 @@ struct captured_error {
   int code = HTTPCACHE_OK;
   std::string message;
   static captured_error last(int rc);
+  bool failed() const { return code != HTTPCACHE_OK; }
+  // Raises it (see raise_captured) if it is a failure. GIL held.
+  inline void raise_if_failed(const std::string& context = std::string()) const;
 };
 [[noreturn]] void raise_captured(const captured_error& e, const std::string& context = std::string());
+
+void captured_error::raise_if_failed(const std::string& context) const {
+  if (failed()) raise_captured(*this, context);
+}
+
+// Runs `call` (a C call returning a status; it must not touch Python objects) with the GIL
+// released, and returns its failure, captured on this thread before the GIL is re-acquired (code
+// HTTPCACHE_OK on success). For callers with something to check before raising; others use nogil().
+// An explicit scope, not call_guard<gil_scoped_release> (reported to crash on py::init).
+template <typename Call>
+captured_error call_nogil(Call&& call) {
+  captured_error err;
+  {
+    py::gil_scoped_release released;
+    int rc = call();
+    if (rc != HTTPCACHE_OK) err = captured_error::last(rc);
+  }
+  return err;
+}
+
+// call_nogil(), then raises the failure, if any, with the GIL held again.
+template <typename Call>
+void nogil(Call&& call) {
+  call_nogil(std::forward<Call>(call)).raise_if_failed();
+}
 
 // An httpcache_buf that disposes itself.
 struct owned_buf {

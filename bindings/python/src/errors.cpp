@@ -74,9 +74,6 @@ void init_errors(py::module_& m) {
 
   m.def("strerror", [](int code) { return std::string(httpcache_strerror(code)); }, py::arg("code"),
         "A short description of a status code.");
-  m.def("raise_for", [](int code) {
-    if (code != HTTPCACHE_OK) raise_captured(captured_error{code, httpcache_strerror(code)});
-  }, py::arg("code"), "Raises the exception that status `code` maps to (nothing for OK).");
   m.def("version_string", [] { return std::string(httpcache_version_string()); });
   m.def("version_number", [] { return httpcache_version_number(); });
   m.attr("HEADER_VERSION") = HTTPCACHE_VERSION_STRING;
