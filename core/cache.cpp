@@ -10,8 +10,8 @@
 #include "guarded_backend.hpp"
 #include "key.hpp"
 #include "memory_backend.hpp"
-#include "redis_backend.hpp"
-#include "redis_cluster.hpp"
+#include "redis/backend.hpp"
+#include "redis/cluster_backend.hpp"
 #include "url.hpp"
 
 namespace httpcache {

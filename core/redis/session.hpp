@@ -5,8 +5,8 @@
 
 #include <memory>
 
-#include "backend.hpp"
-#include "url.hpp"
+#include "../backend.hpp"
+#include "../url.hpp"
 
 namespace httpcache {
 

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // One Redis server (redis:// or unix://): the blocking calls over a connection pool, and
-// non-blocking sessions from redis_async.
-#include "redis_backend.hpp"
+// non-blocking sessions from session.cpp. It only wires the two together.
+#include "backend.hpp"
 
-#include "redis_async.hpp"
-#include "redis_pool.hpp"
+#include "pool.hpp"
+#include "session.hpp"
 
 namespace httpcache {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Internal to core/redis_*.cpp: a pool of blocking hiredis connections to one Redis node, so one
+// Internal to core/redis/: a pool of blocking hiredis connections to one Redis node, so one
 // handle serves many threads at once (each exchange borrows a connection; no lock is held during
 // I/O). Used by the single-server backend (one pool) and the cluster backend (one per node).
 #pragma once
@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "backend.hpp"
-#include "redis_commands.hpp"
-#include "url.hpp"
+#include "../backend.hpp"
+#include "../url.hpp"
+#include "commands.hpp"
 
 namespace httpcache::detail {
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include "redis_commands.hpp"
+// Builds the argv of every command we send and reads the replies both paths share, so the
+// blocking pool and the non-blocking session cannot drift apart in what they ask Redis.
+#include "commands.hpp"
 
 namespace httpcache::detail {
 

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Redis (redis:// and unix://) over hiredis. hiredis stays inside core/redis_*.cpp.
+// One Redis server (redis:// and unix://) over hiredis, the store behind those URLs. hiredis stays
+// inside core/redis/.
 #pragma once
 
 #include <memory>
 
-#include "backend.hpp"
-#include "url.hpp"
+#include "../backend.hpp"
+#include "../url.hpp"
 
 namespace httpcache {
 

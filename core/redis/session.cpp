@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
-#include "redis_async.hpp"
+// The non-blocking session on one Redis connection: hiredis's async API driven through a watch_fn
+// (no loop library), requests queued in order with deadlines, reconnect on the next request
+// after a failure. Cluster node sessions are these too.
+#include "session.hpp"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <deque>
 
-#include "clock.hpp"
-#include "redis_commands.hpp"
+#include "../clock.hpp"
+#include "commands.hpp"
 
 namespace httpcache {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Internal to core/redis_*.cpp: the commands both the blocking and the non-blocking paths send,
-// built once here so that both speak to Redis identically.
+// Internal to core/redis/: the commands both the blocking and the non-blocking paths send, built
+// once here so that both speak to Redis identically.
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "backend.hpp"
-#include "url.hpp"
+#include "../backend.hpp"
+#include "../url.hpp"
 
 namespace httpcache::detail {
 

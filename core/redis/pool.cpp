@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include "redis_pool.hpp"
+// Blocking connections to one node, borrowed per exchange: connect with timeouts, set up AUTH and
+// SELECT, pipeline, and replace a pooled connection the server closed since it was last used.
+#include "pool.hpp"
 
 #include <fmt/format.h>
 

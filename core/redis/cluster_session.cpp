@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: MIT
+// Non-blocking access to a cluster: one non-blocking connection per node, all of them watched
+// through one epoll descriptor, which is the only descriptor the host loop sees. So the public
+// async API (one fd, process(events)) serves a cluster unchanged. Redirections are not followed
+// here (that would mean waiting): a MOVED reply corrects the slot map and the request fails open;
+// the next request goes to the right node. Node failures ask the slot map for a background
+// refresh, and so does opening a session before any blocking call has loaded the map: nothing
+// here waits. epoll is the one Linux-only call of our own, and it stays in this file.
+#include "cluster_session.hpp"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../clock.hpp"
+#include "session.hpp"
+
+namespace httpcache {
+
+namespace {
+
+using detail::parse_redirect_text;
+using detail::redirect;
+
+class cluster_session final : public async_session {
+ public:
+  cluster_session(detail::slot_map& cluster, watch_fn watch) : cluster_(cluster), watch_(std::move(watch)) {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) throw backend_error(errc::backend, "epoll_create1 failed");
+    cluster_.prefetch_map();
+    if (watch_) watch_(epoll_fd_, event_read);
+  }
+
+  ~cluster_session() override {
+    for (auto& w : waiting_) {  // never sent: canceled, like the requests in flight
+      if (w.what == waiting::kind::get) w.get_done(static_cast<int>(errc::canceled), {}, 0);
+      else w.count_done(static_cast<int>(errc::canceled), 0);
+    }
+    waiting_.clear();
+    nodes_.clear();  // cancels what is pending (callbacks run now) and unregisters the node sockets
+    if (watch_) watch_(epoll_fd_, 0);
+    ::close(epoll_fd_);
+  }
+
+  void get(const std::string& key, get_done_fn done) override {
+    if (must_wait(key)) return park(waiting{waiting::kind::get, key, {}, 0, {}, std::move(done), nullptr});
+    async_session* node = node_for(key);
+    if (!node) return done(static_cast<int>(errc::backend), {}, 0);
+    node->get(key, [c = &cluster_, done = std::move(done)](int status, std::string_view value, std::int64_t ttl) {
+      if (is_failure(status)) c->request_refresh();
+      done(status, value, ttl);
+    });
+  }
+
+  void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
+    if (must_wait(key))
+      return park(waiting{waiting::kind::set, key, std::string(value), ttl_ms, {}, nullptr, std::move(done)});
+    async_session* node = node_for(key);
+    if (!node) return done(static_cast<int>(errc::backend), 0);
+    node->set(key, value, ttl_ms, refreshing(std::move(done)));
+  }
+
+  // One single-key DEL per key (a multi-key DEL must stay within one slot), pipelined on each
+  // node's connection; one completion with the total when the last one answers.
+  void del(const std::vector<std::string>& keys, count_done_fn done) override {
+    if (!keys.empty() && must_wait(keys.front()))
+      return park(waiting{waiting::kind::del, {}, {}, 0, keys, nullptr, std::move(done)});
+    struct tally {
+      std::size_t left;
+      std::int64_t deleted = 0;
+      int status = 0;
+      count_done_fn done;
+    };
+    auto t = std::make_shared<tally>(tally{keys.size(), 0, 0, std::move(done)});
+    for (const auto& key : keys) {
+      auto finish_one = [t](int status, std::int64_t n) {
+        if (status != 0 && t->status == 0) t->status = status;
+        t->deleted += n;
+        if (--t->left == 0) t->done(t->status, t->status == 0 ? t->deleted : 0);
+      };
+      async_session* node = node_for(key);
+      if (!node) {
+        finish_one(static_cast<int>(errc::backend), 0);
+        continue;
+      }
+      node->del({key}, refreshing(std::move(finish_one)));
+    }
+  }
+
+  void process(unsigned ready) override {
+    dispatch_waiting();
+    if (ready) {
+      epoll_event events[64];
+      int n = epoll_wait(epoll_fd_, events, 64, 0);
+      for (int i = 0; i < n; ++i) {
+        auto it = fd_node_.find(events[i].data.fd);
+        if (it == fd_node_.end()) continue;
+        auto node = nodes_.find(it->second);
+        if (node == nodes_.end()) continue;
+        unsigned mapped = 0;
+        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) mapped |= event_read;
+        if (events[i].events & (EPOLLOUT | EPOLLERR)) mapped |= event_write;
+        node->second->process(mapped);
+      }
+    }
+    for (auto& [name, node] : nodes_) node->process(0);  // deadlines
+  }
+
+  std::int64_t timeout_ms() const override {
+    std::int64_t soonest = waiting_.empty() ? -1 : poll_waiting_ms;
+    for (const auto& [name, node] : nodes_) {
+      std::int64_t t = node->timeout_ms();
+      if (t >= 0 && (soonest < 0 || t < soonest)) soonest = t;
+    }
+    return soonest;
+  }
+
+  std::size_t pending() const override {
+    std::size_t n = waiting_.size();
+    for (const auto& [name, node] : nodes_) n += node->pending();
+    return n;
+  }
+
+ private:
+  // Requests that arrive before the slot map is known wait here (the map is fetched by the
+  // background thread); the host's timer calls process(), which sends them once it is known, or
+  // fails them open at their deadline. So the loop never waits for the map.
+  struct waiting {
+    enum class kind { get, set, del } what;
+    std::string key;
+    std::string value;
+    std::int64_t ttl_ms;
+    std::vector<std::string> keys;
+    get_done_fn get_done;
+    count_done_fn count_done;
+    std::int64_t deadline_ms = 0;
+  };
+  static constexpr std::int64_t poll_waiting_ms = 2;
+
+  bool map_known(const std::string& key) { return cluster_.known_owner(cluster_key_slot(key)).has_value(); }
+  // While anything waits, later requests wait behind it: a get must never overtake its set.
+  bool must_wait(const std::string& key) { return !waiting_.empty() || !map_known(key); }
+
+  void park(waiting w) {
+    w.deadline_ms = steady_ms() + cluster_.options().connect_timeout_ms + cluster_.options().command_timeout_ms;
+    waiting_.push_back(std::move(w));
+    cluster_.request_refresh();
+  }
+
+  void dispatch_waiting() {
+    if (waiting_.empty()) return;
+    const std::int64_t now = steady_ms();
+    std::deque<waiting> still;
+    std::deque<waiting> batch;
+    batch.swap(waiting_);
+    for (auto& w : batch) {
+      const std::string& probe = w.what == waiting::kind::del ? w.keys.front() : w.key;
+      if (still.empty() && map_known(probe)) {  // in order: nothing overtakes a request still waiting
+        switch (w.what) {
+          case waiting::kind::get: get(w.key, std::move(w.get_done)); break;
+          case waiting::kind::set: set(w.key, w.value, w.ttl_ms, std::move(w.count_done)); break;
+          case waiting::kind::del: del(w.keys, std::move(w.count_done)); break;
+        }
+      } else if (now >= w.deadline_ms) {
+        if (w.what == waiting::kind::get) w.get_done(static_cast<int>(errc::timeout), {}, 0);
+        else w.count_done(static_cast<int>(errc::timeout), 0);
+      } else {
+        still.push_back(std::move(w));
+      }
+    }
+    for (auto& w : still) waiting_.push_back(std::move(w));
+  }
+
+  static bool is_failure(int status) {
+    return status == static_cast<int>(errc::backend) || status == static_cast<int>(errc::timeout);
+  }
+
+  count_done_fn refreshing(count_done_fn done) {
+    return [c = &cluster_, done = std::move(done)](int status, std::int64_t n) {
+      if (is_failure(status)) c->request_refresh();
+      done(status, n);
+    };
+  }
+
+  async_session* node_for(const std::string& key) {
+    auto owner = cluster_.known_owner(cluster_key_slot(key));
+    if (!owner) {
+      cluster_.request_refresh();
+      return nullptr;
+    }
+    const std::string name = owner->name();
+    auto it = nodes_.find(name);
+    if (it != nodes_.end()) return it->second.get();
+    backend_url node_url = cluster_.url();
+    node_url.scheme = url_scheme::redis;
+    node_url.host = owner->host;
+    node_url.port = owner->port;
+    node_url.db = 0;
+    auto on_error = [c = &cluster_, host = owner->host](std::string_view text) {
+      redirect r = parse_redirect_text(text, host);
+      if (r.what == redirect::kind::none) return false;
+      if (r.what == redirect::kind::moved) c->note_moved(r.slot, r.host, r.port);
+      return true;
+    };
+    auto session = make_redis_session(node_url, cluster_.options(),
+                                      [this, name](int fd, unsigned events) { watch_node(name, fd, events); }, on_error);
+    return nodes_.emplace(name, std::move(session)).first->second.get();
+  }
+
+  void watch_node(const std::string& name, int fd, unsigned events) {
+    if (events == 0) {
+      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      fd_node_.erase(fd);
+      return;
+    }
+    epoll_event ev{};
+    ev.events = ((events & event_read) ? EPOLLIN : 0u) | ((events & event_write) ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    bool known = fd_node_.count(fd) != 0;
+    epoll_ctl(epoll_fd_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+    fd_node_[fd] = name;
+  }
+
+  detail::slot_map& cluster_;
+  const watch_fn watch_;
+  int epoll_fd_ = -1;
+  std::map<int, std::string> fd_node_;
+  std::map<std::string, std::unique_ptr<async_session>> nodes_;
+  std::deque<waiting> waiting_;
+};
+
+}  // namespace
+
+std::unique_ptr<async_session> make_cluster_session(detail::slot_map& map, watch_fn watch) {
+  return std::make_unique<cluster_session>(map, std::move(watch));
+}
+
+}  // namespace httpcache

@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: MIT
+// Key slots, MOVED/ASK parsing and the slot map of a Redis Cluster (see cluster_slots.hpp): the
+// routing knowledge, kept apart from the blocking and non-blocking ways of using it.
+#include "cluster_slots.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+
+namespace httpcache {
+
+namespace {
+
+constexpr std::array<std::uint16_t, 256> make_crc16_table() {
+  std::array<std::uint16_t, 256> table{};
+  for (int i = 0; i < 256; ++i) {
+    std::uint16_t crc = static_cast<std::uint16_t>(i << 8);
+    for (int bit = 0; bit < 8; ++bit)
+      crc = static_cast<std::uint16_t>((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+    table[i] = crc;
+  }
+  return table;
+}
+constexpr auto crc16_table = make_crc16_table();
+
+std::uint16_t crc16(std::string_view data) {
+  std::uint16_t crc = 0;
+  for (unsigned char c : data)
+    crc = static_cast<std::uint16_t>((crc << 8) ^ crc16_table[((crc >> 8) ^ c) & 0xff]);
+  return crc;
+}
+
+}  // namespace
+
+std::uint16_t cluster_key_slot(std::string_view key) {
+  auto open = key.find('{');
+  if (open != std::string_view::npos) {
+    auto close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
+  }
+  return static_cast<std::uint16_t>(crc16(key) & (detail::cluster_slot_count - 1));
+}
+
+}  // namespace httpcache
+
+namespace httpcache::detail {
+
+redirect parse_redirect_text(std::string_view text, const std::string& current_host) {
+  redirect out;
+  if (text.rfind("MOVED ", 0) == 0) out.what = redirect::kind::moved;
+  else if (text.rfind("ASK ", 0) == 0) out.what = redirect::kind::ask;
+  else return out;
+  text.remove_prefix(text.find(' ') + 1);
+  auto space = text.find(' ');
+  auto colon = text.rfind(':');
+  if (space == std::string_view::npos || colon == std::string_view::npos || colon < space) {
+    out.what = redirect::kind::none;
+    return out;
+  }
+  std::from_chars(text.data(), text.data() + space, out.slot);
+  out.host.assign(text.substr(space + 1, colon - space - 1));
+  if (out.host.empty()) out.host = current_host;
+  std::from_chars(text.data() + colon + 1, text.data() + text.size(), out.port);
+  return out;
+}
+
+redirect parse_redirect(const redisReply* r, const std::string& current_host) {
+  if (r->type != REDIS_REPLY_ERROR) return {};
+  return parse_redirect_text(std::string_view(r->str, r->len), current_host);
+}
+
+slot_map::slot_map(backend_url url, backend_options options) : url_(std::move(url)), options_(options) {
+  slot_owner_.fill(-1);
+  for (const auto& [host, port] : url_.seeds) node_index(host, port);
+}
+
+slot_map::~slot_map() {
+  {
+    std::lock_guard<std::mutex> lock(refresher_mutex_);
+    stopping_ = true;
+  }
+  refresher_cv_.notify_one();
+  if (refresher_.joinable()) refresher_.join();
+}
+
+std::optional<endpoint> slot_map::known_owner(std::uint16_t slot) {
+  std::shared_lock<std::shared_mutex> lock(map_mutex_);
+  int owner = slot_owner_[slot];
+  if (owner < 0) return std::nullopt;
+  return nodes_[static_cast<std::size_t>(owner)]->where();
+}
+
+void slot_map::request_refresh() {
+  {
+    std::lock_guard<std::mutex> lock(refresher_mutex_);
+    refresh_wanted_ = true;
+    if (!refresher_.joinable()) refresher_ = std::thread([this] { refresher_loop(); });
+  }
+  refresher_cv_.notify_one();
+}
+
+void slot_map::prefetch_map() {
+  bool known;
+  {
+    std::shared_lock<std::shared_mutex> lock(map_mutex_);
+    known = slot_owner_[0] >= 0;
+  }
+  if (!known) request_refresh();
+}
+
+void slot_map::note_moved(int slot, const std::string& host, int port) {
+  int node = node_index(host, port);
+  std::unique_lock<std::shared_mutex> lock(map_mutex_);
+  slot_owner_[static_cast<std::size_t>(slot)] = node;
+}
+
+int slot_map::owner_of(std::uint16_t slot) {
+  {
+    std::shared_lock<std::shared_mutex> lock(map_mutex_);
+    int owner = slot_owner_[slot];
+    if (owner >= 0) return owner;
+  }
+  refresh_map();
+  std::shared_lock<std::shared_mutex> lock(map_mutex_);
+  int owner = slot_owner_[slot];
+  if (owner < 0) throw backend_error(errc::backend, fmt::format("no cluster node serves slot {}", slot));
+  return owner;
+}
+
+redis_pool& slot_map::pool(int node) {
+  std::shared_lock<std::shared_mutex> lock(map_mutex_);
+  return *nodes_[static_cast<std::size_t>(node)];  // pools are never removed, so the reference stays valid
+}
+
+int slot_map::node_index(const std::string& host, int port) {
+  const std::string name = fmt::format("{}:{}", host, port);
+  {
+    std::shared_lock<std::shared_mutex> lock(map_mutex_);
+    if (auto it = index_.find(name); it != index_.end()) return it->second;
+  }
+  std::unique_lock<std::shared_mutex> lock(map_mutex_);
+  if (auto it = index_.find(name); it != index_.end()) return it->second;
+  endpoint e;
+  e.host = host;
+  e.port = port;
+  nodes_.push_back(std::make_unique<redis_pool>(e, url_, options_));
+  index_.emplace(name, static_cast<int>(nodes_.size() - 1));
+  return static_cast<int>(nodes_.size() - 1);
+}
+
+void slot_map::refresh_map() {
+  std::lock_guard<std::mutex> one_at_a_time(refresh_mutex_);
+  command slots;
+  slots.add("CLUSTER");
+  slots.add("SLOTS");
+  std::size_t known;
+  {
+    std::shared_lock<std::shared_mutex> lock(map_mutex_);
+    known = nodes_.size();
+  }
+  std::string last_error = "no cluster node is known";
+  for (std::size_t i = 0; i < known; ++i) {
+    redis_pool& node = pool(static_cast<int>(i));
+    try {
+      auto replies = node.exchange({&slots});
+      throw_if_error(replies[0].get());
+      install_map(replies[0].get(), node.where().host);
+      return;
+    } catch (const backend_error& e) {
+      last_error = e.what();
+    }
+  }
+  throw backend_error(errc::backend, "cannot read the cluster slot map: " + last_error);
+}
+
+// At most one refresh per 100 ms, whatever the number of failing requests asking for one.
+void slot_map::refresher_loop() {
+  std::unique_lock<std::mutex> lock(refresher_mutex_);
+  while (!stopping_) {
+    refresher_cv_.wait(lock, [&] { return refresh_wanted_ || stopping_; });
+    if (stopping_) break;
+    refresh_wanted_ = false;
+    lock.unlock();
+    try {
+      refresh_map();
+    } catch (const backend_error&) {
+    }
+    lock.lock();
+    refresher_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
+  }
+}
+
+void slot_map::install_map(const redisReply* reply, const std::string& answering_host) {
+  if (reply->type != REDIS_REPLY_ARRAY) throw backend_error(errc::backend, "CLUSTER SLOTS: unexpected reply");
+  std::array<int, cluster_slot_count> owners;
+  owners.fill(-1);
+  for (std::size_t i = 0; i < reply->elements; ++i) {
+    const redisReply* range = reply->element[i];
+    if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) continue;
+    const redisReply* master = range->element[2];
+    if (master->type != REDIS_REPLY_ARRAY || master->elements < 2) continue;
+    std::string host(master->element[0]->str ? master->element[0]->str : "", master->element[0]->len);
+    if (host.empty()) host = answering_host;  // a node that does not know its own address
+    int node = node_index(host, static_cast<int>(master->element[1]->integer));
+    long long first = range->element[0]->integer, last = range->element[1]->integer;
+    for (long long s = std::max(0LL, first); s <= last && s < cluster_slot_count; ++s)
+      owners[static_cast<std::size_t>(s)] = node;
+  }
+  std::unique_lock<std::shared_mutex> lock(map_mutex_);
+  slot_owner_ = owners;
+}
+
+}  // namespace httpcache::detail
