@@ -546,6 +546,13 @@ HTTPCACHE_EXTERN(int) httpcache_cache_stats(httpcache_stats *out, const httpcach
  * events 0 when httpcache_async_timeout_ms() says a deadline has passed, so
  * that requests stuck on a stalled server fail with HTTPCACHE_ETIMEOUT.
  *
+ * A lone request (nothing else pending on its connection) on an established
+ * connection is written inside the start call; the watch callback hears only
+ * the net change of interest, usually none, so the host just waits for
+ * HTTPCACHE_EV_READ. Requests started while others are pending, or from inside
+ * a completion, are queued and written when the host reports
+ * HTTPCACHE_EV_WRITE.
+ *
  * On memory:// every request completes at once, inside the call that starts
  * it, and no descriptor is ever watched.
  *

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 // The non-blocking session on one Redis connection: hiredis's async API driven through a watch_fn
 // (no loop library), requests queued in order with deadlines, reconnect on the next request
-// after a failure. Cluster node sessions are these too.
+// after a failure. Cluster node sessions are these too, so every policy here (such as writing a
+// lone request at once) holds for a cluster's nodes as well.
 #include "session.hpp"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <deque>
+#include <vector>
 
 #include "../clock.hpp"
 #include "commands.hpp"
@@ -25,7 +28,17 @@ class redis_session;
 struct connection_watch {
   redis_session* session;
   int fd;
-  unsigned events;
+  unsigned events;  // what hiredis wants now
+  unsigned told;    // what the watch callback was last told
+};
+
+// Counts how deep we are in a kind of call, exceptions included.
+struct depth {
+  explicit depth(int& n) : n(n) { ++n; }
+  ~depth() { --n; }
+  depth(const depth&) = delete;
+  depth& operator=(const depth&) = delete;
+  int& n;
 };
 
 struct request {
@@ -75,6 +88,7 @@ class redis_session final : public async_session {
   }
 
   void process(unsigned ready) override {
+    depth inside(in_hiredis_);
     if (ac_ && (ready & event_read)) redisAsyncHandleRead(ac_);
     if (ac_ && (ready & event_write)) redisAsyncHandleWrite(ac_);
     if (!queue_.empty() && queue_.front()->deadline_ms <= steady_ms()) drop_connection(status_of(errc::timeout));
@@ -89,8 +103,18 @@ class redis_session final : public async_session {
   std::size_t pending() const override { return queue_.size(); }
 
  private:
+  // Queues the request's commands. A lone one (nothing else pending) on an established connection
+  // is also written here, at once: waiting for the loop to report the socket writable would cost
+  // a loop pass and two watch calls (READ -> READ|WRITE -> READ) for nothing, since there is
+  // nothing to batch it with. Requests started while others are pending still queue and go out
+  // together when the loop says the socket is writable. Interest changes made meanwhile are held
+  // and the watch callback hears only their net change at the end, usually none.
   void start(request* req, std::initializer_list<const detail::command*> cmds) {
     if (closing_) return finish(req, status_of(errc::canceled));
+    // Not from inside hiredis (a completion starting a request runs within its reply loop, where a
+    // failed write would free the connection under that loop).
+    const bool lone = queue_.empty() && in_hiredis_ == 0;
+    hold held(*this);
     bool fresh = false;
     if (!ac_) {
       if (!connect()) return finish(req, status_of(errc::backend));
@@ -108,6 +132,35 @@ class redis_session final : public async_session {
         else req->status = status_of(errc::backend);
       }
     }
+    if (lone) write_if_established();
+  }
+
+  // A connection still connecting is left to the loop: its end is detected through the write
+  // readiness hiredis asked for. One already read from (READ told) is established.
+  void write_if_established() {
+    if (!ac_ || !connected_) return;
+    const auto* cw = static_cast<const connection_watch*>(ac_->ev.data);
+    if (!(cw->told & event_read) || !(cw->events & event_write)) return;
+    depth inside(in_hiredis_);
+    redisAsyncHandleWrite(ac_);  // on failure hiredis completes what is pending, with the error
+  }
+
+  // Holds back watch changes for its lifetime (exceptions included), then tells the net change.
+  struct hold {
+    explicit hold(redis_session& s) : s(s) { ++s.holding_; }
+    ~hold() { s.release(); }
+    hold(const hold&) = delete;
+    hold& operator=(const hold&) = delete;
+    redis_session& s;
+  };
+
+  void release() {
+    if (--holding_ > 0) return;
+    while (!held_.empty()) {  // a watch call may start (and hold) again: re-read held_ each time
+      connection_watch* cw = held_.front();
+      held_.erase(held_.begin());
+      tell(cw);
+    }
   }
 
   bool connect() {
@@ -120,7 +173,7 @@ class redis_session final : public async_session {
       return false;
     }
     ac->data = this;
-    auto* w = new connection_watch{this, ac->c.fd, 0};
+    auto* w = new connection_watch{this, ac->c.fd, 0, 0};
     ac->ev.data = w;
     ac->ev.addRead = [](void* p) { static_cast<connection_watch*>(p)->session->change(p, event_read, 0); };
     ac->ev.delRead = [](void* p) { static_cast<connection_watch*>(p)->session->change(p, 0, event_read); };
@@ -144,10 +197,22 @@ class redis_session final : public async_session {
 
   void change(void* p, unsigned add, unsigned remove) {
     auto* cw = static_cast<connection_watch*>(p);
-    unsigned next = (cw->events | add) & ~remove;
-    if (next == cw->events) return;
-    cw->events = next;
-    if (watch_) watch_(cw->fd, next);
+    cw->events = (cw->events | add) & ~remove;
+    if (holding_ > 0 && cw->events != 0) {
+      if (std::find(held_.begin(), held_.end(), cw) == held_.end()) held_.push_back(cw);
+      return;
+    }
+    // A removal is told at once, even while holding: the descriptor number may be reused by a new
+    // connection before the hold ends, and the host must drop the old registration first. It also
+    // leaves held_ here, since the cleanup hook frees the watch right after.
+    held_.erase(std::remove(held_.begin(), held_.end(), cw), held_.end());
+    tell(cw);
+  }
+
+  void tell(connection_watch* cw) {
+    if (cw->events == cw->told) return;
+    cw->told = cw->events;
+    if (watch_) watch_(cw->fd, cw->events);
   }
 
   // Fails every pending request with `status` and closes the connection; a later request reconnects.
@@ -155,6 +220,7 @@ class redis_session final : public async_session {
     if (!ac_) return;
     redisAsyncContext* ac = ac_;
     ac_ = nullptr;
+    depth inside(in_hiredis_);
     failure_status_ = status;
     redisAsyncFree(ac);  // runs on_reply(NULL) for each pending command, then the cleanup hook
     failure_status_ = status_of(errc::backend);
@@ -248,6 +314,9 @@ class redis_session final : public async_session {
   redisAsyncContext* ac_ = nullptr;
   bool connected_ = false;
   bool closing_ = false;
+  int holding_ = 0;     // > 0 inside start(): interest changes are held, told at its end
+  int in_hiredis_ = 0;  // > 0 while hiredis may be running its callbacks on our connection
+  std::vector<connection_watch*> held_;  // watches whose interest changed while holding
   int failure_status_ = status_of(errc::backend);
   std::deque<request*> queue_;  // oldest first: Redis answers in order, so front has the nearest deadline
 };

@@ -17,11 +17,13 @@ typedef struct {
   int fd;
   uint32_t events;
   int watch_calls;
+  int write_asks; /* calls asking for HTTPCACHE_EV_WRITE */
 } loop;
 
 static void on_watch(int fd, uint32_t events, void *payload) {
   loop *l = payload;
   ++l->watch_calls;
+  if (events & HTTPCACHE_EV_WRITE) ++l->write_asks;
   if (events == 0) {
     if (l->fd == fd) {
       l->fd = -1;
@@ -219,7 +221,7 @@ static void test_async_stalled_server_times_out(void **state) {
   httpcache_cache *cache = NULL;
   httpcache_async *ctx = NULL;
   httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
-  loop l = {-1, 0, 0};
+  loop l = {-1, 0, 0, 0};
   get_result g = {0};
   done_result d = {0};
   int64_t started, elapsed;
@@ -251,7 +253,7 @@ static void test_async_stalled_server_times_out(void **state) {
 static void test_async_free_cancels_pending(void **state) {
   httpcache_cache *cache = NULL;
   httpcache_async *ctx = NULL;
-  loop l = {-1, 0, 0};
+  loop l = {-1, 0, 0, 0};
   get_result g1 = {0}, g2 = {0};
   (void)state;
   assert_int_equal(httpcache_cache_open(&cache, test_redis_url(), test_unique_namespace("cancel"), NULL, NULL), 0);
@@ -273,7 +275,7 @@ static void test_async_free_cancels_pending(void **state) {
 static void test_async_server_down(void **state) {
   httpcache_cache *cache = NULL;
   httpcache_async *ctx = NULL;
-  loop l = {-1, 0, 0};
+  loop l = {-1, 0, 0, 0};
   get_result g = {0};
   (void)state;
   assert_int_equal(httpcache_cache_open(&cache, "redis://127.0.0.1:1", "down", NULL, NULL), 0);
@@ -284,6 +286,102 @@ static void test_async_server_down(void **state) {
   assert_int_equal(g.status, HTTPCACHE_EBACKEND);
   httpcache_async_free(ctx);
   httpcache_cache_free(cache);
+}
+
+/* Sets `key` to `value` through the loop, which also connects and establishes the connection. */
+static void store_through_loop(fixture *f, const char *key, const char *value) {
+  done_result d = {0};
+  assert_int_equal(httpcache_async_set(f->ctx, key, strlen(key), value, strlen(value), &one_minute, on_done, &d), 0);
+  assert_int_equal(run_loop(&f->l, f->ctx, 3000), 0);
+  assert_int_equal(d.done, 1);
+  assert_int_equal(d.status, HTTPCACHE_OK);
+}
+
+/** On an established connection, a lone request is written inside the call that starts it: the
+ *  watch callback hears nothing (READ -> READ|WRITE -> READ nets to no change), the reply becomes
+ *  readable on the watched descriptor without any process(EV_WRITE), and one process(EV_READ)
+ *  completes it. On a cluster the node session does the same behind the epoll descriptor, so that
+ *  descriptor turns readable only when the reply is there. */
+static void test_async_lone_request_written_at_once(void **state) {
+  fixture *f = *state;
+  static get_result g; /* static: a failed assert leaves the request to be canceled by teardown */
+  struct pollfd p;
+  memset(&g, 0, sizeof g);
+  store_through_loop(f, "lone", "v1");
+  assert_true(f->l.fd >= 0);
+  assert_true(f->l.events & HTTPCACHE_EV_READ);
+  f->l.watch_calls = 0;
+  f->l.write_asks = 0;
+  assert_int_equal(httpcache_async_get(f->ctx, "lone", 4, on_get, &g), HTTPCACHE_OK);
+  assert_int_equal(f->l.write_asks, 0);
+  assert_int_equal(f->l.watch_calls, 0);
+  assert_int_equal(g.done, 0);
+  assert_int_equal(httpcache_async_pending(f->ctx), 1);
+  p.fd = f->l.fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  assert_int_equal(poll(&p, 1, 2000), 1);
+  assert_true(p.revents & POLLIN);
+  assert_int_equal(httpcache_async_process(f->ctx, HTTPCACHE_EV_READ), HTTPCACHE_OK);
+  assert_int_equal(g.done, 1);
+  assert_int_equal(g.status, HTTPCACHE_OK);
+  assert_int_equal(g.size, 2);
+  assert_memory_equal(g.value, "v1", 2);
+  assert_int_equal(f->l.write_asks, 0);
+  assert_int_equal(f->l.watch_calls, 0);
+  assert_int_equal(httpcache_async_pending(f->ctx), 0);
+}
+
+/** Two requests started back to back (the second while the first is pending) both complete
+ *  through the loop, in order. */
+static void test_async_back_to_back_requests(void **state) {
+  fixture *f = *state;
+  static get_result a, b; /* static: see above */
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  store_through_loop(f, "a", "va");
+  store_through_loop(f, "b", "vb");
+  assert_int_equal(httpcache_async_get(f->ctx, "a", 1, on_get, &a), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_get(f->ctx, "b", 1, on_get, &b), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_pending(f->ctx), 2);
+  assert_int_equal(run_loop(&f->l, f->ctx, 3000), 0);
+  assert_int_equal(a.done, 1);
+  assert_int_equal(a.status, HTTPCACHE_OK);
+  assert_memory_equal(a.value, "va", 2);
+  assert_int_equal(b.done, 1);
+  assert_int_equal(b.status, HTTPCACHE_OK);
+  assert_memory_equal(b.value, "vb", 2);
+}
+
+typedef struct {
+  httpcache_async *ctx;
+  get_result first, second;
+  int start_rc; /* checked after the loop: a failing assert must not jump out of the library */
+} chained;
+
+static void on_get_then_start(int status, const void *value, size_t size, int64_t ttl_ms, void *payload) {
+  chained *c = payload;
+  on_get(status, value, size, ttl_ms, &c->first);
+  c->start_rc = httpcache_async_get(c->ctx, "b", 1, on_get, &c->second);
+}
+
+/** A completion that starts a request runs inside process(), within the reply loop of the
+ *  connection: that request is queued (not written there) and completes on a later loop pass. */
+static void test_async_request_started_by_a_completion(void **state) {
+  fixture *f = *state;
+  static chained c; /* static: see above */
+  memset(&c, 0, sizeof c);
+  c.ctx = f->ctx;
+  store_through_loop(f, "a", "va");
+  store_through_loop(f, "b", "vb");
+  assert_int_equal(httpcache_async_get(f->ctx, "a", 1, on_get_then_start, &c), HTTPCACHE_OK);
+  assert_int_equal(run_loop(&f->l, f->ctx, 3000), 0);
+  assert_int_equal(c.first.done, 1);
+  assert_int_equal(c.first.status, HTTPCACHE_OK);
+  assert_int_equal(c.start_rc, HTTPCACHE_OK);
+  assert_int_equal(c.second.done, 1);
+  assert_int_equal(c.second.status, HTTPCACHE_OK);
+  assert_memory_equal(c.second.value, "vb", 2);
 }
 
 #define ON(test, s) cmocka_unit_test_setup_teardown(test, s, teardown)
@@ -300,6 +398,13 @@ int main(void) {
       ON(test_async_bad_input, setup_memory),
       ON(test_async_bad_input, setup_redis),
       ON(test_async_memory_completes_at_once, setup_memory),
+      ON(test_async_lone_request_written_at_once, setup_redis),
+      ON(test_async_lone_request_written_at_once, setup_unix),
+      ON(test_async_lone_request_written_at_once, setup_cluster),
+      ON(test_async_back_to_back_requests, setup_redis),
+      ON(test_async_back_to_back_requests, setup_cluster),
+      ON(test_async_request_started_by_a_completion, setup_redis),
+      ON(test_async_request_started_by_a_completion, setup_cluster),
       cmocka_unit_test(test_async_stalled_server_times_out),
       cmocka_unit_test(test_async_free_cancels_pending),
       cmocka_unit_test(test_async_server_down),

@@ -6,7 +6,6 @@
 // inside the start call on memory://): no thread, no cross-thread wake-up.
 #include <pybind11/stl.h>
 
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -71,9 +70,7 @@ class async_context {
     if (!ctx_) return;
     httpcache_async* c = ctx_;
     ctx_ = nullptr;
-    ++processing_;  // completions run (ECANCELED) inside
     httpcache_async_free(c);
-    --processing_;
   }
 
   // Each start call hands the future (a new reference) to the library as the payload; the
@@ -106,9 +103,7 @@ class async_context {
   // after close(), since a reader callback may still be queued in the loop.
   void process(uint32_t events) {
     if (!ctx_) return;
-    ++processing_;
     int rc = httpcache_async_process(ctx_, events);
-    --processing_;
     if (rc != HTTPCACHE_OK) raise_for(rc);
   }
 
@@ -117,83 +112,20 @@ class async_context {
   bool closed() const { return ctx_ == nullptr; }
 
  private:
-  // Starts a request with the watch callback held back, and writes a lone request at once.
-  //
-  // A lone request (nothing else pending) on a connection the library already reads from is
-  // written inside this call, as the Python watcher's optimistic write would do on the next
-  // loop pass: its batching window only pays off for concurrent requests, which still queue and
-  // are written together. Meanwhile the interest changes (READ -> READ|WRITE -> READ) are only
-  // recorded, and Python hears the net change, usually none: no watcher call, no loop callback,
-  // for the common request. A connection still connecting is never written here (its end is
-  // detected through add_writer, as before).
-  //
-  // Not inside process() or close(): a completion that starts a request runs within hiredis's
-  // reply loop, and a write failing there would free the connection under that loop.
+  // A lone request on an established connection is written inside the start call by the library
+  // itself, which then tells the watcher only the net change of interest (usually none), so the
+  // common request costs no watcher call and no loop callback.
   template <class Start>
   void start(Start&& call, PyObject* future) {
     if (!ctx_) {
       Py_DECREF(future);
       throw py::value_error("the async context is closed");
     }
-    bool lone = httpcache_async_pending(ctx_) == 0 && processing_ == 0;
-    captured_error err;
-    {
-      hold h(*this);
-      int rc = call();
-      if (rc != HTTPCACHE_OK)
-        err = captured_error::last(rc);  // before any Python code can overwrite it
-      else if (lone)
-        write_if_established();
-    }
-    if (err.code != HTTPCACHE_OK) {
+    int rc = call();
+    if (rc != HTTPCACHE_OK) {
+      captured_error err = captured_error::last(rc);  // before Py_DECREF can run Python code
       Py_DECREF(future);
       raise_captured(err);
-    }
-  }
-
-  // Holds back watch changes for its lifetime (exceptions included), then tells Python.
-  struct hold {
-    explicit hold(async_context& c) : c(c) { ++c.holding_; }
-    ~hold() { c.release(); }
-    hold(const hold&) = delete;
-    hold& operator=(const hold&) = delete;
-    async_context& c;
-  };
-
-  void write_if_established() {
-    for (const auto& [fd, events] : held_) {
-      if ((events & HTTPCACHE_EV_WRITE) && (told(fd) & HTTPCACHE_EV_READ)) {
-        // A failure here is the request's (the library completes it with the error).
-        (void)httpcache_async_process(ctx_, HTTPCACHE_EV_WRITE);
-        return;
-      }
-    }
-  }
-
-  // Ends a hold: tells Python the net interest of each descriptor that changed meanwhile
-  // (compared with what it was told as each is told, in case a watcher call changed it).
-  void release() {
-    if (--holding_ > 0) return;
-    auto held = std::move(held_);
-    held_.clear();
-    for (const auto& [fd, events] : held)
-      if (told(fd) != events) tell(fd, events);
-  }
-
-  uint32_t told(int fd) const {
-    auto it = told_.find(fd);
-    return it == told_.end() ? 0 : it->second;
-  }
-
-  void tell(int fd, uint32_t events) {
-    if (events)
-      told_[fd] = events;
-    else
-      told_.erase(fd);
-    try {
-      watch_(fd, events);
-    } catch (py::error_already_set& e) {
-      e.discard_as_unraisable("httpcache async watch callback");
     }
   }
 
@@ -205,23 +137,16 @@ class async_context {
   static void on_watch(int fd, uint32_t events, void* payload) {
     auto* self = static_cast<async_context*>(payload);
     py::gil_scoped_acquire gil;
-    if (self->holding_ > 0 && events != 0) {
-      self->held_[fd] = events;
-    } else {
-      // A removal is told at once, even in a hold: the descriptor number may be reused by a new
-      // connection in the same hold, and Python must drop the old registration first.
-      self->held_.erase(fd);
-      self->tell(fd, events);
+    try {
+      self->watch_(fd, events);
+    } catch (py::error_already_set& e) {
+      e.discard_as_unraisable("httpcache async watch callback");
     }
   }
 
   cache_ptr cache_;  // declared first: destroyed after ctx_ is freed
   py::object watch_;
   httpcache_async* ctx_ = nullptr;
-  int holding_ = 0;                             // > 0 inside start(): watch changes are held
-  int processing_ = 0;                          // > 0 inside process() or close()
-  std::unordered_map<int, uint32_t> held_;      // fd -> latest interest while holding
-  std::unordered_map<int, uint32_t> told_;      // fd -> interest Python was last told
 };
 
 void init_async(py::module_& m) {
