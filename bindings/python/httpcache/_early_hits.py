@@ -205,9 +205,7 @@ class EarlyHits:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.inner(scope, receive, send)
             return
-        if len(self.router.routes) != self.routes_seen:  # routes added or removed: relearn
-            self.signatures.clear()
-            self.routes_seen = len(self.router.routes)
+        self._forget_if_routes_changed()
         sig = _signature(scope)
         learned = self.signatures.get(sig)
         verdict = None
@@ -244,16 +242,24 @@ class EarlyHits:
         finally:
             learn.closed = True
             learning.reset(token)
-        if (
-            learn.key is not None
-            and learned is None
-            and len(sig[1]) + len(sig[3]) + len(sig[4]) <= MAX_SIGNATURE_BYTES
-            and _route_is_static(scope, learn.endpoint, self.router, app, root_path)
-        ):
-            if len(self.signatures) >= MAX_SIGNATURES:
-                del self.signatures[next(iter(self.signatures))]  # the oldest
-            memo = self._memo(learn.namespace, learn.key)
-            self.signatures[sig] = _Learned(learn.namespace, learn.key, memo, scope)
+        if learn.key is not None and learned is None:
+            self._learn(sig, learn, scope, app, root_path)
+
+    def _learn(self, sig: tuple, learn: Learning, scope: dict, app: Any, root_path: str) -> None:
+        """Remembers `sig` as answered by learn.key, if its route is one answered early."""
+        if len(sig[1]) + len(sig[3]) + len(sig[4]) > MAX_SIGNATURE_BYTES:
+            return
+        if not _route_is_static(scope, learn.endpoint, self.router, app, root_path):
+            return
+        if len(self.signatures) >= MAX_SIGNATURES:
+            del self.signatures[next(iter(self.signatures))]  # the oldest
+        memo = self._memo(learn.namespace, learn.key)
+        self.signatures[sig] = _Learned(learn.namespace, learn.key, memo, scope)
+
+    def _forget_if_routes_changed(self) -> None:
+        if len(self.router.routes) != self.routes_seen:  # routes added or removed: relearn
+            self.signatures.clear()
+            self.routes_seen = len(self.router.routes)
 
     def _freezing_after_startup(self, send: Any) -> Any:
         async def send_then_freeze(message: dict) -> None:
