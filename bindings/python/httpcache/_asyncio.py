@@ -38,9 +38,9 @@ class _Watcher:
     calls and a poll round per request) the write is tried on the next loop iteration
     (call_soon). Only if the library still wants to write after that (kernel buffer full) is
     the descriptor registered with add_writer. A connection still connecting always goes
-    through add_writer, which is how its completion is detected. A lone request never gets here:
-    the binding writes it inside the call that starts it (AsyncContext.get/set/invalidate), and
-    only tells this watcher the net change of interest, usually none."""
+    through add_writer, which is how its completion is detected. A lone request never gets
+    here: the core's session writes it inside the call that starts it (AsyncContext.get/set/
+    invalidate) and tells this watcher only the net change of interest, usually none."""
 
     __slots__ = ("loop_ref", "ctx_ref", "watched", "writers", "flushing")
 
@@ -174,7 +174,7 @@ class LoopAdapter:
             shared.waiters.append(mine)
             return mine
         read = _SharedRead(self.reads, key, mine)
-        self._ctx.get(key, read)  # a lone request is written inside the call (the binding)
+        self._ctx.get(key, read)  # a lone request is written inside the call (by the core session)
         if mine.done():  # memory://: completed inside the call, nothing to share
             return mine
         self.reads[key] = read
