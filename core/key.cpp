@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include <fmt/args.h>
 #include <fmt/format.h>
 
 #include "error.hpp"
@@ -17,46 +16,51 @@ bool is_namespace_char(char c) {
          c == '.';
 }
 
-// The sum of the numbers in a field's spec (widths, precisions, indexes), saturated just over
-// the key limit. fmt pads to a width before we can check the key's size, so `{:2000000000}`
-// would allocate 2 GB (found by fuzz_key), and many fields of a legal width would add up alike.
-std::size_t field_numbers(std::string_view field) {
-  std::size_t total = 0, value = 0;
-  for (char c : field) {
-    if (c >= '0' && c <= '9') {
-      value = std::min<std::size_t>(value * 10 + static_cast<std::size_t>(c - '0'), max_key_bytes + 1);
-    } else {
-      total += value;
-      value = 0;
-    }
-  }
-  return std::min<std::size_t>(total + value, max_key_bytes + 1);
+// Filled-in values are percent-encoded except for this small safe set, so the encoding is
+// injective and a value can never contain a separator a template uses (`:`, `.`, `/`, `{`, ...):
+// a user id cannot make one template's key equal another's. Plain ids (letters, digits, `_`, `-`)
+// keep the text they always had, so existing keys such as `b.logged_in.112358` are unchanged.
+bool is_safe_value_byte(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
-// Counts replacement fields, skipping `{{` and `}}` escapes, and refuses numbers in them that
-// add up to more than a key can hold (no key can be longer than the limit anyway). fmt itself
-// checks the rest of the syntax; we count so that surplus arguments are an error too (fmt
-// ignores them).
-std::size_t count_fields(std::string_view tmpl) {
-  std::size_t fields = 0, numbers = 0;
-  for (std::size_t i = 0; i < tmpl.size(); ++i) {
-    if (tmpl[i] == '{') {
-      if (i + 1 < tmpl.size() && tmpl[i + 1] == '{') {
-        ++i;
-        continue;
-      }
-      ++fields;
-      std::size_t start = i + 1;
-      while (i < tmpl.size() && tmpl[i] != '}') ++i;
-      numbers += field_numbers(tmpl.substr(start, i - start));
-      if (numbers > max_key_bytes)
-        throw error(errc::invalid, fmt::format("key template fields ask for widths over the key limit of {} bytes",
-                                               max_key_bytes));
-    } else if (tmpl[i] == '}' && i + 1 < tmpl.size() && tmpl[i + 1] == '}') {
-      ++i;
+void append_encoded(std::string& out, std::string_view value) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  for (char ch : value) {
+    auto c = static_cast<unsigned char>(ch);
+    if (is_safe_value_byte(c)) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
     }
   }
-  return fields;
+}
+
+[[noreturn]] void malformed(std::string_view why) {
+  throw error(errc::invalid, fmt::format("malformed key template: {}", why));
+}
+
+// The argument index of the field whose text (between the braces) is `field`: `{}` takes the
+// next one, `{N}` the Nth; the two styles cannot mix. Anything else (a width, a precision, a
+// conversion, a name) is refused: `{:.2}` would give `alice1` and `alice2` one key.
+std::size_t field_index(std::string_view field, std::size_t& next_auto, bool& manual, std::size_t nargs) {
+  if (field.empty()) {
+    if (manual) malformed("cannot switch from manual field numbering ({0}) to automatic ({})");
+    return next_auto++;
+  }
+  std::size_t n = 0;
+  for (char c : field) {
+    if (c < '0' || c > '9')
+      throw error(errc::invalid, fmt::format("key template field {{{}}} is refused: only {{}} and {{N}} fields are "
+                                             "allowed (a format spec could give different values one key)",
+                                             field.substr(0, 32)));
+    n = std::min<std::size_t>(n * 10 + static_cast<std::size_t>(c - '0'), nargs + 1);
+  }
+  if (next_auto > 0) malformed("cannot switch from automatic field numbering ({}) to manual ({0})");
+  manual = true;
+  return n;
 }
 
 }  // namespace
@@ -80,18 +84,38 @@ void validate_key(std::string_view key) {
 }
 
 std::string format_key(std::string_view tmpl, const std::vector<std::string_view>& args) {
-  std::size_t fields = count_fields(tmpl);
-  if (fields != args.size())
+  std::string key;
+  std::size_t fields = 0, next_auto = 0;
+  bool manual = false, missing = false;
+  for (std::size_t i = 0; i < tmpl.size(); ++i) {
+    char c = tmpl[i];
+    if (c == '}') {
+      if (i + 1 >= tmpl.size() || tmpl[i + 1] != '}') malformed("unmatched '}' (write '}}' for a literal brace)");
+      key.push_back('}');
+      ++i;
+    } else if (c != '{') {
+      key.push_back(c);
+    } else if (i + 1 < tmpl.size() && tmpl[i + 1] == '{') {
+      key.push_back('{');
+      ++i;
+    } else {
+      std::size_t end = tmpl.find('}', i + 1);
+      if (end == std::string_view::npos) malformed("unmatched '{' (write '{{' for a literal brace)");
+      std::size_t index = field_index(tmpl.substr(i + 1, end - i - 1), next_auto, manual, args.size());
+      ++fields;
+      if (index < args.size()) {
+        if (args[index].empty()) throw error(errc::invalid, "a key template value is empty");
+        append_encoded(key, args[index]);
+      } else {
+        missing = true;  // reported below, after counting every field
+      }
+      i = end;
+    }
+    if (key.size() > max_key_bytes) validate_key(key);  // throws: no need to build more
+  }
+  if (fields != args.size() || missing)
     throw error(errc::invalid, fmt::format("key template has {} field(s) but {} argument(s) were given", fields,
                                            args.size()));
-  std::string key;
-  try {
-    fmt::dynamic_format_arg_store<fmt::format_context> store;
-    for (auto arg : args) store.push_back(fmt::string_view(arg.data(), arg.size()));
-    key = fmt::vformat(fmt::string_view(tmpl.data(), tmpl.size()), store);
-  } catch (const fmt::format_error& e) {
-    throw error(errc::invalid, fmt::format("malformed key template: {}", e.what()));
-  }
   validate_key(key);
   return key;
 }

@@ -20,8 +20,10 @@ void validate_namespace(std::string_view ns);
 // Throws error(errc::invalid) for an empty or over-long key. Any bytes are allowed.
 void validate_key(std::string_view key);
 
-// Fills each `{}` field of tmpl with the next argument (fmt syntax). The field count must equal
-// args.size(): a missing argument must never turn a per-user key into a shared one.
+// Fills each `{}` (or `{N}`) field of tmpl with an argument, percent-encoded outside
+// [A-Za-z0-9_-] so that no value can contain a template's separators; `{{` and `}}` are literal
+// braces; fields with a spec are refused. The field count must equal args.size() and no
+// argument may be empty: a missing value must never turn a per-user key into a shared one.
 std::string format_key(std::string_view tmpl, const std::vector<std::string_view>& args);
 
 // `ns:key`, after validating key.

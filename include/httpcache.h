@@ -254,10 +254,27 @@ HTTPCACHE_EXTERN(int) httpcache_ttl_compute(int64_t *out_seconds, const httpcach
  * ------------------------------------------------------------------------ */
 
 /**
- * Fills a key template: each `{}` field takes the next argument's bytes
- * (fmt syntax; `{{` and `}}` are literal braces). The number of fields must
- * equal nargs, so a missing argument never collapses a per-user key into a
- * shared one. Arguments are binary-safe.
+ * Fills a key template: each `{}` field takes the next argument, `{N}` the
+ * Nth (the two styles cannot mix); `{{` and `}}` are literal braces. Only
+ * these plain fields are allowed: a format spec (`{:.2}`, `{:>5}`) could give
+ * different values one key, so it is refused. The number of fields must equal
+ * nargs and no argument may be empty, so a missing value never collapses a
+ * per-user key into a shared one.
+ *
+ * Arguments are binary-safe and are percent-encoded (`%XX`, upper-case hex)
+ * except for the bytes `A-Z a-z 0-9 _ -`, which are copied: the encoding is
+ * injective and a filled-in value can never contain a separator of the
+ * template (`:`, `.`, `/`, `{`, `%`, ...). So in one namespace no value can
+ * make a template's key equal the key of a template with other literal parts
+ * and another value (`orders:{}` with `alice:summary` gives
+ * `orders:alice%3Asummary`, never `orders:{}:summary`'s key for `alice`).
+ * Plain ids keep their text (`b.logged_in.{}` with `112358` gives
+ * `b.logged_in.112358`). What the encoding cannot rule out is two templates
+ * of one namespace matching one key by their own literals (a fixed `a.b`
+ * beside `a.{}` with the value `b`, or `{}` beside anything): keep such
+ * templates in different namespaces or give them different literal parts
+ * (the Python decorators refuse such a pair at decoration). A value may fill
+ * at most a third of HTTPCACHE_MAX_KEY_BYTES if every byte is encoded.
  *
  * @param[out] out the key bytes; caller disposes with httpcache_buf_dispose().
  * @param tmpl the template bytes, tmpl_len long.
@@ -589,7 +606,8 @@ typedef void (*httpcache_async_done_cb)(int status, int64_t count, void *payload
  * Creates a non-blocking context over a handle's backend. The handle must
  * outlive the context.
  * @param watch called with (fd, events, watch_payload) as interest changes; may be NULL for memory://.
- * @return HTTPCACHE_OK; HTTPCACHE_EINVALID; HTTPCACHE_ENOMEM.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (also for a NULL watch on a Redis
+ *         handle, whose requests could then never complete); HTTPCACHE_ENOMEM.
  * Since v1.0.
  */
 HTTPCACHE_EXTERN(int) httpcache_async_open(httpcache_async **out, httpcache_cache *cache,

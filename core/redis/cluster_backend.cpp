@@ -96,6 +96,8 @@ class redis_cluster final : public backend {
   }
 
   std::unique_ptr<async_session> open_async(watch_fn watch) override {
+    // Without a watch callback no descriptor is ever watched: every request would time out.
+    if (!watch) throw error(errc::invalid, "a Redis handle's non-blocking context needs a watch callback");
     return make_cluster_session(map_, std::move(watch));
   }
 

@@ -22,11 +22,11 @@ static void test_keys_template_fills_field(void **state) {
   httpcache_buf_dispose(&key);
 }
 
-/** Several fields, escaped braces, and arguments with NUL and non-UTF-8 bytes. */
+/** Several fields, escaped braces, and arguments with NUL and non-UTF-8 bytes (percent-encoded). */
 static void test_keys_template_binary_and_escapes(void **state) {
   httpcache_buf key = HTTPCACHE_BUF_INIT;
   httpcache_slice args[2];
-  const char expect[] = "{u}:a\0b/\xff\xfe";
+  const char expect[] = "{u}:a%00b/%FF%FE";
   (void)state;
   args[0].data = "a\0b";
   args[0].size = 3;
@@ -75,27 +75,57 @@ static void test_keys_bad_templates(void **state) {
   httpcache_buf_dispose(&key);
 }
 
-/** A width over the key limit is refused before formatting: fmt would first pad to it (fuzz_key
- * found `{:8658655}`, 8 MB per call; `{:2000000000}` would be 2 GB). Small widths still work. */
-static void test_keys_huge_width_refused_before_formatting(void **state) {
+/** Only plain fields: a spec could give different values one key (`{:.2}` makes `alice1` and
+ * `alice2` one key, `{:.0}` everyone one, a width merges "x" and "  x"); numbered fields work. */
+static void test_keys_field_specs_refused(void **state) {
+  static const char *const refused[] = {"a.{:.2}", "a.{:.0}", "a.{:>5}", "a.{:2000000000}", "a.{0.__class__}",
+                                        "a.{!r}", "a.{name}", "a.{0:}", "a.{ }"};
   httpcache_buf key = HTTPCACHE_BUF_INIT;
+  httpcache_slice two[2] = {{"x", 1}, {"y", 1}};
+  size_t i;
   (void)state;
-  assert_int_equal(format1(&key, "a.{:2000000000}", "x", 1), HTTPCACHE_EINVALID);
-  assert_non_null(strstr(httpcache_error_last()->message, "over the key limit"));
-  assert_int_equal(format1(&key, "\\}{:8658655}5}8", "x", 1), HTTPCACHE_EINVALID);
-  assert_int_equal(format1(&key, "a.{:>99999999999999999999999}", "x", 1), HTTPCACHE_EINVALID);
-  assert_int_equal(format1(&key, "a.{:4097}", "x", 1), HTTPCACHE_EINVALID);
-  assert_int_equal(format1(&key, "a.{:>5}", "x", 1), HTTPCACHE_OK);
-  assert_string_equal(key.ptr, "a.    x");
-  assert_int_equal(format1(&key, "a.{:4094}", "x", 1), HTTPCACHE_OK);
-  assert_int_equal(key.size, 4096);
-  {
-    /* Legal widths that add up: refused too. */
-    httpcache_slice args[2] = {{"x", 1}, {"y", 1}};
-    assert_int_equal(httpcache_key_format(&key, "{:4000}{:4000}", 14, args, 2), HTTPCACHE_EINVALID);
-    assert_non_null(strstr(httpcache_error_last()->message, "over the key limit"));
+  for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    assert_int_equal(format1(&key, refused[i], "alice1", 6), HTTPCACHE_EINVALID);
+    assert_non_null(strstr(httpcache_error_last()->message, "template"));
   }
+  assert_int_equal(httpcache_key_format(&key, "{1}.{0}", 7, two, 2), HTTPCACHE_OK);
+  assert_string_equal(key.ptr, "y.x");
+  assert_int_equal(httpcache_key_format(&key, "{}.{1}", 6, two, 2), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_key_format(&key, "{0}.{5}", 7, two, 2), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_key_format(&key, "{0}.{0}", 7, two, 1), HTTPCACHE_EINVALID);
   httpcache_buf_dispose(&key);
+}
+
+/** A value cannot steer a key into another template's (issue 13's repro: the user named
+ * `alice:summary` on `orders:{}` must not read `orders:{}:summary` of alice), nor be empty. */
+static void test_keys_values_are_encoded_injectively(void **state) {
+  httpcache_buf a = HTTPCACHE_BUF_INIT, b = HTTPCACHE_BUF_INIT;
+  (void)state;
+  assert_int_equal(format1(&a, "orders:{}", "alice:summary", 13), HTTPCACHE_OK);
+  assert_int_equal(format1(&b, "orders:{}:summary", "alice", 5), HTTPCACHE_OK);
+  assert_string_equal(a.ptr, "orders:alice%3Asummary");
+  assert_string_equal(b.ptr, "orders:alice:summary");
+  assert_int_equal(format1(&a, "a.{}", "b.c", 3), HTTPCACHE_OK);
+  assert_string_equal(a.ptr, "a.b%2Ec");
+  assert_int_equal(format1(&a, "a.{}", "50%", 3), HTTPCACHE_OK);
+  assert_string_equal(a.ptr, "a.50%25");
+  assert_int_equal(format1(&a, "a.{}", "{}", 2), HTTPCACHE_OK);
+  assert_string_equal(a.ptr, "a.%7B%7D");
+  assert_int_equal(format1(&a, "u.{}", "Az09_-", 6), HTTPCACHE_OK);
+  assert_string_equal(a.ptr, "u.Az09_-");
+  assert_int_equal(format1(&a, "a.{}", "", 0), HTTPCACHE_EINVALID);
+  assert_non_null(strstr(httpcache_error_last()->message, "empty"));
+  /* Three bytes per byte: a value may fill at most a third of the key. */
+  {
+    static char big[HTTPCACHE_MAX_KEY_BYTES];
+    memset(big, '.', sizeof big);
+    assert_int_equal(format1(&a, "{}", big, HTTPCACHE_MAX_KEY_BYTES / 3), HTTPCACHE_OK);
+    assert_int_equal(a.size, HTTPCACHE_MAX_KEY_BYTES - HTTPCACHE_MAX_KEY_BYTES % 3);
+    assert_int_equal(format1(&a, "{}", big, HTTPCACHE_MAX_KEY_BYTES / 3 + 1), HTTPCACHE_EINVALID);
+    assert_non_null(strstr(httpcache_error_last()->message, "limit"));
+  }
+  httpcache_buf_dispose(&a);
+  httpcache_buf_dispose(&b);
 }
 
 /** The backend key is `namespace:key`; keys are checked the same way everywhere. */
@@ -146,7 +176,8 @@ int main(void) {
       cmocka_unit_test(test_keys_template_binary_and_escapes),
       cmocka_unit_test(test_keys_field_count_must_match),
       cmocka_unit_test(test_keys_bad_templates),
-      cmocka_unit_test(test_keys_huge_width_refused_before_formatting),
+      cmocka_unit_test(test_keys_field_specs_refused),
+      cmocka_unit_test(test_keys_values_are_encoded_injectively),
       cmocka_unit_test(test_keys_full_key_layout),
       cmocka_unit_test(test_keys_namespace_rules),
   };

@@ -243,6 +243,7 @@ class HTTPCache:
     _options: dict[str, int] = {}
     _handles: dict[str, Handle] = {}
     _lock = threading.Lock()
+    _initialized = False  # init() was called; before it, the first handle says what is in force
 
     @classmethod
     def init(cls, redis_url: str | None = None, namespace: str = "httpcache", tz: Any = "UTC", **options: int):
@@ -267,6 +268,7 @@ class HTTPCache:
             cls._url = url
             cls._tz_name = tz_name
             cls._options = dict(options)
+            cls._initialized = True
             # Old handles are dropped, not closed: calls in flight keep theirs until they return.
             cls._handles = {namespace: handle}
         return cls
@@ -280,6 +282,12 @@ class HTTPCache:
             with cls._lock:
                 h = cls._handles.get(ns)
                 if h is None:
+                    if not cls._initialized:
+                        cls._initialized = True  # said once per process
+                        logger.warning(
+                            "httpcache: HTTPCache.init() was not called: caching in this process's own "
+                            "memory:// store (not shared with other workers, lost on restart)"
+                        )
                     h = Handle(_httpcache.Cache(cls._url, ns, cls._tz_name, **cls._options), ns, cls._url)
                     handles = dict(cls._handles)
                     handles[ns] = h

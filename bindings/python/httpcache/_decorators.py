@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from . import _httpcache
 from ._cached_call import CachedCall
 from ._config import HTTPCache, Handle, check_namespace
-from ._keys import KeyBuilder
+from ._keys import KeyBuilder, claim
 from ._ttl import TtlChoice
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,7 +62,9 @@ def cache(
     def decorate(func: F) -> F:
         if not callable(func):
             raise ValueError(f"{what}: cannot decorate {func!r}: not callable")
-        call = CachedCall(func, KeyBuilder(func, [key], obj, obj_attr, what), ttl, namespace)
+        keys = KeyBuilder(func, [key], obj, obj_attr, what)
+        claim(namespace, keys.templates, what)
+        call = CachedCall(func, keys, ttl, namespace)
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)

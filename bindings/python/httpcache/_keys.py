@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from typing import Any, Callable
 
 from . import _httpcache
@@ -26,7 +27,8 @@ class KeyBuilder:
     filled with ``getattr(<the argument named obj>, obj_attr)``, whether the argument came by
     keyword, by position or from its default. When the object or the attribute is missing,
     None or empty, ``build`` returns None and the call runs uncached: a per-user key must never
-    collapse into a key shared by every user.
+    collapse into a key shared by every user. The core percent-encodes the value (outside
+    ``[A-Za-z0-9_-]``), so no value can reach another template's key.
     """
 
     def __init__(self, func: Callable[..., Any], templates: list[Any], obj: Any, obj_attr: Any, what: str) -> None:
@@ -38,6 +40,7 @@ class KeyBuilder:
             raise ValueError(f"{what}: obj_attr={obj_attr!r} needs obj, the parameter to read it from")
         self.obj = obj
         self.obj_attr = obj_attr
+        self.warned: set[str] = set()
         self.templates: list[bytes] = []
         for t in templates:
             if not isinstance(t, str) or not t:
@@ -85,19 +88,133 @@ class KeyBuilder:
                 return None
         if o is None:
             return None
-        v = getattr(o, self.obj_attr, None)
-        if v is None:
-            return None
-        arg = bytes(v) if isinstance(v, (bytes, bytearray)) else str(v).encode("utf-8")
-        if not arg:
+        arg = self._value(o)
+        if arg is None:
             return None
         try:
             return [_httpcache.key_format(t, [arg]) for t in self.templates]
         except ValueError as e:  # e.g. over HTTPCACHE_MAX_KEY_BYTES: run uncached, never fail the call
-            logger.warning("httpcache: cannot build a key from %s.%s: %s; running uncached", self.obj, self.obj_attr, e)
+            self._warn_once("key", "cannot build a key from %s.%s: %s; running uncached", e)
             return None
+
+    def _value(self, o: Any) -> bytes | None:
+        """The bytes of ``o.<obj_attr>`` for the key, or None (the call runs uncached): missing,
+        None or empty; or, with one warning per decorated function, a value that does not tell
+        one user from another (a method, or an object whose text is the default repr with its
+        address, which is reused once the object is freed) or whose text cannot be had."""
+        try:
+            v = getattr(o, self.obj_attr, None)
+            if v is None:
+                return None
+            if isinstance(v, (bytes, bytearray)):
+                return bytes(v) or None
+            if callable(v) or (type(v).__str__ is object.__str__ and type(v).__repr__ is object.__repr__):
+                self._warn_once(
+                    "identity", "%s.%s is %s, which does not identify a user; running uncached", type(v).__name__
+                )
+                return None
+            text = str(v)
+        except Exception as e:  # noqa: BLE001 - a property or __str__ of the app's that raises
+            self._warn_once("error", "cannot read %s.%s for the key (%s); running uncached", f"{type(e).__name__}: {e}")
+            return None
+        try:
+            return text.encode("utf-8") or None
+        except UnicodeError as e:  # a lone surrogate: no UTF-8 text, so no key
+            self._warn_once("encode", "%s.%s is not valid text for a key (%s); running uncached", e.reason)
+            return None
+
+    def _warn_once(self, reason: str, message: str, detail: Any) -> None:
+        if reason not in self.warned:
+            self.warned.add(reason)
+            logger.warning("httpcache: " + message, self.obj, self.obj_attr, detail)
 
     @property
     def per_user(self) -> bool:
         """Whether each call's key comes from its arguments (an ``obj``), not fixed."""
         return self.fixed is None
+
+
+# -- Templates that could give one key two meanings.
+#
+# The core's encoding keeps a value from containing a template's separators, but two templates
+# of one namespace can still match one key: a fixed "a.b" and a per-user "a.{}" with the id "b",
+# or "{}" and anything. @cache refuses such a pair at decoration: a template is a sequence of
+# literal bytes and fields, a field matches one or more bytes the encoding can produce, and two
+# templates collide when some key matches both (an intersection of two small automata).
+
+_FIELD = -1
+_FIELD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-%")
+
+
+def _pattern(template: bytes) -> tuple[int, ...]:
+    """The template (already checked by the core) as literal bytes and _FIELD markers."""
+    tokens: list[int] = []
+    i = 0
+    while i < len(template):
+        c = template[i]
+        if c == 0x7B and template[i + 1 : i + 2] != b"{":  # a field
+            i = template.index(b"}", i) + 1
+            tokens.append(_FIELD)
+            continue
+        tokens.append(c)
+        i += 2 if c in (0x7B, 0x7D) else 1  # {{ and }} stand for one brace
+    return tuple(tokens)
+
+
+def _steps(p: tuple[int, ...], i: int, in_field: bool) -> list[tuple[int, tuple[int, bool]]]:
+    # The bytes (a literal, or _FIELD for the field class) p can consume next, and where it goes.
+    if in_field or (i < len(p) and p[i] == _FIELD):
+        return [(_FIELD, (i, True))]
+    return [(p[i], (i + 1, False))] if i < len(p) else []
+
+
+def _meet(a: int, b: int) -> bool:
+    if a == _FIELD:
+        return b == _FIELD or b in _FIELD_BYTES
+    return a == b if b != _FIELD else a in _FIELD_BYTES
+
+
+def patterns_overlap(p: tuple[int, ...], q: tuple[int, ...]) -> bool:
+    """Whether some key matches both patterns."""
+    start = (0, False, 0, False)
+    seen, todo = {start}, [start]
+    while todo:
+        i, fi, j, fj = todo.pop()
+        if i == len(p) and j == len(q) and not fi and not fj:
+            return True
+        moves = []
+        if fi:  # a field has consumed at least one byte: it may end here
+            moves.append((i + 1, False, j, fj))
+        if fj:
+            moves.append((i, fi, j + 1, False))
+        for a, (ni, nfi) in _steps(p, i, fi):
+            for b, (nj, nfj) in _steps(q, j, fj):
+                if _meet(a, b):
+                    moves.append((ni, nfi, nj, nfj))
+        for m in moves:
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return False
+
+
+_claimed: dict[str | None, dict[tuple[int, ...], str]] = {}
+_claim_lock = threading.Lock()
+
+
+def claim(namespace: str | None, templates: list[bytes], what: str) -> None:
+    """Records the templates of a @cache in `namespace` (None: init()'s), refusing one that can
+    give the same key as a different template already there. The same template twice is one
+    entry shared on purpose."""
+    with _claim_lock:
+        mine = _claimed.setdefault(namespace, {})
+        for tb in templates:
+            pat = _pattern(tb)
+            for other, text in mine.items():
+                if other != pat and patterns_overlap(pat, other):
+                    raise ValueError(
+                        f"{what}: key template {tb.decode('utf-8', 'replace')!r} can give the same key as "
+                        f"{text!r}, another @cache of this namespace: one entry would serve both (give them "
+                        "literal parts that differ, e.g. another prefix)"
+                    )
+            mine.setdefault(pat, tb.decode("utf-8", "replace"))
