@@ -65,6 +65,25 @@ def redis_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def redis_auth_url() -> str:
+    """redis://app:PASSWORD@host:port: an ACL user with a password and every permission."""
+    return (_redis_dir() / "url_auth").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def redis_confined_url() -> str:
+    """The ACL user `confined`: GET SET DEL PTTL (AUTH needs no permission; no SELECT) on
+    keys `confined:*` only (README "Redis permissions"); use namespace "confined"."""
+    return (_redis_dir() / "url_confined").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def redis_confined_lock_url() -> str:
+    """The ACL user `confined_lock`: `confined`'s rights plus EVAL and `httpcache-lock!confined:*`."""
+    return (_redis_dir() / "url_confined_lock").read_text().strip()
+
+
+@pytest.fixture(scope="session")
 def redis_client(redis_url):
     client = redis_py.Redis.from_url(redis_url)
     client.ping()
