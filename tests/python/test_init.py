@@ -9,6 +9,7 @@ import socket
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis as redis_py
 
 import httpcache
 from httpcache import HTTPCache, cache, invalidate_cache
@@ -32,17 +33,28 @@ def test_defaults_and_attributes():
 
 
 def test_redis_and_unix_urls(redis_url, redis_socket, namespace):
-    urls = (redis_url, redis_url + "/3", f"unix://{redis_socket}", f"unix://{redis_socket}?db=2")
-    for i, url in enumerate(urls):
+    # (url, the database it names): each value is checked with an independent client in that
+    # database and found absent from every other one, so an ignored /db or ?db= fails.
+    urls = ((redis_url, 0), (redis_url + "/3", 3), (f"unix://{redis_socket}", 0), (f"unix://{redis_socket}?db=2", 2))
+    clients = {db: redis_py.Redis(unix_socket_path=redis_socket, db=db) for db in (0, 2, 3)}
+    for i, (url, db) in enumerate(urls):
         HTTPCache.init(redis_url=url, namespace=namespace)
+        calls = []
 
         @cache(key=f"u{i}", ttl_in_seconds=60)
         def f():
+            calls.append(1)
             return url
 
         assert f() == url and f() == url
+        assert len(calls) == 1
         value, _ = HTTPCache.handle().cache.get(f"u{i}".encode())
         assert value.decode() == f'"{url}"'
+        for other, client in clients.items():
+            expected = f'"{url}"'.encode() if other == db else None
+            assert client.get(f"{namespace}:u{i}") == expected, (url, other)
+    for client in clients.values():
+        client.close()
 
 
 def test_cluster_urls(cluster_url, cluster_client, namespace):
@@ -187,16 +199,22 @@ def test_unreachable_redis_http_response_still_gets_headers():
 
 
 def test_reinit_switches_backend(redis_backend, namespace):
+    calls = []
+
     @cache(key="sw", ttl_in_seconds=60)
     def f():
+        calls.append(HTTPCache.redis_url)
         return HTTPCache.redis_url
 
     HTTPCache.init(namespace=namespace)
-    assert f() is None  # memory://
+    assert f() is None and f() is None  # memory://: a miss, then a hit
+    assert calls == [None]
     HTTPCache.init(redis_url=redis_backend, namespace=namespace)
     assert f() == redis_backend  # a different store: a miss
+    assert calls == [None, redis_backend]
     HTTPCache.init(namespace=namespace)
-    assert f() is None  # a fresh memory store
+    assert f() is None  # a fresh memory store: a miss again, not the first store's entry
+    assert calls == [None, redis_backend, None]
 
 
 def test_exports():
