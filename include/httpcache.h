@@ -180,7 +180,7 @@ typedef struct httpcache_options {
   unsigned int version;        /**< HTTPCACHE_OPTIONS_VERSION. */
   uint32_t connect_timeout_ms; /**< Redis connect timeout; default 1000. */
   uint32_t command_timeout_ms; /**< Redis per-command timeout; default 1000. */
-  uint32_t pool_size;          /**< Idle Redis connections kept per handle; default 8. */
+  uint32_t pool_size;          /**< Idle Redis connections kept per handle; default 8 (concurrent calls may open more; the extras are closed after use). */
   uint64_t memory_max_entries; /**< memory://: entry limit (LRU eviction); default 100000. */
   uint64_t memory_max_bytes;   /**< memory://: bytes of keys+values (LRU eviction); default 64 MiB. */
   uint64_t max_value_bytes;    /**< Largest value stored; larger ones are not stored (EINVALID from set); default 8 MiB. */
@@ -193,7 +193,9 @@ typedef struct httpcache_options {
 #define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /**
- * Fills opts with the defaults of `version` (pass HTTPCACHE_OPTIONS_VERSION).
+ * Fills opts with the defaults of `version` (pass HTTPCACHE_OPTIONS_VERSION):
+ * `version` set and every other field 0, which means "the default" given next
+ * to each field above (the same as HTTPCACHE_OPTIONS_INIT).
  * @return HTTPCACHE_OK, HTTPCACHE_EINVALID (opts NULL), HTTPCACHE_EVERSION.
  * Since v1.0.
  */

@@ -2,7 +2,9 @@
  * The blocking calls against every backend: memory://, a real redis-server over TCP and over its
  * unix socket, and a real 3-master Redis Cluster. Each test runs once per backend (its prestate
  * names the backend). */
+#define _POSIX_C_SOURCE 200809L
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,6 +403,238 @@ static void test_cache_redis_reconnects_after_restart(void **state) {
   httpcache_buf_dispose(&value);
 }
 
+/* The `field` counter of INFO's `section` line `name` (e.g. "commandstats", "cmdstat_get",
+ * "calls"), 0 when the line is absent. */
+static long long info_counter(redisContext *c, const char *section, const char *name, const char *field) {
+  redisReply *r = redisCommand(c, "INFO %s", section);
+  char needle[128];
+  const char *line, *at;
+  long long n = 0;
+  assert_non_null(r);
+  assert_int_equal(r->type, REDIS_REPLY_STRING);
+  snprintf(needle, sizeof needle, "\n%s:", name);
+  line = strstr(r->str, needle);
+  if (line) {
+    snprintf(needle, sizeof needle, "%s=", field);
+    at = field[0] ? strstr(line, needle) : line + strlen(name) + 2;
+    if (at && (!field[0] || at < strchr(line + 1, '\n'))) n = atoll(field[0] ? at + strlen(needle) : at);
+  }
+  freeReplyObject(r);
+  return n;
+}
+
+static long long calls_of(redisContext *c, const char *command) {
+  char name[64];
+  snprintf(name, sizeof name, "cmdstat_%s", command);
+  return info_counter(c, "commandstats", name, "calls");
+}
+
+/* Calls of every command but INFO (the counting itself). */
+static long long all_calls(redisContext *c) {
+  redisReply *r = redisCommand(c, "INFO commandstats");
+  const char *p;
+  long long n = 0;
+  assert_non_null(r);
+  for (p = strstr(r->str, "\ncmdstat_"); p; p = strstr(p + 1, "\ncmdstat_")) {
+    const char *calls = strstr(p, "calls=");
+    if (strncmp(p, "\ncmdstat_info:", 14) != 0 && calls) n += atoll(calls + 6);
+  }
+  freeReplyObject(r);
+  return n;
+}
+
+/** A hit is one GET and one PTTL (pipelined, nothing else); a store one SET; an invalidation of
+ *  N keys one DEL. Counted by the server (INFO commandstats deltas). */
+static void test_cache_redis_commands_per_call(void **state) {
+  fixture *f = *state;
+  redisContext *c = raw_redis();
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  compute_state cs = {0, "v", 1, 0, 0};
+  httpcache_outcome outcome;
+  const char *keys[] = {"a", "b", "c"};
+  size_t lens[] = {1, 1, 1}, deleted = 0;
+  long long get0, pttl0, set0, del0, all0;
+  int i;
+  assert_int_equal(httpcache_cache_set(NULL, f->cache, "a", 1, "v", 1, &one_minute), HTTPCACHE_OK); /* connect */
+  get0 = calls_of(c, "get"), pttl0 = calls_of(c, "pttl"), set0 = calls_of(c, "set"), all0 = all_calls(c);
+  for (i = 1; i <= 3; ++i) {
+    assert_int_equal(httpcache_cache_get(&value, NULL, f->cache, "a", 1), HTTPCACHE_OK);
+    assert_int_equal(calls_of(c, "get"), get0 + i);
+    assert_int_equal(calls_of(c, "pttl"), pttl0 + i);
+    assert_int_equal(all_calls(c), all0 + 2 * i);
+  }
+  assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &outcome, f->cache, "a", 1, &one_minute, compute,
+                                                  &cs),
+                   HTTPCACHE_OK);
+  assert_int_equal(outcome, HTTPCACHE_OUTCOME_HIT);
+  assert_int_equal(all_calls(c), all0 + 8);
+  assert_int_equal(httpcache_cache_set(NULL, f->cache, "b", 1, "v", 1, &one_minute), HTTPCACHE_OK);
+  assert_int_equal(calls_of(c, "set"), set0 + 1);
+  assert_int_equal(all_calls(c), all0 + 9);
+  del0 = calls_of(c, "del");
+  assert_int_equal(httpcache_cache_invalidate(&deleted, f->cache, (const void *const *)keys, lens, 3), HTTPCACHE_OK);
+  assert_int_equal(deleted, 2);
+  assert_int_equal(calls_of(c, "del"), del0 + 1);
+  assert_int_equal(all_calls(c), all0 + 10);
+  httpcache_buf_dispose(&value);
+  redisFree(c);
+}
+
+/* Clients connected to the server, without the counting connection. */
+static long long connected_clients(redisContext *c) {
+  return info_counter(c, "clients", "connected_clients", "") - 1;
+}
+
+typedef struct {
+  httpcache_cache *cache;
+  pthread_barrier_t *go;
+  int rc;
+} pool_worker;
+
+static void *pool_get(void *arg) {
+  pool_worker *w = arg;
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  pthread_barrier_wait(w->go);
+  w->rc = httpcache_cache_get(&value, NULL, w->cache, "p", 1);
+  httpcache_buf_dispose(&value);
+  return NULL;
+}
+
+/* Runs `threads` concurrent gets on a handle with the given pool_size (0: the default) while the
+ * server holds every command (CLIENT PAUSE), so each get needs a connection of its own; returns
+ * the connections the handle keeps open afterwards. */
+static long long connections_kept(const char *url, const char *ns, uint32_t pool_size, int threads) {
+  redisContext *c = raw_redis();
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *cache = NULL;
+  pthread_t tid[16];
+  pool_worker w[16];
+  pthread_barrier_t go;
+  long long before, opened, kept = -1;
+  int i, tries;
+  assert_true(threads <= 16);
+  opts.pool_size = pool_size;
+  assert_int_equal(httpcache_cache_open(&cache, url, ns, NULL, &opts), HTTPCACHE_OK);
+  before = connected_clients(c);
+  opened = info_counter(c, "stats", "total_connections_received", "");
+  pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+  for (i = 0; i < threads; ++i) {
+    w[i].cache = cache;
+    w[i].go = &go;
+    w[i].rc = 99;
+    assert_int_equal(pthread_create(&tid[i], NULL, pool_get, &w[i]), 0);
+  }
+  freeReplyObject(redisCommand(c, "CLIENT PAUSE 400 ALL"));
+  pthread_barrier_wait(&go);
+  for (i = 0; i < threads; ++i) {
+    pthread_join(tid[i], NULL);
+    assert_int_equal(w[i].rc, HTTPCACHE_ENOTFOUND);
+  }
+  pthread_barrier_destroy(&go);
+  /* Every get ran while the others were held: one connection each. */
+  assert_int_equal(info_counter(c, "stats", "total_connections_received", "") - opened, threads);
+  for (tries = 0; tries < 100; ++tries) { /* the closed extras leave the server's list shortly */
+    kept = connected_clients(c) - before;
+    if (kept <= (long long)(pool_size ? pool_size : 8)) break;
+    test_sleep_ms(10);
+  }
+  httpcache_cache_free(cache);
+  redisFree(c);
+  return kept;
+}
+
+/** pool_size bounds the idle connections a handle keeps: 4 concurrent calls open 4, and with
+ *  pool_size 2 only 2 stay open; with the default (8), 10 concurrent calls leave 8. */
+static void test_cache_redis_pool_size(void **state) {
+  fixture *f = *state;
+  assert_int_equal(connections_kept(test_redis_url(), f->ns, 2, 4), 2);
+  assert_int_equal(connections_kept(test_redis_url(), f->ns, 0, 10), 8);
+}
+
+typedef struct {
+  httpcache_cache *cache;
+  pthread_barrier_t *go;
+  int index;
+  int calls;
+  char got[32];
+  httpcache_outcome outcome;
+} waiter;
+
+static int leader_count;
+static pthread_mutex_t leader_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+/* The first caller declines to store its value, slowly (so the others arrive and wait for it);
+ * every other caller computes its own value and stores it. */
+static int compute_declining_leader(httpcache_buf *out, uint32_t *flags, void *payload) {
+  waiter *w = payload;
+  char own[32];
+  int first;
+  ++w->calls;
+  pthread_mutex_lock(&leader_mutex);
+  first = leader_count++ == 0;
+  pthread_mutex_unlock(&leader_mutex);
+  if (first) {
+    test_sleep_ms(500);
+    *flags = HTTPCACHE_COMPUTE_DONT_STORE;
+    return httpcache_buf_set(out, "leader", 6);
+  }
+  snprintf(own, sizeof own, "own-%d", w->index);
+  return httpcache_buf_set(out, own, strlen(own));
+}
+
+static void *waiter_main(void *arg) {
+  waiter *w = arg;
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  pthread_barrier_wait(w->go);
+  if (w->index > 0) test_sleep_ms(50); /* the leader first */
+  assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &w->outcome, w->cache, "decline", 7, &one_minute,
+                                                  compute_declining_leader, w),
+                   HTTPCACHE_OK);
+  snprintf(w->got, sizeof w->got, "%s", value.ptr);
+  httpcache_buf_dispose(&value);
+  return NULL;
+}
+
+/** Waiters of a leader that declines to store (HTTPCACHE_COMPUTE_DONT_STORE) are not given its
+ *  value: each computes its own; what ends up stored is never the leader's. */
+static void test_cache_waiters_when_leader_declines(void **state) {
+  fixture *f = *state;
+  enum { N = 4 };
+  pthread_t tid[N];
+  waiter w[N];
+  pthread_barrier_t go;
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  httpcache_stats s = HTTPCACHE_STATS_INIT;
+  int i;
+  leader_count = 0;
+  pthread_barrier_init(&go, NULL, N);
+  for (i = 0; i < N; ++i) {
+    memset(&w[i], 0, sizeof w[i]);
+    w[i].cache = f->cache;
+    w[i].go = &go;
+    w[i].index = i;
+    assert_int_equal(pthread_create(&tid[i], NULL, waiter_main, &w[i]), 0);
+  }
+  for (i = 0; i < N; ++i) pthread_join(tid[i], NULL);
+  pthread_barrier_destroy(&go);
+  assert_int_equal(leader_count, N); /* everyone computed */
+  for (i = 0; i < N; ++i) {
+    char own[32];
+    assert_int_equal(w[i].calls, 1);
+    if (strcmp(w[i].got, "leader") == 0) {
+      assert_int_equal(w[i].outcome, HTTPCACHE_OUTCOME_UNCACHED);
+    } else {
+      snprintf(own, sizeof own, "own-%d", i);
+      if (strcmp(w[i].got, own) != 0) fail_msg("caller %d got '%s', not its own value", i, w[i].got);
+    }
+  }
+  assert_int_equal(httpcache_cache_stats(&s, f->cache), HTTPCACHE_OK);
+  assert_int_equal(s.coalesced, N - 1); /* the others did wait for the leader (then computed) */
+  assert_int_equal(httpcache_cache_get(&value, NULL, f->cache, "decline", 7), HTTPCACHE_OK);
+  assert_non_null(strstr(value.ptr, "own-"));
+  httpcache_buf_dispose(&value);
+}
+
 /* ---- memory only ---- */
 
 /** The memory store evicts the least recently used entry past its entry limit. */
@@ -483,6 +717,11 @@ int main(void) {
       REDIS_ONLY(test_cache_redis_plain_bytes),
       REDIS_ONLY(test_cache_redis_foreign_type_is_miss),
       REDIS_ONLY(test_cache_redis_reconnects_after_restart),
+      REDIS_ONLY(test_cache_redis_commands_per_call),
+      REDIS_ONLY(test_cache_redis_pool_size),
+      cmocka_unit_test_prestate_setup_teardown(test_cache_waiters_when_leader_declines, setup, teardown,
+                                               (void *)&memory_backend),
+      REDIS_ONLY(test_cache_waiters_when_leader_declines),
       cmocka_unit_test(test_cache_memory_lru_by_entries),
       cmocka_unit_test(test_cache_memory_lru_by_bytes),
   };
