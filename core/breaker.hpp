@@ -16,7 +16,8 @@ class circuit_breaker {
   // True if the caller may use the backend now (closed, or this caller won the probe).
   bool allow();
   void record_success();
-  // Returns true when this failure opened the breaker (a trip, to be counted and logged).
+  // Returns true when this failure opened the breaker, or re-opened it after a failed probe (a
+  // trip, to be counted).
   bool record_failure();
   bool is_open() const { return open_until_ms_.load(std::memory_order_relaxed) != 0; }
 
@@ -25,6 +26,7 @@ class circuit_breaker {
   const std::uint32_t cooldown_ms_;
   std::atomic<std::uint32_t> consecutive_failures_{0};
   std::atomic<std::int64_t> open_until_ms_{0};  // 0 = closed
+  std::atomic<bool> probing_{false};            // a caller was admitted to probe since it opened
 };
 
 }  // namespace httpcache

@@ -536,7 +536,9 @@ typedef struct httpcache_stats {
   uint64_t misses;          /**< Lookups that found none. */
   uint64_t stores;          /**< Values stored. */
   uint64_t errors;          /**< Backend failures (unreachable, I/O, timeout, error reply). */
-  uint64_t breaker_trips;   /**< Times the circuit breaker opened. */
+  uint64_t breaker_trips;   /**< Times the circuit breaker opened: once from closed, then again each
+                                 time the probe after a cool-down failed (a long outage counts one
+                                 trip per cool-down). */
   uint64_t breaker_skips;   /**< Backend calls skipped because it was open. */
   uint64_t uncached;        /**< Computed values not stored (declined, too large, backend down). */
   uint64_t oversized;       /**< Values over max_value_bytes. */
