@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,24 @@ void test_redis_fixture(const char *action) {
   const char *dir = getenv("HTTPCACHE_TEST_REDIS_DIR");
   snprintf(cmd, sizeof cmd, "%s %s '%s' >/dev/null", HTTPCACHE_FIXTURE_SCRIPT, action, dir ? dir : "");
   assert_int_equal(system(cmd), 0);
+}
+
+int test_redis_restore(void **state) {
+  const char *dir = getenv("HTTPCACHE_TEST_REDIS_DIR");
+  char path[1024], cmd[2048], pid[64] = "";
+  FILE *f;
+  (void)state;
+  if (!dir) return 0;
+  snprintf(path, sizeof path, "%s/pid", dir);
+  f = fopen(path, "r");
+  if (f) {
+    if (!fgets(pid, sizeof pid, f)) pid[0] = '\0';
+    fclose(f);
+  }
+  if (atoi(pid) > 0 && kill((pid_t)atoi(pid), SIGCONT) == 0) return 0;
+  /* No server any more (killed, and the test failed before reviving it): start it again. */
+  snprintf(cmd, sizeof cmd, "%s revive '%s' >/dev/null", HTTPCACHE_FIXTURE_SCRIPT, dir);
+  return system(cmd) == 0 ? 0 : -1;
 }
 
 const char *test_unique_namespace(const char *prefix) {

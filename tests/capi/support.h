@@ -20,6 +20,10 @@ const char *test_cluster_url(void);
 int test_redis_pid(void);
 /* Runs the fixture script with `action` (e.g. "restart"); asserts it succeeded. */
 void test_redis_fixture(const char *action);
+/* A CMocka teardown for tests that stall (SIGSTOP) or kill the fixture's server: resumes it
+ * (SIGCONT) and revives it if it is gone, so a failed assertion never leaves the shared server
+ * stopped for the tests after it. Asserts nothing; returns non-zero if it could not. */
+int test_redis_restore(void **state);
 /* A namespace unique to this process and call, so tests never see each other's keys. */
 const char *test_unique_namespace(const char *prefix);
 /* Milliseconds of CLOCK_MONOTONIC. */

@@ -43,13 +43,24 @@ static void test_errors_last_error_follows_calls(void **state) {
 static void test_errors_options_version_mismatch(void **state) {
   httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
   httpcache_cache *cache = (httpcache_cache *)&opts; /* must be reset to NULL */
+  const httpcache_error *e;
   (void)state;
-  assert_int_equal(opts.version, HTTPCACHE_OPTIONS_VERSION);
   assert_int_equal(httpcache_options_init(&opts, 999), HTTPCACHE_EVERSION);
-  assert_non_null(strstr(httpcache_error_last()->message, "999"));
+  e = httpcache_error_last();
+  assert_int_equal(e->code, HTTPCACHE_EVERSION);
+  assert_non_null(strstr(e->message, "unsupported httpcache_options version 999"));
+  /* A refused init leaves the caller's struct alone: still the macro's, which open accepts. */
+  assert_int_equal(opts.version, HTTPCACHE_OPTIONS_VERSION);
+  assert_int_equal(httpcache_cache_open(&cache, "memory://", "version", NULL, &opts), HTTPCACHE_OK);
+  assert_non_null(cache);
+  httpcache_cache_free(cache);
+  cache = (httpcache_cache *)&opts;
   opts.version = 999;
-  assert_int_equal(httpcache_cache_open(&cache, NULL, NULL, NULL, &opts), HTTPCACHE_EVERSION);
+  assert_int_equal(httpcache_cache_open(&cache, "memory://", "version", NULL, &opts), HTTPCACHE_EVERSION);
   assert_null(cache);
+  e = httpcache_error_last();
+  assert_int_equal(e->code, HTTPCACHE_EVERSION);
+  assert_non_null(strstr(e->message, "unsupported httpcache_options version 999"));
 }
 
 /** Buffers: set copies and NUL-terminates, dispose frees and resets, NULL is a no-op. */
