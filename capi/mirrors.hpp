@@ -58,6 +58,7 @@ static_assert(value(event_write) == HTTPCACHE_EV_WRITE);
 // Limits checked by the core and documented by the header.
 static_assert(max_namespace_bytes == HTTPCACHE_MAX_NAMESPACE_BYTES);
 static_assert(max_key_bytes == HTTPCACHE_MAX_KEY_BYTES);
+static_assert(max_ttl_seconds == HTTPCACHE_MAX_TTL_SECONDS);
 
 // Options: every field of httpcache_options after `version` is in HTTPCACHE_OPTION_LIST, with the
 // same type, in the same order, and there is no other field.

@@ -104,6 +104,9 @@ void validate_ttl_policy(const ttl_policy& policy) {
     case ttl_kind::seconds:
       if (policy.seconds <= 0)
         throw error(errc::invalid, fmt::format("TTL must be > 0 seconds, got {}", policy.seconds));
+      if (policy.seconds > max_ttl_seconds)
+        throw error(errc::invalid, fmt::format("TTL of {} seconds is over the maximum of {} (10 years)",
+                                               policy.seconds, max_ttl_seconds));
       return;
     case ttl_kind::end_of_day:
     case ttl_kind::end_of_week:
@@ -128,7 +131,8 @@ std::int64_t ttl_seconds(const ttl_policy& policy, const time_zone& tz, std::int
     }
     case ttl_kind::callback: {
       std::int64_t secs = policy.callback();
-      if (secs <= 0) throw error(errc::invalid, fmt::format("TTL callback returned {} (must be > 0)", secs));
+      if (secs <= 0 || secs > max_ttl_seconds)
+        throw error(errc::invalid, fmt::format("TTL callback returned {} (must be 1..{})", secs, max_ttl_seconds));
       return secs;
     }
   }

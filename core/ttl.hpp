@@ -35,6 +35,11 @@ struct ttl_policy {
 
 // Throws error(errc::invalid) for an unknown kind, seconds <= 0 or a missing callback: what can be
 // checked without computing, so a bad policy is refused before any work is done.
+// The longest TTL any policy may give: one documented bound, checked before any I/O, so that a
+// huge TTL is a clear EINVALID instead of an expiry a backend refuses (Redis: "invalid expire
+// time", counted as an outage) or overflows (milliseconds past the epoch in an int64).
+inline constexpr std::int64_t max_ttl_seconds = 10LL * 365 * 24 * 3600;
+
 void validate_ttl_policy(const ttl_policy& policy);
 
 // Seconds from now_ms until the policy expires an entry, >= 1. End of day/week are the first

@@ -89,6 +89,9 @@
 #define HTTPCACHE_MAX_NAMESPACE_BYTES 128
 /** Longest key (after its template is filled, before the namespace is added), in bytes. */
 #define HTTPCACHE_MAX_KEY_BYTES 4096
+/** Longest TTL, in seconds (10 years): a policy giving more is refused with
+ *  HTTPCACHE_EINVALID before any I/O (since v1.1). */
+#define HTTPCACHE_MAX_TTL_SECONDS 315360000
 
 HTTPCACHE_BEGIN_DECL
 
@@ -225,7 +228,7 @@ typedef int64_t (*httpcache_ttl_cb)(void *payload);
 /** A TTL policy: a plain value the caller fills; the library keeps no pointer to it. */
 typedef struct httpcache_ttl_policy {
   int kind;                  /**< An httpcache_ttl_kind (an int, so any value can be checked safely). */
-  int64_t seconds;           /**< For HTTPCACHE_TTL_SECONDS; must be > 0. */
+  int64_t seconds;           /**< For HTTPCACHE_TTL_SECONDS; 1..HTTPCACHE_MAX_TTL_SECONDS. */
   httpcache_ttl_cb callback; /**< For HTTPCACHE_TTL_CALLBACK. */
   void *payload;             /**< Passed to callback. */
 } httpcache_ttl_policy;

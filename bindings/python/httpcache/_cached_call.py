@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any, Callable, NamedTuple
 
 from . import _httpcache
@@ -48,7 +49,7 @@ class CachedCall:
     """One decorated function: its key builder, TTL choice and response memo, and the sync and
     async paths of a call."""
 
-    __slots__ = ("func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint")
+    __slots__ = ("func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback")
 
     def __init__(self, func: Callable[..., Any], keys: KeyBuilder, ttl: TtlChoice, namespace: str | None) -> None:
         self.func = func
@@ -60,6 +61,10 @@ class CachedCall:
         self.memo = ResponseMemo(max_bytes=0) if self.per_user else ResponseMemo()
         self.where = getattr(func, "__qualname__", repr(func))
         self.endpoint: Any = None  # the wrapper routing calls, for HTTPCache.attach()
+        # The sync path's store policy: the core calls it right after a computation, on the same
+        # thread, for the TTL that computation settled (its ttl_func, capped by its handler).
+        self.current = threading.local()
+        self.ttl_callback = _httpcache.Policy.callback(lambda: self.current.run.ttl)
 
     # -- shared by both paths
 
@@ -71,7 +76,7 @@ class CachedCall:
         hit = self.memo.decode_record(value)
         if hit is not MISS:
             # A decoded response has none of these headers (they are never stored): append them.
-            hit.raw_headers.extend(cache_headers(ttl_s, self.per_user, True))
+            hit.raw_headers.extend(cache_headers(ttl_s, self.per_user, True, hit.handler_cache_control))
         return hit
 
     def hit(self, key: bytes, value: bytes, ttl_s: float) -> Any:
@@ -98,9 +103,8 @@ class CachedCall:
         if key is None:
             return self.func(*args, **kwargs)
         handle = HTTPCache.handle(self.namespace)
-        run = _Computation(self, args, kwargs)
-        # With ttl_func, the core asks for the TTL only when it stores, after run() ran.
-        policy = self.ttl.fixed if self.ttl.func is None else _httpcache.Policy.callback(run.ttl_seconds)
+        run = _Computation(self, handle, args, kwargs)
+        policy = self.ttl_callback
         ticket = handle.ticket()
         value, ttl_ms, outcome = handle.cache.get_or_compute(key, policy, run)
         if outcome == _HIT or outcome == _COALESCED:
@@ -142,7 +146,7 @@ class CachedCall:
             handle.backend_failed(ticket, "get or set")
         if run.is_response:
             in_backend = outcome == _STORED
-            ttl_s = ttl_ms // 1000 if in_backend else handle.cache.ttl(self.ttl.policy(run.ttl))
+            ttl_s = ttl_ms // 1000 if in_backend else run.ttl
             self.stored(run.result, key, ttl_s, in_backend)
         return run.result
 
@@ -206,11 +210,13 @@ class CachedCall:
     async def _compute(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket) -> tuple[Any, Entry | None]:  # noqa: ANN001
         """(the function's result, the Entry waiters may be served, or None when not storable)."""
         result = await self.func(*args, **kwargs)
-        data, is_response = encode(result, self.per_user, self.where)
+        data, is_response, cap = encode(result, self.per_user, self.where)
         policy = None if data is None else await self.ttl.policy_async(self.where)
         if policy is None:
             handle.count("uncached")
             return result, None
+        if cap is not None and cap < handle.cache.ttl(policy):
+            policy = _httpcache.Policy.seconds(cap)  # never stored longer than the handler allows
         ttl_s = 0
         if backend_up:
             try:
@@ -235,10 +241,11 @@ class _Computation:
     """The compute callback the core's get_or_compute runs on a miss of a ``def`` function: runs
     it once and keeps what it produced (the result, the bytes to store or None, the TTL)."""
 
-    __slots__ = ("call", "args", "kwargs", "result", "data", "is_response", "ttl")
+    __slots__ = ("call", "handle", "args", "kwargs", "result", "data", "is_response", "ttl")
 
-    def __init__(self, call: CachedCall, args: tuple, kwargs: dict) -> None:
+    def __init__(self, call: CachedCall, handle: Handle, args: tuple, kwargs: dict) -> None:
         self.call = call
+        self.handle = handle
         self.args = args
         self.kwargs = kwargs
         self.data: bytes | None = None
@@ -247,12 +254,13 @@ class _Computation:
     def __call__(self) -> tuple[bytes, bool]:
         call = self.call
         self.result = call.func(*self.args, **self.kwargs)
-        self.data, self.is_response = encode(self.result, call.per_user, call.where)
+        self.data, self.is_response, cap = encode(self.result, call.per_user, call.where)
         if self.data is not None and call.ttl.func is not None:
             self.ttl = call.ttl.seconds_sync(call.where)
             if self.ttl is None:
                 self.data = None
+        if self.data is not None:
+            ttl = self.ttl if self.ttl is not None else self.handle.cache.ttl(call.ttl.fixed)
+            self.ttl = ttl if cap is None else min(ttl, cap)  # never longer than the handler allows
+        call.current.run = self  # what the TTL callback reads, right after this returns
         return (b"", False) if self.data is None else (self.data, True)
-
-    def ttl_seconds(self) -> int:
-        return self.ttl

@@ -19,12 +19,13 @@ Starlette/FastAPI responses
         <body>                          every remaining byte, verbatim
 
     The headers are the response's own, lower-case as Starlette keeps them, without those that
-    are recomputed or never stored: content-length, cache-control, expires, age, cache-hit,
-    date, set-cookie. A JSON text can never start with ``H``, so records and plain values cannot
+    are recomputed or never stored: content-length, expires, age, cache-hit, date (a response
+    with set-cookie is never stored). The handler's cache-control is stored and replayed, with
+    its max-age adjusted to the entry's remaining lifetime. A JSON text can never start with ``H``, so records and plain values cannot
     be confused. A value that is not a well-formed record is a cache miss, never an error.
 
-Which responses may be stored at all is decided here too (``response_record``): the record is
-the only way a response reaches the store.
+Which responses may be stored at all is decided by ``_rules`` when the record is made: the
+record is the only way a response reaches the store.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import sys
 from typing import Any
 
 from . import _httpcache
+from ._rules import verdict
 
 logger = logging.getLogger("httpcache")
 
@@ -62,39 +64,33 @@ def is_response(result: Any) -> bool:
     return mod is not None and isinstance(result, mod.Response)
 
 
-def _cache_control_directives(value: str) -> set[str]:
-    return {part.strip().split("=", 1)[0].strip().lower() for part in value.split(",") if part.strip()}
-
-
 def response_record(response: Any, per_user: bool) -> bytes | None:
-    """The record of a response, or None when it must not be stored: not fully in memory
-    (streaming, files), non-2xx, sets a cookie, says no-store, says private under a key shared
-    between users, or cannot be encoded (a header the record format refuses)."""
+    """The record of a response, or None when it must not be stored (see ``encode_response``)."""
+    return encode_response(response, per_user)[0]
+
+
+def encode_response(response: Any, per_user: bool) -> tuple[bytes | None, int | None]:
+    """(the record of a response or None when it must not be stored, the most seconds its handler
+    allows or None). Not stored: a body not fully in memory (streaming, files), what the HTTP
+    rules refuse (see ``_rules``), or a header the record format refuses."""
     body = getattr(response, "body", None)
     if not isinstance(body, (bytes, bytearray, memoryview)):
-        return None
-    status = response.status_code
-    if not 200 <= status <= 299:
-        return None
-    headers = []
-    for raw_name, raw_value in response.raw_headers:
-        name = raw_name.lower()
-        if name == b"set-cookie":
-            return None
-        if name == b"cache-control":
-            directives = _cache_control_directives(raw_value.decode("latin-1"))
-            if "no-store" in directives or ("private" in directives and not per_user):
-                return None
-        if name.decode("latin-1") not in _SKIPPED_HEADERS:
-            headers.append((name, raw_value))
+        return None, None
+    raw = [(name.lower(), value) for name, value in response.raw_headers]
+    allowed = verdict(response.status_code, raw, per_user)
+    if allowed is None:
+        return None, None
+    # The handler's Cache-Control is kept: hits replay its directives (see _headers).
+    headers = [(n, v) for n, v in raw if n == b"cache-control" or n.decode("latin-1") not in _SKIPPED_HEADERS]
     media_type = response.media_type
     try:
-        return _httpcache.response_encode(
-            status, None if media_type is None else media_type.encode("latin-1"), headers, bytes(body)
+        record = _httpcache.response_encode(
+            response.status_code, None if media_type is None else media_type.encode("latin-1"), headers, bytes(body)
         )
     except (ValueError, UnicodeError) as e:
         logger.warning("httpcache: response not cached, it cannot be recorded: %s", e)
-        return None
+        return None, None
+    return record, allowed.cap
 
 
 def decode_record(value: bytes) -> Any:
@@ -109,7 +105,11 @@ def decode_record(value: bytes) -> Any:
         return MISS
     response = Response(content=body, status_code=status, media_type=media_type.decode("latin-1") or None)
     # Raw headers keep repeated names and exact values; content-length was set from the body.
-    stored = [(n.lower(), v) for n, v in headers if n.lower().decode("latin-1") not in _SKIPPED_HEADERS]
+    # The handler's Cache-Control is not sent as stored: the hit's headers adjust its max-age.
+    headers = [(n.lower(), v) for n, v in headers]
+    controls = [v.decode("latin-1") for n, v in headers if n == b"cache-control"]
+    response.handler_cache_control = ", ".join(controls) or None
+    stored = [(n, v) for n, v in headers if n.decode("latin-1") not in _SKIPPED_HEADERS]
     if any(n == b"content-type" for n, _ in stored):
         # The stored content-type (exact charset) replaces the one derived from media_type.
         response.raw_headers = [h for h in response.raw_headers if h[0] != b"content-type"]
@@ -117,18 +117,20 @@ def decode_record(value: bytes) -> Any:
     return response
 
 
-def encode(result: Any, per_user: bool, where: str) -> tuple[bytes | None, bool]:
-    """(stored bytes or None, is_response). None means "do not store"."""
+def encode(result: Any, per_user: bool, where: str) -> tuple[bytes | None, bool, int | None]:
+    """(stored bytes or None for "do not store", is_response, the most seconds the response's
+    handler allows or None)."""
     if is_response(result):
-        return response_record(result, per_user), True
+        record, cap = encode_response(result, per_user)
+        return record, True, cap
     try:
         text = json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         if json.loads(text) != result:
             raise ValueError("the value does not survive a JSON round trip")
     except (TypeError, ValueError, RecursionError) as e:
         logger.warning("httpcache: result of %s is not JSON (%s: %s); returned uncached", where, type(result).__name__, e)
-        return None, False
-    return text.encode("utf-8"), False
+        return None, False, None
+    return text.encode("utf-8"), False, None
 
 
 _scan_json = json.JSONDecoder().scan_once

@@ -225,7 +225,8 @@ class EarlyHits:
                     scope["endpoint"] = learned.endpoint
                     scope["path_params"] = learned.path_params
                     await send({"type": "http.response.start", "status": response.status_code,
-                                "headers": response.raw_headers + cache_headers(ttl_ms / 1000, False, True)})
+                                "headers": response.raw_headers + cache_headers(
+                                    ttl_ms / 1000, False, True, response.handler_cache_control)})
                     await send({"type": "http.response.body", "body": response.body})
                     return
                 status = _ENOTFOUND  # a value that does not decode: recomputed by the normal path

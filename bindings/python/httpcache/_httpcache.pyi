@@ -35,6 +35,7 @@ EV_WRITE: int
 HEADER_VERSION: str
 MAX_KEY_BYTES: int
 MAX_NAMESPACE_BYTES: int
+MAX_TTL_SECONDS: int
 
 # The options of Cache() (httpcache_options), in the header's order: (name, default, maximum).
 # The default is what 0 (or leaving the option out) gives; maximum is the field's type limit.

@@ -52,8 +52,12 @@ class TtlChoice:
     __slots__ = ("fixed", "func")
 
     def __init__(self, what: str, seconds: Any, end_of_week: bool, func: Callable[[], Any] | None) -> None:
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0):
-            raise ValueError(f"{what}: invalid ttl_in_seconds={seconds!r}: must be an int > 0")
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 < seconds <= _httpcache.MAX_TTL_SECONDS
+        ):
+            raise ValueError(
+                f"{what}: invalid ttl_in_seconds={seconds!r}: must be an int in 1..{_httpcache.MAX_TTL_SECONDS}"
+            )
         if func is not None and not callable(func):
             raise ValueError(f"{what}: ttl_func={func!r} is not callable")
         if seconds is not None:
@@ -63,10 +67,6 @@ class TtlChoice:
         else:
             self.fixed = _httpcache.Policy.end_of_day()
         self.func = func
-
-    def policy(self, seconds: int | None) -> Any:
-        """The policy a computation's result is stored with, given what ttl_func returned."""
-        return self.fixed if self.func is None else _httpcache.Policy.seconds(seconds)
 
     def seconds_sync(self, where: str) -> int | None:
         """ttl_func's answer from a blocking call (an async ttl_func runs to completion here), or
@@ -96,8 +96,11 @@ class TtlChoice:
 
 
 def _checked(ttl: Any, where: str) -> int | None:
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
-        logger.warning("httpcache: ttl_func of %s returned %r (must be an int > 0); result not cached", where, ttl)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 < ttl <= _httpcache.MAX_TTL_SECONDS:
+        logger.warning(
+            "httpcache: ttl_func of %s returned %r (must be an int in 1..%d); result not cached",
+            where, ttl, _httpcache.MAX_TTL_SECONDS,
+        )
         return None
     return ttl
 

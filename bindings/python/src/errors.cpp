@@ -79,6 +79,7 @@ void init_errors(py::module_& m) {
   m.attr("HEADER_VERSION") = HTTPCACHE_VERSION_STRING;
   m.attr("MAX_KEY_BYTES") = HTTPCACHE_MAX_KEY_BYTES;
   m.attr("MAX_NAMESPACE_BYTES") = HTTPCACHE_MAX_NAMESPACE_BYTES;
+  m.attr("MAX_TTL_SECONDS") = HTTPCACHE_MAX_TTL_SECONDS;
 }
 
 }  // namespace httpcache_py
