@@ -18,7 +18,7 @@ enum { THREADS = 4, KEYS = 16, MAX_SAMPLES = 400000 };
 
 typedef struct {
   httpcache_cache *cache;
-  volatile int stop;
+  int stop; /* read and written with __atomic builtins */
   pthread_mutex_t lock;
   long calls, failures, hits;
   int64_t last_hit_ms;
@@ -41,7 +41,7 @@ static void *worker(void *arg) {
   load *l = arg;
   httpcache_ttl_policy policy = {HTTPCACHE_TTL_SECONDS, 60, NULL, NULL};
   unsigned n = 0;
-  while (!l->stop) {
+  while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED)) {
     char key[32], expect[48];
     httpcache_buf value = HTTPCACHE_BUF_INIT;
     httpcache_outcome outcome = 0;
@@ -120,7 +120,7 @@ static void test_chaos_kill_revive_stall(void **state) {
   resumed_after_stall = wait_for_hit(&l, test_now_ms(), 10000);
   test_sleep_ms(300);
 
-  l.stop = 1;
+  __atomic_store_n(&l.stop, 1, __ATOMIC_RELAXED);
   for (i = 0; i < THREADS; ++i) pthread_join(tids[i], NULL);
   qsort(l.latencies_us, (size_t)l.samples, sizeof *l.latencies_us, cmp_i64);
   p99 = l.latencies_us[(l.samples * 99) / 100];

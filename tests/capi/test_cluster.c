@@ -109,7 +109,7 @@ static void test_cluster_routing_and_tags(void **state) {
 
 typedef struct {
   httpcache_cache *cache;
-  volatile int stop;
+  int stop; /* read and written with __atomic builtins */
   int id;
   long calls, failures, stale, unchecked;
   long set_errors, invalidate_errors, get_errors; /* failed attempts, retries included */
@@ -143,7 +143,7 @@ static int compute_v2(httpcache_buf *out, uint32_t *flags, void *payload) {
 static void *load_worker(void *arg) {
   worker *w = arg;
   unsigned n = 0;
-  while (!w->stop) {
+  while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
     char key[64];
     size_t len;
     const void *kp[1];
@@ -194,7 +194,7 @@ static load_totals stop_load(worker *w, pthread_t *tids, const char *what) {
   load_totals t;
   int i;
   memset(&t, 0, sizeof t);
-  for (i = 0; i < WORKERS; ++i) w[i].stop = 1;
+  for (i = 0; i < WORKERS; ++i) __atomic_store_n(&w[i].stop, 1, __ATOMIC_RELAXED);
   for (i = 0; i < WORKERS; ++i) {
     pthread_join(tids[i], NULL);
     t.calls += w[i].calls;
