@@ -26,9 +26,12 @@ if grep -q 'httpcache\.h' <<<"$runtime_files"; then echo "the header belongs in 
 for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
 libdir="$(dirname "$(find "$work/root" -name 'libhttpcache.so.1' | head -1)")"
 "$here/check_consumers.sh" "$work/root/usr" "$libdir" "$work/consumers"
-# The Python package, when built: its .deb depends on the runtime and imports from the unpacked tree.
-if ls "$work"/python3-httpcache_*.deb >/dev/null 2>&1; then
-  py="$(ls "$work"/python3-httpcache_*.deb)"
+# The Python package, when the build has the extension (CPack's component list then names
+# `python`): it must be produced (a missing .deb fails, never skips), depend on the runtime and
+# import from the unpacked tree.
+if grep -Eq '^set\(CPACK_COMPONENTS_ALL "([^"]*;)?python(;[^"]*)?"\)' "$build/CPackConfig.cmake"; then
+  py="$(ls "$work"/python3-httpcache_*.deb 2>/dev/null)" || {
+    echo "the build has the Python component but CPack produced no python3-httpcache .deb"; exit 1; }
   grep -q "libhttpcache1 (= " <<<"$(dpkg-deb -f "$py" Depends)" || { echo "python3-httpcache must depend on libhttpcache1"; exit 1; }
   (cd "$work" && PYTHONPATH="$work/root/usr/lib/python3/dist-packages" LD_LIBRARY_PATH="$libdir" \
      "${PYTHON:-python3}" -c '
@@ -44,5 +47,8 @@ def f():
 assert f() == 42 and f() == 42 and calls == [1]
 print("python3-httpcache ok:", httpcache.__file__)
 ')
+else
+  echo "python3-httpcache not checked: this build has no Python component (HTTPCACHE_PYTHON=OFF)"
+  if ls "$work"/python3-httpcache_*.deb >/dev/null 2>&1; then echo "yet a python3-httpcache .deb was produced"; exit 1; fi
 fi
 echo "debian packages ok"
