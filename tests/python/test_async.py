@@ -47,7 +47,7 @@ def on_redis(redis_url, namespace, request):
     return init
 
 
-async def test_event_loop_never_blocks_while_redis_stalls(on_redis, redis_pid, unraisable):
+async def test_event_loop_never_blocks_while_redis_stalls(on_redis, redis_pid, unraisable, capsys):
     on_redis(command_timeout_ms=5000)
     loop = asyncio.get_running_loop()
     calls = []
@@ -85,12 +85,19 @@ async def test_event_loop_never_blocks_while_redis_stalls(on_redis, redis_pid, u
     assert waiting == 200  # every call really waited for the stalled server
     assert results == [i * 2 for i in range(200)]
     assert sorted(calls) == list(range(100, 200))  # misses computed once, hits not at all
+    ordered = sorted(gaps)
+    with capsys.disabled():  # the figures, for the record (latency is bench/'s to judge, not a test's)
+        print(f"\nevent loop during the stall: {len(gaps)} ticks of 2 ms, p99 gap "
+              f"{ordered[len(ordered) * 99 // 100] * 1000:.1f} ms, worst {ordered[-1] * 1000:.1f} ms")
     assert len(gaps) > 100
-    assert max(gaps) < 0.05, f"the loop stalled for {max(gaps) * 1000:.1f} ms"
+    # Liveness: the loop went on turning while the server was stopped. SIGCONT is only sent once
+    # the loop has slept 0.3 s, so a call blocking the loop on the stalled server would hold it
+    # for the whole 5 s command timeout; 2 s is far above any scheduling delay.
+    assert max(gaps) < 2.0, f"the loop stalled for {max(gaps) * 1000:.1f} ms"
     assert not unraisable
 
 
-async def test_stalled_server_times_out_and_calls_run_uncached(on_redis, redis_pid, redis_client, namespace):
+async def test_stalled_server_times_out_and_calls_run_uncached(on_redis, redis_pid, redis_client, namespace, capsys):
     on_redis(command_timeout_ms=200)
     calls = []
 
@@ -107,7 +114,12 @@ async def test_stalled_server_times_out_and_calls_run_uncached(on_redis, redis_p
         result = await asyncio.wait_for(f(), 5)
         elapsed = loop.time() - t0
     assert result == 2  # computed, served uncached
-    assert 0.15 <= elapsed < 1.5, elapsed
+    with capsys.disabled():
+        print(f"\nstalled server, command_timeout_ms=200: the call returned after {elapsed * 1000:.0f} ms")
+    # It waited for the timeout (a lower bound holds under any load), and gave up on its own well
+    # before SIGCONT, which only comes once the call has returned (the 5 s wait_for is the bound).
+    assert elapsed >= 0.15, elapsed
+    assert elapsed < 3.0, elapsed
     # The server is back: the next calls reconnect and cache again.
     for _ in range(50):
         await f()
@@ -399,7 +411,10 @@ async def test_lone_requests_are_written_without_a_watcher_call(redis_backend, n
         handle.cache.set(b"k%d" % i, b"v%d" % i, _httpcache.Policy.seconds(60))
     loop = asyncio.get_running_loop()
     adapter = handle.adapter(loop)
-    assert (await adapter.start_get(loop, b"k0"))[1] == b"v0"  # connects (through the watcher)
+    # Connects (through the watcher). On the cluster each node has its own connection, made on
+    # its first request: every key used below is read once here, so all of them are established.
+    for key in (b"k0", b"k1", b"k2", b"k3", b"k9"):
+        assert (await adapter.start_get(loop, key))[0] == (_httpcache.ENOTFOUND if key == b"k9" else _httpcache.OK)
     heard: list[tuple[int, int]] = []
     told = _asyncio._Watcher.__call__
 
@@ -413,8 +428,7 @@ async def test_lone_requests_are_written_without_a_watcher_call(redis_backend, n
         assert (status, value) == (_httpcache.OK, b"v%d" % i) and 0 < ttl_ms <= 60_000
     st, ttl_s = await adapter.set(loop, b"k9", b"v9", _httpcache.Policy.seconds(60))
     assert st == _httpcache.OK and ttl_s == 60
-    if not redis_backend.startswith("redis+cluster"):
-        assert heard == [], "lone requests must not go through the watcher"
+    assert heard == [], "lone requests on established connections must not go through the watcher"
     results = await asyncio.gather(*[adapter.start_get(loop, b"k%d" % (i % 4)) for i in range(8)])
     assert [r[1] for r in results] == [b"v%d" % (i % 4) for i in range(8)]
     assert adapter._ctx.pending() == 0
