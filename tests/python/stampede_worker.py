@@ -40,3 +40,18 @@ def run(url: str, namespace: str, callers: int, compute_s: float, computations, 
     for t in threads:
         t.join()
     results.put((values, HTTPCache.stats()))
+
+
+def hold_lock(url: str, namespace: str, lock_ttl_ms: int, computing) -> None:
+    """A lock holder that never finishes: calls a cold cached function with the cross-process lock
+    on (lock_ttl_ms), sets `computing` (a multiprocessing.Event) once inside the computation,
+    which holds the lock, then sleeps there until the test kills the process (SIGKILL)."""
+    HTTPCache.init(redis_url=url, namespace=namespace, lock_ttl_ms=lock_ttl_ms, singleflight_wait_ms=60_000)
+
+    @cache(key="orphan", ttl_in_seconds=60)
+    def orphan():
+        computing.set()
+        time.sleep(600)
+        return "never"
+
+    orphan()

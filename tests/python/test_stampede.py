@@ -9,6 +9,8 @@ backend, and its single-flight is per event loop (test_decorators.py)."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import time
 
 import pytest
@@ -51,25 +53,56 @@ def test_four_processes_of_fifty_callers_compute_a_cold_key_once(redis_backend, 
     assert redis_backend_client.exists(f"httpcache-lock!{namespace}:cold") == 0  # released
 
 
-def test_a_crashed_lock_holder_blocks_nobody_past_the_lock_ttl(redis_backend, redis_backend_client, namespace, request):
-    HTTPCache.init(redis_url=redis_backend, namespace=namespace, lock_ttl_ms=5000)
+LOCK_TTL_MS = 3000
+
+
+def test_a_crashed_lock_holder_blocks_nobody_past_the_lock_ttl(
+    redis_backend, redis_backend_client, namespace, request, capsys
+):
+    """A real holder process, killed (SIGKILL) while it computes under the lock: its lock carries
+    the lock_ttl_ms the library set, nobody releases it, and another process computes once it
+    has expired (not before, and not only when its own singleflight_wait_ms runs out)."""
+    lock = f"httpcache-lock!{namespace}:orphan"
+    ctx = multiprocessing.get_context("spawn")
+    computing = ctx.Event()
+    holder = ctx.Process(target=stampede_worker.hold_lock, args=(redis_backend, namespace, LOCK_TTL_MS, computing))
+    holder.start()
+    request.addfinalizer(holder.kill)
+    assert computing.wait(60), "the holder never started computing"
+    pttl_held = redis_backend_client.pttl(lock)
+    token = redis_backend_client.get(lock)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(10)
+    assert holder.exitcode == -signal.SIGKILL
+    pttl_orphaned = redis_backend_client.pttl(lock)
+    orphaned_at = time.monotonic()
+    # The expiry is the library's lock_ttl_ms (read at most a loaded second after it was set),
+    # and the dead holder's lock outlives it.
+    assert LOCK_TTL_MS - 1000 < pttl_held <= LOCK_TTL_MS, pttl_held
+    assert 0 < pttl_orphaned <= pttl_held and redis_backend_client.get(lock) == token, pttl_orphaned
+
+    HTTPCache.init(redis_url=redis_backend, namespace=namespace, lock_ttl_ms=LOCK_TTL_MS, singleflight_wait_ms=20_000)
     request.addfinalizer(HTTPCache.close)
     calls = []
 
     @cache(key="orphan", ttl_in_seconds=60)
     def f():
-        calls.append(1)
+        calls.append(time.monotonic() - orphaned_at)
+        assert redis_backend_client.get(lock) not in (None, token)  # the lock is ours now
         return "mine"
 
-    # A holder that died while computing: its lock stays until its TTL (400 ms) runs out.
-    redis_backend_client.set(f"httpcache-lock!{namespace}:orphan", "dead-holder", px=400)
-    start = time.monotonic()
     assert f() == "mine"
-    waited = time.monotonic() - start
-    assert 0.3 <= waited < 2.0, waited
-    assert calls == [1]
+    waited = time.monotonic() - orphaned_at
+    with capsys.disabled():
+        print(f"\ncrashed holder on {redis_backend}: lock PTTL {pttl_held} ms when held, {pttl_orphaned} ms "
+              f"after SIGKILL; the next process computed {calls[0] * 1000:.0f} ms later")
+    assert len(calls) == 1
+    assert calls[0] >= pttl_orphaned / 1000 - 0.05, calls  # not before the orphaned lock expired
+    # Liveness: well before this caller's own 20 s singleflight_wait_ms, i.e. because it expired.
+    assert waited < 10, waited
     assert redis_backend_client.get(f"{namespace}:orphan") == b'"mine"'
-    assert f() == "mine" and calls == [1]
+    assert redis_backend_client.exists(lock) == 0  # released by its new holder
+    assert f() == "mine" and len(calls) == 1
 
 
 def test_lock_wait_is_bounded_by_singleflight_wait(redis_backend, redis_backend_client, namespace, request):
