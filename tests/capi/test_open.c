@@ -344,14 +344,14 @@ static void test_open_default_timeouts(void **state) {
   for (i = 0; i < 3; ++i) {
     ms = timed_get(url, forms[i], &rc);
     assert_int_equal(rc, HTTPCACHE_ETIMEOUT);
-    if (ms < 900 || ms > 2500) fail_msg("default command timeout (form %d): took %lld ms", i, (long long)ms);
+    if (ms < 900 || ms > 1900) fail_msg("default command timeout (form %d): took %lld ms", i, (long long)ms);
   }
   full = silent_listener(0, &full_port);
   n = fill_backlog(full_port, fds, 64);
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", full_port);
   ms = timed_get(url, NULL, &rc);
   assert_true(rc == HTTPCACHE_ETIMEOUT || rc == HTTPCACHE_EBACKEND);
-  if (ms < 900 || ms > 2500) fail_msg("default connect timeout: took %lld ms", (long long)ms);
+  if (ms < 900 || ms > 1900) fail_msg("default connect timeout: took %lld ms", (long long)ms);
   close_all(fds, n);
   close(full);
   close(silent);
