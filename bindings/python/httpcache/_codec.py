@@ -69,7 +69,10 @@ def response_record(response: Any, per_user: bool) -> bytes | None:
     return encode_response(response, per_user)[0]
 
 
-def encode_response(response: Any, per_user: bool) -> tuple[bytes | None, int | None]:
+_told: set[tuple[str, str]] = set()  # (function, reason) already logged
+
+
+def encode_response(response: Any, per_user: bool, where: str | None = None) -> tuple[bytes | None, int | None]:
     """(the record of a response or None when it must not be stored, the most seconds its handler
     allows or None). Not stored: a body not fully in memory (streaming, files), what the HTTP
     rules refuse (see ``_rules``), or a header the record format refuses."""
@@ -78,7 +81,10 @@ def encode_response(response: Any, per_user: bool) -> tuple[bytes | None, int | 
         return None, None
     raw = [(name.lower(), value) for name, value in response.raw_headers]
     allowed = verdict(response.status_code, raw, per_user)
-    if allowed is None:
+    if allowed.refused is not None:
+        if where is not None and (where, allowed.refused) not in _told:
+            _told.add((where, allowed.refused))  # once per function and reason: not per call
+            logger.info("httpcache: a response of %s is not stored: %s", where, allowed.refused)
         return None, None
     # The handler's Cache-Control is kept: hits replay its directives (see _headers).
     headers = [(n, v) for n, v in raw if n == b"cache-control" or n.decode("latin-1") not in _SKIPPED_HEADERS]
@@ -121,7 +127,7 @@ def encode(result: Any, per_user: bool, where: str) -> tuple[bytes | None, bool,
     """(stored bytes or None for "do not store", is_response, the most seconds the response's
     handler allows or None)."""
     if is_response(result):
-        record, cap = encode_response(result, per_user)
+        record, cap = encode_response(result, per_user, where)
         return record, True, cap
     try:
         text = json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

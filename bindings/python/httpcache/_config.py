@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from . import _httpcache
 from ._asyncio import LoopAdapter
 from ._early_hits import attach as attach_early_hits
+from ._keys import recheck_default
 
 logger = logging.getLogger("httpcache")
 
@@ -252,6 +253,7 @@ class HTTPCache:
             raise ValueError(f"invalid redis_url {redis_url!r}: must be a str or None")
         tz_name = check_zone(tz)
         namespace = check_namespace(namespace)
+        recheck_default(namespace)
         for name, value in options.items():
             if name not in OPTIONS:
                 raise TypeError(f"HTTPCache.init() got an unknown option {name!r}; known: {', '.join(OPTIONS)}")

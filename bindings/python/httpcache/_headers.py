@@ -18,6 +18,8 @@ import functools
 import time
 from typing import Any
 
+from ._rules import split_directives
+
 
 @functools.lru_cache(maxsize=256)
 def _http_date(epoch_seconds: int) -> bytes:
@@ -33,11 +35,11 @@ def _control(max_age: int, per_user: bool, handler: str | None) -> bytes:
     if handler is None:
         return (b"private, max-age=%d" if per_user else b"max-age=%d") % max_age
     parts, timed = [], False
-    for part in handler.split(","):
-        name, eq, arg = part.strip().partition("=")
+    for part in split_directives(handler) or []:
+        name, eq, arg = part.partition("=")
         low = name.strip().lower()
-        if not low:
-            continue
+        if per_user and low == "public":
+            continue  # a per-user response is private: never tell a shared cache otherwise
         if low in ("max-age", "s-maxage"):
             timed = True
             try:
@@ -46,7 +48,7 @@ def _control(max_age: int, per_user: bool, handler: str | None) -> bytes:
                 arg = "0"
             parts.append(f"{low}={arg}")
         else:
-            parts.append(part.strip())
+            parts.append(part)
     if not timed:
         parts.append(f"max-age={max_age}")
     if per_user and not any(p.lower() == "private" for p in parts):

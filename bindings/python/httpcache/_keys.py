@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import threading
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ from . import _httpcache
 
 logger = logging.getLogger("httpcache")
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 _EMPTY = inspect.Parameter.empty
 _UNSET: Any = object()
 
@@ -108,12 +110,16 @@ class KeyBuilder:
                 return None
             if isinstance(v, (bytes, bytearray)):
                 return bytes(v) or None
-            if callable(v) or (type(v).__str__ is object.__str__ and type(v).__repr__ is object.__repr__):
+            if callable(v):
+                self._warn_once("identity", "%s.%s is %s, which does not identify a user; running uncached", "callable")
+                return None
+            text = str(v)
+            if type(v) not in (str, int) and _ADDRESS.search(text):
+                # A default repr (or one like it) names a memory address, reused once freed.
                 self._warn_once(
                     "identity", "%s.%s is %s, which does not identify a user; running uncached", type(v).__name__
                 )
                 return None
-            text = str(v)
         except Exception as e:  # noqa: BLE001 - a property or __str__ of the app's that raises
             self._warn_once("error", "cannot read %s.%s for the key (%s); running uncached", f"{type(e).__name__}: {e}")
             return None
@@ -198,23 +204,60 @@ def patterns_overlap(p: tuple[int, ...], q: tuple[int, ...]) -> bool:
     return False
 
 
-_claimed: dict[str | None, dict[tuple[int, ...], str]] = {}
+_claimed: dict[str | None, dict[tuple[int, ...], tuple[str, str | None]]] = {}
 _claim_lock = threading.Lock()
 
 
-def claim(namespace: str | None, templates: list[bytes], what: str) -> None:
-    """Records the templates of a @cache in `namespace` (None: init()'s), refusing one that can
-    give the same key as a different template already there. The same template twice is one
-    entry shared on purpose."""
+def _conflict(pat: tuple[int, ...], source: str | None, table: dict) -> str | None:
+    """The claimed template of `table` that `pat` (filled from `source`) could share a key with."""
+    for other, (text, other_source) in table.items():
+        if other == pat and other_source == source:
+            continue  # the same template filled the same way: one entry shared on purpose
+        if other == pat:
+            return f"{text!r} filled from obj_attr={other_source!r}"
+        if patterns_overlap(pat, other):
+            return repr(text)
+    return None
+
+
+def _refuse(what: str, template: bytes, other: str) -> ValueError:
+    return ValueError(
+        f"{what}: key template {template.decode('utf-8', 'replace')!r} can give the same key as {other} of "
+        "another @cache in the same namespace: one entry would serve both. Give them literal parts that "
+        "differ, e.g. another prefix (values may contain letters, digits, '_' and '-', so those do not "
+        "separate a field from the text around it)"
+    )
+
+
+def claim(namespace: str | None, templates: list[bytes], obj_attr: str | None, what: str, default_ns: str) -> None:
+    """Records the templates of a @cache in `namespace`, refusing one that can give the same key as
+    a different template already claimed there, or the same per-user template filled from a
+    different attribute (`u.{}` from `.id` beside `u.{}` from `.name`: the user named "42" would
+    read user 42's entry). None is init()'s namespace: checked against `default_ns` (init()'s now)
+    here, and again by recheck_default() when init() names another."""
     with _claim_lock:
-        mine = _claimed.setdefault(namespace, {})
+        tables = [_claimed.get(namespace, {})]
+        if namespace is None or namespace == default_ns:
+            tables.append(_claimed.get(default_ns if namespace is None else None, {}))
         for tb in templates:
             pat = _pattern(tb)
-            for other, text in mine.items():
-                if other != pat and patterns_overlap(pat, other):
-                    raise ValueError(
-                        f"{what}: key template {tb.decode('utf-8', 'replace')!r} can give the same key as "
-                        f"{text!r}, another @cache of this namespace: one entry would serve both (give them "
-                        "literal parts that differ, e.g. another prefix)"
-                    )
-            mine.setdefault(pat, tb.decode("utf-8", "replace"))
+            source = obj_attr if _FIELD in pat else None
+            for table in tables:
+                other = _conflict(pat, source, table)
+                if other is not None:
+                    raise _refuse(what, tb, other)
+        for tb in templates:
+            pat = _pattern(tb)
+            entry = (tb.decode("utf-8", "replace"), obj_attr if _FIELD in pat else None)
+            _claimed.setdefault(namespace, {}).setdefault(pat, entry)
+
+
+def recheck_default(namespace: str) -> None:
+    """ValueError when the templates of decorators without a namespace of their own can meet those
+    claimed explicitly in `namespace`, which init() is about to make theirs."""
+    with _claim_lock:
+        explicit = _claimed.get(namespace, {})
+        for pat, (text, source) in _claimed.get(None, {}).items():
+            other = _conflict(pat, source, explicit)
+            if other is not None:
+                raise _refuse(f"HTTPCache.init(namespace={namespace!r})", text.encode(), other)

@@ -30,20 +30,47 @@ _PER_USER_VARY = frozenset({"authorization", "cookie"})
 
 
 class Verdict(NamedTuple):
-    """A storable response: the most seconds its handler allows (None: no limit of its own) and
-    its own Cache-Control value (kept and replayed, with max-age/s-maxage adjusted)."""
+    """Whether a response may be stored (`refused` says why not), the most seconds its handler
+    allows (None: no limit of its own) and its own Cache-Control value (kept and replayed, with
+    max-age/s-maxage adjusted)."""
 
-    cap: int | None
-    cache_control: str | None
+    refused: str | None
+    cap: int | None = None
+    cache_control: str | None = None
 
 
-def directives(value: str) -> dict[str, str | None]:
-    """Cache-Control directives, names lower-cased: {"max-age": "60", "public": None, ...}."""
+def split_directives(value: str) -> list[str] | None:
+    """The comma-separated parts of a Cache-Control value, stripped, with commas inside quoted
+    strings kept where they are; None when a quoted string is not closed."""
+    parts, current, quoted, escaped = [], [], False, False
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(ch)
+    if quoted:
+        return None
+    parts.append("".join(current).strip())
+    return [p for p in parts if p]
+
+
+def directives(value: str) -> dict[str, str | None] | None:
+    """Cache-Control directives, names lower-cased: {"max-age": "60", "public": None, ...}; the
+    first of a repeated name wins; None when the value does not parse."""
+    parts = split_directives(value)
+    if parts is None:
+        return None
     out: dict[str, str | None] = {}
-    for part in value.split(","):
-        name, eq, arg = part.strip().partition("=")
-        if name:
-            out.setdefault(name.strip().lower(), arg.strip().strip('"') if eq else None)
+    for part in parts:
+        name, eq, arg = part.partition("=")
+        out.setdefault(name.strip().lower(), arg.strip().strip('"') if eq else None)
     return out
 
 
@@ -62,30 +89,35 @@ def _expires_in(value: str) -> int:
     return max(int(when - time.time()), 0)
 
 
-def verdict(status: int, headers: Iterable[tuple[bytes, bytes]], per_user: bool) -> Verdict | None:
-    """The storage verdict for a response (None: not storable). Header names lower-case."""
+def verdict(status: int, headers: Iterable[tuple[bytes, bytes]], per_user: bool) -> Verdict:
+    """The storage verdict for a response. Header names lower-case."""
     if status not in STORABLE_STATUS:
-        return None
+        return Verdict(f"status {status}")
     controls: list[str] = []
     expires: str | None = None
     for name, raw in headers:
         if name == b"set-cookie":
-            return None
+            return Verdict("it sets a cookie")
         if name == b"cache-control":
             controls.append(raw.decode("latin-1"))
         elif name == b"vary":
             fields = {f.strip().lower() for f in raw.decode("latin-1").split(",") if f.strip()}
             if not fields <= (_PER_USER_VARY if per_user else frozenset()):
-                return None
+                return Verdict(f"Vary: {raw.decode('latin-1')}" + ("" if per_user else " under a key shared by users"))
         elif name == b"expires":
             expires = raw.decode("latin-1")
     control = ", ".join(controls) or None
     d = directives(control) if control else {}
-    if "no-store" in d or "no-cache" in d or ("private" in d and not per_user):
-        return None
+    if d is None:
+        return Verdict("its Cache-Control does not parse")
+    for name in ("no-store", "no-cache"):
+        if name in d:
+            return Verdict(f"Cache-Control: {name}")
+    if "private" in d and not per_user:
+        return Verdict("Cache-Control: private under a key shared by users")
     cap = _seconds(d["s-maxage"]) if "s-maxage" in d else _seconds(d.get("max-age"))
     if cap is None and expires is not None:
         cap = _expires_in(expires)
     if cap == 0:
-        return None
-    return Verdict(cap, control)
+        return Verdict("its handler allows 0 seconds of freshness")
+    return Verdict(None, cap, control)
