@@ -350,6 +350,39 @@ HTTPCACHE_EXTERN(int) httpcache_cache_ttl(int64_t *out_seconds, const httpcache_
                                           const httpcache_ttl_policy *policy, int64_t now_ms);
 
 /* ------------------------------------------------------------------------
+ * fork()
+ *
+ * A handle used before fork() (a pre-forking server warming its cache, a
+ * warm-up at import, multiprocessing's fork start method) keeps working in
+ * the parent and in the child, since v1.1. Every Redis connection belongs
+ * to the process that opened it: the child never reads or writes one it
+ * inherited (sharing it would hand each process the other's replies, i.e.
+ * other keys' values). On its first use in the child, an inherited
+ * connection is dropped without any I/O (the child closes its copy of the
+ * descriptor; nothing is sent, so the parent's connection is untouched) and
+ * the child connects its own. This holds for the blocking pool, for
+ * non-blocking contexts (one server or a cluster) and for a cluster's slot
+ * map, whose background refresher thread, absent in the child, is started
+ * again there when needed. The library's own locks are held across fork()
+ * (pthread_atfork), so a child never inherits one held by a thread that
+ * does not exist in it. memory:// needs nothing: the child has a copy of
+ * the store, from then on separate from the parent's.
+ *
+ * Non-blocking contexts in the child: open new ones, on the child's own
+ * event loop, and free the inherited ones (httpcache_async_free() does no
+ * I/O there either). An inherited context still works if used: its first
+ * call drops the inherited connection (requests pending at the fork then
+ * complete with HTTPCACHE_ECANCELED, and the watch callback is told to stop
+ * watching the old descriptor) and connects anew. But a host loop's own
+ * state, such as an epoll descriptor, is usually shared with the parent
+ * after fork, so a child should not keep using the parent's loop.
+ *
+ * Not supported: fork() from inside a library callback (compute, TTL,
+ * watch or completion callbacks), and a fork() racing
+ * httpcache_cache_free() of the same handle in another thread.
+ * ------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------
  * Blocking calls. All are safe from many threads at once on one handle.
  * A key is `key_len` bytes (binary-safe) without the namespace, which the
  * library adds; it must be 1..HTTPCACHE_MAX_KEY_BYTES bytes.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../clock.hpp"
+#include "fork.hpp"
 #include "session.hpp"
 
 namespace httpcache {
@@ -36,17 +37,20 @@ class cluster_session final : public async_session {
   }
 
   ~cluster_session() override {
+    if (pid_ != detail::current_pid()) forget_inherited();  // never touch the parent's epoll set
     for (auto& w : waiting_) {  // never sent: canceled, like the requests in flight
       if (w.what == waiting::kind::get) w.get_done(static_cast<int>(errc::canceled), {}, 0);
       else w.count_done(static_cast<int>(errc::canceled), 0);
     }
     waiting_.clear();
     nodes_.clear();  // cancels what is pending (callbacks run now) and unregisters the node sockets
+    if (epoll_fd_ < 0) return;
     if (watch_) watch_(epoll_fd_, 0);
     ::close(epoll_fd_);
   }
 
   void get(const std::string& key, get_done_fn done) override {
+    if (pid_ != detail::current_pid()) forget_inherited();
     if (must_wait(key)) return park(waiting{waiting::kind::get, key, {}, 0, {}, std::move(done), nullptr});
     async_session* node = node_for(key);
     if (!node) return done(static_cast<int>(errc::backend), {}, 0);
@@ -57,6 +61,7 @@ class cluster_session final : public async_session {
   }
 
   void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
+    if (pid_ != detail::current_pid()) forget_inherited();
     if (must_wait(key))
       return park(waiting{waiting::kind::set, key, std::string(value), ttl_ms, {}, nullptr, std::move(done)});
     async_session* node = node_for(key);
@@ -67,6 +72,7 @@ class cluster_session final : public async_session {
   // One single-key DEL per key (a multi-key DEL must stay within one slot), pipelined on each
   // node's connection; one completion with the total when the last one answers.
   void del(const std::vector<std::string>& keys, count_done_fn done) override {
+    if (pid_ != detail::current_pid()) forget_inherited();
     if (!keys.empty() && must_wait(keys.front()))
       return park(waiting{waiting::kind::del, {}, {}, 0, keys, nullptr, std::move(done)});
     struct tally {
@@ -92,6 +98,10 @@ class cluster_session final : public async_session {
   }
 
   void process(unsigned ready) override {
+    if (pid_ != detail::current_pid()) {
+      forget_inherited();
+      ready = 0;  // the host's readiness was about the parent's epoll descriptor
+    }
     dispatch_waiting();
     if (ready) {
       epoll_event events[64];
@@ -126,6 +136,34 @@ class cluster_session final : public async_session {
   }
 
  private:
+  // In a forked child (fork.hpp), everything this session holds is the parent's: the epoll
+  // descriptor (an epoll set is shared across fork, so registering or removing a descriptor in it
+  // here would change the parent's) and each node's connection. A new epoll descriptor replaces
+  // ours before anything else happens, so the node sessions' teardown below only ever touches the
+  // new set; they drop their connections without I/O; requests pending at the fork, in flight or
+  // waiting for the map, complete with ECANCELED. The host hears the old descriptor is no longer
+  // watched and the new one is. Later requests connect anew.
+  void forget_inherited() {
+    pid_ = detail::current_pid();
+    const int inherited = epoll_fd_;
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);  // if it fails, node sockets cannot be watched: requests time out
+    fd_node_.clear();
+    if (watch_) {
+      watch_(inherited, 0);
+      if (epoll_fd_ >= 0) watch_(epoll_fd_, event_read);
+    }
+    ::close(inherited);  // our reference only: the parent's epoll set is untouched
+    std::deque<waiting> parked;
+    parked.swap(waiting_);
+    auto nodes = std::move(nodes_);
+    nodes_.clear();
+    nodes.clear();  // completions may start new requests: those go to new node sessions
+    for (auto& w : parked) {
+      if (w.what == waiting::kind::get) w.get_done(static_cast<int>(errc::canceled), {}, 0);
+      else w.count_done(static_cast<int>(errc::canceled), 0);
+    }
+  }
+
   // Requests that arrive before the slot map is known wait here (the map is fetched by the
   // background thread); the host's timer calls process(), which sends them once it is known, or
   // fails them open at their deadline. So the loop never waits for the map.
@@ -228,6 +266,7 @@ class cluster_session final : public async_session {
   detail::slot_map& cluster_;
   const watch_fn watch_;
   int epoll_fd_ = -1;
+  pid_t pid_ = detail::current_pid();  // the process that made epoll_fd_ and the node connections
   std::map<int, std::string> fd_node_;
   std::map<std::string, std::unique_ptr<async_session>> nodes_;
   std::deque<waiting> waiting_;

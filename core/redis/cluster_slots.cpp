@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <new>
 
 namespace httpcache {
 
@@ -77,12 +78,48 @@ slot_map::slot_map(backend_url url, backend_options options) : url_(std::move(ur
 }
 
 slot_map::~slot_map() {
+  // Only a refresher of this process is here: a forked child drops the parent's (after_fork_child).
+  std::unique_ptr<refresher> r;
   {
-    std::lock_guard<std::mutex> lock(refresher_mutex_);
-    stopping_ = true;
+    std::lock_guard<std::mutex> guard(refresher_guard_);
+    r = std::move(refresher_);
   }
-  refresher_cv_.notify_one();
-  if (refresher_.joinable()) refresher_.join();
+  if (!r) return;
+  {
+    std::lock_guard<std::mutex> lock(r->mutex);
+    r->stopping = true;
+  }
+  r->cv.notify_one();
+  r->thread.join();
+}
+
+// The map and the refresher pointer are consistent in a child: their locks are held across fork()
+// (never across I/O, so fork() waits for no network). Each pool holds its own lock likewise.
+void slot_map::before_fork() noexcept {
+  refresher_guard_.lock();
+  map_mutex_.lock();
+}
+
+void slot_map::after_fork_parent() noexcept {
+  map_mutex_.unlock();
+  refresher_guard_.unlock();
+}
+
+// Runs in the child while it has one thread. The refresher thread does not exist here: joining it
+// would wait forever, destroying a joinable std::thread calls std::terminate, and its mutex and
+// condition variable may be held or waited on by that missing thread. So its state is leaked on
+// purpose (a few bytes, once per fork) and never touched again; request_refresh() starts a new
+// one on first need. The refresh mutex may be held by that thread too (it is held across I/O):
+// it is leaked and replaced likewise.
+void slot_map::after_fork_child() noexcept {
+  (void)refresher_.release();
+  (void)refresh_mutex_.release();
+  refresh_mutex_ = std::make_unique<std::mutex>();
+  // A glibc rwlock records its writer's thread id, which the child's thread does not have: unlock
+  // would take it for a reader's and leave it write-locked. Being the only thread, the child makes
+  // it anew over the old one instead (never destroyed: destroying a locked rwlock is undefined).
+  new (&map_mutex_) std::shared_mutex;
+  refresher_guard_.unlock();
 }
 
 std::optional<endpoint> slot_map::known_owner(std::uint16_t slot) {
@@ -93,12 +130,17 @@ std::optional<endpoint> slot_map::known_owner(std::uint16_t slot) {
 }
 
 void slot_map::request_refresh() {
-  {
-    std::lock_guard<std::mutex> lock(refresher_mutex_);
-    refresh_wanted_ = true;
-    if (!refresher_.joinable()) refresher_ = std::thread([this] { refresher_loop(); });
+  std::lock_guard<std::mutex> guard(refresher_guard_);
+  if (!refresher_) {
+    auto r = std::make_unique<refresher>();
+    r->thread = std::thread([this, state = r.get()] { refresher_loop(*state); });
+    refresher_ = std::move(r);
   }
-  refresher_cv_.notify_one();
+  {
+    std::lock_guard<std::mutex> lock(refresher_->mutex);
+    refresher_->wanted = true;
+  }
+  refresher_->cv.notify_one();
 }
 
 void slot_map::prefetch_map() {
@@ -140,18 +182,24 @@ int slot_map::node_index(const std::string& host, int port) {
     std::shared_lock<std::shared_mutex> lock(map_mutex_);
     if (auto it = index_.find(name); it != index_.end()) return it->second;
   }
-  std::unique_lock<std::shared_mutex> lock(map_mutex_);
-  if (auto it = index_.find(name); it != index_.end()) return it->second;
+  // The pool is made (and registered for fork) before the map's lock is taken: the fork handler
+  // takes the map's lock while holding the registry, so the reverse order could deadlock.
   endpoint e;
   e.host = host;
   e.port = port;
-  nodes_.push_back(std::make_unique<redis_pool>(e, url_, options_));
+  auto made = std::make_unique<redis_pool>(e, url_, options_);
+  std::unique_lock<std::shared_mutex> lock(map_mutex_);
+  if (auto it = index_.find(name); it != index_.end()) {
+    lock.unlock();  // another thread added it meanwhile; ours is dropped outside the lock
+    return it->second;
+  }
+  nodes_.push_back(std::move(made));
   index_.emplace(name, static_cast<int>(nodes_.size() - 1));
   return static_cast<int>(nodes_.size() - 1);
 }
 
 void slot_map::refresh_map() {
-  std::lock_guard<std::mutex> one_at_a_time(refresh_mutex_);
+  std::lock_guard<std::mutex> one_at_a_time(*refresh_mutex_);
   command slots;
   slots.add("CLUSTER");
   slots.add("SLOTS");
@@ -176,19 +224,19 @@ void slot_map::refresh_map() {
 }
 
 // At most one refresh per 100 ms, whatever the number of failing requests asking for one.
-void slot_map::refresher_loop() {
-  std::unique_lock<std::mutex> lock(refresher_mutex_);
-  while (!stopping_) {
-    refresher_cv_.wait(lock, [&] { return refresh_wanted_ || stopping_; });
-    if (stopping_) break;
-    refresh_wanted_ = false;
+void slot_map::refresher_loop(refresher& r) {
+  std::unique_lock<std::mutex> lock(r.mutex);
+  while (!r.stopping) {
+    r.cv.wait(lock, [&] { return r.wanted || r.stopping; });
+    if (r.stopping) break;
+    r.wanted = false;
     lock.unlock();
     try {
       refresh_map();
     } catch (const backend_error&) {
     }
     lock.lock();
-    refresher_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
+    r.cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return r.stopping; });
   }
 }
 

@@ -21,6 +21,7 @@
 
 #include "../backend.hpp"
 #include "../url.hpp"
+#include "fork.hpp"
 #include "pool.hpp"
 
 namespace httpcache {
@@ -47,8 +48,9 @@ redirect parse_redirect_text(std::string_view text, const std::string& current_h
 redirect parse_redirect(const redisReply* r, const std::string& current_host);
 
 // The slot owners and one blocking pool per known node. Thread-safe. Nodes are only ever added,
-// so a node index and a pool reference stay valid for the map's lifetime.
-class slot_map {
+// so a node index and a pool reference stay valid for the map's lifetime. Fork-safe (fork.hpp):
+// the map's lock is held across fork(), and a child starts its own refresher thread when needed.
+class slot_map final : private fork_participant {
  public:
   slot_map(backend_url url, backend_options options);
   ~slot_map();  // stops the background refresher
@@ -75,8 +77,21 @@ class slot_map {
   const backend_options& options() const { return options_; }
 
  private:
-  void refresher_loop();
+  // The background refresher: its thread and what it waits on. One per process: a forked child
+  // does not have the thread (see after_fork_child).
+  struct refresher {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool wanted = false;
+    bool stopping = false;
+    std::thread thread;
+  };
+  void refresher_loop(refresher& r);
   void install_map(const redisReply* reply, const std::string& answering_host);
+
+  void before_fork() noexcept override;
+  void after_fork_parent() noexcept override;
+  void after_fork_child() noexcept override;
 
   const backend_url url_;
   const backend_options options_;
@@ -84,12 +99,12 @@ class slot_map {
   std::array<int, cluster_slot_count> slot_owner_;
   std::vector<std::unique_ptr<redis_pool>> nodes_;
   std::map<std::string, int> index_;
-  std::mutex refresh_mutex_;
-  std::mutex refresher_mutex_;
-  std::condition_variable refresher_cv_;
-  bool refresh_wanted_ = false;
-  bool stopping_ = false;
-  std::thread refresher_;
+  // One refresh at a time. Held across I/O, so not across fork(): a child replaces it instead (a
+  // thread of the parent may have held it).
+  std::unique_ptr<std::mutex> refresh_mutex_ = std::make_unique<std::mutex>();
+  std::mutex refresher_guard_;  // guards refresher_ itself (made on first use)
+  std::unique_ptr<refresher> refresher_;
+  fork_registration registered_{*this};  // last: registered once the rest exists
 };
 
 }  // namespace httpcache::detail

@@ -58,11 +58,11 @@ redis_pool::redis_pool(endpoint where, const backend_url& auth, const backend_op
 
 std::vector<reply_ptr> redis_pool::exchange(const std::vector<const command*>& commands) {
   for (int attempt = 0;; ++attempt) {
-    context_ptr c = take_idle();
-    const bool reused = c != nullptr;
-    if (!c) c = connect();
+    pooled c = take_idle();
+    const bool reused = c.c != nullptr;
+    if (!reused) c = pooled{connect(), current_pid()};
     try {
-      auto replies = exchange_on(c.get(), commands, where_.name());
+      auto replies = exchange_on(c.c.get(), commands, where_.name());
       give_back(std::move(c));
       return replies;
     } catch (const backend_error& e) {
@@ -96,15 +96,24 @@ context_ptr redis_pool::connect() {
   return c;
 }
 
-context_ptr redis_pool::take_idle() {
+// Connections made by another process (we are its forked child) are never used: the first borrow
+// after a fork drops them all. redisFree() only closes our copy of the descriptor, which leaves
+// the parent's connection open and untouched (no QUIT, no shutdown()).
+redis_pool::pooled redis_pool::take_idle() {
+  const pid_t self = current_pid();
+  std::vector<pooled> inherited;  // freed after the lock is released
   std::lock_guard<std::mutex> lock(mutex_);
-  if (idle_.empty()) return nullptr;
-  context_ptr c = std::move(idle_.back());
-  idle_.pop_back();
-  return c;
+  while (!idle_.empty()) {
+    pooled c = std::move(idle_.back());
+    idle_.pop_back();
+    if (c.pid == self) return c;
+    inherited.push_back(std::move(c));
+  }
+  return {};
 }
 
-void redis_pool::give_back(context_ptr c) {
+void redis_pool::give_back(pooled c) {
+  if (c.pid != current_pid()) return;  // dropped (see take_idle)
   std::lock_guard<std::mutex> lock(mutex_);
   if (idle_.size() < options_.pool_size) idle_.push_back(std::move(c));
 }

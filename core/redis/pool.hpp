@@ -14,6 +14,7 @@
 #include "../backend.hpp"
 #include "../url.hpp"
 #include "commands.hpp"
+#include "fork.hpp"
 
 namespace httpcache::detail {
 
@@ -35,7 +36,9 @@ struct endpoint {
   std::string name() const;  // "host:port" or the socket path; no credentials
 };
 
-class redis_pool {
+// Fork-safe: a connection is only ever used by the process that made it (fork.hpp); a child drops
+// the ones it inherited without any I/O and connects its own.
+class redis_pool final : private fork_participant {
  public:
   // `auth` supplies the user, password and db sent on every new connection.
   redis_pool(endpoint where, const backend_url& auth, const backend_options& options);
@@ -50,15 +53,25 @@ class redis_pool {
   const endpoint& where() const noexcept { return where_; }
 
  private:
+  struct pooled {
+    context_ptr c;
+    pid_t pid = 0;  // the process that connected it: only that one may read or write it
+  };
   context_ptr connect();
-  context_ptr take_idle();
-  void give_back(context_ptr c);
+  pooled take_idle();
+  void give_back(pooled c);
+
+  // The idle list is consistent in a child: its lock is held across fork().
+  void before_fork() noexcept override { mutex_.lock(); }
+  void after_fork_parent() noexcept override { mutex_.unlock(); }
+  void after_fork_child() noexcept override { mutex_.unlock(); }
 
   const endpoint where_;
   const backend_url auth_;
   const backend_options options_;
   std::mutex mutex_;
-  std::vector<context_ptr> idle_;
+  std::vector<pooled> idle_;
+  fork_registration registered_{*this};  // last: registered once the rest exists
 };
 
 // Throws backend_error(errc::backend) with the reply's text if it is an error reply.

@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: MIT
+ * fork() after a handle was used (a pre-forking server warming its cache, multiprocessing's fork
+ * start method): the child never uses a connection it inherited, and the parent is unaffected.
+ *
+ * The parent warms a handle (blocking calls from several threads, so the pool holds several
+ * connections, and a non-blocking context with a request done), keeps two threads working on
+ * their own keys while it forks 4 children, and keeps using its non-blocking context while they
+ * run. Each child makes thousands of blocking calls on its own keys, reads keys the parent stored
+ * before the fork, then uses the context it inherited and a new context of its own; every value
+ * is checked against the one derived from its key. A child reports its counts through a pipe and
+ * exits non-zero on any wrong, missing or failed call; a child that hangs (a lock held by a thread
+ * that does not exist in it, a join of the cluster refresher) is killed at a deadline and counted.
+ * Then the children free the inherited handle, which must not wait for anything.
+ *
+ * HTTPCACHE_TEST_FORK_CALLS sets the blocking calls per child (default 5000; 1000 under
+ * sanitizers). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "httpcache.h"
+#include "support.h"
+
+/* A child of a multi-threaded parent starts threads here (the cluster's slot map refresher), which
+ * TSan refuses by default. This only matters in the TSan build; elsewhere the function is unused. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "die_after_fork=0"; }
+
+#define NCHILDREN 4
+#define NWARM 64
+#define PARENT_THREADS 2
+#define WARM_THREADS 6
+#define CHILD_DEADLINE_MS 90000
+
+typedef struct {
+  long calls, wrong, missing, failed;
+} counts;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DEFAULT_CALLS 1000 /* sanitizers are 5 to 15 times slower */
+#else
+#define DEFAULT_CALLS 5000
+#endif
+
+static int calls_per_child(void) {
+  const char *env = getenv("HTTPCACHE_TEST_FORK_CALLS");
+  int n = env ? atoi(env) : 0;
+  return n > 0 ? n : DEFAULT_CALLS;
+}
+
+/* The value of `key`: derived from the key alone, and long enough that a foreign one never matches. */
+static size_t value_of(char *out, size_t cap, const char *key) {
+  int n = snprintf(out, cap, "value-of|%s|%08x|", key, (unsigned)strlen(key) * 2654435761U);
+  return (size_t)n;
+}
+
+/* One blocking get of `key`, which must hold value_of(key). */
+static void check_get(httpcache_cache *cache, const char *key, counts *c) {
+  char expected[256];
+  size_t len = value_of(expected, sizeof expected, key);
+  httpcache_buf got = HTTPCACHE_BUF_INIT;
+  int rc = httpcache_cache_get(&got, NULL, cache, key, strlen(key));
+  ++c->calls;
+  if (rc == HTTPCACHE_OK) {
+    if (got.size != len || memcmp(got.ptr, expected, len) != 0) ++c->wrong;
+  } else if (rc == HTTPCACHE_ENOTFOUND) {
+    ++c->missing;
+  } else {
+    ++c->failed;
+  }
+  httpcache_buf_dispose(&got);
+}
+
+static void put(httpcache_cache *cache, const char *key, counts *c) {
+  static const httpcache_ttl_policy ttl = {HTTPCACHE_TTL_SECONDS, 120, NULL, NULL};
+  char value[256];
+  size_t len = value_of(value, sizeof value, key);
+  ++c->calls;
+  if (httpcache_cache_set(NULL, cache, key, strlen(key), value, len, &ttl) != HTTPCACHE_OK) ++c->failed;
+}
+
+/* ---- a tiny host loop for the non-blocking context: one descriptor, as the watch callback says ---- */
+
+typedef struct {
+  int fd;
+  uint32_t events;
+} loop;
+
+static void on_watch(int fd, uint32_t events, void *payload) {
+  loop *l = payload;
+  if (events == 0) {
+    if (l->fd == fd) {
+      l->fd = -1;
+      l->events = 0;
+    }
+    return;
+  }
+  l->fd = fd;
+  l->events = events;
+}
+
+static void run_loop(loop *l, httpcache_async *ctx, int deadline_ms) {
+  int64_t end = test_now_ms() + deadline_ms;
+  while (httpcache_async_pending(ctx) > 0 && test_now_ms() < end) {
+    struct pollfd p = {l->fd, 0, 0};
+    int64_t wait = httpcache_async_timeout_ms(ctx);
+    uint32_t ready = 0;
+    if (wait < 0 || wait > 50) wait = 50;
+    if (l->events & HTTPCACHE_EV_READ) p.events |= POLLIN;
+    if (l->events & HTTPCACHE_EV_WRITE) p.events |= POLLOUT;
+    if (l->fd >= 0 && poll(&p, 1, (int)wait) > 0) {
+      if (p.revents & (POLLIN | POLLHUP | POLLERR)) ready |= HTTPCACHE_EV_READ;
+      if (p.revents & (POLLOUT | POLLERR)) ready |= HTTPCACHE_EV_WRITE;
+    } else if (l->fd < 0) {
+      test_sleep_ms((int)wait);
+    }
+    httpcache_async_process(ctx, ready);
+  }
+}
+
+typedef struct {
+  const char *key;
+  counts *c;
+  int done;
+} async_call;
+
+static void on_async_get(int status, const void *value, size_t size, int64_t ttl_ms, void *payload) {
+  async_call *a = payload;
+  char expected[256];
+  size_t len = value_of(expected, sizeof expected, a->key);
+  (void)ttl_ms;
+  a->done = 1;
+  if (status == HTTPCACHE_OK) {
+    if (size != len || memcmp(value, expected, len) != 0) ++a->c->wrong;
+  } else if (status == HTTPCACHE_ENOTFOUND) {
+    ++a->c->missing;
+  } else {
+    ++a->c->failed;
+  }
+}
+
+static void on_async_set(int status, int64_t count, void *payload) {
+  async_call *a = payload;
+  (void)count;
+  a->done = 1;
+  if (status != HTTPCACHE_OK) ++a->c->failed;
+}
+
+/* One non-blocking store of `key` and one lookup of it, each run to completion. */
+static void async_round(httpcache_async *ctx, loop *l, const char *key, counts *c) {
+  static const httpcache_ttl_policy ttl = {HTTPCACHE_TTL_SECONDS, 120, NULL, NULL};
+  char value[256];
+  size_t len = value_of(value, sizeof value, key);
+  async_call set = {key, c, 0}, get = {key, c, 0};
+  c->calls += 2;
+  if (httpcache_async_set(ctx, key, strlen(key), value, len, &ttl, on_async_set, &set) != HTTPCACHE_OK) {
+    ++c->failed;
+    return;
+  }
+  run_loop(l, ctx, 10000);
+  if (!set.done) ++c->failed;
+  if (httpcache_async_get(ctx, key, strlen(key), on_async_get, &get) != HTTPCACHE_OK) {
+    ++c->failed;
+    return;
+  }
+  run_loop(l, ctx, 10000);
+  if (!get.done) ++c->failed;
+}
+
+/* ---- the parent's threads, working on their own keys while it forks ---- */
+
+typedef struct {
+  httpcache_cache *cache;
+  int id;
+  volatile int *stop;
+  counts c;
+} worker;
+
+static void *parent_worker(void *arg) {
+  worker *w = arg;
+  char key[64];
+  for (unsigned n = 0; !*w->stop; ++n) {
+    snprintf(key, sizeof key, "parent-%d-%u", w->id, n % 500);
+    put(w->cache, key, &w->c);
+    check_get(w->cache, key, &w->c);
+  }
+  return NULL;
+}
+
+/* ---- one child ---- */
+
+static void child_main(int id, httpcache_cache *cache, httpcache_async *inherited, loop *inherited_loop, int out_fd) {
+  counts c = {0, 0, 0, 0}, blocking;
+  char key[64];
+  const int calls = calls_per_child();
+  /* Blocking calls on its own keys (a store and a lookup per key), and the keys the parent stored
+   * before the fork. */
+  for (int n = 0; n < calls / 2; ++n) {
+    snprintf(key, sizeof key, "child-%d-%d", id, n);
+    put(cache, key, &c);
+    check_get(cache, key, &c);
+    if (n % 10 == 0) {
+      snprintf(key, sizeof key, "warm-%d", n % NWARM);
+      check_get(cache, key, &c);
+    }
+  }
+  /* The blocking counts first: the parent reads whatever arrived, even if this child dies later. */
+  if (write(out_fd, &c, sizeof c) != (ssize_t)sizeof c) _exit(3);
+  blocking = c;
+  /* The non-blocking context inherited from the parent: its first call drops the inherited
+   * connection without any I/O and connects anew. */
+  for (int n = 0; n < 100; ++n) {
+    snprintf(key, sizeof key, "child-async-%d-%d", id, n);
+    async_round(inherited, inherited_loop, key, &c);
+  }
+  httpcache_async_free(inherited);
+  /* A context of its own, as documented for children. */
+  {
+    loop own = {-1, 0};
+    httpcache_async *ctx = NULL;
+    if (httpcache_async_open(&ctx, cache, on_watch, &own) != HTTPCACHE_OK) {
+      ++c.failed;
+    } else {
+      for (int n = 0; n < 100; ++n) {
+        snprintf(key, sizeof key, "child-own-%d-%d", id, n);
+        async_round(ctx, &own, key, &c);
+      }
+      httpcache_async_free(ctx);
+    }
+  }
+  httpcache_cache_free(cache); /* must not join or signal anything of the parent's */
+  c.calls -= blocking.calls;
+  c.wrong -= blocking.wrong;
+  c.missing -= blocking.missing;
+  c.failed -= blocking.failed;
+  if (write(out_fd, &c, sizeof c) != (ssize_t)sizeof c) _exit(3);
+  _exit(blocking.wrong || blocking.missing || blocking.failed || c.wrong || c.missing || c.failed ? 1 : 0);
+}
+
+/* ---- the test ---- */
+
+static void run_fork_test(const char *url, const char *label) {
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *cache = NULL;
+  httpcache_async *ctx = NULL;
+  loop parent_loop = {-1, 0};
+  pid_t pids[NCHILDREN];
+  int fds[NCHILDREN];
+  int exit_status[NCHILDREN];
+  counts parent = {0, 0, 0, 0};
+  pthread_t threads[PARENT_THREADS];
+  worker workers[PARENT_THREADS];
+  volatile int stop = 0;
+  char key[64];
+  long total_wrong = 0, total_missing = 0, total_failed = 0, hung = 0;
+
+  opts.command_timeout_ms = 10000; /* a loaded machine and sanitizers: no call may fail for time */
+  opts.connect_timeout_ms = 10000;
+  opts.breaker_failures = 1000000;
+  assert_int_equal(httpcache_cache_open(&cache, url, test_unique_namespace("fork"), NULL, &opts), HTTPCACHE_OK);
+
+  /* Warm: stored values, several pooled connections, a non-blocking request done. */
+  for (int n = 0; n < NWARM; ++n) {
+    snprintf(key, sizeof key, "warm-%d", n);
+    put(cache, key, &parent);
+    check_get(cache, key, &parent);
+  }
+  { /* several threads at once, so that the pool keeps several idle connections */
+    pthread_t warmers[WARM_THREADS];
+    worker warm[WARM_THREADS];
+    volatile int warm_stop = 0;
+    for (int t = 0; t < WARM_THREADS; ++t) {
+      warm[t] = (worker){cache, 100 + t, &warm_stop, {0, 0, 0, 0}};
+      assert_int_equal(pthread_create(&warmers[t], NULL, parent_worker, &warm[t]), 0);
+    }
+    test_sleep_ms(100);
+    warm_stop = 1;
+    for (int t = 0; t < WARM_THREADS; ++t) {
+      pthread_join(warmers[t], NULL);
+      parent.wrong += warm[t].c.wrong;
+      parent.missing += warm[t].c.missing;
+      parent.failed += warm[t].c.failed;
+    }
+  }
+  for (int t = 0; t < PARENT_THREADS; ++t) {
+    workers[t] = (worker){cache, t, &stop, {0, 0, 0, 0}};
+    assert_int_equal(pthread_create(&threads[t], NULL, parent_worker, &workers[t]), 0);
+  }
+  assert_int_equal(httpcache_async_open(&ctx, cache, on_watch, &parent_loop), HTTPCACHE_OK);
+  async_round(ctx, &parent_loop, "parent-async-warm", &parent);
+  test_sleep_ms(50); /* the threads are mid-call when we fork */
+
+  for (int i = 0; i < NCHILDREN; ++i) {
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(NULL);
+    pids[i] = fork();
+    assert_true(pids[i] >= 0);
+    if (pids[i] == 0) {
+      alarm(CHILD_DEADLINE_MS / 1000 + 30); /* never outlives a killed parent for long */
+      close(p[0]);
+      child_main(i, cache, ctx, &parent_loop, p[1]);
+    }
+    close(p[1]);
+    fds[i] = p[0];
+    exit_status[i] = -1;
+  }
+
+  /* The parent keeps working (blocking threads, and its non-blocking context here) until every
+   * child has exited or the deadline passes. */
+  {
+    int64_t deadline = test_now_ms() + CHILD_DEADLINE_MS;
+    int left = NCHILDREN;
+    for (unsigned n = 0; left > 0; ++n) {
+      snprintf(key, sizeof key, "parent-async-%u", n % 500);
+      async_round(ctx, &parent_loop, key, &parent);
+      for (int i = 0; i < NCHILDREN; ++i) {
+        int status;
+        if (exit_status[i] != -1) continue;
+        if (waitpid(pids[i], &status, WNOHANG) == pids[i]) {
+          exit_status[i] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+          --left;
+        } else if (test_now_ms() > deadline) {
+          kill(pids[i], SIGKILL);
+          waitpid(pids[i], &status, 0);
+          exit_status[i] = 999;
+          ++hung;
+          --left;
+        }
+      }
+      if (n > 1000000) break;
+    }
+  }
+  stop = 1;
+  for (int t = 0; t < PARENT_THREADS; ++t) {
+    pthread_join(threads[t], NULL);
+    parent.calls += workers[t].c.calls;
+    parent.wrong += workers[t].c.wrong;
+    parent.missing += workers[t].c.missing;
+    parent.failed += workers[t].c.failed;
+  }
+  for (int i = 0; i < NCHILDREN; ++i) {
+    for (int part = 0; part < 2; ++part) {
+      counts got = {0, 0, 0, 0};
+      const char *what = part == 0 ? "blocking" : "non-blocking";
+      if (read(fds[i], &got, sizeof got) != (ssize_t)sizeof got) {
+        printf("%s child %d: exit %d, no %s report\n", label, i, exit_status[i], what);
+        continue;
+      }
+      printf("%s child %d: exit %d, %s: %ld calls, %ld wrong, %ld missing, %ld failed\n", label, i, exit_status[i],
+             what, got.calls, got.wrong, got.missing, got.failed);
+      total_wrong += got.wrong;
+      total_missing += got.missing;
+      total_failed += got.failed;
+    }
+    close(fds[i]);
+  }
+  printf("%s parent: %ld calls, %ld wrong, %ld missing, %ld failed; children hung: %ld\n", label, parent.calls,
+         parent.wrong, parent.missing, parent.failed, hung);
+  fflush(stdout);
+
+  httpcache_async_free(ctx);
+  httpcache_cache_free(cache);
+  assert_int_equal(total_wrong + parent.wrong, 0);
+  assert_int_equal(total_missing + parent.missing, 0);
+  assert_int_equal(total_failed + parent.failed, 0);
+  assert_int_equal(hung, 0);
+  for (int i = 0; i < NCHILDREN; ++i) assert_int_equal(exit_status[i], 0);
+}
+
+static void test_fork_redis(void **state) {
+  (void)state;
+  run_fork_test(test_redis_url(), "redis");
+}
+
+static void test_fork_unix(void **state) {
+  (void)state;
+  run_fork_test(test_redis_unix_url(), "unix");
+}
+
+static void test_fork_cluster(void **state) {
+  (void)state;
+  run_fork_test(test_cluster_url(), "cluster");
+}
+
+/* Forks repeatedly while threads hammer the handle: a child must never inherit one of the
+ * library's locks held by a thread that does not exist in it. Each child makes a few calls and
+ * exits; a deadlocked child is killed at the deadline and counted. */
+static void test_fork_while_threads_hold_locks(void **state) {
+  const char *urls[2];
+  (void)state;
+  urls[0] = test_redis_url();
+  urls[1] = test_cluster_url();
+  for (int u = 0; u < 2; ++u) {
+    httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+    httpcache_cache *cache = NULL;
+    pthread_t threads[PARENT_THREADS];
+    worker workers[PARENT_THREADS];
+    volatile int stop = 0;
+    long bad = 0;
+    opts.command_timeout_ms = 10000;
+    opts.connect_timeout_ms = 10000;
+    opts.breaker_failures = 1000000;
+    assert_int_equal(httpcache_cache_open(&cache, urls[u], test_unique_namespace("forklocks"), NULL, &opts),
+                     HTTPCACHE_OK);
+    for (int t = 0; t < PARENT_THREADS; ++t) {
+      workers[t] = (worker){cache, t, &stop, {0, 0, 0, 0}};
+      assert_int_equal(pthread_create(&threads[t], NULL, parent_worker, &workers[t]), 0);
+    }
+    for (int round = 0; round < 40; ++round) {
+      int status;
+      int64_t deadline;
+      pid_t pid;
+      fflush(NULL);
+      pid = fork();
+      assert_true(pid >= 0);
+      if (pid == 0) {
+        counts c = {0, 0, 0, 0};
+        alarm(60);
+        char key[64];
+        for (int n = 0; n < 20; ++n) {
+          snprintf(key, sizeof key, "locks-child-%d-%d", round, n);
+          put(cache, key, &c);
+          check_get(cache, key, &c);
+        }
+        httpcache_cache_free(cache);
+        _exit(c.wrong || c.missing || c.failed ? 1 : 0);
+      }
+      deadline = test_now_ms() + 20000;
+      while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (test_now_ms() > deadline) {
+          kill(pid, SIGKILL);
+          waitpid(pid, &status, 0);
+          status = -1;
+          break;
+        }
+        test_sleep_ms(2);
+      }
+      if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        printf("%s round %d: child %s\n", u ? "cluster" : "redis", round,
+               status == -1 ? "hung (killed)" : "failed");
+        ++bad;
+      }
+    }
+    stop = 1;
+    for (int t = 0; t < PARENT_THREADS; ++t) {
+      pthread_join(threads[t], NULL);
+      bad += workers[t].c.wrong + workers[t].c.missing + workers[t].c.failed;
+    }
+    httpcache_cache_free(cache);
+    assert_int_equal(bad, 0);
+  }
+}
+
+/* memory:// needs nothing: the child has its own copy of the store. */
+static void test_fork_memory(void **state) {
+  httpcache_cache *cache = NULL;
+  counts c = {0, 0, 0, 0};
+  int status;
+  pid_t pid;
+  (void)state;
+  assert_int_equal(httpcache_cache_open(&cache, "memory://", "forkmem", NULL, NULL), HTTPCACHE_OK);
+  put(cache, "k", &c);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    counts cc = {0, 0, 0, 0};
+    alarm(60);
+    check_get(cache, "k", &cc);
+    put(cache, "child", &cc);
+    check_get(cache, "child", &cc);
+    httpcache_cache_free(cache);
+    _exit(cc.wrong || cc.missing || cc.failed ? 1 : 0);
+  }
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  check_get(cache, "k", &c);
+  assert_int_equal(c.wrong + c.missing + c.failed, 0);
+  httpcache_cache_free(cache);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fork_memory),
+      cmocka_unit_test(test_fork_redis),
+      cmocka_unit_test(test_fork_unix),
+      cmocka_unit_test(test_fork_cluster),
+      cmocka_unit_test(test_fork_while_threads_hold_locks),
+  };
+  signal(SIGPIPE, SIG_IGN);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
