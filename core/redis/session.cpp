@@ -14,7 +14,6 @@
 
 #include "../clock.hpp"
 #include "commands.hpp"
-#include "fork.hpp"
 
 namespace httpcache {
 
@@ -42,8 +41,11 @@ struct depth {
   int& n;
 };
 
+struct request;
+using lease_done_fn = std::function<void(int status, const request& r)>;
+
 struct request {
-  enum class kind { get, set, del };
+  enum class kind { get, set, del, lease };
   request(kind k, get_done_fn g, count_done_fn c) : what(k), get_done(std::move(g)), count_done(std::move(c)) {}
 
   kind what;
@@ -55,6 +57,8 @@ struct request {
   bool found = false;
   std::string value;
   std::int64_t count = 0;
+  bool granted = false;     // lease: SET NX said OK
+  lease_done_fn lease_done;  // lease: completion
 };
 
 class redis_session final : public async_session {
@@ -67,16 +71,29 @@ class redis_session final : public async_session {
     drop_connection(status_of(errc::canceled));
   }
 
+  // Fencing (backend.hpp, lease_book): a miss takes the key's lease (one more round trip), and
+  // a set of that key from this session is then fenced with it.
   void get(const std::string& key, get_done_fn done) override {
-    auto* req = new request(request::kind::get, std::move(done), nullptr);
+    auto* req = new request(request::kind::get,
+                            [this, key, done = std::move(done)](int status, std::string_view value, std::int64_t ttl) {
+                              looked_up(key, status, value, ttl, done);
+                            },
+                            nullptr);
     req->replies_left = 2;
     detail::command get_cmd = detail::get_command(key), pttl_cmd = detail::pttl_command(key);
     start(req, {&get_cmd, &pttl_cmd});
   }
 
   void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
+    std::string placeholder, ttl_text;
+    const int fenced = leases_.take(key, placeholder);
+    if (fenced < 0) return done(status_of(errc::not_found), 0);  // another holder's lease: refused
     auto* req = new request(request::kind::set, nullptr, std::move(done));
-    std::string ttl_text;
+    if (fenced > 0) {
+      ttl_text = std::to_string(ttl_ms);
+      auto cmd = detail::store_leased_command(key, placeholder, value, ttl_text);
+      return start(req, {&cmd});
+    }
     auto cmd = detail::set_command(key, value, ttl_ms, ttl_text);
     start(req, {&cmd});
   }
@@ -88,8 +105,34 @@ class redis_session final : public async_session {
     start(req, {&cmd});
   }
 
+  void looked_up(const std::string& key, int status, std::string_view value, std::int64_t ttl, const get_done_fn& done) {
+    if (status == 0 && !is_lease(value)) {
+      leases_.forget(key);
+      return done(0, value, ttl);
+    }
+    if (status == 0) return done(status_of(errc::not_found), {}, leases_.saw(key, std::string(value)));
+    if (status != status_of(errc::not_found) || closing_) return done(status, value, ttl);
+    std::string placeholder = make_lease_placeholder();
+    auto* req = new request(request::kind::lease, nullptr, nullptr);
+    req->replies_left = 3;
+    req->lease_done = [this, key, placeholder, done](int st, const request& r) {
+      if (st != 0) return done(st, {}, 0);
+      if (r.granted) return done(status_of(errc::not_found), {}, leases_.granted(key, placeholder));
+      if (r.found && !is_lease(r.value)) {
+        leases_.forget(key);
+        return done(0, r.value, r.count);
+      }
+      if (r.found) return done(status_of(errc::not_found), {}, leases_.saw(key, r.value));
+      leases_.forget(key);
+      done(status_of(errc::not_found), {}, 0);
+    };
+    std::string ttl_text = std::to_string(default_lease_ms);
+    detail::command set_nx = detail::lock_command(key, placeholder, ttl_text), get_cmd = detail::get_command(key),
+                    pttl_cmd = detail::pttl_command(key);
+    start(req, {&set_nx, &get_cmd, &pttl_cmd});
+  }
+
   void process(unsigned ready) override {
-    if (pid_ != detail::current_pid()) forget_inherited();
     depth inside(in_hiredis_);
     if (ac_ && (ready & event_read)) redisAsyncHandleRead(ac_);
     if (ac_ && (ready & event_write)) redisAsyncHandleWrite(ac_);
@@ -113,7 +156,6 @@ class redis_session final : public async_session {
   // and the watch callback hears only their net change at the end, usually none.
   void start(request* req, std::initializer_list<const detail::command*> cmds) {
     if (closing_) return finish(req, status_of(errc::canceled));
-    if (pid_ != detail::current_pid()) forget_inherited();
     // Not from inside hiredis (a completion starting a request runs within its reply loop, where a
     // failed write would free the connection under that loop).
     const bool lone = queue_.empty() && in_hiredis_ == 0;
@@ -218,14 +260,6 @@ class redis_session final : public async_session {
     if (watch_) watch_(cw->fd, cw->events);
   }
 
-  // In a forked child the connection is the parent's (fork.hpp): it is dropped without any I/O
-  // (redisAsyncFree only closes our copy of the descriptor, and the watch callback hears that fd
-  // is no longer watched); requests pending at the fork complete with ECANCELED. The next
-  // request connects anew.
-  void forget_inherited() {
-    pid_ = detail::current_pid();
-    drop_connection(status_of(errc::canceled));
-  }
 
   // Fails every pending request with `status` and closes the connection; a later request reconnects.
   void drop_connection(int status) {
@@ -290,6 +324,20 @@ class redis_session final : public async_session {
         break;
       case request::kind::set:
         if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) req->status = status_of(errc::not_found);  // fenced: refused
+        break;
+      case request::kind::lease:
+        if (req->replies_left == 3) {
+          if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
+          req->granted = reply->type == REDIS_REPLY_STATUS;
+        } else if (req->replies_left == 2) {
+          if (reply->type == REDIS_REPLY_STRING) {
+            req->found = true;
+            req->value.assign(reply->str, reply->len);
+          }
+        } else {
+          req->count = detail::remaining_ttl_ms(reply);
+        }
         break;
       case request::kind::del:
         if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
@@ -311,7 +359,9 @@ class redis_session final : public async_session {
   // Runs the caller's callback once and frees the request.
   static void finish(request* req, int status) {
     std::unique_ptr<request> owned(req);
-    if (req->what == request::kind::get) {
+    if (req->what == request::kind::lease) {
+      req->lease_done(status, *req);
+    } else if (req->what == request::kind::get) {
       if (status == 0 && !req->found) status = status_of(errc::not_found);
       req->get_done(status, req->value, status == 0 ? req->count : 0);
     } else {
@@ -326,11 +376,11 @@ class redis_session final : public async_session {
   redisAsyncContext* ac_ = nullptr;
   bool connected_ = false;
   bool closing_ = false;
-  pid_t pid_ = detail::current_pid();  // the process that may use ac_ (fork.hpp)
   int holding_ = 0;     // > 0 inside start(): interest changes are held, told at its end
   int in_hiredis_ = 0;  // > 0 while hiredis may be running its callbacks on our connection
   std::vector<connection_watch*> held_;  // watches whose interest changed while holding
   int failure_status_ = status_of(errc::backend);
+  lease_book leases_;  // fencing: the leases this session's misses took or saw
   std::deque<request*> queue_;  // oldest first: Redis answers in order, so front has the nearest deadline
 };
 
