@@ -14,6 +14,7 @@
 
 #include "../clock.hpp"
 #include "commands.hpp"
+#include "fork.hpp"
 
 namespace httpcache {
 
@@ -133,6 +134,7 @@ class redis_session final : public async_session {
   }
 
   void process(unsigned ready) override {
+    if (pid_ != detail::current_pid()) forget_inherited();
     depth inside(in_hiredis_);
     if (ac_ && (ready & event_read)) redisAsyncHandleRead(ac_);
     if (ac_ && (ready & event_write)) redisAsyncHandleWrite(ac_);
@@ -156,6 +158,7 @@ class redis_session final : public async_session {
   // and the watch callback hears only their net change at the end, usually none.
   void start(request* req, std::initializer_list<const detail::command*> cmds) {
     if (closing_) return finish(req, status_of(errc::canceled));
+    if (pid_ != detail::current_pid()) forget_inherited();
     // Not from inside hiredis (a completion starting a request runs within its reply loop, where a
     // failed write would free the connection under that loop).
     const bool lone = queue_.empty() && in_hiredis_ == 0;
@@ -260,6 +263,14 @@ class redis_session final : public async_session {
     if (watch_) watch_(cw->fd, cw->events);
   }
 
+  // In a forked child the connection is the parent's (fork.hpp): it is dropped without any I/O
+  // (redisAsyncFree only closes our copy of the descriptor, and the watch callback hears that fd
+  // is no longer watched); requests pending at the fork complete with ECANCELED. The next
+  // request connects anew.
+  void forget_inherited() {
+    pid_ = detail::current_pid();
+    drop_connection(status_of(errc::canceled));
+  }
 
   // Fails every pending request with `status` and closes the connection; a later request reconnects.
   void drop_connection(int status) {
@@ -376,6 +387,7 @@ class redis_session final : public async_session {
   redisAsyncContext* ac_ = nullptr;
   bool connected_ = false;
   bool closing_ = false;
+  pid_t pid_ = detail::current_pid();  // the process that may use ac_ (fork.hpp)
   int holding_ = 0;     // > 0 inside start(): interest changes are held, told at its end
   int in_hiredis_ = 0;  // > 0 while hiredis may be running its callbacks on our connection
   std::vector<connection_watch*> held_;  // watches whose interest changed while holding
