@@ -353,7 +353,7 @@ static void test_ttl_rounds_up_to_whole_seconds(void **state) {
 
 /** A fixed TTL is returned as is, whatever the zone or the instant. */
 static void test_ttl_fixed_seconds(void **state) {
-  const int64_t values[] = {1, 59, 3600, 86400, INT64_C(315360000), INT64_C(4000000000)};
+  const int64_t values[] = {1, 59, 3600, 86400, INT64_C(31536000), HTTPCACHE_MAX_TTL_SECONDS};
   const char *zones[] = {NULL, "UTC", "America/New_York", "Australia/Lord_Howe"};
   const int64_t instants[] = {0, INT64_C(1741780800000), INT64_C(1762056000000)};
   size_t v, z, t;
@@ -366,6 +366,14 @@ static void test_ttl_fixed_seconds(void **state) {
         assert_int_equal(httpcache_ttl_compute(&out, &p, zones[z], instants[t]), HTTPCACHE_OK);
         assert_int_equal(out, values[v]);
       }
+  {
+    /* Over the maximum: refused, not clamped (issue 13, finding 10). */
+    httpcache_ttl_policy p = {HTTPCACHE_TTL_SECONDS, INT64_C(4000000000), NULL, NULL};
+    int64_t out = -1;
+    assert_int_equal(httpcache_ttl_compute(&out, &p, "UTC", 0), HTTPCACHE_EINVALID);
+    p.seconds = HTTPCACHE_MAX_TTL_SECONDS + 1;
+    assert_int_equal(httpcache_ttl_compute(&out, &p, "UTC", 0), HTTPCACHE_EINVALID);
+  }
 }
 
 /** A fixed TTL of 0 or fewer seconds is refused with EINVALID and a message. */

@@ -68,11 +68,14 @@ def test_a_user_name_cannot_reach_another_users_entry(store, first):
 
 
 def test_plain_ids_keep_their_keys(store):
-    @cache(key="b.logged_in.{}", obj="user", obj_attr="name")
-    def logged_in(user):
-        return {"user": user.name}
+    class Seeded:
+        id = "112358"
 
-    logged_in(User("112358"))
+    @cache(key="b.logged_in.{}", obj="user", obj_attr="id")
+    def logged_in(user):
+        return {"user": user.id}
+
+    logged_in(Seeded())
     assert store.get("b.logged_in.112358") is not None
 
 

@@ -50,7 +50,10 @@ class CachedCall:
     """One decorated function: its key builder, TTL choice and response memo, and the sync and
     async paths of a call."""
 
-    __slots__ = ("func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback")
+    __slots__ = (
+        "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
+        "__weakref__",
+    )
 
     def __init__(self, func: Callable[..., Any], keys: KeyBuilder, ttl: TtlChoice, namespace: str | None) -> None:
         self.func = func

@@ -63,8 +63,8 @@ def cache(
         if not callable(func):
             raise ValueError(f"{what}: cannot decorate {func!r}: not callable")
         keys = KeyBuilder(func, [key], obj, obj_attr, what)
-        claim(namespace, keys.templates, obj_attr, what, HTTPCache.namespace)
         call = CachedCall(func, keys, ttl, namespace)
+        claim(namespace, keys.templates, obj_attr, what, HTTPCache.namespace, call)
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)

@@ -7,10 +7,12 @@ same key for the same template and values; the backend key is then ``namespace:k
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 import re
 import threading
+import weakref
 from typing import Any, Callable
 
 from . import _httpcache
@@ -204,60 +206,92 @@ def patterns_overlap(p: tuple[int, ...], q: tuple[int, ...]) -> bool:
     return False
 
 
-_claimed: dict[str | None, dict[tuple[int, ...], tuple[str, str | None]]] = {}
-_claim_lock = threading.Lock()
+class _Claim:
+    """A template claimed in a namespace: its text, the attribute filling it (None when fixed),
+    and the live decorated functions using it (weak: a function that is gone claims nothing)."""
+
+    __slots__ = ("text", "source", "owners")
+
+    def __init__(self, text: str, source: str | None) -> None:
+        self.text = text
+        self.source = source
+        self.owners: weakref.WeakSet = weakref.WeakSet()
+
+
+_claimed: dict[str, dict[tuple[int, ...], _Claim]] = {}
+_floating: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # owner -> (templates, obj_attr)
+_claim_lock = threading.RLock()
 
 
 def _conflict(pat: tuple[int, ...], source: str | None, table: dict) -> str | None:
-    """The claimed template of `table` that `pat` (filled from `source`) could share a key with."""
-    for other, (text, other_source) in table.items():
-        if other == pat and other_source == source:
-            continue  # the same template filled the same way: one entry shared on purpose
+    """The live claim of `table` that `pat` (filled from `source`) could share a key with."""
+    for other, c in table.items():
+        if not c.owners or (other == pat and c.source == source):
+            continue  # gone, or the same template filled the same way: one entry shared on purpose
         if other == pat:
-            return f"{text!r} filled from obj_attr={other_source!r}"
+            return f"{c.text!r} filled from obj_attr={c.source!r}"
         if patterns_overlap(pat, other):
-            return repr(text)
+            return repr(c.text)
     return None
 
 
-def _refuse(what: str, template: bytes, other: str) -> ValueError:
-    return ValueError(
-        f"{what}: key template {template.decode('utf-8', 'replace')!r} can give the same key as {other} of "
-        "another @cache in the same namespace: one entry would serve both. Give them literal parts that "
-        "differ, e.g. another prefix (values may contain letters, digits, '_' and '-', so those do not "
-        "separate a field from the text around it)"
-    )
+def _check(namespace: str, templates: list[bytes], obj_attr: str | None, what: str) -> None:
+    table = _claimed.get(namespace, {})
+    for attempt in (1, 2):
+        for tb in templates:
+            pat = _pattern(tb)
+            other = _conflict(pat, obj_attr if _FIELD in pat else None, table)
+            if other is None:
+                continue
+            if attempt == 1:
+                gc.collect()  # decorated functions that are gone but not yet collected claim nothing
+                break
+            raise ValueError(
+                f"{what}: key template {tb.decode('utf-8', 'replace')!r} can give the same key as {other} of "
+                f"another @cache in namespace {namespace!r}: one entry would serve both. Give them literal "
+                "parts that differ, e.g. another prefix (values may contain letters, digits, '_' and '-', "
+                "so those do not separate a field from the text around it)"
+            )
+        else:
+            return
 
 
-def claim(namespace: str | None, templates: list[bytes], obj_attr: str | None, what: str, default_ns: str) -> None:
-    """Records the templates of a @cache in `namespace`, refusing one that can give the same key as
-    a different template already claimed there, or the same per-user template filled from a
-    different attribute (`u.{}` from `.id` beside `u.{}` from `.name`: the user named "42" would
-    read user 42's entry). None is init()'s namespace: checked against `default_ns` (init()'s now)
-    here, and again by recheck_default() when init() names another."""
+def _record(namespace: str, templates: list[bytes], obj_attr: str | None, owner: Any) -> None:
+    table = _claimed.setdefault(namespace, {})
+    for tb in templates:
+        pat = _pattern(tb)
+        c = table.get(pat)
+        if c is None or not c.owners:
+            c = table[pat] = _Claim(tb.decode("utf-8", "replace"), obj_attr if _FIELD in pat else None)
+        c.owners.add(owner)
+
+
+def claim(
+    namespace: str | None, templates: list[bytes], obj_attr: str | None, what: str, default_ns: str, owner: Any
+) -> None:
+    """Records the templates of the @cache `owner` in `namespace`, refusing one that can give the
+    same key as a different template of a live @cache there, or the same per-user template
+    filled from a different attribute (`u.{}` from `.id` beside `u.{}` from `.name`: the user
+    named "42" would read user 42's entry). The same template filled the same way is one entry
+    shared on purpose. None is init()'s namespace, `default_ns` now: recheck_default() moves
+    such claims when init() names another."""
     with _claim_lock:
-        tables = [_claimed.get(namespace, {})]
-        if namespace is None or namespace == default_ns:
-            tables.append(_claimed.get(default_ns if namespace is None else None, {}))
-        for tb in templates:
-            pat = _pattern(tb)
-            source = obj_attr if _FIELD in pat else None
-            for table in tables:
-                other = _conflict(pat, source, table)
-                if other is not None:
-                    raise _refuse(what, tb, other)
-        for tb in templates:
-            pat = _pattern(tb)
-            entry = (tb.decode("utf-8", "replace"), obj_attr if _FIELD in pat else None)
-            _claimed.setdefault(namespace, {}).setdefault(pat, entry)
+        effective = default_ns if namespace is None else namespace
+        _check(effective, templates, obj_attr, what)
+        _record(effective, templates, obj_attr, owner)
+        if namespace is None:
+            _floating[owner] = (templates, obj_attr)
 
 
 def recheck_default(namespace: str) -> None:
-    """ValueError when the templates of decorators without a namespace of their own can meet those
-    claimed explicitly in `namespace`, which init() is about to make theirs."""
+    """Before init() makes `namespace` the one of decorators without their own: ValueError when
+    their templates can meet the live claims there; else they are recorded there too."""
     with _claim_lock:
-        explicit = _claimed.get(namespace, {})
-        for pat, (text, source) in _claimed.get(None, {}).items():
-            other = _conflict(pat, source, explicit)
-            if other is not None:
-                raise _refuse(f"HTTPCache.init(namespace={namespace!r})", text.encode(), other)
+        floating = list(_floating.items())
+        for owner, (templates, obj_attr) in floating:
+            table = _claimed.get(namespace, {})
+            if any(owner in c.owners for c in table.values()):
+                continue  # already recorded there
+            _check(namespace, templates, obj_attr, f"HTTPCache.init(namespace={namespace!r})")
+        for owner, (templates, obj_attr) in floating:
+            _record(namespace, templates, obj_attr, owner)
