@@ -42,11 +42,8 @@ struct depth {
   int& n;
 };
 
-struct request;
-using lease_done_fn = std::function<void(int status, const request& r)>;
-
 struct request {
-  enum class kind { get, set, del, lease };
+  enum class kind { get, set, del };
   request(kind k, get_done_fn g, count_done_fn c) : what(k), get_done(std::move(g)), count_done(std::move(c)) {}
 
   kind what;
@@ -58,8 +55,6 @@ struct request {
   bool found = false;
   std::string value;
   std::int64_t count = 0;
-  bool granted = false;     // lease: SET NX said OK
-  lease_done_fn lease_done;  // lease: completion
 };
 
 class redis_session final : public async_session {
@@ -72,29 +67,16 @@ class redis_session final : public async_session {
     drop_connection(status_of(errc::canceled));
   }
 
-  // Fencing (backend.hpp, lease_book): a miss takes the key's lease (one more round trip), and
-  // a set of that key from this session is then fenced with it.
   void get(const std::string& key, get_done_fn done) override {
-    auto* req = new request(request::kind::get,
-                            [this, key, done = std::move(done)](int status, std::string_view value, std::int64_t ttl) {
-                              looked_up(key, status, value, ttl, done);
-                            },
-                            nullptr);
+    auto* req = new request(request::kind::get, std::move(done), nullptr);
     req->replies_left = 2;
     detail::command get_cmd = detail::get_command(key), pttl_cmd = detail::pttl_command(key);
     start(req, {&get_cmd, &pttl_cmd});
   }
 
   void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
-    std::string placeholder, ttl_text;
-    const int fenced = leases_.take(key, placeholder);
-    if (fenced < 0) return done(status_of(errc::not_found), 0);  // another holder's lease: refused
     auto* req = new request(request::kind::set, nullptr, std::move(done));
-    if (fenced > 0) {
-      ttl_text = std::to_string(ttl_ms);
-      auto cmd = detail::store_leased_command(key, placeholder, value, ttl_text);
-      return start(req, {&cmd});
-    }
+    std::string ttl_text;
     auto cmd = detail::set_command(key, value, ttl_ms, ttl_text);
     start(req, {&cmd});
   }
@@ -104,33 +86,6 @@ class redis_session final : public async_session {
     std::vector<std::string_view> views(keys.begin(), keys.end());
     auto cmd = detail::del_command(views);
     start(req, {&cmd});
-  }
-
-  void looked_up(const std::string& key, int status, std::string_view value, std::int64_t ttl, const get_done_fn& done) {
-    if (status == 0 && !is_lease(value)) {
-      leases_.forget(key);
-      return done(0, value, ttl);
-    }
-    if (status == 0) return done(status_of(errc::not_found), {}, leases_.saw(key, std::string(value)));
-    if (status != status_of(errc::not_found) || closing_) return done(status, value, ttl);
-    std::string placeholder = make_lease_placeholder();
-    auto* req = new request(request::kind::lease, nullptr, nullptr);
-    req->replies_left = 3;
-    req->lease_done = [this, key, placeholder, done](int st, const request& r) {
-      if (st != 0) return done(st, {}, 0);
-      if (r.granted) return done(status_of(errc::not_found), {}, leases_.granted(key, placeholder));
-      if (r.found && !is_lease(r.value)) {
-        leases_.forget(key);
-        return done(0, r.value, r.count);
-      }
-      if (r.found) return done(status_of(errc::not_found), {}, leases_.saw(key, r.value));
-      leases_.forget(key);
-      done(status_of(errc::not_found), {}, 0);
-    };
-    std::string ttl_text = std::to_string(default_lease_ms);
-    detail::command set_nx = detail::lock_command(key, placeholder, ttl_text), get_cmd = detail::get_command(key),
-                    pttl_cmd = detail::pttl_command(key);
-    start(req, {&set_nx, &get_cmd, &pttl_cmd});
   }
 
   void process(unsigned ready) override {
@@ -335,20 +290,6 @@ class redis_session final : public async_session {
         break;
       case request::kind::set:
         if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
-        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) req->status = status_of(errc::not_found);  // fenced: refused
-        break;
-      case request::kind::lease:
-        if (req->replies_left == 3) {
-          if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
-          req->granted = reply->type == REDIS_REPLY_STATUS;
-        } else if (req->replies_left == 2) {
-          if (reply->type == REDIS_REPLY_STRING) {
-            req->found = true;
-            req->value.assign(reply->str, reply->len);
-          }
-        } else {
-          req->count = detail::remaining_ttl_ms(reply);
-        }
         break;
       case request::kind::del:
         if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
@@ -370,9 +311,7 @@ class redis_session final : public async_session {
   // Runs the caller's callback once and frees the request.
   static void finish(request* req, int status) {
     std::unique_ptr<request> owned(req);
-    if (req->what == request::kind::lease) {
-      req->lease_done(status, *req);
-    } else if (req->what == request::kind::get) {
+    if (req->what == request::kind::get) {
       if (status == 0 && !req->found) status = status_of(errc::not_found);
       req->get_done(status, req->value, status == 0 ? req->count : 0);
     } else {
@@ -392,7 +331,6 @@ class redis_session final : public async_session {
   int in_hiredis_ = 0;  // > 0 while hiredis may be running its callbacks on our connection
   std::vector<connection_watch*> held_;  // watches whose interest changed while holding
   int failure_status_ = status_of(errc::backend);
-  lease_book leases_;  // fencing: the leases this session's misses took or saw
   std::deque<request*> queue_;  // oldest first: Redis answers in order, so front has the nearest deadline
 };
 
