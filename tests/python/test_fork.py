@@ -124,12 +124,12 @@ def test_os_fork_children_get_only_their_own_values(redis_backend, namespace):
                    connect_timeout_ms=10000, breaker_failures=1000000)
     computed = []
 
-    @cache(key="sync.{}", obj="user", obj_attr="id", ttl_in_seconds=120)
+    @cache(key="fork_sync.{}", obj="user", obj_attr="id", ttl_in_seconds=120)
     def sync_value(user):
         computed.append(user.id)
         return value_of(user.id)
 
-    @cache(key="async.{}", obj="user", obj_attr="id", ttl_in_seconds=120)
+    @cache(key="fork_async.{}", obj="user", obj_attr="id", ttl_in_seconds=120)
     async def async_value(user):
         computed.append(user.id)
         return value_of(user.id)
