@@ -26,6 +26,11 @@ static void read_fixture_file(const char *name, char *out, size_t cap) {
   read_file_in("HTTPCACHE_TEST_REDIS_DIR", name, out, cap);
 }
 
+const char *test_redis_fixture_file(const char *name, char *out, size_t cap) {
+  read_fixture_file(name, out, cap);
+  return out;
+}
+
 const char *test_cluster_url(void) {
   static char url[512];
   if (!url[0]) read_file_in("HTTPCACHE_TEST_CLUSTER_DIR", "url", url, sizeof url);

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "httpcache.h"
+
 /* The fixture's redis:// URL (from $HTTPCACHE_TEST_REDIS_DIR/url); fails the test if absent:
  * Redis tests never skip. Static storage. */
 const char *test_redis_url(void);
@@ -16,6 +18,8 @@ const char *test_redis_url(void);
 const char *test_redis_unix_url(void);
 /* The cluster fixture's redis+cluster:// URL (from $HTTPCACHE_TEST_CLUSTER_DIR/url). Static storage. */
 const char *test_cluster_url(void);
+/* The first line of DIR/name in the redis fixture's directory (url, url_auth, ...) into out. */
+const char *test_redis_fixture_file(const char *name, char *out, size_t cap);
 /* The fixture's redis-server pid. */
 int test_redis_pid(void);
 /* Runs the fixture script with `action` (e.g. "restart"); asserts it succeeded. */
@@ -30,5 +34,21 @@ const char *test_unique_namespace(const char *prefix);
 int64_t test_now_ms(void);
 /* Sleeps ms milliseconds. */
 void test_sleep_ms(int ms);
+
+/* support_loop.c (a test declared with LOOP): a tiny host loop for the non-blocking API, as an application's would be: it polls the one
+ * descriptor the watch callback names (test_loop_watch, payload: the test_loop) and calls
+ * httpcache_async_process with what is ready. Never asserts (it also runs in forked children):
+ * failed process() calls are counted in process_errors. */
+typedef struct {
+  int fd;
+  uint32_t events;
+  int watch_calls;
+  int write_asks; /* watch calls asking for HTTPCACHE_EV_WRITE */
+  int process_errors;
+} test_loop;
+#define TEST_LOOP_INIT {-1, 0, 0, 0, 0}
+void test_loop_watch(int fd, uint32_t events, void *payload);
+/* Polls and processes until nothing is pending or deadline_ms passes; returns the pending count. */
+size_t test_loop_run(test_loop *l, httpcache_async *ctx, int deadline_ms);
 
 #endif

@@ -11,49 +11,11 @@
 #include "httpcache.h"
 #include "support.h"
 
-/* ---- a tiny host loop: one watched descriptor, as the watch callback tells ---- */
-
-typedef struct {
-  int fd;
-  uint32_t events;
-  int watch_calls;
-  int write_asks; /* calls asking for HTTPCACHE_EV_WRITE */
-} loop;
-
-static void on_watch(int fd, uint32_t events, void *payload) {
-  loop *l = payload;
-  ++l->watch_calls;
-  if (events & HTTPCACHE_EV_WRITE) ++l->write_asks;
-  if (events == 0) {
-    if (l->fd == fd) {
-      l->fd = -1;
-      l->events = 0;
-    }
-    return;
-  }
-  l->fd = fd;
-  l->events = events;
-}
-
-/* Polls and processes until nothing is pending or deadline_ms passes; returns the pending count. */
-static size_t run_loop(loop *l, httpcache_async *ctx, int deadline_ms) {
-  int64_t end = test_now_ms() + deadline_ms;
-  while (httpcache_async_pending(ctx) > 0 && test_now_ms() < end) {
-    struct pollfd p = {l->fd, 0, 0};
-    int64_t wait = httpcache_async_timeout_ms(ctx);
-    uint32_t ready = 0;
-    if (wait < 0 || wait > 50) wait = 50;
-    if (l->events & HTTPCACHE_EV_READ) p.events |= POLLIN;
-    if (l->events & HTTPCACHE_EV_WRITE) p.events |= POLLOUT;
-    if (l->fd >= 0 && poll(&p, 1, (int)wait) > 0) {
-      if (p.revents & (POLLIN | POLLHUP | POLLERR)) ready |= HTTPCACHE_EV_READ;
-      if (p.revents & (POLLOUT | POLLERR)) ready |= HTTPCACHE_EV_WRITE;
-    } else if (l->fd < 0) {
-      test_sleep_ms((int)wait);
-    }
-    assert_int_equal(httpcache_async_process(ctx, ready), HTTPCACHE_OK);
-  }
-  return httpcache_async_pending(ctx);
+/* The shared host loop (support.h); every process() call here must succeed. */
+static size_t run_loop(test_loop *l, httpcache_async *ctx, int deadline_ms) {
+  size_t pending = test_loop_run(l, ctx, deadline_ms);
+  assert_int_equal(l->process_errors, 0);
+  return pending;
 }
 
 /* ---- completion records ---- */
@@ -91,7 +53,7 @@ static void on_done(int status, int64_t count, void *payload) {
 typedef struct {
   httpcache_cache *cache;
   httpcache_async *ctx;
-  loop l;
+  test_loop l;
 } fixture;
 
 static const httpcache_ttl_policy one_minute = {HTTPCACHE_TTL_SECONDS, 60, NULL, NULL};
@@ -101,7 +63,7 @@ static int setup_url(void **state, const char *url, const httpcache_options *opt
   f->l.fd = -1;
   if (httpcache_cache_open(&f->cache, url, test_unique_namespace("async"), NULL, opts) != HTTPCACHE_OK)
     fail_msg("open: %s", httpcache_error_last()->message);
-  assert_int_equal(httpcache_async_open(&f->ctx, f->cache, on_watch, &f->l), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_open(&f->ctx, f->cache, test_loop_watch, &f->l), HTTPCACHE_OK);
   *state = f;
   return 0;
 }
@@ -221,7 +183,7 @@ static void test_async_stalled_server_times_out(void **state) {
   httpcache_cache *cache = NULL;
   httpcache_async *ctx = NULL;
   httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
-  loop l = {-1, 0, 0, 0};
+  test_loop l = TEST_LOOP_INIT;
   get_result g = {0};
   done_result d = {0};
   int64_t started, elapsed;
@@ -229,7 +191,7 @@ static void test_async_stalled_server_times_out(void **state) {
   (void)state;
   opts.command_timeout_ms = 200;
   assert_int_equal(httpcache_cache_open(&cache, test_redis_url(), test_unique_namespace("stall"), NULL, &opts), 0);
-  assert_int_equal(httpcache_async_open(&ctx, cache, on_watch, &l), 0);
+  assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &l), 0);
   assert_int_equal(httpcache_async_set(ctx, "s", 1, "v", 1, &one_minute, on_done, &d), 0);
   assert_int_equal(run_loop(&l, ctx, 2000), 0); /* connected and working */
   assert_int_equal(kill(pid, SIGSTOP), 0); /* test_redis_restore resumes it if an assertion fails */
@@ -256,11 +218,11 @@ static void test_async_stalled_server_times_out(void **state) {
 static void test_async_free_cancels_pending(void **state) {
   httpcache_cache *cache = NULL;
   httpcache_async *ctx = NULL;
-  loop l = {-1, 0, 0, 0};
+  test_loop l = TEST_LOOP_INIT;
   get_result g1 = {0}, g2 = {0};
   (void)state;
   assert_int_equal(httpcache_cache_open(&cache, test_redis_url(), test_unique_namespace("cancel"), NULL, NULL), 0);
-  assert_int_equal(httpcache_async_open(&ctx, cache, on_watch, &l), 0);
+  assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &l), 0);
   assert_int_equal(httpcache_async_get(ctx, "a", 1, on_get, &g1), 0);
   assert_int_equal(httpcache_async_get(ctx, "b", 1, on_get, &g2), 0);
   assert_int_equal(httpcache_async_pending(ctx), 2);
@@ -278,11 +240,11 @@ static void test_async_free_cancels_pending(void **state) {
 static void test_async_server_down(void **state) {
   httpcache_cache *cache = NULL;
   httpcache_async *ctx = NULL;
-  loop l = {-1, 0, 0, 0};
+  test_loop l = TEST_LOOP_INIT;
   get_result g = {0};
   (void)state;
   assert_int_equal(httpcache_cache_open(&cache, "redis://127.0.0.1:1", "down", NULL, NULL), 0);
-  assert_int_equal(httpcache_async_open(&ctx, cache, on_watch, &l), 0);
+  assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &l), 0);
   assert_int_equal(httpcache_async_get(ctx, "a", 1, on_get, &g), 0);
   assert_int_equal(run_loop(&l, ctx, 3000), 0);
   assert_int_equal(g.done, 1);
