@@ -7,6 +7,17 @@
 using namespace httpcache::capi;
 namespace core = httpcache;
 
+namespace {
+
+// Inside a completion callback, httpcache_error_last() says why the request failed (the session
+// noted it just before completing).
+int described(int status) {
+  if (status == HTTPCACHE_EBACKEND || status == HTTPCACHE_ETIMEOUT) set_error(status, core::last_backend_failure().detail);
+  return status;
+}
+
+}  // namespace
+
 extern "C" {
 
 int httpcache_async_open(httpcache_async** out, httpcache_cache* cache, httpcache_async_watch_cb watch,
@@ -31,7 +42,7 @@ int httpcache_async_get(httpcache_async* ctx, const void* key, size_t key_len, h
   return guard([&] {
     ctx->cache->impl->async_get(*ctx->session, bytes(key, key_len),
                                 [done, payload](int status, std::string_view value, std::int64_t ttl_ms) {
-                                  done(status, value.data(), value.size(), ttl_ms, payload);
+                                  done(described(status), value.data(), value.size(), ttl_ms, payload);
                                 });
   });
 }
@@ -44,7 +55,7 @@ int httpcache_async_set(httpcache_async* ctx, const void* key, size_t key_len, c
   return guard([&] {
     ctx->cache->impl->async_set(*ctx->session, bytes(key, key_len),
                                 value_len ? bytes(value, value_len) : std::string_view(), to_core_policy(*policy),
-                                [done, payload](int status, std::int64_t n) { done(status, n, payload); });
+                                [done, payload](int status, std::int64_t n) { done(described(status), n, payload); });
   });
 }
 
@@ -53,7 +64,7 @@ int httpcache_async_invalidate(httpcache_async* ctx, const void* const* keys, co
   if (reject_if(!ctx || !done, "ctx or done is NULL")) return HTTPCACHE_EINVALID;
   return guard([&] {
     ctx->cache->impl->async_invalidate(*ctx->session, key_views(keys, key_lens, nkeys),
-                                       [done, payload](int status, std::int64_t n) { done(status, n, payload); });
+                                       [done, payload](int status, std::int64_t n) { done(described(status), n, payload); });
   });
 }
 

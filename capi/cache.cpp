@@ -166,7 +166,10 @@ int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpca
   if (reject_if(!value || !cache || !policy || !compute, "value, cache, policy or compute is NULL") ||
       bad_key(key))
     return HTTPCACHE_EINVALID;
-  return guard([&] {
+  // A backend failure is not the call's (it fails open), but httpcache_error_last() says why.
+  core::last_backend_failure().detail.clear();
+  core::get_or_compute_result r;
+  int rc = guard([&] {
     auto produce = [&]() -> core::computed {
       httpcache_buf produced = HTTPCACHE_BUF_INIT;
       uint32_t flags = HTTPCACHE_COMPUTE_STORE;
@@ -178,11 +181,15 @@ int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpca
       c.store = (flags & HTTPCACHE_COMPUTE_DONT_STORE) == 0;
       return c;
     };
-    core::get_or_compute_result r = cache->impl->get_or_compute(bytes(key, key_len), to_core_policy(*policy), produce);
+    r = cache->impl->get_or_compute(bytes(key, key_len), to_core_policy(*policy), produce);
     fill_buf(value, r.value.data(), r.value.size());
     if (ttl_ms) *ttl_ms = r.ttl_ms;
     if (outcome) *outcome = static_cast<httpcache_outcome>(r.outcome);
   });
+  const std::string& failure = core::last_backend_failure().detail;
+  if (rc == HTTPCACHE_OK && r.outcome == core::outcome::uncached && !failure.empty())
+    set_error(HTTPCACHE_EBACKEND, failure);
+  return rc;
 }
 
 int httpcache_cache_stats(httpcache_stats* out, const httpcache_cache* cache) {

@@ -29,6 +29,21 @@ using watch_fn = std::function<void(int fd, unsigned events)>;
 using get_done_fn = std::function<void(int status, std::string_view value, std::int64_t ttl_ms)>;
 using count_done_fn = std::function<void(int status, std::int64_t count)>;
 
+// The last backend failure on this thread. A non-blocking session sets it right before it runs a
+// completion with errc::backend or errc::timeout, and the layers above read it during that
+// completion: the breaker (is it an outage?) and the C API (httpcache_error_last() inside the
+// callback). The guarded backend sets it for each failed blocking call too, so that a call that
+// failed open (get_or_compute) can still say why. Per thread, like httpcache_error_last():
+// completions run on the thread that calls process() or starts the request. The detail never
+// holds credentials.
+struct backend_failure {
+  std::string detail;
+  bool outage = true;  // as backend_error::outage()
+};
+backend_failure& last_backend_failure() noexcept;
+// Sets last_backend_failure() and returns `status`, for `return done(note_backend_failure(...), ...)`.
+int note_backend_failure(int status, std::string detail, bool outage = true);
+
 // One non-blocking connection, owned by one thread (the host loop's).
 class async_session {
  public:

@@ -31,10 +31,17 @@ class error : public std::runtime_error {
   errc code_;
 };
 
-// A backend failure (unreachable, I/O, timeout): callers that fail open catch this one.
+// A backend failure: callers that fail open catch this one. An outage (unreachable, I/O, timeout,
+// credentials refused, a server still loading) feeds the circuit breaker; a request the server
+// answered with an error reply of its own (WRONGTYPE, a refused argument, an ACL denial of one
+// command) does not: the server is up, and skipping it would fail the calls it can still serve.
 class backend_error : public error {
  public:
-  using error::error;
+  backend_error(errc code, const std::string& message, bool outage = true) : error(code, message), outage_(outage) {}
+  bool outage() const noexcept { return outage_; }
+
+ private:
+  bool outage_;
 };
 
 }  // namespace httpcache

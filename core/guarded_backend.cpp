@@ -9,9 +9,14 @@ bool is_backend_failure(int status) {
   return status == static_cast<int>(errc::backend) || status == static_cast<int>(errc::timeout);
 }
 
-[[noreturn]] void throw_breaker_open() {
-  throw backend_error(errc::backend, "the cache backend is skipped: circuit breaker open after repeated failures");
-}
+constexpr const char* breaker_open_text = "the cache backend is skipped: circuit breaker open after repeated failures";
+
+[[noreturn]] void throw_breaker_open() { throw backend_error(errc::backend, breaker_open_text); }
+
+int breaker_skip() { return note_backend_failure(static_cast<int>(errc::backend), breaker_open_text); }
+
+// The outage flag of the failure being completed (the session noted it just before).
+bool outage_of(int status) { return !is_backend_failure(status) || last_backend_failure().outage; }
 
 class guarded_session final : public async_session {
  public:
@@ -19,21 +24,21 @@ class guarded_session final : public async_session {
       : inner_(std::move(inner)), owner_(owner) {}
 
   void get(const std::string& key, get_done_fn done) override {
-    if (!owner_.admit()) return done(static_cast<int>(errc::backend), {}, 0);
+    if (!owner_.admit()) return done(breaker_skip(), {}, 0);
     // Completions capture the owner, not this session: the session's destructor cancels (and so
     // completes) what is pending while its members are being destroyed.
     inner_->get(key, [owner = &owner_, done = std::move(done)](int status, std::string_view value,
                                                                std::int64_t ttl_ms) {
-      owner->record(status);
+      owner->record(status, outage_of(status));
       done(status, value, ttl_ms);
     });
   }
   void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
-    if (!owner_.admit()) return done(static_cast<int>(errc::backend), 0);
+    if (!owner_.admit()) return done(breaker_skip(), 0);
     inner_->set(key, value, ttl_ms, wrap(std::move(done)));
   }
   void del(const std::vector<std::string>& keys, count_done_fn done) override {
-    if (!owner_.admit()) return done(static_cast<int>(errc::backend), 0);
+    if (!owner_.admit()) return done(breaker_skip(), 0);
     inner_->del(keys, wrap(std::move(done)));
   }
   void process(unsigned ready) override { inner_->process(ready); }
@@ -43,7 +48,7 @@ class guarded_session final : public async_session {
  private:
   count_done_fn wrap(count_done_fn done) {
     return [owner = &owner_, done = std::move(done)](int status, std::int64_t count) {
-      owner->record(status);
+      owner->record(status, outage_of(status));
       done(status, count);
     };
   }
@@ -54,30 +59,46 @@ class guarded_session final : public async_session {
 
 }  // namespace
 
+backend_failure& last_backend_failure() noexcept {
+  thread_local backend_failure last;
+  return last;
+}
+
+int note_backend_failure(int status, std::string detail, bool outage) {
+  backend_failure& last = last_backend_failure();
+  last.detail = std::move(detail);
+  last.outage = outage;
+  return status;
+}
+
 bool guarded_backend::admit() {
   if (breaker_.allow()) return true;
   stats::bump(stats_.breaker_skips);
   return false;
 }
 
-void guarded_backend::record(int status) {
-  if (!is_backend_failure(status)) {
-    breaker_.record_success();
+void guarded_backend::record(int status, bool outage) {
+  if (is_backend_failure(status)) stats::bump(stats_.errors);
+  if (!is_backend_failure(status) || !outage) {
+    breaker_.record_success();  // the server answered
     return;
   }
-  stats::bump(stats_.errors);
   if (breaker_.record_failure()) stats::bump(stats_.breaker_trips);
 }
 
 template <typename Op>
 auto guarded_backend::guarded(Op&& op) -> decltype(op()) {
-  if (!admit()) throw_breaker_open();
+  if (!admit()) {
+    breaker_skip();
+    throw_breaker_open();
+  }
   try {
     auto result = op();
     record(0);
     return result;
   } catch (const backend_error& e) {
-    record(static_cast<int>(e.code()));
+    note_backend_failure(static_cast<int>(e.code()), e.what(), e.outage());
+    record(static_cast<int>(e.code()), e.outage());
     throw;
   }
 }

@@ -26,7 +26,8 @@ class guarded_backend final : public backend {
   // For both paths: may the backend be used now? Counts a skip when not.
   bool admit();
   // Records the outcome of one backend operation (status: 0 or a negative errc value).
-  void record(int status);
+  // An outage feeds the breaker; an error reply (outage false) only counts as an error.
+  void record(int status, bool outage = true);
 
  private:
   template <typename Op>

@@ -130,7 +130,12 @@ typedef struct httpcache_error {
  *
  * @return never NULL. Library-owned and thread-local; valid until the next
  *         httpcache call on the same thread. After a success, code is
- *         HTTPCACHE_OK and message is "no error".
+ *         HTTPCACHE_OK and message is "no error", with two exceptions that
+ *         say why the backend failed although the call did not:
+ *         httpcache_cache_get_or_compute() that failed open (outcome
+ *         HTTPCACHE_OUTCOME_UNCACHED, code HTTPCACHE_EBACKEND), and inside an
+ *         async completion callback whose status is HTTPCACHE_EBACKEND or
+ *         HTTPCACHE_ETIMEOUT.
  * Since v1.0.
  */
 HTTPCACHE_EXTERN(const httpcache_error *) httpcache_error_last(void);
@@ -462,9 +467,14 @@ typedef enum httpcache_outcome {
  * On a hit the callback is not called. On a miss it is called exactly once;
  * its value is stored with the policy's TTL and returned. If the backend
  * fails (down, timeout) the call still succeeds: the callback runs and its
- * value is returned uncached (fail open); httpcache_error_last() is cleared.
- * After repeated failures a circuit breaker skips the backend for a
- * cool-down, so a dead server adds almost nothing per call.
+ * value is returned uncached (fail open), and httpcache_error_last() says why
+ * (code HTTPCACHE_EBACKEND; else it is cleared).
+ * After breaker_failures consecutive outages (unreachable, timeout, AUTH
+ * refused, a server still loading) a circuit breaker skips the backend for a
+ * cool-down, so a dead server adds almost nothing per call. An error reply
+ * to one request from a server that is up (WRONGTYPE, an ACL refusal of one
+ * command or key, a database that does not exist) is an error of that call
+ * (counted in `errors`), never an outage: the breaker stays closed.
  *
  * Single-flight: concurrent callers of the same cold key on one handle share
  * one computation: the first computes, the others wait (at most
@@ -631,7 +641,14 @@ typedef void (*httpcache_async_watch_cb)(int fd, uint32_t events, void *payload)
 /**
  * Completion of httpcache_async_get(). `value` is borrowed for the duration
  * of the callback only. status is HTTPCACHE_OK (hit), HTTPCACHE_ENOTFOUND,
- * HTTPCACHE_EBACKEND, HTTPCACHE_ETIMEOUT or HTTPCACHE_ECANCELED.
+ * HTTPCACHE_EBACKEND, HTTPCACHE_ETIMEOUT or HTTPCACHE_ECANCELED. With
+ * HTTPCACHE_EBACKEND or HTTPCACHE_ETIMEOUT, httpcache_error_last() says why
+ * during the callback (e.g. "127.0.0.1:6379 refused AUTH: WRONGPASS ...").
+ *
+ * A new connection sends AUTH and SELECT (when the URL asks for them) before
+ * any request: requests started meanwhile wait for both to succeed, and fail
+ * with HTTPCACHE_EBACKEND if either is refused, so no request ever runs as
+ * another user or in another database.
  */
 typedef void (*httpcache_async_get_cb)(int status, const void *value, size_t value_len, int64_t ttl_ms,
                                        void *payload);

@@ -53,7 +53,7 @@ class cluster_session final : public async_session {
     if (pid_ != detail::current_pid()) forget_inherited();
     if (must_wait(key)) return park(waiting{waiting::kind::get, key, {}, 0, {}, std::move(done), nullptr});
     async_session* node = node_for(key);
-    if (!node) return done(static_cast<int>(errc::backend), {}, 0);
+    if (!node) return done(no_owner(), {}, 0);
     node->get(key, [c = &cluster_, done = std::move(done)](int status, std::string_view value, std::int64_t ttl) {
       if (is_failure(status)) c->request_refresh();
       done(status, value, ttl);
@@ -65,7 +65,7 @@ class cluster_session final : public async_session {
     if (must_wait(key))
       return park(waiting{waiting::kind::set, key, std::string(value), ttl_ms, {}, nullptr, std::move(done)});
     async_session* node = node_for(key);
-    if (!node) return done(static_cast<int>(errc::backend), 0);
+    if (!node) return done(no_owner(), 0);
     node->set(key, value, ttl_ms, refreshing(std::move(done)));
   }
 
@@ -90,7 +90,7 @@ class cluster_session final : public async_session {
       };
       async_session* node = node_for(key);
       if (!node) {
-        finish_one(static_cast<int>(errc::backend), 0);
+        finish_one(no_owner(), 0);
         continue;
       }
       node->del({key}, refreshing(std::move(finish_one)));
@@ -204,13 +204,18 @@ class cluster_session final : public async_session {
           case waiting::kind::del: del(w.keys, std::move(w.count_done)); break;
         }
       } else if (now >= w.deadline_ms) {
-        if (w.what == waiting::kind::get) w.get_done(static_cast<int>(errc::timeout), {}, 0);
-        else w.count_done(static_cast<int>(errc::timeout), 0);
+        const int status = note_backend_failure(static_cast<int>(errc::timeout), "the cluster's slot map did not arrive in time");
+        if (w.what == waiting::kind::get) w.get_done(status, {}, 0);
+        else w.count_done(status, 0);
       } else {
         still.push_back(std::move(w));
       }
     }
     for (auto& w : still) waiting_.push_back(std::move(w));
+  }
+
+  static int no_owner() {
+    return note_backend_failure(static_cast<int>(errc::backend), "no known cluster node serves the key's slot yet");
   }
 
   static bool is_failure(int status) {

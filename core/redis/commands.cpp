@@ -93,4 +93,13 @@ std::int64_t remaining_ttl_ms(const redisReply* pttl) {
   return pttl->integer;
 }
 
+bool is_outage_reply(std::string_view error_text) {
+  static constexpr std::string_view outages[] = {"LOADING",  "BUSY",     "CLUSTERDOWN", "MASTERDOWN",
+                                                 "TRYAGAIN", "READONLY", "NOAUTH",      "WRONGPASS"};
+  const std::string_view code = error_text.substr(0, error_text.find(' '));
+  for (std::string_view o : outages)
+    if (code == o) return true;
+  return false;
+}
+
 }  // namespace httpcache::detail

@@ -49,6 +49,11 @@ lookup_result parse_lookup(const redisReply* value, const redisReply* pttl);
 command lock_command(std::string_view lock_key, std::string_view token, std::string_view ttl_text);
 command unlock_command(std::string_view lock_key, std::string_view token);
 
+// Whether an error reply means the server cannot serve anyone now (LOADING, BUSY, CLUSTERDOWN,
+// MASTERDOWN, TRYAGAIN, READONLY after a failover, NOAUTH/WRONGPASS): an outage for the breaker.
+// Any other error reply (WRONGTYPE, ERR ..., NOPERM, OOM) refuses one request of a server that is up.
+bool is_outage_reply(std::string_view error_text);
+
 // PTTL reply -> remaining ms for a key that GET just found. -1 (no expiry: written by someone else)
 // and -2 (expired between the two commands) map to 0 and 1 so the hit is still served.
 std::int64_t remaining_ttl_ms(const redisReply* pttl);

@@ -49,8 +49,9 @@ std::string endpoint::name() const {
 }
 
 void throw_if_error(const redisReply* reply) {
-  if (reply->type == REDIS_REPLY_ERROR)
-    throw backend_error(errc::backend, fmt::format("Redis replied: {}", std::string(reply->str, reply->len)));
+  if (reply->type != REDIS_REPLY_ERROR) return;
+  const std::string_view text(reply->str, reply->len);
+  throw backend_error(errc::backend, fmt::format("Redis replied: {}", text), is_outage_reply(text));
 }
 
 redis_pool::redis_pool(endpoint where, const backend_url& auth, const backend_options& options)
@@ -88,9 +89,11 @@ context_ptr redis_pool::connect() {
   for (const auto& cmd : setup) cmds.push_back(&cmd);
   if (!cmds.empty()) {
     for (const auto& reply : exchange_on(c.get(), cmds, where_.name())) {
-      if (reply->type == REDIS_REPLY_ERROR)  // AUTH's error text names no secret
-        throw backend_error(errc::backend, fmt::format("setting up the connection to {}: {}", shown,
-                                                       std::string(reply->str, reply->len)));
+      if (reply->type == REDIS_REPLY_ERROR) {  // AUTH's error text names no secret
+        const std::string_view text(reply->str, reply->len);
+        throw backend_error(errc::backend, fmt::format("setting up the connection to {}: {}", shown, text),
+                            is_outage_reply(text));
+      }
     }
   }
   return c;

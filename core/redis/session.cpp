@@ -3,10 +3,17 @@
 // (no loop library), requests queued in order with deadlines, reconnect on the next request
 // after a failure. Cluster node sessions are these too, so every policy here (such as writing a
 // lone request at once) holds for a cluster's nodes as well.
+//
+// A new connection sends AUTH and SELECT first, and requests started meanwhile are held back
+// until both succeed: pipelined behind them, they would run even when AUTH is refused (as the
+// server's default user) or SELECT is (in database 0), reading and writing another user's or
+// database's keys. A refused AUTH or SELECT fails the held requests instead.
 #include "session.hpp"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <deque>
@@ -55,12 +62,19 @@ struct request {
   bool found = false;
   std::string value;
   std::int64_t count = 0;
+  std::vector<std::string> held;  // formatted commands waiting for the connection's AUTH/SELECT
+  std::string detail;             // why it failed, when it did (no credentials)
+  bool outage = true;             // a failure of the server, not an error reply to this request
 };
 
 class redis_session final : public async_session {
  public:
   redis_session(backend_url url, backend_options options, watch_fn watch, error_reply_fn on_error_reply)
-      : url_(std::move(url)), options_(options), watch_(std::move(watch)), on_error_reply_(std::move(on_error_reply)) {}
+      : url_(std::move(url)),
+        options_(options),
+        watch_(std::move(watch)),
+        on_error_reply_(std::move(on_error_reply)),
+        where_(url_.scheme == url_scheme::unix_socket ? url_.socket_path : fmt::format("{}:{}", url_.host, url_.port)) {}
 
   ~redis_session() override {
     closing_ = true;
@@ -93,7 +107,11 @@ class redis_session final : public async_session {
     depth inside(in_hiredis_);
     if (ac_ && (ready & event_read)) redisAsyncHandleRead(ac_);
     if (ac_ && (ready & event_write)) redisAsyncHandleWrite(ac_);
-    if (!queue_.empty() && queue_.front()->deadline_ms <= steady_ms()) drop_connection(status_of(errc::timeout));
+    if (!queue_.empty() && queue_.front()->deadline_ms <= steady_ms()) {
+      failure_detail_ = fmt::format("no reply from {} in time (command timeout {} ms)", where_, options_.command_timeout_ms);
+      drop_connection(status_of(errc::timeout));
+      failure_detail_.clear();
+    }
   }
 
   std::int64_t timeout_ms() const override {
@@ -120,12 +138,16 @@ class redis_session final : public async_session {
     hold held(*this);
     bool fresh = false;
     if (!ac_) {
-      if (!connect()) return finish(req, status_of(errc::backend));
+      if (!connect()) {
+        req->detail = fmt::format("cannot connect to {}", where_);
+        return finish(req, status_of(errc::backend));
+      }
       fresh = true;
     }
     req->deadline_ms =
         steady_ms() + options_.command_timeout_ms + (fresh || !connected_ ? options_.connect_timeout_ms : 0);
     queue_.push_back(req);
+    if (setup_pending_ > 0) return hold_until_setup(req, cmds);
     for (const auto* cmd : cmds) {
       if (redisAsyncCommandArgv(ac_, &redis_session::on_reply, req, cmd->argc(), cmd->argv_data(),
                                 cmd->lens.data()) != REDIS_OK) {
@@ -136,6 +158,52 @@ class redis_session final : public async_session {
       }
     }
     if (lone) write_if_established();
+  }
+
+  // Formats the commands now (their arguments are borrowed for this call only); send_held() sends
+  // them once AUTH/SELECT succeeded, setup_refused() or lose() fail the request.
+  void hold_until_setup(request* req, std::initializer_list<const detail::command*> cmds) {
+    for (const auto* cmd : cmds) {
+      char* formatted = nullptr;
+      const int len = redisFormatCommandArgv(&formatted, cmd->argc(), cmd->argv_data(), cmd->lens.data());
+      if (len < 0) throw std::bad_alloc();
+      req->held.emplace_back(formatted, static_cast<std::size_t>(len));
+      free(formatted);
+    }
+  }
+
+  void send_held() {
+    for (request* req : std::vector<request*>(queue_.begin(), queue_.end())) {
+      std::vector<std::string> held = std::move(req->held);
+      req->held.clear();
+      for (const std::string& cmd : held) {
+        if (!ac_ || redisAsyncFormattedCommand(ac_, &redis_session::on_reply, req, cmd.data(), cmd.size()) != REDIS_OK) {
+          if (--req->replies_left == 0) complete(req, status_of(errc::backend));
+          else req->status = status_of(errc::backend);
+        }
+      }
+    }
+  }
+
+  // Completes the held requests (never sent) with `status`: their connection is gone.
+  void fail_held(int status) {
+    std::vector<request*> held;
+    for (request* req : queue_)
+      if (!req->held.empty()) held.push_back(req);
+    for (request* req : held) {
+      if (req->detail.empty()) req->detail = failure_detail_;
+      req->outage = failure_outage_;
+      complete(req, status);
+    }
+  }
+
+  // The current connection is going away (or gone): forget it so that a completion may reconnect,
+  // and fail what was held for it.
+  void lose(const redisAsyncContext* ac, int status) {
+    if (ac_ != ac) return;
+    ac_ = nullptr;
+    setup_pending_ = 0;
+    fail_held(status);
   }
 
   // A connection still connecting is left to the loop: its end is detected through the write
@@ -192,9 +260,14 @@ class redis_session final : public async_session {
     ac_ = ac;
     connected_ = false;
     std::string db_text;
-    for (const auto& cmd : detail::connection_setup(url_, db_text))
-      redisAsyncCommandArgv(ac_, &redis_session::on_setup_reply, nullptr, cmd.argc(), cmd.argv_data(),
-                            cmd.lens.data());
+    setup_pending_ = 0;
+    for (const auto& cmd : detail::connection_setup(url_, db_text)) {
+      // privdata names the command for the message (static storage: AUTH or SELECT).
+      void* what = const_cast<char*>(cmd.lens[0] == 4 ? "AUTH" : "SELECT");
+      if (redisAsyncCommandArgv(ac_, &redis_session::on_setup_reply, what, cmd.argc(), cmd.argv_data(),
+                                cmd.lens.data()) == REDIS_OK)
+        ++setup_pending_;
+    }
     return true;
   }
 
@@ -231,9 +304,9 @@ class redis_session final : public async_session {
   void drop_connection(int status) {
     if (!ac_) return;
     redisAsyncContext* ac = ac_;
-    ac_ = nullptr;
     depth inside(in_hiredis_);
     failure_status_ = status;
+    lose(ac, status);
     redisAsyncFree(ac);  // runs on_reply(NULL) for each pending command, then the cleanup hook
     failure_status_ = status_of(errc::backend);
   }
@@ -243,18 +316,34 @@ class redis_session final : public async_session {
     if (status == REDIS_OK) {
       self->connected_ = true;
     } else if (self->ac_ == ac) {
-      self->ac_ = nullptr;  // hiredis frees a context whose connect failed, without on_disconnect
+      // hiredis frees a context whose connect failed, without on_disconnect
+      self->failure_detail_ = fmt::format("cannot connect to {}: {}", self->where_, ac->errstr);
+      self->lose(ac, status_of(errc::backend));
+      self->failure_detail_.clear();
     }
   }
 
   static void on_disconnect(const redisAsyncContext* ac, int) {
-    auto* self = static_cast<redis_session*>(ac->data);
-    if (self->ac_ == ac) self->ac_ = nullptr;
+    static_cast<redis_session*>(ac->data)->lose(ac, status_of(errc::backend));
   }
 
-  static void on_setup_reply(redisAsyncContext* ac, void* r, void*) {
+  // AUTH's and SELECT's replies. The last success sends what was held; a refusal fails it, and
+  // the connection is dropped (freed once hiredis's callbacks return).
+  static void on_setup_reply(redisAsyncContext* ac, void* r, void* what) {
+    auto* self = static_cast<redis_session*>(ac->data);
     auto* reply = static_cast<redisReply*>(r);
-    if (reply && reply->type == REDIS_REPLY_ERROR) redisAsyncDisconnect(ac);  // AUTH/SELECT refused
+    if (!reply || self->ac_ != ac) return;  // going away: lose() fails the held requests
+    if (reply->type != REDIS_REPLY_ERROR) {
+      if (--self->setup_pending_ == 0) self->send_held();
+      return;
+    }
+    const std::string_view text(reply->str, reply->len);  // names no secret
+    self->failure_detail_ = fmt::format("{} refused {}: {}", self->where_, static_cast<const char*>(what), text);
+    self->failure_outage_ = detail::is_outage_reply(text);
+    self->lose(ac, status_of(errc::backend));
+    self->failure_detail_.clear();
+    self->failure_outage_ = true;
+    redisAsyncFree(ac);
   }
 
   static void on_reply(redisAsyncContext* ac, void* r, void* privdata) {
@@ -263,7 +352,11 @@ class redis_session final : public async_session {
     auto* reply = static_cast<redisReply*>(r);
     if (!reply) {
       // The connection is going away: forget it now so that a callback may reconnect.
-      if (self->ac_ == ac) self->ac_ = nullptr;
+      if (req->detail.empty())
+        req->detail = !self->failure_detail_.empty()
+                          ? self->failure_detail_
+                          : fmt::format("connection to {} lost{}{}", self->where_, ac->errstr[0] ? ": " : "", ac->errstr);
+      self->lose(ac, self->failure_status_);
       if (req->status == 0) req->status = self->failure_status_;
     } else if (req->status == 0) {
       self->absorb(req, reply);
@@ -274,6 +367,14 @@ class redis_session final : public async_session {
   void absorb(request* req, const redisReply* reply) {
     if (reply->type == REDIS_REPLY_ERROR && on_error_reply_ && on_error_reply_(std::string_view(reply->str, reply->len))) {
       req->status = status_of(errc::backend);
+      req->detail = fmt::format("{} redirected the request: {}", where_, std::string_view(reply->str, reply->len));
+      return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && req->what != request::kind::get) {
+      const std::string_view text(reply->str, reply->len);
+      req->status = status_of(errc::backend);
+      req->detail = fmt::format("{} replied: {}", where_, text);
+      req->outage = detail::is_outage_reply(text);
       return;
     }
     switch (req->what) {
@@ -289,11 +390,9 @@ class redis_session final : public async_session {
         }
         break;
       case request::kind::set:
-        if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
         break;
       case request::kind::del:
-        if (reply->type == REDIS_REPLY_ERROR) req->status = status_of(errc::backend);
-        else if (reply->type == REDIS_REPLY_INTEGER) req->count = reply->integer;
+        if (reply->type == REDIS_REPLY_INTEGER) req->count = reply->integer;
         break;
     }
   }
@@ -311,6 +410,8 @@ class redis_session final : public async_session {
   // Runs the caller's callback once and frees the request.
   static void finish(request* req, int status) {
     std::unique_ptr<request> owned(req);
+    if (status == status_of(errc::backend) || status == status_of(errc::timeout))
+      note_backend_failure(status, req->detail.empty() ? "backend error" : std::move(req->detail), req->outage);
     if (req->what == request::kind::get) {
       if (status == 0 && !req->found) status = status_of(errc::not_found);
       req->get_done(status, req->value, status == 0 ? req->count : 0);
@@ -330,7 +431,11 @@ class redis_session final : public async_session {
   int holding_ = 0;     // > 0 inside start(): interest changes are held, told at its end
   int in_hiredis_ = 0;  // > 0 while hiredis may be running its callbacks on our connection
   std::vector<connection_watch*> held_;  // watches whose interest changed while holding
+  const std::string where_;  // host:port or socket path, for messages
+  int setup_pending_ = 0;    // AUTH/SELECT replies the current connection still waits for
   int failure_status_ = status_of(errc::backend);
+  std::string failure_detail_;  // why the connection is being dropped, while it is
+  bool failure_outage_ = true;
   std::deque<request*> queue_;  // oldest first: Redis answers in order, so front has the nearest deadline
 };
 

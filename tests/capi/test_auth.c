@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT
- * AUTH and least privilege against the fixture's ACL users (tests/fixtures/redis_server.sh):
+ * AUTH, SELECT and least privilege against the fixture's ACL users (tests/fixtures/redis_server.sh):
  * `app` (password, every command), `confined` (only GET SET DEL PTTL (AUTH needs no permission;
  * no SELECT) on keys `confined:*`) and `confined_lock` (the same plus EVAL and the stampede
  * lock's keys `httpcache-lock!confined:*`): the ACL lines of README.md's "Redis permissions". */
@@ -10,22 +10,6 @@
 
 #include "httpcache.h"
 #include "support.h"
-
-/* DIR/name of the redis fixture, first line. Static storage per call site is not needed: the
- * caller passes its buffer. */
-static const char *fixture_file(const char *name, char *out, size_t cap) {
-  const char *dir = getenv("HTTPCACHE_TEST_REDIS_DIR");
-  char path[1024];
-  FILE *f;
-  if (!dir) fail_msg("HTTPCACHE_TEST_REDIS_DIR is not set: run through ctest");
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  f = fopen(path, "r");
-  if (!f) fail_msg("cannot read %s: is the redis fixture running (with its ACL users)?", path);
-  if (!fgets(out, (int)cap, f)) out[0] = '\0';
-  fclose(f);
-  out[strcspn(out, "\r\n")] = '\0';
-  return out;
-}
 
 /* The password of a redis://user:password@host URL (into out). */
 static const char *password_of(const char *url, char *out, size_t cap) {
@@ -73,7 +57,7 @@ static void test_auth_user_password_works(void **state) {
   counter c = {0};
   const char *ns = test_unique_namespace("auth");
   (void)state;
-  fixture_file("url_auth", url, sizeof url);
+  test_redis_fixture_file("url_auth", url, sizeof url);
   unique_key("k", key, sizeof key);
   assert_int_equal(httpcache_cache_open(&cache, url, ns, NULL, NULL), HTTPCACHE_OK);
   assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &outcome, cache, key, strlen(key), &one_minute,
@@ -106,7 +90,7 @@ static void test_auth_wrong_password_fails_open(void **state) {
   counter c = {0};
   const char *msg;
   (void)state;
-  fixture_file("url_auth", url, sizeof url);
+  test_redis_fixture_file("url_auth", url, sizeof url);
   password_of(url, real, sizeof real);
   at = strchr(url, '@');
   snprintf(bad_url, sizeof bad_url, "redis://app:Wrong-%s%s", real, at); /* contains the real one too */
@@ -146,7 +130,7 @@ static void test_auth_confined_user_core_paths(void **state) {
   size_t lens[2];
   httpcache_stats s;
   (void)state;
-  fixture_file("url_confined", url, sizeof url);
+  test_redis_fixture_file("url_confined", url, sizeof url);
   unique_key("core", key, sizeof key);
   unique_key("other", other, sizeof other);
   assert_int_equal(httpcache_cache_open(&cache, url, "confined", NULL, NULL), HTTPCACHE_OK);
@@ -179,7 +163,15 @@ static void test_auth_confined_user_core_paths(void **state) {
   assert_int_equal(httpcache_cache_set(NULL, outside, "k", 1, "v", 1, &one_minute), HTTPCACHE_EBACKEND);
   if (!strstr(httpcache_error_last()->message, "NOPERM")) fail_msg("%s", httpcache_error_last()->message);
   assert_int_equal(httpcache_cache_get(&value, NULL, outside, "k", 1), HTTPCACHE_EBACKEND);
-  assert_int_equal(stats_of(outside).stores, 0);
+  /* A refusal of one request by a server that is up is an error, not an outage: the breaker
+   * (3 failures by default) never opens, every call still asks the server. */
+  for (int i = 0; i < 5; ++i)
+    assert_int_equal(httpcache_cache_set(NULL, outside, "k", 1, "v", 1, &one_minute), HTTPCACHE_EBACKEND);
+  s = stats_of(outside);
+  assert_int_equal(s.stores, 0);
+  assert_int_equal(s.errors, 7);
+  assert_int_equal(s.breaker_trips, 0);
+  assert_int_equal(s.breaker_skips, 0);
   httpcache_cache_free(outside);
 
   /* A database other than 0 needs +select, which `confined` lacks (README: "Redis permissions"). */
@@ -209,8 +201,8 @@ static void test_auth_confined_stampede_lock(void **state) {
   (void)state;
   opts.lock_ttl_ms = 2000;
   opts.breaker_failures = 100; /* the refused lock must not open the breaker for the next step */
-  fixture_file("url_confined", url, sizeof url);
-  fixture_file("url_confined_lock", url_lock, sizeof url_lock);
+  test_redis_fixture_file("url_confined", url, sizeof url);
+  test_redis_fixture_file("url_confined_lock", url_lock, sizeof url_lock);
   unique_key("lock", key, sizeof key);
 
   assert_int_equal(httpcache_cache_open(&cache, url, "confined", NULL, &opts), HTTPCACHE_OK);
@@ -234,12 +226,132 @@ static void test_auth_confined_stampede_lock(void **state) {
   httpcache_cache_free(cache);
 }
 
+/* ---- non-blocking calls: nothing runs before the connection's AUTH and SELECT succeeded ---- */
+
+typedef struct {
+  int done;
+  int status;
+  char message[512];
+} async_result;
+
+static void note_result(async_result *r, int status) {
+  ++r->done;
+  r->status = status;
+  /* Inside the callback, httpcache_error_last() says why a request failed. */
+  snprintf(r->message, sizeof r->message, "%s", status == HTTPCACHE_OK ? "" : httpcache_error_last()->message);
+}
+
+static void on_async_get(int status, const void *value, size_t size, int64_t ttl_ms, void *payload) {
+  (void)value, (void)size, (void)ttl_ms;
+  note_result(payload, status);
+}
+
+static void on_async_done(int status, int64_t count, void *payload) {
+  (void)count;
+  note_result(payload, status);
+}
+
+/* An async set then get of `key` on a fresh context of `cache`: both must fail with EBACKEND (not
+ * run, not a miss), with a message containing `expect`. */
+static void async_set_get_fail(httpcache_cache *cache, const char *key, const char *expect, const char *secret) {
+  httpcache_async *ctx = NULL;
+  test_loop l = TEST_LOOP_INIT;
+  async_result set = {0, 0, ""}, get = {0, 0, ""};
+  assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &l), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_set(ctx, key, strlen(key), "stolen", 6, &one_minute, on_async_done, &set), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_get(ctx, key, strlen(key), on_async_get, &get), HTTPCACHE_OK);
+  assert_int_equal(test_loop_run(&l, ctx, 5000), 0);
+  httpcache_async_free(ctx);
+  assert_int_equal(set.done, 1);
+  assert_int_equal(get.done, 1);
+  assert_int_equal(set.status, HTTPCACHE_EBACKEND);
+  assert_int_equal(get.status, HTTPCACHE_EBACKEND);
+  if (!strstr(set.message, expect) || !strstr(get.message, expect))
+    fail_msg("messages do not say '%s': '%s' / '%s'", expect, set.message, get.message);
+  if (secret && (strstr(set.message, secret) || strstr(get.message, secret))) fail_msg("password in message");
+  assert_int_equal(l.process_errors, 0);
+}
+
+/* Whether `key` of namespace `ns` exists in database 0, read as the default user. */
+static int stored_in_db0(const char *ns, const char *key) {
+  httpcache_cache *plain = NULL;
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  int rc;
+  assert_int_equal(httpcache_cache_open(&plain, test_redis_url(), ns, NULL, NULL), HTTPCACHE_OK);
+  rc = httpcache_cache_get(&value, NULL, plain, key, strlen(key));
+  httpcache_buf_dispose(&value);
+  httpcache_cache_free(plain);
+  assert_true(rc == HTTPCACHE_OK || rc == HTTPCACHE_ENOTFOUND);
+  return rc == HTTPCACHE_OK;
+}
+
+/** A wrong password on the non-blocking path: the requests fail with "WRONGPASS" and never run
+ *  (pipelined behind a refused AUTH they would run as the server's default user, which here needs
+ *  no password: the set would be stored and the get would read the default user's keys). */
+static void test_auth_async_wrong_password_runs_nothing(void **state) {
+  char url[512], real[128], bad_url[600], key[64];
+  httpcache_cache *cache = NULL;
+  const char *ns = test_unique_namespace("authasync");
+  httpcache_stats s;
+  (void)state;
+  test_redis_fixture_file("url_auth", url, sizeof url);
+  password_of(url, real, sizeof real);
+  snprintf(bad_url, sizeof bad_url, "redis://app:Wrong-%s%s", real, strchr(url, '@'));
+  unique_key("wa", key, sizeof key);
+  assert_int_equal(httpcache_cache_open(&cache, bad_url, ns, NULL, NULL), HTTPCACHE_OK);
+  async_set_get_fail(cache, key, "WRONGPASS", real);
+  assert_false(stored_in_db0(ns, key));
+  s = stats_of(cache);
+  assert_int_equal(s.stores, 0);
+  assert_int_equal(s.hits + s.misses, 0);
+  assert_int_equal(s.errors, 2);
+  httpcache_cache_free(cache);
+}
+
+/** A database the server does not have (SELECT refused): blocking calls fail open with the
+ *  server's message, the non-blocking ones never run in database 0, and since the server is up
+ *  the breaker stays closed however many calls fail. */
+static void test_refused_select_runs_nothing(void **state) {
+  char url[600], key[64];
+  httpcache_cache *cache = NULL;
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  httpcache_outcome outcome;
+  counter c = {0};
+  const char *ns = test_unique_namespace("baddb");
+  httpcache_stats s;
+  (void)state;
+  snprintf(url, sizeof url, "%s/99", test_redis_url()); /* the fixture has 16 databases */
+  unique_key("db", key, sizeof key);
+  assert_int_equal(httpcache_cache_open(&cache, url, ns, NULL, NULL), HTTPCACHE_OK);
+  assert_int_equal(httpcache_cache_get(&value, NULL, cache, key, strlen(key)), HTTPCACHE_EBACKEND);
+  if (!strstr(httpcache_error_last()->message, "DB index is out of range"))
+    fail_msg("%s", httpcache_error_last()->message);
+  for (int i = 0; i < 5; ++i) {
+    assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &outcome, cache, key, strlen(key), &one_minute,
+                                                    compute, &c),
+                     HTTPCACHE_OK);
+    assert_int_equal(outcome, HTTPCACHE_OUTCOME_UNCACHED);
+  }
+  assert_int_equal(c.calls, 5);
+  async_set_get_fail(cache, key, "refused SELECT: ERR DB index is out of range", NULL);
+  assert_false(stored_in_db0(ns, key));
+  s = stats_of(cache);
+  assert_int_equal(s.stores, 0);
+  assert_int_equal(s.breaker_trips, 0);
+  assert_int_equal(s.breaker_skips, 0);
+  assert_true(s.errors >= 8);
+  httpcache_buf_dispose(&value);
+  httpcache_cache_free(cache);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_auth_user_password_works),
       cmocka_unit_test(test_auth_wrong_password_fails_open),
       cmocka_unit_test(test_auth_confined_user_core_paths),
       cmocka_unit_test(test_auth_confined_stampede_lock),
+      cmocka_unit_test(test_auth_async_wrong_password_runs_nothing),
+      cmocka_unit_test(test_refused_select_runs_nothing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

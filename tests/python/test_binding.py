@@ -57,9 +57,9 @@ def test_calls(raw_cache):
     assert value == b"\x00bin\xff" and 28_000 < ttl_ms <= 30_000
     assert c.invalidate([b"k", b"nothing"]) == 1
     assert c.get_or_compute(b"g", h.Policy.end_of_week(), lambda: (b"no", False))[2] == h.OUTCOME_UNCACHED
-    v, ttl_ms, outcome = c.get_or_compute(b"g", h.Policy.end_of_day(), lambda: b"yes")
-    assert (v, outcome) == (b"yes", h.OUTCOME_STORED)
-    assert c.get_or_compute(b"g", h.Policy.end_of_day(), lambda: b"other")[::2] == (b"yes", h.OUTCOME_HIT)
+    v, ttl_ms, outcome, failure = c.get_or_compute(b"g", h.Policy.end_of_day(), lambda: b"yes")
+    assert (v, outcome, failure) == (b"yes", h.OUTCOME_STORED, None)
+    assert c.get_or_compute(b"g", h.Policy.end_of_day(), lambda: b"other")[:3:2] == (b"yes", h.OUTCOME_HIT)
     assert c.ttl(h.Policy.seconds(5)) == 5
     assert c.ttl(h.Policy.callback(lambda: 77)) == 77
     stats = c.stats()
@@ -115,8 +115,10 @@ def test_backend_errors_are_httpcache_errors(namespace):
         c.get(b"k")
     assert info.value.code in (h.EBACKEND, h.ETIMEOUT)
     assert not isinstance(info.value, KeyError)
-    # Fail open: get_or_compute computes and returns uncached.
-    assert c.get_or_compute(b"k", h.Policy.seconds(5), lambda: b"v") == (b"v", 0, h.OUTCOME_UNCACHED)
+    # Fail open: get_or_compute computes and returns uncached, and says why.
+    value, ttl_ms, outcome, failure = c.get_or_compute(b"k", h.Policy.seconds(5), lambda: b"v")
+    assert (value, ttl_ms, outcome) == (b"v", 0, h.OUTCOME_UNCACHED)
+    assert failure and ("connect" in failure or "circuit breaker" in failure), failure
 
 
 def test_key_format():

@@ -165,8 +165,8 @@ class LoopAdapter:
             self._arm(loop)
 
     def start_get(self, loop: Any, key: bytes) -> Any:
-        """Starts a GET of `key`; returns a future of (status, value or None, remaining ttl_ms),
-        status OK, ENOTFOUND, EBACKEND or ETIMEOUT. Callers await the future itself: no
+        """Starts a GET of `key`; returns a future of (status, value, remaining ttl_ms), status OK
+        (value: bytes), ENOTFOUND (None), EBACKEND or ETIMEOUT (value: the error message). Callers await the future itself: no
         coroutine frame of ours per suspended request."""
         mine = loop.create_future()  # each caller awaits its own: cancelling one cancels only it
         shared = self.reads.get(key)
@@ -182,7 +182,8 @@ class LoopAdapter:
         return mine
 
     async def set(self, loop: Any, key: bytes, value: bytes, policy: _httpcache.Policy) -> tuple[int, int]:
-        """(status, ttl seconds applied). ValueError for a bad key/policy or an oversized value."""
+        """(status, ttl seconds applied; on EBACKEND/ETIMEOUT the error message instead). ValueError
+        for a bad key/policy or an oversized value."""
         fut = loop.create_future()
         self._ctx.set(key, value, policy, fut)
         if not fut.done():
@@ -190,7 +191,7 @@ class LoopAdapter:
         return await fut
 
     async def invalidate(self, loop: Any, keys: list[bytes]) -> tuple[int, int]:
-        """(status, keys deleted)."""
+        """(status, keys deleted; on EBACKEND/ETIMEOUT the error message instead)."""
         fut = loop.create_future()
         self._ctx.invalidate(keys, fut)
         if not fut.done():

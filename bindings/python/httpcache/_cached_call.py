@@ -109,7 +109,7 @@ class CachedCall:
         run = _Computation(self, handle, args, kwargs)
         policy = self.ttl_callback
         ticket = handle.ticket()
-        value, ttl_ms, outcome = handle.cache.get_or_compute(key, policy, run)
+        value, ttl_ms, outcome, failure = handle.cache.get_or_compute(key, policy, run)
         if outcome == _HIT or outcome == _COALESCED:
             # COALESCED: a concurrent call on this handle computed it; this call's function did
             # not run, as on a hit. That says nothing about the backend (the value is shared even
@@ -120,7 +120,7 @@ class CachedCall:
             if result is not MISS:
                 return result
             ttl_ms, outcome = self._overwrite(handle, key, policy, run, ticket)
-        return self._computed(handle, key, run, ttl_ms, outcome, ticket)
+        return self._computed(handle, key, run, ttl_ms, outcome, ticket, failure)
 
     def _overwrite(self, handle: Handle, key: bytes, policy: Any, run: _Computation, ticket: int) -> tuple[int, Any]:
         """Computes and stores over a stored value that does not decode: (ttl_ms, outcome)."""
@@ -137,8 +137,12 @@ class CachedCall:
             handle.count("uncached")  # the core counted a hit
         return ttl_ms, outcome
 
-    def _computed(self, handle: Handle, key: bytes, run: _Computation, ttl_ms: int, outcome: Any, ticket: int) -> Any:
-        """The result of a call whose function ran: logs why it was not stored, sets headers."""
+    def _computed(
+        self, handle: Handle, key: bytes, run: _Computation, ttl_ms: int, outcome: Any, ticket: int,
+        failure: str | None = None,
+    ) -> Any:
+        """The result of a call whose function ran: logs why it was not stored (`failure`: the
+        backend's, when it failed), sets headers."""
         if run.data is None:
             return run.result
         if outcome == _STORED:
@@ -146,7 +150,7 @@ class CachedCall:
         elif len(run.data) > handle.max_value_bytes():
             logger.warning("httpcache: result of %s not cached: over max_value_bytes", self.where)
         elif outcome is not None:
-            handle.backend_failed(ticket, "get or set")
+            handle.backend_failed(ticket, "get or set", None, failure)
         if run.is_response:
             in_backend = outcome == _STORED
             ttl_s = ttl_ms // 1000 if in_backend else run.ttl
@@ -178,7 +182,7 @@ class CachedCall:
             handle.backend_ok(ticket)
             backend_up = True
         else:
-            handle.backend_failed(ticket, "get", status)
+            handle.backend_failed(ticket, "get", status, value)
             backend_up = False
         return await self._single_flight(args, kwargs, handle, loop, adapter, key, backend_up, ticket)
 
@@ -229,7 +233,7 @@ class CachedCall:
                 handle.count("uncached")
                 return result, None
             if status != _OK:
-                handle.backend_failed(ticket, "set", status)
+                handle.backend_failed(ticket, "set", status, ttl_s)  # ttl_s: the error message
                 ttl_s = 0
         in_backend = bool(ttl_s)
         if not in_backend:

@@ -159,8 +159,8 @@ class Invalidation:
         handle: Handle = HTTPCache.handle(self.namespace)
         loop = asyncio.get_running_loop()
         ticket = handle.ticket()
-        status, _ = await handle.adapter(loop).invalidate(loop, keys)
+        status, deleted_or_message = await handle.adapter(loop).invalidate(loop, keys)
         if status == _OK:
             handle.backend_ok(ticket)
         else:
-            handle.backend_failed(ticket, "invalidate", status)
+            handle.backend_failed(ticket, "invalidate", status, deleted_or_message)

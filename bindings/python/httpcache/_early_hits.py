@@ -233,7 +233,7 @@ class EarlyHits:
             elif status == _ENOTFOUND:
                 handle.backend_ok(ticket)
             else:
-                handle.backend_failed(ticket, "get", status)
+                handle.backend_failed(ticket, "get", status, value)
             verdict = (learned.namespace, learned.key, status)
         learn = Learning(verdict)
         token = learning.set(learn)

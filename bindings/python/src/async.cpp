@@ -38,16 +38,23 @@ void resolve(PyObject* future_ref, int status, py::object result) {
   }
 }
 
+// A backend failure's message (the library describes it during the callback only), so that the
+// log can say why: "refused AUTH: WRONGPASS ...", not just "backend error".
+bool failed(int status) { return status == HTTPCACHE_EBACKEND || status == HTTPCACHE_ETIMEOUT; }
+py::object failure_message() { return py::str(httpcache_error_last()->message); }
+
 void on_get(int status, const void* value, size_t value_len, int64_t ttl_ms, void* payload) {
   py::gil_scoped_acquire gil;
   py::object v = status == HTTPCACHE_OK ? py::object(py::bytes(static_cast<const char*>(value), value_len))
+                 : failed(status)       ? failure_message()
                                         : py::object(py::none());
   resolve(static_cast<PyObject*>(payload), status, py::make_tuple(status, std::move(v), ttl_ms));
 }
 
 void on_done(int status, int64_t count, void* payload) {
   py::gil_scoped_acquire gil;
-  resolve(static_cast<PyObject*>(payload), status, py::make_tuple(status, count));
+  py::object n = failed(status) ? failure_message() : py::object(py::int_(count));
+  resolve(static_cast<PyObject*>(payload), status, py::make_tuple(status, std::move(n)));
 }
 
 }  // namespace
@@ -162,12 +169,14 @@ void init_async(py::module_& m) {
            py::keep_alive<1, 2>(),
            "watch(fd, events) is called whenever the events to watch on fd change (0: stop).")
       .def("get", &async_context::get, py::arg("key"), py::arg("future"),
-           "Starts a lookup; future gets (status, value or None, ttl_ms).")
+           "Starts a lookup; future gets (status, value, ttl_ms): value is bytes on a hit, the error "
+           "message (str) on EBACKEND/ETIMEOUT, else None.")
       .def("set", &async_context::set, py::arg("key"), py::arg("value"), py::arg("policy"), py::arg("future"),
-           "Starts a store; future gets (status, ttl_seconds applied). ValueError for a bad key, "
+           "Starts a store; future gets (status, ttl_seconds applied, or the error message on "
+           "EBACKEND/ETIMEOUT). ValueError for a bad key, "
            "policy or an oversized value (the future is untouched).")
       .def("invalidate", &async_context::invalidate, py::arg("keys"), py::arg("future"),
-           "Starts deleting keys; future gets (status, deleted).")
+           "Starts deleting keys; future gets (status, deleted, or the error message on EBACKEND/ETIMEOUT).")
       .def("process", &async_context::process, py::arg("events"),
            "Does the I/O the ready events allow and runs completions; 0 only checks deadlines.")
       .def("timeout_ms", &async_context::timeout_ms, "ms until the earliest deadline (0 if passed); -1 if idle.")

@@ -189,7 +189,12 @@ py::tuple get_or_compute(const cache_object& c, const std::string& key, const po
   // The callable's own exception comes back unchanged (same object, same traceback).
   if (state.error) throw std::move(*state.error);
   err.raise_if_failed();
-  return py::make_tuple(value.to_bytes(), ttl_ms, static_cast<int>(outcome));
+  // Why an UNCACHED call failed open, if the backend failed (the library says so in the last
+  // error of a call that returned OK), else None.
+  py::object failure = py::none();
+  if (outcome == HTTPCACHE_OUTCOME_UNCACHED && httpcache_error_last()->code == HTTPCACHE_EBACKEND)
+    failure = py::str(httpcache_error_last()->message);
+  return py::make_tuple(value.to_bytes(), ttl_ms, static_cast<int>(outcome), std::move(failure));
 }
 
 py::dict stats(const cache_object& c) {
@@ -239,8 +244,9 @@ void def_calls(cache_class& cls) {
            "Stores value; returns the TTL applied (seconds).")
       .def("invalidate", &invalidate, py::arg("keys"), "Deletes keys in one round trip; returns how many existed.")
       .def("get_or_compute", &get_or_compute, py::arg("key"), py::arg("policy"), py::arg("compute"),
-           "(value, ttl_ms, outcome). On a miss compute() runs once, with the GIL, and returns bytes "
-           "or (bytes, store). Fails open: a backend failure runs compute and returns uncached.")
+           "(value, ttl_ms, outcome, failure). On a miss compute() runs once, with the GIL, and returns "
+           "bytes or (bytes, store). Fails open: a backend failure runs compute and returns uncached, "
+           "failure saying why (else None).")
       .def("stats", &stats, "The handle's counters (httpcache_cache_stats) as a dict.");
 }
 
