@@ -68,6 +68,15 @@ int httpcache_async_invalidate(httpcache_async* ctx, const void* const* keys, co
   });
 }
 
+int httpcache_async_release(httpcache_async* ctx, const void* key, size_t key_len, httpcache_async_done_cb done,
+                            void* payload) {
+  if (reject_if(!ctx || !done, "ctx or done is NULL") || reject_if(!key, "key is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    ctx->cache->impl->async_release(*ctx->session, bytes(key, key_len),
+                                    [done, payload](int status, std::int64_t n) { done(described(status), n, payload); });
+  });
+}
+
 int httpcache_async_process(httpcache_async* ctx, uint32_t events) {
   if (reject_if(!ctx, "ctx is NULL")) return HTTPCACHE_EINVALID;
   return guard([&] { ctx->session->process(events); });

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "error.hpp"
@@ -19,6 +20,64 @@ struct lookup_result {
   bool found = false;
   std::string value;
   std::int64_t ttl_ms = 0;  // remaining time to live on a hit
+};
+
+// ---- Leases (fencing; docs/design.md "Fencing") ----
+// A miss takes a lease: a placeholder stored under the key itself (`SET key <placeholder> NX PX
+// lease_ms`), holding a random token. A computation stores only by replacing its own placeholder
+// (a script on Redis: the store is refused once the placeholder is gone), and an invalidation's
+// DEL removes the placeholder, so a computation that began before an invalidation never stores
+// after it. A reader that finds a placeholder treats it as a miss. Key and placeholder are one
+// key, hence one cluster slot.
+inline constexpr std::string_view lease_prefix{"\0httpcache-lease\0", 17};
+inline constexpr std::int64_t default_lease_ms = 30000;  // without lock_ttl_ms
+inline bool is_lease(std::string_view value) noexcept {
+  return value.size() > lease_prefix.size() && value.substr(0, lease_prefix.size()) == lease_prefix;
+}
+
+// A new placeholder: lease_prefix and 128 random bits (per process: fork-safe).
+std::string make_lease_placeholder();
+
+// What a lease attempt found: granted (the placeholder is ours now), or what the key holds
+// instead (a value, another placeholder, or nothing when it vanished in between).
+struct lease_result {
+  bool granted = false;
+  lookup_result current;  // when not granted; current.value may be another lease's placeholder
+  bool wrong_type = false;  // the key holds another type (someone else's list...): overwrite it
+};
+
+// The leases one non-blocking session took or saw, per key (single-threaded, like the session).
+// A get miss reports a lease number in its ttl_ms: > 0 this session holds the key's lease (the
+// next set of the key from this session is fenced with it), < 0 another holder's placeholder is
+// there (the next set of the key is refused), 0 when the store could not be asked. The number is
+// the same for as long as the same placeholder is seen, so callers can tell one lease from the
+// next. A set of a key this session never missed is a plain SET (an explicit write); after a
+// miss, the set is fenced by that miss's lease, and refused if the session has since seen the
+// lease gone (a hit, another holder's placeholder).
+class lease_book {
+ public:
+  // A get found `placeholder` (ours or another holder's): the lease number to report.
+  std::int64_t saw(const std::string& key, const std::string& placeholder);
+  // A lease attempt of this session was granted.
+  std::int64_t granted(const std::string& key, std::string placeholder);
+  // A get found a value (or nothing, after a refused lease attempt): a lease this session held
+  // for the key is void from now on (a later set of the key is refused, until the next miss).
+  void forget(const std::string& key) {
+    if (auto it = records_.find(key); it != records_.end()) it->second = record{std::string(), it->second.number, false};
+  }
+  // For a set: 0 no record (plain SET), 1 fenced with *placeholder, -1 refused. Consumes the record.
+  int take(const std::string& key, std::string& placeholder);
+
+ private:
+  struct record {
+    std::string placeholder;
+    std::int64_t number;
+    bool ours;
+  };
+  static constexpr std::size_t max_records = 65536;  // beyond: the oldest half is forgotten
+  void make_room();
+  std::unordered_map<std::string, record> records_;
+  std::int64_t next_ = 0;
 };
 
 // Event bits, the same as the public HTTPCACHE_EV_*.
@@ -51,6 +110,13 @@ class async_session {
   virtual void get(const std::string& key, get_done_fn done) = 0;
   virtual void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) = 0;
   virtual void del(const std::vector<std::string>& keys, count_done_fn done) = 0;
+  // Gives up the lease a miss of this session took for key, when its caller stores nothing: the
+  // placeholder is deleted if it is still there (count 1), so that raw readers never see it and
+  // the next caller need not wait for it to expire. Count 0 at once without such a lease.
+  virtual void release(const std::string& key, count_done_fn done) {
+    (void)key;
+    done(0, 0);
+  }
   virtual void process(unsigned ready_events) = 0;
   virtual std::int64_t timeout_ms() const = 0;  // -1 when idle
   virtual std::size_t pending() const = 0;
@@ -72,6 +138,25 @@ class backend {
     return true;
   }
   virtual void unlock(std::string_view lock_key, std::string_view token) { (void)lock_key, (void)token; }
+
+  // Leases (see lease_prefix). The cache calls these on the real store (not through the guard,
+  // which does not know them): it applies the breaker and counters itself. The defaults are for
+  // the guard only and are never called.
+  // SET key placeholder NX PX lease_ms, and what the key holds when refused: one round trip.
+  virtual lease_result lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) {
+    (void)key, (void)placeholder, (void)lease_ms;
+    return {true, {}};
+  }
+  // Replaces the placeholder with value (TTL ttl_ms) only if the key still holds it; false when
+  // refused (invalidated, expired or overwritten since the lease was taken).
+  virtual bool store_leased(std::string_view key, std::string_view placeholder, std::string_view value,
+                            std::int64_t ttl_ms) {
+    (void)placeholder;
+    set(key, value, ttl_ms);
+    return true;
+  }
+  // Deletes the placeholder if the key still holds it (a computation that stores nothing).
+  virtual void release(std::string_view key, std::string_view placeholder) { unlock(key, placeholder); }
 };
 
 struct backend_options {

@@ -2,6 +2,8 @@
 // The cache: a backend, a namespace and a time zone, and the get-or-compute orchestration.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,6 +21,8 @@
 #include "ttl.hpp"
 
 namespace httpcache {
+
+class guarded_backend;
 
 // coalesced: a concurrent caller computed the value; this one waited and shares it.
 enum class outcome : int { hit = 1, stored = 2, uncached = 3, coalesced = 4 };
@@ -53,6 +57,10 @@ class cache {
   std::size_t invalidate(const std::vector<std::string_view>& keys);
 
   // Hit, or compute once and store. Fails open: a backend failure never fails the call.
+  // Fenced (docs/design.md "Fencing"): a computation that began before an invalidation never
+  // stores after it, and a caller arriving after an invalidation never gets a value computed
+  // before it. Waiters of a failed computation get its failure (the same exception). A compute
+  // callback calling get_or_compute on its own key (same thread) computes at once, uncached.
   get_or_compute_result get_or_compute(std::string_view key, const ttl_policy& policy,
                                        const std::function<computed()>& compute);
 
@@ -66,15 +74,32 @@ class cache {
   void async_set(async_session& s, std::string_view key, std::string_view value, const ttl_policy& policy,
                  count_done_fn done) const;
   void async_invalidate(async_session& s, const std::vector<std::string_view>& keys, count_done_fn done) const;
+  void async_release(async_session& s, std::string_view key, count_done_fn done) const;
 
  private:
+  using flight_ptr = std::shared_ptr<single_flight::call>;
   void check_value_size(std::size_t size) const;
-  std::optional<lookup_result> recheck(const std::string& full);
+  std::atomic<std::uint64_t>& generation(const std::string& full) const;
+  std::int64_t lease_ms() const;
+  template <typename Op>
+  auto guarded(Op&& op) -> decltype(op());
+  computed run(const std::string& full, const std::function<computed()>& compute);
   get_or_compute_result lead(const std::string& full, const ttl_policy& policy,
-                             const std::function<computed()>& compute, bool backend_up, bool& shareable);
-  get_or_compute_result compute_and_store(const std::string& full, const ttl_policy& policy,
-                                          const std::function<computed()>& compute, bool backend_up,
+                             const std::function<computed()>& compute, const flight_ptr& flight, bool backend_up,
+                             const std::string& seen, const std::string& granted);
+  get_or_compute_result lead_flight(const std::string& full, const ttl_policy& policy,
+                                    const std::function<computed()>& compute, const flight_ptr& flight,
+                                    bool backend_up, const std::string& seen, const std::string& granted,
+                                    bool& shareable);
+  get_or_compute_result lease_and_compute(const std::string& full, const ttl_policy& policy,
+                                          const std::function<computed()>& compute, const flight_ptr& flight,
                                           bool& shareable);
+  get_or_compute_result compute_leased(const std::string& full, const ttl_policy& policy,
+                                       const std::function<computed()>& compute, const std::string& placeholder,
+                                       bool& shareable);
+  get_or_compute_result compute_uncached(const std::string& full, const std::function<computed()>& compute,
+                                         bool& shareable, bool fenced = true);
+  void publish(const flight_ptr& flight, const std::string& full, std::string placeholder, bool value) const;
 
   std::string ns_;
   time_zone zone_;
@@ -83,6 +108,11 @@ class cache {
   circuit_breaker breaker_;
   single_flight flights_;
   std::unique_ptr<backend> backend_;  // guarded: breaker + error counters around the real store
+  backend* store_ = nullptr;           // the real store, for the lease calls the guard does not know
+  guarded_backend* guard_ = nullptr;
+  // Invalidations through this handle, striped by key: a flight records its key's generation
+  // when it starts computing, and a caller that read a later one does not join it.
+  mutable std::array<std::atomic<std::uint64_t>, 64> generations_{};
 };
 
 }  // namespace httpcache

@@ -41,6 +41,10 @@ class guarded_session final : public async_session {
     if (!owner_.admit()) return done(breaker_skip(), 0);
     inner_->del(keys, wrap(std::move(done)));
   }
+  void release(const std::string& key, count_done_fn done) override {
+    if (!owner_.admit()) return done(breaker_skip(), 0);
+    inner_->release(key, wrap(std::move(done)));
+  }
   void process(unsigned ready) override { inner_->process(ready); }
   std::int64_t timeout_ms() const override { return inner_->timeout_ms(); }
   std::size_t pending() const override { return inner_->pending(); }

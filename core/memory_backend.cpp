@@ -1,7 +1,55 @@
 // SPDX-License-Identifier: MIT
 #include "memory_backend.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <random>
+
 namespace httpcache {
+
+std::string make_lease_placeholder() {
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  // The pid and a process-wide counter keep a forked child (same generator state) apart.
+  const std::uint64_t a = rng() ^ (static_cast<std::uint64_t>(::getpid()) << 32);
+  const std::uint64_t b = rng() ^ counter.fetch_add(1, std::memory_order_relaxed) ^
+                          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(lease_prefix);
+  for (std::uint64_t v : {a, b})
+    for (int shift = 60; shift >= 0; shift -= 4) out.push_back(hex[(v >> shift) & 15]);
+  return out;
+}
+
+std::int64_t lease_book::saw(const std::string& key, const std::string& placeholder) {
+  auto it = records_.find(key);
+  if (it != records_.end() && it->second.placeholder == placeholder) return it->second.ours ? it->second.number : -it->second.number;
+  make_room();
+  records_[key] = record{placeholder, ++next_, false};
+  return -next_;
+}
+
+std::int64_t lease_book::granted(const std::string& key, std::string placeholder) {
+  make_room();
+  records_[key] = record{std::move(placeholder), ++next_, true};
+  return next_;
+}
+
+int lease_book::take(const std::string& key, std::string& placeholder) {
+  auto it = records_.find(key);
+  if (it == records_.end()) return 0;
+  int r = it->second.ours ? 1 : -1;
+  placeholder = std::move(it->second.placeholder);
+  records_.erase(it);
+  return r;
+}
+
+void lease_book::make_room() {
+  if (records_.size() < max_records) return;
+  const std::int64_t cut = next_ - static_cast<std::int64_t>(max_records / 2);
+  for (auto it = records_.begin(); it != records_.end();) it = it->second.number <= cut ? records_.erase(it) : std::next(it);
+}
 
 memory_backend::memory_backend(std::uint64_t max_entries, std::uint64_t max_bytes)
     : max_entries_(max_entries), max_bytes_(max_bytes) {}
@@ -13,11 +61,14 @@ void memory_backend::erase_locked(lru_list::iterator it) {
 }
 
 lookup_result memory_backend::get(std::string_view key) {
-  lookup_result result;
   std::lock_guard<std::mutex> lock(mutex_);
   // Read the clock under the lock: a `now` taken before a concurrent set() would report more time
   // left than that set() applied.
-  const auto now = clock::now();
+  return get_locked(key, clock::now());
+}
+
+lookup_result memory_backend::get_locked(std::string_view key, clock::time_point now) {
+  lookup_result result;
   auto found = index_.find(key);
   if (found == index_.end()) return result;
   auto it = found->second;
@@ -35,13 +86,43 @@ lookup_result memory_backend::get(std::string_view key) {
 
 void memory_backend::set(std::string_view key, std::string_view value, std::int64_t ttl_ms) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const auto expires = clock::now() + std::chrono::milliseconds(ttl_ms);
+  set_locked(key, value, clock::now() + std::chrono::milliseconds(ttl_ms));
+}
+
+void memory_backend::set_locked(std::string_view key, std::string_view value, clock::time_point expires) {
   if (auto found = index_.find(key); found != index_.end()) erase_locked(found->second);
   if (key.size() + value.size() > max_bytes_ || max_entries_ == 0) return;  // could never fit
   lru_.push_front(entry{std::string(key), std::string(value), expires});
   index_.emplace(std::string_view(lru_.front().key), lru_.begin());
   bytes_ += cost(lru_.front());
   while (lru_.size() > max_entries_ || bytes_ > max_bytes_) erase_locked(std::prev(lru_.end()));
+}
+
+lease_result memory_backend::lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto now = clock::now();
+  lease_result r;
+  r.current = get_locked(key, now);
+  if (r.current.found) return r;
+  set_locked(key, placeholder, now + std::chrono::milliseconds(lease_ms));
+  r.granted = index_.count(key) != 0;  // a store too small for the placeholder grants nothing
+  return r;
+}
+
+bool memory_backend::store_leased(std::string_view key, std::string_view placeholder, std::string_view value,
+                                  std::int64_t ttl_ms) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto now = clock::now();
+  auto found = index_.find(key);
+  if (found == index_.end() || found->second->expires <= now || found->second->value != placeholder) return false;
+  set_locked(key, value, now + std::chrono::milliseconds(ttl_ms));
+  return true;
+}
+
+void memory_backend::release(std::string_view key, std::string_view placeholder) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = index_.find(key);
+  if (found != index_.end() && found->second->value == placeholder) erase_locked(found->second);
 }
 
 std::size_t memory_backend::del(const std::vector<std::string_view>& keys) {
@@ -74,20 +155,46 @@ class memory_session final : public async_session {
  public:
   explicit memory_session(memory_backend& store) : store_(store) {}
 
+  // A miss takes the key's lease (or reports another holder's): see lease_book.
   void get(const std::string& key, get_done_fn done) override {
     auto r = store_.get(key);
-    if (r.found)
-      done(0, r.value, r.ttl_ms);
-    else
-      done(static_cast<int>(errc::not_found), {}, 0);
+    if (r.found && !is_lease(r.value)) {
+      leases_.forget(key);
+      return done(0, r.value, r.ttl_ms);
+    }
+    if (r.found) return done(static_cast<int>(errc::not_found), {}, leases_.saw(key, r.value));
+    std::string placeholder = make_lease_placeholder();
+    lease_result l = store_.lease(key, placeholder, default_lease_ms);
+    if (l.granted) return done(static_cast<int>(errc::not_found), {}, leases_.granted(key, std::move(placeholder)));
+    if (l.current.found && !is_lease(l.current.value)) {
+      leases_.forget(key);
+      return done(0, l.current.value, l.current.ttl_ms);
+    }
+    if (l.current.found) return done(static_cast<int>(errc::not_found), {}, leases_.saw(key, l.current.value));
+    leases_.forget(key);
+    done(static_cast<int>(errc::not_found), {}, 0);
   }
+  // Fenced by the lease of this session's miss of the key, if any: ENOTFOUND when refused.
   void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
-    store_.set(key, value, ttl_ms);
+    std::string placeholder;
+    switch (leases_.take(key, placeholder)) {
+      case 0: store_.set(key, value, ttl_ms); break;
+      case 1:
+        if (!store_.store_leased(key, placeholder, value, ttl_ms)) return done(static_cast<int>(errc::not_found), 0);
+        break;
+      default: return done(static_cast<int>(errc::not_found), 0);
+    }
     done(0, 0);
   }
   void del(const std::vector<std::string>& keys, count_done_fn done) override {
     std::vector<std::string_view> views(keys.begin(), keys.end());
     done(0, static_cast<std::int64_t>(store_.del(views)));
+  }
+  void release(const std::string& key, count_done_fn done) override {
+    std::string placeholder;
+    if (leases_.take(key, placeholder) <= 0) return done(0, 0);
+    store_.release(key, placeholder);
+    done(0, 1);
   }
   void process(unsigned) override {}
   std::int64_t timeout_ms() const override { return -1; }
@@ -95,6 +202,7 @@ class memory_session final : public async_session {
 
  private:
   memory_backend& store_;
+  lease_book leases_;
 };
 
 }  // namespace

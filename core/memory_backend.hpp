@@ -19,6 +19,12 @@ class memory_backend final : public backend {
   void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override;
   std::size_t del(const std::vector<std::string_view>& keys) override;
   std::unique_ptr<async_session> open_async(watch_fn watch) override;
+  // Leases: the same rules as on Redis, with the placeholder as an ordinary entry (so an
+  // eviction or a del() voids it too), all under the one mutex.
+  lease_result lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) override;
+  bool store_leased(std::string_view key, std::string_view placeholder, std::string_view value,
+                    std::int64_t ttl_ms) override;
+  void release(std::string_view key, std::string_view placeholder) override;
 
   std::size_t size() const;
   std::uint64_t bytes() const;
@@ -33,6 +39,8 @@ class memory_backend final : public backend {
   using lru_list = std::list<entry>;
 
   void erase_locked(lru_list::iterator it);
+  lookup_result get_locked(std::string_view key, clock::time_point now);
+  void set_locked(std::string_view key, std::string_view value, clock::time_point expires);
   static std::uint64_t cost(const entry& e) { return e.key.size() + e.value.size(); }
 
   const std::uint64_t max_entries_;

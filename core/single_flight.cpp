@@ -11,8 +11,25 @@ std::shared_ptr<single_flight::call> single_flight::join(const std::string& key,
   return it->second;
 }
 
+std::shared_ptr<single_flight::call> single_flight::replace(const std::string& key) {
+  auto c = std::make_shared<call>();
+  std::lock_guard<std::mutex> lock(mutex_);
+  calls_[key] = c;
+  return c;
+}
+
+void single_flight::publish(const std::shared_ptr<call>& c, observation seen) {
+  {
+    std::lock_guard<std::mutex> lock(c->mutex);
+    if (c->published) return;
+    c->seen = std::move(seen);
+    c->published = true;
+  }
+  c->cv.notify_all();
+}
+
 void single_flight::finish(const std::string& key, const std::shared_ptr<call>& c,
-                           std::optional<shared_result> result) {
+                           std::optional<shared_result> result, std::exception_ptr error) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = calls_.find(key);
@@ -22,16 +39,31 @@ void single_flight::finish(const std::string& key, const std::shared_ptr<call>& 
   {
     std::lock_guard<std::mutex> lock(c->mutex);
     c->result = std::move(result);
+    c->error = std::move(error);
     c->done = true;
+    if (!c->published) {  // failed before observing anything: its followers get its failure
+      c->seen.generation = UINT64_MAX;
+      c->published = true;
+    }
   }
-  c->done_cv.notify_all();
+  c->cv.notify_all();
 }
 
-std::optional<single_flight::shared_result> single_flight::wait(const std::shared_ptr<call>& c,
-                                                               std::chrono::milliseconds wait) {
+std::optional<single_flight::observation> single_flight::observed(const std::shared_ptr<call>& c,
+                                                                  std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> lock(c->mutex);
-  if (!c->done_cv.wait_for(lock, wait, [&] { return c->done; })) return std::nullopt;
-  return c->result;
+  if (!c->cv.wait_for(lock, wait, [&] { return c->published; })) return std::nullopt;
+  return c->seen;
+}
+
+single_flight::outcome single_flight::wait(const std::shared_ptr<call>& c, std::chrono::milliseconds wait) {
+  std::unique_lock<std::mutex> lock(c->mutex);
+  outcome out;
+  if (!c->cv.wait_for(lock, wait, [&] { return c->done; })) return out;
+  out.done = true;
+  out.result = c->result;
+  out.error = c->error;
+  return out;
 }
 
 }  // namespace httpcache

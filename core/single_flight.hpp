@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: MIT
 // In-process stampede protection: concurrent callers of the same cold key share one computation.
-// The first caller leads; the others wait (bounded) for its result. If the leader fails, or the
-// wait runs out, a follower computes by itself: a stuck leader can slow callers, never block them.
+// The first caller leads; the others wait (bounded) for its result. A leader's failure is shared
+// with its waiters (Go's singleflight semantics); if the leader declines to share its value, or
+// the wait runs out, a waiter computes by itself: a stuck leader can slow callers, never block them.
+//
+// Fencing (docs/design.md): a flight publishes what it observed in the backend before computing
+// (its own lease's placeholder, another holder's placeholder, or a value) and the invalidation
+// generation of its key; cache.cpp lets a caller join only a flight its own observation matches,
+// so a caller arriving after an invalidation never joins a computation that began before it.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,20 +31,41 @@ class single_flight {
     int outcome = 0;  // the leader's outcome, for its followers to report as a hit
   };
 
+  // What the leader observed before computing; published once.
+  struct observation {
+    std::string placeholder;  // the lease placeholder it computes under, or saw; "" for none
+    std::uint64_t generation = 0;
+    bool value = false;  // it found a value (no computation)
+  };
+
+  // How a follower's wait ended.
+  struct outcome {
+    bool done = false;  // false: the wait ran out
+    std::optional<shared_result> result;
+    std::exception_ptr error;  // the leader's failure, shared
+  };
+
   class call;
 
-  // Joins the flight for key. Returns a leader ticket (lead() true) or a follower ticket.
+  // Joins the flight for key. Returns a leader ticket (leader true) or a follower ticket.
   std::shared_ptr<call> join(const std::string& key, bool& leader);
+  // Starts a new flight for key, replacing the current one (which its own followers still wait
+  // for): the caller leads it.
+  std::shared_ptr<call> replace(const std::string& key);
 
-  // Leader: publish the result (or nullopt on failure) and leave the flight.
-  void finish(const std::string& key, const std::shared_ptr<call>& c, std::optional<shared_result> result);
+  // Leader: publish what it observed (before computing).
+  static void publish(const std::shared_ptr<call>& c, observation seen);
+  // Leader: publish the result (nullopt when not shareable) or its failure, and leave the flight.
+  void finish(const std::string& key, const std::shared_ptr<call>& c, std::optional<shared_result> result,
+              std::exception_ptr error = nullptr);
 
-  // Counts finished flights. A caller that saw a miss and then leads a new flight needs to look
-  // again only if some flight finished in between (it may have stored this very key).
+  // Counts finished flights.
   std::uint64_t finished() const noexcept { return finished_.load(std::memory_order_acquire); }
 
-  // Follower: wait up to `wait` for the leader; nullopt if it failed or took too long.
-  static std::optional<shared_result> wait(const std::shared_ptr<call>& c, std::chrono::milliseconds wait);
+  // Follower: the leader's observation, once published (nullopt if not within `wait`).
+  static std::optional<observation> observed(const std::shared_ptr<call>& c, std::chrono::milliseconds wait);
+  // Follower: wait up to `wait` for the leader's result or failure.
+  static outcome wait(const std::shared_ptr<call>& c, std::chrono::milliseconds wait);
 
  private:
   std::mutex mutex_;
@@ -48,9 +76,12 @@ class single_flight {
 class single_flight::call {
  public:
   std::mutex mutex;
-  std::condition_variable done_cv;
+  std::condition_variable cv;
+  bool published = false;
+  observation seen;
   bool done = false;
   std::optional<shared_result> result;
+  std::exception_ptr error;
 };
 
 }  // namespace httpcache

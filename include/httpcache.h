@@ -75,12 +75,12 @@
  * ------------------------------------------------------------------------ */
 
 #define HTTPCACHE_VERSION_MAJOR 1
-#define HTTPCACHE_VERSION_MINOR 0
+#define HTTPCACHE_VERSION_MINOR 1
 #define HTTPCACHE_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH, e.g. 10000 for 1.0.0. */
 #define HTTPCACHE_VERSION_NUMBER \
   (HTTPCACHE_VERSION_MAJOR * 10000 + HTTPCACHE_VERSION_MINOR * 100 + HTTPCACHE_VERSION_PATCH)
-#define HTTPCACHE_VERSION_STRING "1.0.0"
+#define HTTPCACHE_VERSION_STRING "1.1.0"
 /** The ABI version: the N of libhttpcache.so.N. Bumped only on ABI breaks. */
 #define HTTPCACHE_SOVERSION 1
 
@@ -420,6 +420,13 @@ HTTPCACHE_EXTERN(int) httpcache_cache_set(int64_t *ttl_seconds, httpcache_cache 
 /**
  * Deletes keys in one round trip. Missing keys are not an error.
  *
+ * An invalidation sticks (fencing, since v1.1): a get_or_compute computation
+ * of a key that began before this call returned never stores its value after
+ * it, on any backend and from any process, and no caller arriving after it
+ * receives such a value (single-flight waiters included). The DEL removes
+ * the key's lease placeholder (see httpcache_cache_get_or_compute()), which
+ * is what refuses the late store.
+ *
  * @param[out] deleted how many keys existed (may be NULL).
  * @param keys, key_lens nkeys keys and their lengths; every key is checked
  *        before anything is deleted.
@@ -458,7 +465,7 @@ typedef enum httpcache_outcome {
   HTTPCACHE_OUTCOME_HIT = 1,       /**< Served from the cache. */
   HTTPCACHE_OUTCOME_STORED = 2,    /**< Computed and stored. */
   HTTPCACHE_OUTCOME_UNCACHED = 3,  /**< Computed, not stored (declined, too large, or backend down). */
-  HTTPCACHE_OUTCOME_COALESCED = 4  /**< A concurrent caller on this handle computed it; shared (single-flight). */
+  HTTPCACHE_OUTCOME_COALESCED = 4  /**< A concurrent caller on this handle computed it; shared (single-flight); ttl_ms 0 if its store was refused (fencing). */
 } httpcache_outcome;
 
 /**
@@ -479,15 +486,40 @@ typedef enum httpcache_outcome {
  * Single-flight: concurrent callers of the same cold key on one handle share
  * one computation: the first computes, the others wait (at most
  * singleflight_wait_ms) and get its value (HTTPCACHE_OUTCOME_COALESCED). If
- * it fails, declines to store, or is too slow, each waiter computes itself.
+ * it fails, every waiter gets the same failure (its status and message,
+ * as Go's singleflight does; since v1.1). If it declines to store, or is too
+ * slow, each waiter computes itself, uncached.
  * With lock_ttl_ms set, the computing caller also holds a Redis lock
  * (`SET httpcache-lock!<ns>:<key> <token> NX PX lock_ttl_ms`, released by token),
  * so callers in other processes wait for its stored value instead of
  * computing too; a crashed holder blocks nobody past lock_ttl_ms.
  *
+ * Fencing (since v1.1): a miss takes the key's lease before computing: a
+ * placeholder holding a random token is stored under the key itself
+ * (`SET <ns>:<key> <placeholder> NX PX lease`, lease = lock_ttl_ms, or 30 s
+ * when 0; one extra round trip on a miss, none on a hit). The value replaces
+ * the placeholder only while it is still there (a script: EVAL), and an
+ * invalidation deletes it, so a computation that began before an
+ * invalidation never stores after it; its own caller (and the waiters that
+ * arrived before the invalidation) still get its value, as
+ * HTTPCACHE_OUTCOME_UNCACHED. A caller that finds another holder's
+ * placeholder treats it as a miss and computes without storing (with
+ * lock_ttl_ms, it waits for the holder first). A computation that runs longer
+ * than the lease is not stored. Lookups (httpcache_cache_get() too) never
+ * return a placeholder; values starting with its reserved prefix (a NUL byte
+ * and "httpcache-lease") are refused with HTTPCACHE_EINVALID by the setters.
+ * memory:// follows the same rules in process. Redis ACL: the commands of a
+ * hit (GET, PTTL), SET, DEL and EVAL.
+ *
+ * Re-entrancy (since v1.1): a compute callback that calls this function on
+ * its own key and handle, on the same thread, does not wait for itself: the
+ * inner call computes at once and returns HTTPCACHE_OUTCOME_UNCACHED.
+ *
  * @param[out] value the value; caller disposes.
  * @param[out] ttl_ms remaining TTL in ms on a hit, the TTL applied on a store,
- *             0 when uncached (may be NULL).
+ *             0 when uncached, -1 when uncached because of fencing (the
+ *             lease was voided, another caller holds it, or this call computed
+ *             alone beside a flight; since v1.1), never an outage (may be NULL).
  * @param[out] outcome how the value was obtained (may be NULL).
  * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key or policy: the callback is
  *         not called); the callback's own failure code (nothing is stored).
@@ -644,6 +676,11 @@ typedef void (*httpcache_async_watch_cb)(int fd, uint32_t events, void *payload)
  * HTTPCACHE_EBACKEND, HTTPCACHE_ETIMEOUT or HTTPCACHE_ECANCELED. With
  * HTTPCACHE_EBACKEND or HTTPCACHE_ETIMEOUT, httpcache_error_last() says why
  * during the callback (e.g. "127.0.0.1:6379 refused AUTH: WRONGPASS ...").
+ * On HTTPCACHE_ENOTFOUND, ttl_ms is the context's lease number for the key
+ * (since v1.1; see httpcache_async_set()): > 0 this context holds the key's
+ * lease, < 0 another holder's lease was found, 0 none could be taken. The
+ * number stays the same while the same lease is seen, so a caller can tell
+ * that a lease was replaced (the key was invalidated in between).
  *
  * A new connection sends AUTH and SELECT (when the URL asks for them) before
  * any request: requests started meanwhile wait for both to succeed, and fail
@@ -688,6 +725,17 @@ HTTPCACHE_EXTERN(int) httpcache_async_get(httpcache_async *ctx, const void *key,
 
 /**
  * Starts a store; the value is copied and the TTL computed before this returns.
+ *
+ * Fencing (since v1.1): a miss of httpcache_async_get() on this context takes
+ * the key's lease (one extra round trip: see httpcache_cache_get_or_compute()),
+ * and this context remembers it. The next store of that key from this
+ * context is fenced with it: it replaces the lease's placeholder only while
+ * the placeholder is still there, so a value computed before an invalidation
+ * is never stored after it. done then gets HTTPCACHE_ENOTFOUND when the store
+ * was refused (the key was invalidated or overwritten, or the lease expired,
+ * since the miss; or the miss found another holder's lease, or a later get
+ * of this context found a value). A store of a key this context has not
+ * missed is a plain SET. Up to 65,536 leases are remembered per context.
  * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key, policy or oversized value: done is not called).
  * Since v1.0.
  */
@@ -698,11 +746,26 @@ HTTPCACHE_EXTERN(int) httpcache_async_set(httpcache_async *ctx, const void *key,
 
 /**
  * Starts deleting keys (one command). Same contract as httpcache_async_set().
+ * Fenced like httpcache_cache_invalidate(): the leases of these keys are
+ * void once the DEL ran, and so are in-process computations of them that
+ * began before it.
  * Since v1.0.
  */
 HTTPCACHE_EXTERN(int) httpcache_async_invalidate(httpcache_async *ctx, const void *const *keys,
                                                  const size_t *key_lens, size_t nkeys,
                                                  httpcache_async_done_cb done, void *payload);
+
+/**
+ * Gives up the lease this context's miss of `key` took (see httpcache_async_set()),
+ * when the caller will store nothing (its computation failed, declined or was
+ * fenced): the placeholder is deleted if it is still there, so readers with
+ * other clients never see it and the next caller need not wait for it to
+ * expire. `done` gets count 1 when deleted, 0 (at once) without such a lease.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID.
+ * Since v1.1.
+ */
+HTTPCACHE_EXTERN(int) httpcache_async_release(httpcache_async *ctx, const void *key, size_t key_len,
+                                              httpcache_async_done_cb done, void *payload);
 
 /**
  * Does the I/O the ready events allow and runs the completions that follow;

@@ -59,6 +59,29 @@ class redis_backend final : public backend {
     detail::throw_if_error(pool_.exchange({&unlock})[0].get());
   }
 
+  lease_result lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) override {
+    std::string ttl_text = std::to_string(lease_ms);
+    command set_nx = detail::lock_command(key, placeholder, ttl_text), get = detail::get_command(key),
+            pttl = detail::pttl_command(key);
+    auto replies = pool_.exchange({&set_nx, &get, &pttl});  // pipelined: one round trip
+    lease_result r = detail::lease_from(replies[0].get(), replies[1].get(), replies[2].get());
+    if (r.wrong_type) {  // a value of another type, as a plain SET would have overwritten it
+      command set = detail::set_command(key, placeholder, lease_ms, ttl_text);
+      detail::throw_if_error(pool_.exchange({&set})[0].get());
+      r = lease_result{true, {}, false};
+    }
+    return r;
+  }
+
+  bool store_leased(std::string_view key, std::string_view placeholder, std::string_view value,
+                    std::int64_t ttl_ms) override {
+    std::string ttl_text = std::to_string(ttl_ms);
+    command store = detail::store_leased_command(key, placeholder, value, ttl_text);
+    auto replies = pool_.exchange({&store});
+    detail::throw_if_error(replies[0].get());
+    return replies[0]->type == REDIS_REPLY_INTEGER && replies[0]->integer == 1;
+  }
+
   std::unique_ptr<async_session> open_async(watch_fn watch) override {
     // Without a watch callback no descriptor is ever watched: every request would time out.
     if (!watch) throw error(errc::invalid, "a Redis handle's non-blocking context needs a watch callback");

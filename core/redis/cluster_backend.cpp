@@ -95,6 +95,35 @@ class redis_cluster final : public backend {
     });
   }
 
+  // Key and placeholder are one key: one slot, one node, one round trip.
+  lease_result lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) override {
+    std::string ttl_text = std::to_string(lease_ms);
+    command set_nx = detail::lock_command(key, placeholder, ttl_text), get = detail::get_command(key),
+            pttl = detail::pttl_command(key);
+    lease_result l = on_key(key, {&set_nx, &get, &pttl}, [](std::vector<reply_ptr>& r) {
+      return detail::lease_from(r[0].get(), r[1].get(), r[2].get());
+    });
+    if (l.wrong_type) {  // a value of another type, as a plain SET would have overwritten it
+      command set = detail::set_command(key, placeholder, lease_ms, ttl_text);
+      on_key(key, {&set}, [](std::vector<reply_ptr>& r) {
+        detail::throw_if_error(r[0].get());
+        return 0;
+      });
+      l = lease_result{true, {}, false};
+    }
+    return l;
+  }
+
+  bool store_leased(std::string_view key, std::string_view placeholder, std::string_view value,
+                    std::int64_t ttl_ms) override {
+    std::string ttl_text = std::to_string(ttl_ms);
+    command store = detail::store_leased_command(key, placeholder, value, ttl_text);
+    return on_key(key, {&store}, [](std::vector<reply_ptr>& r) {
+      detail::throw_if_error(r[0].get());
+      return r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1;
+    });
+  }
+
   std::unique_ptr<async_session> open_async(watch_fn watch) override {
     // Without a watch callback no descriptor is ever watched: every request would time out.
     if (!watch) throw error(errc::invalid, "a Redis handle's non-blocking context needs a watch callback");

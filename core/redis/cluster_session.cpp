@@ -97,6 +97,15 @@ class cluster_session final : public async_session {
     }
   }
 
+  // The lease is held by the node session that answered the miss: the slot's owner.
+  void release(const std::string& key, count_done_fn done) override {
+    if (pid_ != detail::current_pid()) forget_inherited();
+    if (must_wait(key)) return done(0, 0);  // no map, so no miss of ours reached a node
+    async_session* node = node_for(key);
+    if (!node) return done(0, 0);
+    node->release(key, refreshing(std::move(done)));
+  }
+
   void process(unsigned ready) override {
     if (pid_ != detail::current_pid()) {
       forget_inherited();

@@ -3,6 +3,8 @@
 // blocking pool and the non-blocking session cannot drift apart in what they ask Redis.
 #include "commands.hpp"
 
+#include "pool.hpp"  // throw_if_error
+
 namespace httpcache::detail {
 
 std::vector<command> connection_setup(const backend_url& url, std::string& db_text) {
@@ -82,6 +84,30 @@ command unlock_command(std::string_view lock_key, std::string_view token) {
       "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
   command c;
   for (std::string_view part : {std::string_view("EVAL"), release_script, std::string_view("1"), lock_key, token})
+    c.add(part);
+  return c;
+}
+
+lease_result lease_from(const redisReply* set_nx, const redisReply* value, const redisReply* pttl) {
+  throw_if_error(set_nx);
+  lease_result r;
+  if (set_nx->type == REDIS_REPLY_STATUS) {
+    r.granted = true;  // OK; NIL when the key exists
+    return r;
+  }
+  r.current = parse_lookup(value, pttl);
+  r.wrong_type = value->type == REDIS_REPLY_ERROR && std::string_view(value->str, value->len).substr(0, 9) == "WRONGTYPE";
+  return r;
+}
+
+command store_leased_command(std::string_view key, std::string_view placeholder, std::string_view value,
+                             std::string_view ttl_text) {
+  static constexpr std::string_view store_script =
+      "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'px', ARGV[3]) "
+      "return 1 else return 0 end";
+  command c;
+  for (std::string_view part :
+       {std::string_view("EVAL"), store_script, std::string_view("1"), key, placeholder, value, ttl_text})
     c.add(part);
   return c;
 }

@@ -54,6 +54,14 @@ command unlock_command(std::string_view lock_key, std::string_view token);
 // Any other error reply (WRONGTYPE, ERR ..., NOPERM, OOM) refuses one request of a server that is up.
 bool is_outage_reply(std::string_view error_text);
 
+// Leases (backend.hpp): SET key placeholder NX PX lease_ms, pipelined with GET and PTTL so a
+// refusal also tells what the key holds (one round trip); lease_from reads the three replies.
+// The fenced store is a script (EVAL, so the ACL needs EVAL): SET key value PX ttl only while
+// GET key is still the placeholder; 1 stored, 0 refused. The release is unlock_command.
+lease_result lease_from(const redisReply* set_nx, const redisReply* value, const redisReply* pttl);
+command store_leased_command(std::string_view key, std::string_view placeholder, std::string_view value,
+                             std::string_view ttl_text);
+
 // PTTL reply -> remaining ms for a key that GET just found. -1 (no expiry: written by someone else)
 // and -2 (expired between the two commands) map to 0 and 1 so the hit is still served.
 std::int64_t remaining_ttl_ms(const redisReply* pttl);

@@ -49,8 +49,11 @@ struct depth {
   int& n;
 };
 
+struct request;
+using lease_done_fn = std::function<void(int status, const request& r)>;
+
 struct request {
-  enum class kind { get, set, del };
+  enum class kind { get, set, del, lease };
   request(kind k, get_done_fn g, count_done_fn c) : what(k), get_done(std::move(g)), count_done(std::move(c)) {}
 
   kind what;
@@ -65,6 +68,8 @@ struct request {
   std::vector<std::string> held;  // formatted commands waiting for the connection's AUTH/SELECT
   std::string detail;             // why it failed, when it did (no credentials)
   bool outage = true;             // a failure of the server, not an error reply to this request
+  bool granted = false;     // lease: SET NX said OK
+  lease_done_fn lease_done;  // lease: completion
 };
 
 class redis_session final : public async_session {
@@ -81,16 +86,29 @@ class redis_session final : public async_session {
     drop_connection(status_of(errc::canceled));
   }
 
+  // Fencing (backend.hpp, lease_book): a miss takes the key's lease (one more round trip), and
+  // a set of that key from this session is then fenced with it.
   void get(const std::string& key, get_done_fn done) override {
-    auto* req = new request(request::kind::get, std::move(done), nullptr);
+    auto* req = new request(request::kind::get,
+                            [this, key, done = std::move(done)](int status, std::string_view value, std::int64_t ttl) {
+                              looked_up(key, status, value, ttl, done);
+                            },
+                            nullptr);
     req->replies_left = 2;
     detail::command get_cmd = detail::get_command(key), pttl_cmd = detail::pttl_command(key);
     start(req, {&get_cmd, &pttl_cmd});
   }
 
   void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
+    std::string placeholder, ttl_text;
+    const int fenced = leases_.take(key, placeholder);
+    if (fenced < 0) return done(status_of(errc::not_found), 0);  // another holder's lease: refused
     auto* req = new request(request::kind::set, nullptr, std::move(done));
-    std::string ttl_text;
+    if (fenced > 0) {
+      ttl_text = std::to_string(ttl_ms);
+      auto cmd = detail::store_leased_command(key, placeholder, value, ttl_text);
+      return start(req, {&cmd});
+    }
     auto cmd = detail::set_command(key, value, ttl_ms, ttl_text);
     start(req, {&cmd});
   }
@@ -100,6 +118,41 @@ class redis_session final : public async_session {
     std::vector<std::string_view> views(keys.begin(), keys.end());
     auto cmd = detail::del_command(views);
     start(req, {&cmd});
+  }
+
+  void release(const std::string& key, count_done_fn done) override {
+    std::string placeholder;
+    if (leases_.take(key, placeholder) <= 0) return done(0, 0);
+    auto* req = new request(request::kind::del, nullptr, std::move(done));  // the script returns 1 or 0
+    auto cmd = detail::unlock_command(key, placeholder);
+    start(req, {&cmd});
+  }
+
+  void looked_up(const std::string& key, int status, std::string_view value, std::int64_t ttl, const get_done_fn& done) {
+    if (status == 0 && !is_lease(value)) {
+      leases_.forget(key);
+      return done(0, value, ttl);
+    }
+    if (status == 0) return done(status_of(errc::not_found), {}, leases_.saw(key, std::string(value)));
+    if (status != status_of(errc::not_found) || closing_) return done(status, value, ttl);
+    std::string placeholder = make_lease_placeholder();
+    auto* req = new request(request::kind::lease, nullptr, nullptr);
+    req->replies_left = 3;
+    req->lease_done = [this, key, placeholder, done](int st, const request& r) {
+      if (st != 0) return done(st, {}, 0);
+      if (r.granted) return done(status_of(errc::not_found), {}, leases_.granted(key, placeholder));
+      if (r.found && !is_lease(r.value)) {
+        leases_.forget(key);
+        return done(0, r.value, r.count);
+      }
+      if (r.found) return done(status_of(errc::not_found), {}, leases_.saw(key, r.value));
+      leases_.forget(key);
+      done(status_of(errc::not_found), {}, 0);
+    };
+    std::string ttl_text = std::to_string(default_lease_ms);
+    detail::command set_nx = detail::lock_command(key, placeholder, ttl_text), get_cmd = detail::get_command(key),
+                    pttl_cmd = detail::pttl_command(key);
+    start(req, {&set_nx, &get_cmd, &pttl_cmd});
   }
 
   void process(unsigned ready) override {
@@ -370,7 +423,9 @@ class redis_session final : public async_session {
       req->detail = fmt::format("{} redirected the request: {}", where_, std::string_view(reply->str, reply->len));
       return;
     }
-    if (reply->type == REDIS_REPLY_ERROR && req->what != request::kind::get) {
+    // An error reply fails the request, except to a GET: WRONGTYPE reads as a miss.
+    const bool is_get_reply = req->what == request::kind::get || (req->what == request::kind::lease && req->replies_left < 3);
+    if (reply->type == REDIS_REPLY_ERROR && !is_get_reply) {
       const std::string_view text(reply->str, reply->len);
       req->status = status_of(errc::backend);
       req->detail = fmt::format("{} replied: {}", where_, text);
@@ -390,6 +445,19 @@ class redis_session final : public async_session {
         }
         break;
       case request::kind::set:
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) req->status = status_of(errc::not_found);  // fenced: refused
+        break;
+      case request::kind::lease:
+        if (req->replies_left == 3) {
+          req->granted = reply->type == REDIS_REPLY_STATUS;
+        } else if (req->replies_left == 2) {
+          if (reply->type == REDIS_REPLY_STRING) {
+            req->found = true;
+            req->value.assign(reply->str, reply->len);
+          }
+        } else {
+          req->count = detail::remaining_ttl_ms(reply);
+        }
         break;
       case request::kind::del:
         if (reply->type == REDIS_REPLY_INTEGER) req->count = reply->integer;
@@ -412,7 +480,9 @@ class redis_session final : public async_session {
     std::unique_ptr<request> owned(req);
     if (status == status_of(errc::backend) || status == status_of(errc::timeout))
       note_backend_failure(status, req->detail.empty() ? "backend error" : std::move(req->detail), req->outage);
-    if (req->what == request::kind::get) {
+    if (req->what == request::kind::lease) {
+      req->lease_done(status, *req);
+    } else if (req->what == request::kind::get) {
       if (status == 0 && !req->found) status = status_of(errc::not_found);
       req->get_done(status, req->value, status == 0 ? req->count : 0);
     } else {
@@ -436,6 +506,7 @@ class redis_session final : public async_session {
   int failure_status_ = status_of(errc::backend);
   std::string failure_detail_;  // why the connection is being dropped, while it is
   bool failure_outage_ = true;
+  lease_book leases_;  // fencing: the leases this session's misses took or saw
   std::deque<request*> queue_;  // oldest first: Redis answers in order, so front has the nearest deadline
 };
 

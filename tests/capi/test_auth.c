@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  * AUTH, SELECT and least privilege against the fixture's ACL users (tests/fixtures/redis_server.sh):
- * `app` (password, every command), `confined` (only GET SET DEL PTTL (AUTH needs no permission;
- * no SELECT) on keys `confined:*`) and `confined_lock` (the same plus EVAL and the stampede
+ * `app` (password, every command), `confined` (only GET SET DEL PTTL EVAL (AUTH needs no permission;
+ * no SELECT) on keys `confined:*`) and `confined_lock` (the same plus the stampede
  * lock's keys `httpcache-lock!confined:*`): the ACL lines of README.md's "Redis permissions". */
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,7 +189,7 @@ static void test_auth_confined_user_core_paths(void **state) {
 }
 
 /** lock_ttl_ms needs more: as `confined` the lock is refused (the value is computed but not
- *  stored: fail open); as `confined_lock` (+EVAL, ~httpcache-lock!confined:*) it stores and
+ *  stored: fail open); as `confined_lock` (~httpcache-lock!confined:*) it stores and
  *  releases its lock, with no backend error. */
 static void test_auth_confined_stampede_lock(void **state) {
   char url[512], url_lock[512], key[64];

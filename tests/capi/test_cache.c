@@ -596,7 +596,9 @@ static void *waiter_main(void *arg) {
 }
 
 /** Waiters of a leader that declines to store (HTTPCACHE_COMPUTE_DONT_STORE) are not given its
- *  value: each computes its own; what ends up stored is never the leader's. */
+ *  value: each computes its own, or reads the value a waiter that computed first stored (the
+ *  leader's lease is released, so the first waiter to lease the key stores it); what ends up
+ *  stored is never the leader's. */
 static void test_cache_waiters_when_leader_declines(void **state) {
   fixture *f = *state;
   enum { N = 4 };
@@ -617,15 +619,20 @@ static void test_cache_waiters_when_leader_declines(void **state) {
   }
   for (i = 0; i < N; ++i) pthread_join(tid[i], NULL);
   pthread_barrier_destroy(&go);
-  assert_int_equal(leader_count, N); /* everyone computed */
+  assert_in_range(leader_count, 2, N); /* the leader, then at least one waiter */
   for (i = 0; i < N; ++i) {
     char own[32];
-    assert_int_equal(w[i].calls, 1);
+    snprintf(own, sizeof own, "own-%d", i);
     if (strcmp(w[i].got, "leader") == 0) {
+      assert_int_equal(w[i].calls, 1);
       assert_int_equal(w[i].outcome, HTTPCACHE_OUTCOME_UNCACHED);
+    } else if (strcmp(w[i].got, own) == 0) {
+      assert_int_equal(w[i].calls, 1);
+    } else if (strncmp(w[i].got, "own-", 4) == 0) {
+      assert_int_equal(w[i].calls, 0); /* another waiter's stored value: a hit */
+      assert_int_equal(w[i].outcome, HTTPCACHE_OUTCOME_HIT);
     } else {
-      snprintf(own, sizeof own, "own-%d", i);
-      if (strcmp(w[i].got, own) != 0) fail_msg("caller %d got '%s', not its own value", i, w[i].got);
+      fail_msg("caller %d got '%s'", i, w[i].got);
     }
   }
   assert_int_equal(httpcache_cache_stats(&s, f->cache), HTTPCACHE_OK);

@@ -74,7 +74,7 @@ typedef struct worker {
   int problems;
   char first_problem[512];
   /* statistics, to check the run exercised what it claims */
-  int hits, stores, misses, coalesced;
+  int hits, stores, misses, coalesced, uncached;
   int64_t worst_ttl_ms; /* largest remaining TTL seen */
   /* for get_or_compute callbacks */
   const char *compute_key;
@@ -199,7 +199,18 @@ static void *mixed_worker(void *arg) {
           ++w->coalesced;
           if (!shared) problem(w, "own key coalesced although no other thread uses it", key, rc);
           if (w->compute_calls != 0) problem(w, "coalesced but the callback was called", key, rc);
-          if (ttl <= 0 || ttl > 300000) problem(w, "coalesced with a TTL outside (0, 300 s]", key, rc);
+          /* 0: the leader's store was refused (fencing: a set or invalidate of this key while it
+           * computed); its waiters, who arrived before that, still share its value. */
+          if (ttl < 0 || ttl > 300000) problem(w, "coalesced with a TTL outside [0, 300 s]", key, rc);
+        } else if (outcome == HTTPCACHE_OUTCOME_UNCACHED) {
+          /* Fencing: another thread's set or invalidate of this key while we computed voided our
+           * lease, so our value (computed from what we read before) is returned, not stored. Only
+           * keys other threads write can see that. */
+          ++w->uncached;
+          if (!shared) problem(w, "own key not stored although no other thread touches it", key, rc);
+          if (w->compute_calls != 1) problem(w, "uncached but the callback was not called once", key, rc);
+          if (value.size != w->compute_len || memcmp(value.ptr, w->compute_buf, value.size) != 0)
+            problem(w, "uncached value differs from the computed one", key, rc);
         } else {
           problem(w, "unexpected outcome", key, (int)outcome);
         }

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """AUTH and least privilege, end to end, against the fixture's ACL users
 (tests/fixtures/redis_server.sh): `app` (a password, every permission), `confined` (GET SET DEL
-PTTL on keys `confined:*`, nothing else; AUTH needs no permission) and `confined_lock`
-(the same plus EVAL and `httpcache-lock!confined:*` for lock_ttl_ms). The ACL lines are those of
+PTTL EVAL on keys `confined:*`, nothing else; AUTH needs no permission) and `confined_lock`
+(the same plus `httpcache-lock!confined:*` for lock_ttl_ms). The ACL lines are those of
 README.md's "Redis permissions"."""
 
 from __future__ import annotations

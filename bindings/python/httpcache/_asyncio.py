@@ -26,6 +26,7 @@ from . import _httpcache
 
 _READ = _httpcache.EV_READ
 _WRITE = _httpcache.EV_WRITE
+_ENOTFOUND = _httpcache.ENOTFOUND
 
 
 class _Watcher:
@@ -101,18 +102,41 @@ class _Watcher:
             self.writers.add(fd)
 
 
+class Flight:
+    """One computation of a key on this loop (``_cached_call.CachedCall._single_flight``): the
+    future its waiters await (the leader's Entry, None, or its exception), the lease it computes
+    under and the loop's invalidation generation when it started.
+
+    Fencing: on a miss the core's session takes the key's lease and reports its number (ttl_ms
+    of the miss: > 0 ours, < 0 another holder's, 0 none). A caller may join a flight only with
+    the same lease number; a miss that took a *new* lease for a key whose flight holds an older
+    one means an invalidation (from any process) removed that lease: the flight is made void at
+    once, inside the completion (``_SharedRead.set_result``), before any task runs, so its
+    leader never sends a set the session would fence with the new lease."""
+
+    __slots__ = ("future", "lease", "generation", "void", "set_sent")
+
+    def __init__(self, future: Any, lease: int, generation: int) -> None:
+        self.future = future
+        self.lease = lease
+        self.generation = generation
+        self.void = False
+        self.set_sent = False  # a set used (or gave up) the lease: nothing to release
+
+
 class _SharedRead:
     """The completion target of one GET, shared by every caller of that key who arrives while it
     is in flight: the library calls done()/set_result() on it (as on a future), and it resolves
     each caller's own future at once, in the same loop pass, then leaves the table of reads."""
 
-    __slots__ = ("table", "key", "waiters", "finished")
+    __slots__ = ("table", "key", "waiters", "finished", "flights")
 
-    def __init__(self, table: dict, key: bytes, first: Any) -> None:
+    def __init__(self, table: dict, key: bytes, first: Any, flights: dict) -> None:
         self.table = table
         self.key = key
         self.waiters = [first]
         self.finished = False
+        self.flights = flights
 
     def done(self) -> bool:
         return self.finished
@@ -121,6 +145,10 @@ class _SharedRead:
         self.finished = True
         if self.table.get(self.key) is self:
             del self.table[self.key]
+        if result[0] == _ENOTFOUND and result[2] > 0:
+            flight = self.flights.get(self.key)
+            if flight is not None and flight.lease != result[2]:
+                flight.void = True  # a new lease: the old one was invalidated (see Flight)
         for fut in self.waiters:
             if not fut.done():
                 fut.set_result(result)
@@ -129,7 +157,7 @@ class _SharedRead:
 class LoopAdapter:
     """One AsyncContext of one cache handle, for one event loop (its thread only)."""
 
-    __slots__ = ("_loop_ref", "_ctx", "_watcher", "_timer", "flights", "reads", "__weakref__")
+    __slots__ = ("_loop_ref", "_ctx", "_watcher", "_timer", "flights", "reads", "generation", "__weakref__")
 
     def __init__(self, cache: _httpcache.Cache, loop: Any) -> None:
         self._loop_ref = weakref.ref(loop)
@@ -142,9 +170,12 @@ class LoopAdapter:
         # of a key already being read share that reply (each decodes its own copy) instead of
         # sending one more GET: N concurrent hits of one key cost one round trip.
         self.reads: dict[bytes, _SharedRead] = {}
-        # Single-flight of async decorated calls on this loop (see _cached_call):
-        # key -> future of the leader's Entry, or None when it stored nothing.
-        self.flights: dict[bytes, Any] = {}
+        # Single-flight of async decorated calls on this loop (see _cached_call): key -> Flight.
+        self.flights: dict[bytes, Flight] = {}
+        # Invalidations through this adapter: a flight started before one is joined by nobody
+        # who arrives after it (the lease numbers tell the same for invalidations from anywhere
+        # the backend is reachable; this covers the rest).
+        self.generation = 0
 
     def _arm(self, loop: Any) -> None:
         # One timer for the earliest deadline; it re-arms itself while requests are pending. Only
@@ -173,7 +204,7 @@ class LoopAdapter:
         if shared is not None:
             shared.waiters.append(mine)
             return mine
-        read = _SharedRead(self.reads, key, mine)
+        read = _SharedRead(self.reads, key, mine, self.flights)
         self._ctx.get(key, read)  # a lone request is written inside the call (by the core session)
         if mine.done():  # memory://: completed inside the call, nothing to share
             return mine
@@ -190,8 +221,23 @@ class LoopAdapter:
             self._arm(loop)
         return await fut
 
+    async def release(self, loop: Any, key: bytes) -> None:
+        """Gives up the lease this context's miss of `key` took, when nothing will be stored: the
+        placeholder is deleted if still there. Best effort: a failure only leaves it to expire."""
+        fut = loop.create_future()
+        self._ctx.release(key, fut)
+        if not fut.done():
+            self._arm(loop)
+        await fut
+
     async def invalidate(self, loop: Any, keys: list[bytes]) -> tuple[int, int]:
         """(status, keys deleted; on EBACKEND/ETIMEOUT the error message instead)."""
+        self.generation += 1
+        for key in keys:
+            self.reads.pop(key, None)  # a GET sent before this is shared with nobody arriving after
+            flight = self.flights.get(key)
+            if flight is not None:
+                flight.void = True  # its computation began before the invalidation: never stored
         fut = loop.create_future()
         self._ctx.invalidate(keys, fut)
         if not fut.done():

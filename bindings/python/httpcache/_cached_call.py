@@ -24,6 +24,7 @@ from typing import Any, Callable, NamedTuple
 from . import _httpcache
 from ._codec import MAGIC, MISS, ResponseMemo, decode_json, encode
 from ._config import HTTPCache, Handle
+from ._asyncio import Flight
 from ._early_hits import early_verdict, note_response
 from ._headers import cache_headers, set_cache_headers
 from ._keys import KeyBuilder
@@ -149,6 +150,8 @@ class CachedCall:
             handle.backend_ok(ticket)
         elif len(run.data) > handle.max_value_bytes():
             logger.warning("httpcache: result of %s not cached: over max_value_bytes", self.where)
+        elif ttl_ms < 0:
+            pass  # not stored because of fencing (an invalidation, another caller's lease): no outage
         elif outcome is not None:
             handle.backend_failed(ticket, "get or set", None, failure)
         if run.is_response:
@@ -168,6 +171,7 @@ class CachedCall:
         adapter = handle.adapter(loop)
         ticket = handle.ticket()
         verdict = early_verdict(key, self.namespace)  # HTTPCache.attach()'s GET of this request
+        lease = 0
         if verdict is None:
             status, value, ttl_ms = await adapter.start_get(loop, key)
         else:
@@ -181,19 +185,23 @@ class CachedCall:
         elif status == _ENOTFOUND:
             handle.backend_ok(ticket)
             backend_up = True
+            lease = ttl_ms  # on a miss: the lease number (see _asyncio.Flight)
         else:
             handle.backend_failed(ticket, "get", status, value)
             backend_up = False
-        return await self._single_flight(args, kwargs, handle, loop, adapter, key, backend_up, ticket)
+        return await self._single_flight(args, kwargs, handle, loop, adapter, key, backend_up, ticket, lease)
 
-    async def _single_flight(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket) -> Any:  # noqa: ANN001
-        """Concurrent misses of one key on this loop share one computation. If the computing
-        call fails, declines to store or is too slow, each waiting call computes its own."""
+    async def _single_flight(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket, lease) -> Any:  # noqa: ANN001
+        """Concurrent misses of one key on this loop share one computation, and its failure (the
+        same exception). Fenced: a call joins a flight only with the same lease number (see
+        _asyncio.Flight), so one arriving after an invalidation never gets a value computed
+        before it. If the computing call declines to store or is too slow, each waiting call
+        computes its own."""
         flights = adapter.flights
         leader = flights.get(key)
-        if leader is not None:
+        if leader is not None and not leader.void and leader.lease == lease and (lease or leader.generation == adapter.generation):
             try:
-                shared = await asyncio.wait_for(asyncio.shield(leader), HTTPCache.option("singleflight_wait_ms") / 1000)
+                shared = await asyncio.wait_for(asyncio.shield(leader.future), HTTPCache.option("singleflight_wait_ms") / 1000)
             except asyncio.TimeoutError:
                 shared = None
             if shared is not None:
@@ -201,21 +209,31 @@ class CachedCall:
                 if result is not MISS:
                     handle.count("coalesced")
                     return result
-            return (await self._compute(args, kwargs, handle, loop, adapter, key, backend_up, ticket))[0]
-        flight = loop.create_future()
+            return (await self._compute(args, kwargs, handle, loop, adapter, key, backend_up, ticket, None))[0]
+        if leader is not None:
+            leader.void = True  # a newer lease (or an invalidation): that flight must not store
+        flight = Flight(loop.create_future(), lease, adapter.generation)
         flights[key] = flight
         entry = None
         try:
-            result, entry = await self._compute(args, kwargs, handle, loop, adapter, key, backend_up, ticket)
+            result, entry = await self._compute(args, kwargs, handle, loop, adapter, key, backend_up, ticket, flight)
             return result
+        except Exception as e:
+            if not flight.future.done():
+                flight.future.set_exception(e)  # waiters raise the same exception
+                flight.future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
         finally:
             if flights.get(key) is flight:
                 del flights[key]
-            if not flight.done():
-                flight.set_result(entry)  # None (failed or declined): waiters compute their own
+            if not flight.future.done():
+                flight.future.set_result(entry)  # None (declined or canceled): waiters compute their own
+            if lease > 0 and not flight.set_sent:
+                await _release(adapter, loop, key)
 
-    async def _compute(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket) -> tuple[Any, Entry | None]:  # noqa: ANN001
-        """(the function's result, the Entry waiters may be served, or None when not storable)."""
+    async def _compute(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket, flight) -> tuple[Any, Entry | None]:  # noqa: ANN001
+        """(the function's result, the Entry waiters may be served, or None when not storable).
+        A computation outside a flight, or of a flight made void, is not stored (fencing)."""
         result = await self.func(*args, **kwargs)
         data, is_response, cap = encode(result, self.per_user, self.where)
         policy = None if data is None else await self.ttl.policy_async(self.where)
@@ -225,14 +243,18 @@ class CachedCall:
         if cap is not None and cap < handle.cache.ttl(policy):
             policy = _httpcache.Policy.seconds(cap)  # never stored longer than the handler allows
         ttl_s = 0
-        if backend_up:
+        if backend_up and flight is not None and not flight.void:
+            flight.set_sent = True
             try:
                 status, ttl_s = await adapter.set(loop, key, data, policy)
             except ValueError as e:  # value over max_value_bytes (counted by the core)
+                flight.set_sent = False  # refused before it was sent: the lease is still ours
                 logger.warning("httpcache: result of %s not cached: %s", self.where, e)
                 handle.count("uncached")
                 return result, None
-            if status != _OK:
+            if status == _ENOTFOUND:
+                ttl_s = 0  # refused: the lease was invalidated while computing (fencing)
+            elif status != _OK:
                 handle.backend_failed(ticket, "set", status, ttl_s)  # ttl_s: the error message
                 ttl_s = 0
         in_backend = bool(ttl_s)
@@ -242,6 +264,15 @@ class CachedCall:
         if is_response:
             self.stored(result, key, ttl_s, in_backend)
         return result, Entry(data, ttl_s)
+
+
+async def _release(adapter: Any, loop: Any, key: bytes) -> None:
+    """The lease of a flight that stored nothing is given back (see LoopAdapter.release), so no
+    placeholder outlives the call; a failure to do so only leaves it to expire."""
+    try:
+        await adapter.release(loop, key)
+    except Exception:  # noqa: BLE001 - the context closed, the backend failed: it expires by itself
+        pass
 
 
 class _Computation:

@@ -106,6 +106,11 @@ class async_context {
     start([&] { return httpcache_async_invalidate(ctx(), ptrs.data(), lens.data(), keys.size(), &on_done, f); }, f);
   }
 
+  void release(const std::string& key, py::object future) {
+    PyObject* f = future.release().ptr();
+    start([&] { return httpcache_async_release(ctx(), key.data(), key.size(), &on_done, f); }, f);
+  }
+
   // Called by the loop when the descriptor is ready (or with 0 when a deadline passed). A no-op
   // after close(), since a reader callback may still be queued in the loop.
   void process(uint32_t events) {
@@ -177,6 +182,9 @@ void init_async(py::module_& m) {
            "policy or an oversized value (the future is untouched).")
       .def("invalidate", &async_context::invalidate, py::arg("keys"), py::arg("future"),
            "Starts deleting keys; future gets (status, deleted, or the error message on EBACKEND/ETIMEOUT).")
+      .def("release", &async_context::release, py::arg("key"), py::arg("future"),
+           "Gives up the lease this context's miss of key took (nothing will be stored); future gets "
+           "(status, 1 if the placeholder was deleted else 0, or the error message on EBACKEND/ETIMEOUT).")
       .def("process", &async_context::process, py::arg("events"),
            "Does the I/O the ready events allow and runs completions; 0 only checks deadlines.")
       .def("timeout_ms", &async_context::timeout_ms, "ms until the earliest deadline (0 if passed); -1 if idle.")

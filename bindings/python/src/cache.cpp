@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,7 +30,41 @@ int64_t now_unix_ms() {
 struct compute_state {
   py::handle fn;
   std::optional<py::error_already_set> error;
+  const void* handle = nullptr;  // with key: where a failure is kept for the flight's waiters
+  const std::string* key = nullptr;
 };
+
+// Failed computations, kept for the callers that waited for them: the core hands the waiters of
+// a failed flight the leader's failure (HTTPCACHE_EUSER), and they raise the leader's exception
+// object itself (Go's singleflight semantics). Keyed by handle and key; a waiter takes the entry
+// recorded after its own call began (it wakes right after the failure), and entries older than
+// a few seconds are dropped. Only touched with the GIL held; never destroyed (module lifetime).
+using clock_type = std::chrono::steady_clock;
+struct kept_failure {
+  py::object error;
+  clock_type::time_point at;
+};
+std::map<std::pair<const void*, std::string>, kept_failure>& kept_failures() {
+  static auto* kept = new std::map<std::pair<const void*, std::string>, kept_failure>();
+  return *kept;
+}
+
+void keep_failure(const compute_state& state) {
+  if (!state.key || !state.error) return;
+  auto& kept = kept_failures();
+  const auto now = clock_type::now();
+  for (auto it = kept.begin(); it != kept.end();)
+    it = now - it->second.at > std::chrono::seconds(10) ? kept.erase(it) : std::next(it);
+  kept[{state.handle, *state.key}] = kept_failure{state.error->value(), now};
+}
+
+// The exception of the flight a waiter shared, if one failed after `since`.
+py::object kept_failure_for(const void* handle, const std::string& key, clock_type::time_point since) {
+  auto& kept = kept_failures();
+  auto it = kept.find({handle, key});
+  if (it == kept.end() || it->second.at < since) return py::object();
+  return it->second.error;
+}
 
 // httpcache_compute_cb over a Python callable returning bytes or (bytes, store: bool).
 int compute_trampoline(httpcache_buf* value, uint32_t* flags, void* payload) {
@@ -63,6 +98,7 @@ int compute_trampoline(httpcache_buf* value, uint32_t* flags, void* payload) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
     state->error.emplace();
   }
+  keep_failure(*state);
   return HTTPCACHE_EUSER;
 }
 
@@ -178,7 +214,8 @@ size_t invalidate(const cache_object& c, const std::vector<std::string>& keys) {
 py::tuple get_or_compute(const cache_object& c, const std::string& key, const policy& p, py::function compute) {
   cache_ptr h = c.shared();
   httpcache_ttl_policy cp = p.to_c();
-  compute_state state{compute, std::nullopt};
+  compute_state state{compute, std::nullopt, h.get(), &key};
+  const auto since = clock_type::now();
   owned_buf value;
   int64_t ttl_ms = 0;
   httpcache_outcome outcome = HTTPCACHE_OUTCOME_UNCACHED;
@@ -188,6 +225,13 @@ py::tuple get_or_compute(const cache_object& c, const std::string& key, const po
   });
   // The callable's own exception comes back unchanged (same object, same traceback).
   if (state.error) throw std::move(*state.error);
+  if (err.code == HTTPCACHE_EUSER) {
+    // A waiter of a flight whose computation raised: the same exception object.
+    if (py::object shared = kept_failure_for(h.get(), key, since)) {
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(shared.ptr())), shared.ptr());
+      throw py::error_already_set();
+    }
+  }
   err.raise_if_failed();
   // Why an UNCACHED call failed open, if the backend failed (the library says so in the last
   // error of a call that returned OK), else None.
