@@ -32,6 +32,7 @@ def _imports_of(module: str) -> set[str]:
 def test_every_module_is_one_of_the_named_jobs():
     assert set(MODULES) == {
         "_config", "_keys", "_codec", "_rules", "_headers", "_ttl", "_asyncio", "_early_hits", "_cached_call",
+        "_injected",
         "_decorators",
     }
 

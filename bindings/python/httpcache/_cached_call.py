@@ -22,11 +22,12 @@ import threading
 from typing import Any, Callable, NamedTuple
 
 from . import _httpcache
-from ._codec import MAGIC, MISS, ResponseMemo, decode_json, encode
+from ._codec import MAGIC, MISS, ResponseMemo, decode_json, decode_value, encode, is_value_record
 from ._config import HTTPCache, Handle
 from ._asyncio import Flight
 from ._early_hits import early_verdict, note_response
 from ._headers import cache_headers, set_cache_headers
+from ._injected import response_param, without_param
 from ._keys import KeyBuilder
 from ._ttl import TtlChoice
 
@@ -52,7 +53,7 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "__weakref__",
+        "response_param", "adds_param", "__weakref__",
     )
 
     def __init__(self, func: Callable[..., Any], keys: KeyBuilder, ttl: TtlChoice, namespace: str | None) -> None:
@@ -69,24 +70,53 @@ class CachedCall:
         # thread, for the TTL that computation settled (its ttl_func, capped by its handler).
         self.current = threading.local()
         self.ttl_callback = _httpcache.Policy.callback(lambda: self.current.run.ttl)
+        # FastAPI's injected Response (see _injected): the handler's own parameter, or one the
+        # wrapper adds (adds_param) and never passes on.
+        self.response_param, self.adds_param = response_param(func)
 
     # -- shared by both paths
 
-    def serve(self, value: bytes, ttl_s: float) -> Any:
+    def injected(self, kwargs: dict) -> Any:
+        """The Response FastAPI injected into this call, or None."""
+        return None if self.response_param is None else kwargs.get(self.response_param)
+
+    def run(self, args: tuple, kwargs: dict) -> Any:
+        """The decorated function's own call (without the parameter the wrapper added)."""
+        return self.func(*args, **(without_param(kwargs) if self.adds_param else kwargs))
+
+    def serve(self, value: bytes, ttl_s: float, injected: Any = None) -> Any:
         """Stored bytes as the caller gets them (a Response with the hit's headers for a response
-        record), or MISS when they cannot be decoded."""
+        record; a plain result, whose status, headers and cache headers go on the injected
+        response), or MISS when they cannot be decoded."""
         if not value.startswith(MAGIC):
-            return decode_json(value)
+            result = decode_json(value)
+            if injected is not None and result is not MISS:
+                set_cache_headers(injected, ttl_s, self.per_user, hit=True)
+            return result
+        if is_value_record(value):
+            return self._serve_value(value, ttl_s, injected)
         hit = self.memo.decode_record(value)
         if hit is not MISS:
             # A decoded response has none of these headers (they are never stored): append them.
             hit.raw_headers.extend(cache_headers(ttl_s, self.per_user, True, hit.handler_cache_control))
         return hit
 
-    def hit(self, key: bytes, value: bytes, ttl_s: float) -> Any:
+    def _serve_value(self, value: bytes, ttl_s: float, injected: Any) -> Any:
+        decoded = decode_value(value)
+        if decoded is MISS:
+            return MISS
+        result, status, headers = decoded
+        if injected is not None:
+            if status is not None:
+                injected.status_code = status
+            injected.raw_headers.extend(headers)
+            set_cache_headers(injected, ttl_s, self.per_user, hit=True)
+        return result
+
+    def hit(self, key: bytes, value: bytes, ttl_s: float, injected: Any = None) -> Any:
         """serve() for bytes read from the backend, which HTTPCache.attach() may learn."""
-        result = self.serve(value, ttl_s)
-        if result is not MISS and not self.per_user and value.startswith(MAGIC):
+        result = self.serve(value, ttl_s, injected)
+        if result is not MISS and not self.per_user and value.startswith(MAGIC) and not is_value_record(value):
             note_response(self.endpoint, key, self.namespace)
         return result
 
@@ -105,7 +135,7 @@ class CachedCall:
     def call_sync(self, args: tuple, kwargs: dict) -> Any:
         key = self.key(args, kwargs)
         if key is None:
-            return self.func(*args, **kwargs)
+            return self.run(args, kwargs)
         handle = HTTPCache.handle(self.namespace)
         run = _Computation(self, handle, args, kwargs)
         policy = self.ttl_callback
@@ -117,7 +147,7 @@ class CachedCall:
             # when it could not be stored).
             if outcome == _HIT:
                 handle.backend_ok(ticket)
-            result = self.hit(key, value, ttl_ms / 1000)
+            result = self.hit(key, value, ttl_ms / 1000, self.injected(kwargs))
             if result is not MISS:
                 return result
             ttl_ms, outcome = self._overwrite(handle, key, policy, run, ticket)
@@ -154,10 +184,12 @@ class CachedCall:
             pass  # not stored because of fencing (an invalidation, another caller's lease): no outage
         elif outcome is not None:
             handle.backend_failed(ticket, "get or set", None, failure)
+        in_backend = outcome == _STORED
+        ttl_s = ttl_ms // 1000 if in_backend else run.ttl
         if run.is_response:
-            in_backend = outcome == _STORED
-            ttl_s = ttl_ms // 1000 if in_backend else run.ttl
             self.stored(run.result, key, ttl_s, in_backend)
+        elif (injected := self.injected(run.kwargs)) is not None:
+            set_cache_headers(injected, ttl_s, self.per_user, hit=False)
         return run.result
 
     # -- async def functions: non-blocking get and set; single-flight per loop here
@@ -165,7 +197,7 @@ class CachedCall:
     async def call_async(self, args: tuple, kwargs: dict) -> Any:
         key = self.key(args, kwargs)
         if key is None:
-            return await self.func(*args, **kwargs)
+            return await self.run(args, kwargs)
         handle = HTTPCache.handle(self.namespace)
         loop = asyncio.get_running_loop()
         adapter = handle.adapter(loop)
@@ -178,7 +210,7 @@ class CachedCall:
             status, value, ttl_ms = verdict, None, 0
         if status == _OK:
             handle.backend_ok(ticket)
-            result = self.hit(key, value, ttl_ms / 1000)
+            result = self.hit(key, value, ttl_ms / 1000, self.injected(kwargs))
             if result is not MISS:
                 return result
             backend_up = True  # an undecodable value: recompute and overwrite it
@@ -205,7 +237,7 @@ class CachedCall:
             except asyncio.TimeoutError:
                 shared = None
             if shared is not None:
-                result = self.serve(shared.data, shared.ttl_s)
+                result = self.serve(shared.data, shared.ttl_s, self.injected(kwargs))
                 if result is not MISS:
                     handle.count("coalesced")
                     return result
@@ -234,8 +266,9 @@ class CachedCall:
     async def _compute(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket, flight) -> tuple[Any, Entry | None]:  # noqa: ANN001
         """(the function's result, the Entry waiters may be served, or None when not storable).
         A computation outside a flight, or of a flight made void, is not stored (fencing)."""
-        result = await self.func(*args, **kwargs)
-        data, is_response, cap = encode(result, self.per_user, self.where)
+        result = await self.run(args, kwargs)
+        injected = self.injected(kwargs)
+        data, is_response, cap = encode(result, self.per_user, self.where, injected)
         policy = None if data is None else await self.ttl.policy_async(self.where)
         if policy is None:
             handle.count("uncached")
@@ -263,6 +296,8 @@ class CachedCall:
             ttl_s = handle.cache.ttl(policy)
         if is_response:
             self.stored(result, key, ttl_s, in_backend)
+        elif injected is not None:
+            set_cache_headers(injected, ttl_s, self.per_user, hit=False)
         return result, Entry(data, ttl_s)
 
 
@@ -291,8 +326,8 @@ class _Computation:
 
     def __call__(self) -> tuple[bytes, bool]:
         call = self.call
-        self.result = call.func(*self.args, **self.kwargs)
-        self.data, self.is_response, cap = encode(self.result, call.per_user, call.where)
+        self.result = call.run(self.args, self.kwargs)
+        self.data, self.is_response, cap = encode(self.result, call.per_user, call.where, call.injected(self.kwargs))
         if self.data is not None and call.ttl.func is not None:
             self.ttl = call.ttl.seconds_sync(call.where)
             if self.ttl is None:

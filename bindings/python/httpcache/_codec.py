@@ -72,6 +72,13 @@ def response_record(response: Any, per_user: bool) -> bytes | None:
 _told: set[tuple[str, str]] = set()  # (function, reason) already logged
 
 
+def _refused(where: str | None, reason: str) -> None:
+    """Logs once per function and reason (not per call) why a response is not stored."""
+    if where is not None and (where, reason) not in _told:
+        _told.add((where, reason))
+        logger.info("httpcache: a response of %s is not stored: %s", where, reason)
+
+
 def encode_response(response: Any, per_user: bool, where: str | None = None) -> tuple[bytes | None, int | None]:
     """(the record of a response or None when it must not be stored, the most seconds its handler
     allows or None). Not stored: a body not fully in memory (streaming, files), what the HTTP
@@ -82,9 +89,7 @@ def encode_response(response: Any, per_user: bool, where: str | None = None) -> 
     raw = [(name.lower(), value) for name, value in response.raw_headers]
     allowed = verdict(response.status_code, raw, per_user)
     if allowed.refused is not None:
-        if where is not None and (where, allowed.refused) not in _told:
-            _told.add((where, allowed.refused))  # once per function and reason: not per call
-            logger.info("httpcache: a response of %s is not stored: %s", where, allowed.refused)
+        _refused(where, allowed.refused)
         return None, None
     # The handler's Cache-Control is kept: hits replay its directives (see _headers).
     headers = [(n, v) for n, v in raw if n == b"cache-control" or n.decode("latin-1") not in _SKIPPED_HEADERS]
@@ -100,7 +105,7 @@ def encode_response(response: Any, per_user: bool, where: str | None = None) -> 
 
 
 def decode_record(value: bytes) -> Any:
-    """The Response a record describes, or MISS."""
+    """The Response a record describes, or MISS (also for a value record: see decode_value)."""
     try:
         from starlette.responses import Response
     except ImportError:
@@ -108,6 +113,8 @@ def decode_record(value: bytes) -> Any:
     try:
         status, media_type, headers, body = _httpcache.response_decode(value)
     except ValueError:
+        return MISS
+    if media_type.startswith(VALUE_MEDIA):
         return MISS
     response = Response(content=body, status_code=status, media_type=media_type.decode("latin-1") or None)
     # Raw headers keep repeated names and exact values; content-length was set from the body.
@@ -123,9 +130,10 @@ def decode_record(value: bytes) -> Any:
     return response
 
 
-def encode(result: Any, per_user: bool, where: str) -> tuple[bytes | None, bool, int | None]:
+def encode(result: Any, per_user: bool, where: str, injected: Any = None) -> tuple[bytes | None, bool, int | None]:
     """(stored bytes or None for "do not store", is_response, the most seconds the response's
-    handler allows or None)."""
+    handler allows or None). `injected`: the Response FastAPI injected into the handler, whose
+    status and headers go with a plain result (see encode_value)."""
     if is_response(result):
         record, cap = encode_response(result, per_user, where)
         return record, True, cap
@@ -136,7 +144,59 @@ def encode(result: Any, per_user: bool, where: str) -> tuple[bytes | None, bool,
     except (TypeError, ValueError, RecursionError) as e:
         logger.warning("httpcache: result of %s is not JSON (%s: %s); returned uncached", where, type(result).__name__, e)
         return None, False, None
-    return text.encode("utf-8"), False, None
+    if injected is None:
+        return text.encode("utf-8"), False, None
+    return encode_value(text.encode("utf-8"), injected, per_user, where)
+
+
+# A value record: a response record whose body is a plain result's JSON and whose status and
+# headers are those the handler set on its injected Response. The media type marks it (with
+# "; status" when the handler set a status; else a hit leaves the route's own).
+VALUE_MEDIA = b"application/x-httpcache-value+json"
+_WITH_STATUS = b"; status"
+
+
+def encode_value(data: bytes, injected: Any, per_user: bool, where: str) -> tuple[bytes | None, bool, int | None]:
+    """encode() of a plain result's JSON `data` whose handler may have set a status or headers on
+    its injected response: judged like a returned Response (``_rules``), stored as a value
+    record, or as the plain JSON when the handler set nothing."""
+    raw = [(name.lower(), value) for name, value in injected.raw_headers]
+    status = injected.status_code
+    if not raw and status is None:
+        return data, False, None
+    allowed = verdict(status or 200, raw, per_user)
+    if allowed.refused is not None:
+        _refused(where, allowed.refused)
+        return None, False, None
+    headers = [(n, v) for n, v in raw if n == b"cache-control" or n.decode("latin-1") not in _SKIPPED_HEADERS]
+    media = VALUE_MEDIA + (_WITH_STATUS if status else b"")
+    try:
+        record = _httpcache.response_encode(status or 200, media, headers, data)
+    except (ValueError, UnicodeError) as e:
+        logger.warning("httpcache: result of %s not cached, its headers cannot be recorded: %s", where, e)
+        return None, False, None
+    return record, False, allowed.cap
+
+
+def is_value_record(value: bytes) -> bool:
+    """Whether stored bytes are a value record (checked without decoding: the media type is the
+    record's third line)."""
+    if not value.startswith(MAGIC):
+        return False
+    line = value.find(b"\n", len(MAGIC))
+    return line > 0 and value.startswith(VALUE_MEDIA, line + 1)
+
+
+def decode_value(value: bytes) -> tuple[Any, int | None, list[tuple[bytes, bytes]]] | Any:
+    """A value record's (result, the status its handler set or None, its headers), or MISS."""
+    try:
+        status, media_type, headers, body = _httpcache.response_decode(value)
+    except ValueError:
+        return MISS
+    result = decode_json(body)
+    if result is MISS:
+        return MISS
+    return result, status if media_type.endswith(_WITH_STATUS) else None, [(n.lower(), v) for n, v in headers]
 
 
 _scan_json = json.JSONDecoder().scan_once

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from . import _httpcache
 from ._cached_call import CachedCall
 from ._config import HTTPCache, Handle, check_namespace
+from ._injected import add_param
 from ._keys import KeyBuilder, claim
 from ._ttl import TtlChoice
 
@@ -71,15 +72,18 @@ def cache(
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 return await call.call_async(args, kwargs)
 
-            call.endpoint = async_wrapper
-            return async_wrapper  # type: ignore[return-value]
+            wrapper = async_wrapper
+        else:
 
-        @functools.wraps(func)
-        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return call.call_sync(args, kwargs)
+            @functools.wraps(func)
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return call.call_sync(args, kwargs)
 
-        call.endpoint = sync_wrapper
-        return sync_wrapper  # type: ignore[return-value]
+            wrapper = sync_wrapper
+        if call.adds_param:
+            add_param(wrapper, func)  # FastAPI injects a Response for the cache headers
+        call.endpoint = wrapper
+        return wrapper  # type: ignore[return-value]
 
     return decorate
 
