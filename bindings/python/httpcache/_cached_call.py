@@ -147,7 +147,7 @@ class CachedCall:
             # when it could not be stored).
             if outcome == _HIT:
                 handle.backend_ok(ticket)
-            result = self.hit(key, value, ttl_ms / 1000, self.injected(kwargs))
+            result = self.hit(key, value, ttl_ms / 1000, self.response_param and kwargs.get(self.response_param))
             if result is not MISS:
                 return result
             ttl_ms, outcome = self._overwrite(handle, key, policy, run, ticket)
@@ -210,7 +210,7 @@ class CachedCall:
             status, value, ttl_ms = verdict, None, 0
         if status == _OK:
             handle.backend_ok(ticket)
-            result = self.hit(key, value, ttl_ms / 1000, self.injected(kwargs))
+            result = self.hit(key, value, ttl_ms / 1000, self.response_param and kwargs.get(self.response_param))
             if result is not MISS:
                 return result
             backend_up = True  # an undecodable value: recompute and overwrite it

@@ -15,6 +15,7 @@ never passed to the handler, so that FastAPI injects one; a direct call passes n
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from typing import Any, Callable
 
@@ -22,11 +23,9 @@ PARAM = "httpcache_response"
 
 
 def _response_class() -> Any:
-    try:
-        from starlette.responses import Response
-    except ImportError:  # no Starlette: no route, nothing is injected
-        return None
-    return Response
+    # Never imported here: a route's module imported FastAPI (so Starlette) before decorating.
+    mod = sys.modules.get("starlette.responses")
+    return None if mod is None else mod.Response
 
 
 def response_param(func: Callable[..., Any]) -> tuple[str | None, bool]:
