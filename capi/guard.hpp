@@ -5,14 +5,13 @@
 
 #include <string>
 
+#include "../core/error.hpp"
 #include "httpcache.h"
 
 namespace httpcache::capi {
 
 // Thrown through the core by a C callback's failure, so its code comes back unchanged.
-struct callback_failed {
-  int code;
-};
+using callback_failed = httpcache::compute_failed;
 
 void set_error(int code, const std::string& message) noexcept;
 void clear_error() noexcept;

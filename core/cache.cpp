@@ -197,7 +197,7 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
     if (joinable) {
       stats::bump(stats_.coalesced);
       single_flight::outcome out = single_flight::wait(flight, wait);
-      if (out.error) std::rethrow_exception(out.error);  // the leader's failure, shared
+      if (out.error) out.error->raise();  // the leader's failure, shared
       if (out.result) return {std::move(out.result->value), out.result->ttl_ms, outcome::coalesced};
       // The leader declined to share (its lease is released), or is too slow (it still holds
       // it): compute alone, under our own lease if we get one.
@@ -243,7 +243,7 @@ get_or_compute_result cache::lead(const std::string& full, const ttl_policy& pol
     flights_.finish(full, flight, std::move(shared));
     return r;
   } catch (...) {
-    flights_.finish(full, flight, std::nullopt, std::current_exception());  // waiters get the same failure
+    flights_.finish(full, flight, std::nullopt, single_flight::current_failure());  // waiters get the same failure
     throw;
   }
 }

@@ -31,6 +31,12 @@ class error : public std::runtime_error {
   errc code_;
 };
 
+// A compute callback's failure, carrying its status unchanged through the core (the C API maps
+// it back). Not derived from std::exception: it is no error of the library's.
+struct compute_failed {
+  int code;
+};
+
 // A backend failure: callers that fail open catch this one. An outage (unreachable, I/O, timeout,
 // credentials refused, a server still loading) feeds the circuit breaker; a request the server
 // answered with an error reply of its own (WRONGTYPE, a refused argument, an ACL denial of one

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "single_flight.hpp"
 
+#include <new>
+
+#include "error.hpp"
+
 namespace httpcache {
 
 std::shared_ptr<single_flight::call> single_flight::join(const std::string& key, bool& leader) {
@@ -29,7 +33,7 @@ void single_flight::publish(const std::shared_ptr<call>& c, observation seen) {
 }
 
 void single_flight::finish(const std::string& key, const std::shared_ptr<call>& c,
-                           std::optional<shared_result> result, std::exception_ptr error) {
+                           std::optional<shared_result> result, std::optional<failure> error) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = calls_.find(key);
@@ -64,6 +68,34 @@ single_flight::outcome single_flight::wait(const std::shared_ptr<call>& c, std::
   out.result = c->result;
   out.error = c->error;
   return out;
+}
+
+void single_flight::failure::raise() const {
+  if (computed) throw compute_failed{code};
+  if (code == static_cast<int>(errc::no_memory)) throw std::bad_alloc();
+  throw error(static_cast<errc>(code), message);
+}
+
+single_flight::failure single_flight::current_failure() {
+  failure f;
+  try {
+    throw;
+  } catch (const compute_failed& e) {
+    f.computed = true;
+    f.code = e.code;
+  } catch (const error& e) {
+    f.code = static_cast<int>(e.code());
+    f.message = e.what();
+  } catch (const std::bad_alloc&) {
+    f.code = static_cast<int>(errc::no_memory);
+  } catch (const std::exception& e) {
+    f.code = static_cast<int>(errc::generic);
+    f.message = std::string("internal error: ") + e.what();
+  } catch (...) {
+    f.code = static_cast<int>(errc::generic);
+    f.message = "internal error: unknown exception";
+  }
+  return f;
 }
 
 }  // namespace httpcache

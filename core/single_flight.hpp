@@ -14,7 +14,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,11 +37,23 @@ class single_flight {
     bool value = false;  // it found a value (no computation)
   };
 
+  // A leader's failure as a value: each follower throws its own exception from it. (Sharing the
+  // leader's exception object through an exception_ptr is correct, but the C++ runtime frees it
+  // on whichever thread finishes last, with no synchronisation ThreadSanitizer can see.)
+  struct failure {
+    bool computed = false;  // a compute_failed with `code`; else an error(errc(code), message)
+    int code = 0;
+    std::string message;
+    [[noreturn]] void raise() const;
+  };
+  // The failure of the exception being handled (call inside a catch block).
+  static failure current_failure();
+
   // How a follower's wait ended.
   struct outcome {
     bool done = false;  // false: the wait ran out
     std::optional<shared_result> result;
-    std::exception_ptr error;  // the leader's failure, shared
+    std::optional<failure> error;  // the leader's failure
   };
 
   class call;
@@ -57,7 +68,7 @@ class single_flight {
   static void publish(const std::shared_ptr<call>& c, observation seen);
   // Leader: publish the result (nullopt when not shareable) or its failure, and leave the flight.
   void finish(const std::string& key, const std::shared_ptr<call>& c, std::optional<shared_result> result,
-              std::exception_ptr error = nullptr);
+              std::optional<failure> error = std::nullopt);
 
   // Counts finished flights.
   std::uint64_t finished() const noexcept { return finished_.load(std::memory_order_acquire); }
@@ -81,7 +92,7 @@ class single_flight::call {
   observation seen;
   bool done = false;
   std::optional<shared_result> result;
-  std::exception_ptr error;
+  std::optional<failure> error;
 };
 
 }  // namespace httpcache
