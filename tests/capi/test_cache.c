@@ -444,7 +444,8 @@ static long long all_calls(redisContext *c) {
 }
 
 /** A hit is one GET and one PTTL (pipelined, nothing else); a store one SET; an invalidation of
- *  N keys one DEL. Counted by the server (INFO commandstats deltas). */
+ *  N keys one DEL; a get_or_compute miss adds the lease's round trip. Counted by the server (INFO
+ *  commandstats deltas). */
 static void test_cache_redis_commands_per_call(void **state) {
   fixture *f = *state;
   redisContext *c = raw_redis();
@@ -476,6 +477,20 @@ static void test_cache_redis_commands_per_call(void **state) {
   assert_int_equal(deleted, 2);
   assert_int_equal(calls_of(c, "del"), del0 + 1);
   assert_int_equal(all_calls(c), all0 + 10);
+  /* A miss of get_or_compute: the lookup (GET+PTTL), the lease (SET NX + GET + PTTL, pipelined:
+   * fencing's one extra round trip) and the fenced store (one EVAL, whose script's GET and SET
+   * the server counts too): 3 round trips. */
+  set0 = calls_of(c, "set");
+  {
+    long long eval0 = calls_of(c, "eval");
+    assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &outcome, f->cache, "m", 1, &one_minute, compute,
+                                                    &cs),
+                     HTTPCACHE_OK);
+    assert_int_equal(outcome, HTTPCACHE_OUTCOME_STORED);
+    assert_int_equal(calls_of(c, "set"), set0 + 2);
+    assert_int_equal(calls_of(c, "eval"), eval0 + 1);
+    assert_int_equal(all_calls(c), all0 + 18);
+  }
   httpcache_buf_dispose(&value);
   redisFree(c);
 }
