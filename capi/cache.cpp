@@ -173,7 +173,10 @@ int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpca
     auto produce = [&]() -> core::computed {
       httpcache_buf produced = HTTPCACHE_BUF_INIT;
       uint32_t flags = HTTPCACHE_COMPUTE_STORE;
+      // The callback's own cache calls (other handles too) must not leave their failures as ours.
+      core::backend_failure ours = core::last_backend_failure();
       int rc = compute(&produced, &flags, payload);
+      core::last_backend_failure() = std::move(ours);
       core::computed c;
       if (rc == 0) c.value.assign(produced.ptr ? produced.ptr : "", produced.size);
       httpcache_buf_dispose(&produced);

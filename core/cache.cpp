@@ -91,20 +91,11 @@ std::atomic<std::uint64_t>& cache::generation(const std::string& full) const {
 
 std::int64_t cache::lease_ms() const { return options_.lock_ttl_ms ? options_.lock_ttl_ms : default_lease_ms; }
 
-// The lease calls go to the real store (the guard does not know them), with the guard's breaker
-// and counters applied here, exactly as guarded_backend applies them to the others.
+// The lease calls go to the real store (the guard does not know them), under the guard's breaker
+// and counters, exactly as the guard's own calls.
 template <typename Op>
 auto cache::guarded(Op&& op) -> decltype(op()) {
-  if (!guard_->admit())
-    throw backend_error(errc::backend, "the cache backend is skipped: circuit breaker open after repeated failures");
-  try {
-    auto result = op();
-    guard_->record(0);
-    return result;
-  } catch (const backend_error& e) {
-    guard_->record(static_cast<int>(e.code()));
-    throw;
-  }
+  return guard_->guarded(std::forward<Op>(op));
 }
 
 lookup_result cache::get(std::string_view key) {

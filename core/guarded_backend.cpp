@@ -11,8 +11,6 @@ bool is_backend_failure(int status) {
 
 constexpr const char* breaker_open_text = "the cache backend is skipped: circuit breaker open after repeated failures";
 
-[[noreturn]] void throw_breaker_open() { throw backend_error(errc::backend, breaker_open_text); }
-
 int breaker_skip() { return note_backend_failure(static_cast<int>(errc::backend), breaker_open_text); }
 
 // The outage flag of the failure being completed (the session noted it just before).
@@ -90,21 +88,9 @@ void guarded_backend::record(int status, bool outage) {
   if (breaker_.record_failure()) stats::bump(stats_.breaker_trips);
 }
 
-template <typename Op>
-auto guarded_backend::guarded(Op&& op) -> decltype(op()) {
-  if (!admit()) {
-    breaker_skip();
-    throw_breaker_open();
-  }
-  try {
-    auto result = op();
-    record(0);
-    return result;
-  } catch (const backend_error& e) {
-    note_backend_failure(static_cast<int>(e.code()), e.what(), e.outage());
-    record(static_cast<int>(e.code()), e.outage());
-    throw;
-  }
+void guarded_backend::throw_breaker_open() {
+  note_backend_failure(static_cast<int>(errc::backend), breaker_open_text);
+  throw backend_error(errc::backend, breaker_open_text);
 }
 
 lookup_result guarded_backend::get(std::string_view key) {

@@ -29,9 +29,25 @@ class guarded_backend final : public backend {
   // An outage feeds the breaker; an error reply (outage false) only counts as an error.
   void record(int status, bool outage = true);
 
- private:
+  // Runs one blocking call of the wrapped store under the breaker and the counters, noting a
+  // failure (last_backend_failure): what every override here does, and what the cache uses for
+  // the store calls this interface does not have (its leases).
   template <typename Op>
-  auto guarded(Op&& op) -> decltype(op());
+  auto guarded(Op&& op) -> decltype(op()) {
+    if (!admit()) throw_breaker_open();
+    try {
+      auto result = op();
+      record(0);
+      return result;
+    } catch (const backend_error& e) {
+      note_backend_failure(static_cast<int>(e.code()), e.what(), e.outage());
+      record(static_cast<int>(e.code()), e.outage());
+      throw;
+    }
+  }
+
+ private:
+  [[noreturn]] static void throw_breaker_open();
 
   std::unique_ptr<backend> inner_;
   circuit_breaker& breaker_;

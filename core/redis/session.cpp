@@ -199,8 +199,12 @@ class redis_session final : public async_session {
     }
     req->deadline_ms =
         steady_ms() + options_.command_timeout_ms + (fresh || !connected_ ? options_.connect_timeout_ms : 0);
+    if (setup_pending_ > 0) {
+      hold_until_setup(req, cmds);  // formats first: on failure req is freed, never queued
+      queue_.push_back(req);
+      return;
+    }
     queue_.push_back(req);
-    if (setup_pending_ > 0) return hold_until_setup(req, cmds);
     for (const auto* cmd : cmds) {
       if (redisAsyncCommandArgv(ac_, &redis_session::on_reply, req, cmd->argc(), cmd->argv_data(),
                                 cmd->lens.data()) != REDIS_OK) {
@@ -215,7 +219,8 @@ class redis_session final : public async_session {
 
   // Formats the commands now (their arguments are borrowed for this call only); send_held() sends
   // them once AUTH/SELECT succeeded, setup_refused() or lose() fail the request.
-  void hold_until_setup(request* req, std::initializer_list<const detail::command*> cmds) {
+  static void hold_until_setup(request* req, std::initializer_list<const detail::command*> cmds) {
+    std::unique_ptr<request> owned(req);  // freed if formatting fails (the caller's done is not called)
     for (const auto* cmd : cmds) {
       char* formatted = nullptr;
       const int len = redisFormatCommandArgv(&formatted, cmd->argc(), cmd->argv_data(), cmd->lens.data());
@@ -223,6 +228,7 @@ class redis_session final : public async_session {
       req->held.emplace_back(formatted, static_cast<std::size_t>(len));
       free(formatted);
     }
+    owned.release();
   }
 
   void send_held() {
@@ -318,8 +324,14 @@ class redis_session final : public async_session {
       // privdata names the command for the message (static storage: AUTH or SELECT).
       void* what = const_cast<char*>(cmd.lens[0] == 4 ? "AUTH" : "SELECT");
       if (redisAsyncCommandArgv(ac_, &redis_session::on_setup_reply, what, cmd.argc(), cmd.argv_data(),
-                                cmd.lens.data()) == REDIS_OK)
-        ++setup_pending_;
+                                cmd.lens.data()) != REDIS_OK) {
+        // A setup command not queued would let requests run without it: no connection at all.
+        ac_ = nullptr;
+        setup_pending_ = 0;
+        redisAsyncFree(ac);
+        return false;
+      }
+      ++setup_pending_;
     }
     return true;
   }
@@ -421,6 +433,7 @@ class redis_session final : public async_session {
     if (reply->type == REDIS_REPLY_ERROR && on_error_reply_ && on_error_reply_(std::string_view(reply->str, reply->len))) {
       req->status = status_of(errc::backend);
       req->detail = fmt::format("{} redirected the request: {}", where_, std::string_view(reply->str, reply->len));
+      req->outage = false;  // the node is up: the slot moved
       return;
     }
     // An error reply fails the request, except to a GET: WRONGTYPE reads as a miss.

@@ -541,14 +541,14 @@ def test_each_request_gets_one_consistent_version(store, counted):
 
 
 def test_verdict_is_taken_once_and_not_after_the_request():
-    learn = _early_hits.Learning(("ns", b"k", 7))
+    learn = _early_hits.Learning(("ns", b"k", 7, 3))
     token = _early_hits.learning.set(learn)
     try:
         assert _early_hits.early_verdict(b"k", "other") is None
         assert _early_hits.early_verdict(b"other", "ns") is None
-        assert _early_hits.early_verdict(b"k", "ns") == 7
+        assert _early_hits.early_verdict(b"k", "ns") == (7, 3)
         assert _early_hits.early_verdict(b"k", "ns") is None
-        learn.verdict = ("ns", b"k", 7)
+        learn.verdict = ("ns", b"k", 7, 3)
         learn.closed = True
         assert _early_hits.early_verdict(b"k", "ns") is None
         _early_hits.note_response(object(), b"k", "ns")

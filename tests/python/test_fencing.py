@@ -290,3 +290,35 @@ def test_no_placeholder_outlives_an_async_call(redis_backend, redis_backend_clie
         assert raw is not None and b'"ok"' in raw, raw
     else:
         assert raw is None, raw
+
+
+def test_a_voided_flight_leaves_the_newer_lease_alone(redis_backend, redis_backend_client, namespace):
+    """A leader whose lease an invalidation from elsewhere removed (a raw DEL) is voided by the
+    next miss, which takes a new lease. When the voided leader finishes it must not release:
+    the context's lease record is the newer flight's, and releasing it would delete the new
+    placeholder and turn the new leader's store into a plain SET that a second invalidation
+    during its computation could not stop."""
+    _init(redis_backend, namespace)
+    full = f"{namespace}:voided"
+    started = []
+
+    @cache(key="voided", ttl_in_seconds=60)
+    async def f(delay: float) -> dict:
+        started.append(delay)
+        await asyncio.sleep(delay)
+        return {"computed_after": len(started)}
+
+    async def main() -> None:
+        a = asyncio.create_task(f(0.3))
+        await asyncio.sleep(0.1)
+        redis_backend_client.delete(full)  # invalidation 1, by another client: A's lease is gone
+        await asyncio.sleep(0.05)
+        b = asyncio.create_task(f(0.6))  # a new lease: A's flight is void
+        await a
+        await asyncio.sleep(0.15)
+        redis_backend_client.delete(full)  # invalidation 2, while B computes
+        await b
+
+    asyncio.run(main())
+    assert started == [0.3, 0.6]
+    assert redis_backend_client.get(full) is None  # B's store was refused: fenced by its own lease

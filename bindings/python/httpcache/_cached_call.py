@@ -207,7 +207,7 @@ class CachedCall:
         if verdict is None:
             status, value, ttl_ms = await adapter.start_get(loop, key)
         else:
-            status, value, ttl_ms = verdict, None, 0
+            (status, ttl_ms), value = verdict, None  # on a miss, ttl_ms is its lease number
         if status == _OK:
             handle.backend_ok(ticket)
             result = self.hit(key, value, ttl_ms / 1000, self.response_param and kwargs.get(self.response_param))
@@ -260,7 +260,9 @@ class CachedCall:
                 del flights[key]
             if not flight.future.done():
                 flight.future.set_result(entry)  # None (declined or canceled): waiters compute their own
-            if lease > 0 and not flight.set_sent:
+            # A void flight's lease is gone (invalidated) and the context's record for the key may
+            # be a newer flight's: releasing would delete that one's placeholder and unfence it.
+            if lease > 0 and not flight.set_sent and not flight.void:
                 await _release(adapter, loop, key)
 
     async def _compute(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket, flight) -> tuple[Any, Entry | None]:  # noqa: ANN001

@@ -60,7 +60,7 @@ class Learning:
         self.endpoint: Any = None
         self.key: bytes | None = None
         self.namespace: str | None = None
-        self.verdict = verdict  # (namespace, key, status) of the early GET, or None
+        self.verdict = verdict  # (namespace, key, status, lease number) of the early GET, or None
         self.closed = False
 
 
@@ -76,18 +76,18 @@ def note_response(endpoint: Any, key: bytes, namespace: str | None) -> None:
         learn.namespace = namespace
 
 
-def early_verdict(key: bytes, namespace: str | None) -> int | None:
-    """What the early path's GET of `key` found for this request, taken once: ENOTFOUND (a
-    miss, or a value that does not decode: recompute and overwrite it), a backend failure
-    status, or None (no early GET: ask the backend)."""
+def early_verdict(key: bytes, namespace: str | None) -> tuple[int, int] | None:
+    """What the early path's GET of `key` found for this request, taken once: (ENOTFOUND, the
+    miss's lease number) for a miss, (ENOTFOUND, 0) for a value that does not decode (recompute
+    and overwrite it), (a backend failure status, 0), or None (no early GET: ask the backend)."""
     learn = learning.get()
     if learn is None or learn.verdict is None or learn.closed:
         return None
-    ns, k, status = learn.verdict
+    ns, k, status, lease = learn.verdict
     if k != key or ns != namespace:
         return None
     learn.verdict = None
-    return status
+    return status, lease
 
 
 def _dependency_free(dependant: Any) -> bool:
@@ -229,12 +229,13 @@ class EarlyHits:
                                     ttl_ms / 1000, False, True, response.handler_cache_control)})
                     await send({"type": "http.response.body", "body": response.body})
                     return
-                status = _ENOTFOUND  # a value that does not decode: recomputed by the normal path
+                status, ttl_ms = _ENOTFOUND, 0  # a value that does not decode: recomputed by the normal path
             elif status == _ENOTFOUND:
-                handle.backend_ok(ticket)
+                handle.backend_ok(ticket)  # ttl_ms: the miss's lease number (see _asyncio.Flight)
             else:
                 handle.backend_failed(ticket, "get", status, value)
-            verdict = (learned.namespace, learned.key, status)
+                ttl_ms = 0
+            verdict = (learned.namespace, learned.key, status, ttl_ms)
         learn = Learning(verdict)
         token = learning.set(learn)
         app, root_path = scope.get("app"), scope.get("root_path", "")
