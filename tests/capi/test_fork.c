@@ -182,9 +182,20 @@ static pid_t fork_now(void) {
   return pid;
 }
 
+/* Workers that have entered parent_worker. A thread still starting (inside pthread_create's
+ * setup, which under ASan allocates and takes the sanitizer's thread registry lock) is not at the
+ * gate yet: under ASan the tests fork only once every worker runs. */
+static int workers_running;
+
+static void wait_for_workers(int n) {
+  int64_t end = test_now_ms() + 10000;
+  while (__atomic_load_n(&workers_running, __ATOMIC_ACQUIRE) < n && test_now_ms() < end) test_sleep_ms(1);
+}
+
 static void *parent_worker(void *arg) {
   worker *w = arg;
   char key[64];
+  __atomic_add_fetch(&workers_running, 1, __ATOMIC_RELEASE);
   for (unsigned n = 0; !*w->stop; ++n) {
     snprintf(key, sizeof key, "parent-%d-%u", w->id, n % 500);
     if (FORK_PAUSES_THREADS) pthread_rwlock_rdlock(&fork_gate);
@@ -290,10 +301,12 @@ static void run_fork_test(const char *url, const char *label) {
       parent.failed += warm[t].c.failed;
     }
   }
+  __atomic_store_n(&workers_running, 0, __ATOMIC_RELEASE);
   for (int t = 0; t < PARENT_THREADS; ++t) {
     workers[t] = (worker){cache, t, &stop, {0, 0, 0, 0}};
     assert_int_equal(pthread_create(&threads[t], NULL, parent_worker, &workers[t]), 0);
   }
+  wait_for_workers(PARENT_THREADS);
   assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &parent_loop), HTTPCACHE_OK);
   async_round(ctx, &parent_loop, "parent-async-warm", &parent);
   test_sleep_ms(50); /* the threads are mid-call when we fork */
@@ -419,10 +432,12 @@ static void test_fork_while_threads_hold_locks(void **state) {
     opts.breaker_failures = 1000000;
     assert_int_equal(httpcache_cache_open(&cache, urls[u], test_unique_namespace("forklocks"), NULL, &opts),
                      HTTPCACHE_OK);
+    __atomic_store_n(&workers_running, 0, __ATOMIC_RELEASE);
     for (int t = 0; t < PARENT_THREADS; ++t) {
       workers[t] = (worker){cache, t, &stop, {0, 0, 0, 0}};
       assert_int_equal(pthread_create(&threads[t], NULL, parent_worker, &workers[t]), 0);
     }
+    wait_for_workers(PARENT_THREADS);
     for (int round = 0; round < 40; ++round) {
       int status;
       int64_t deadline;
