@@ -51,10 +51,22 @@ UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 fork_gate = threading.Lock()
 
 
+def _quiesce_for_asan() -> None:
+    """Under ASan, waits for the threads other than ours (gated ones excepted) to end first:
+    Starlette's thread pool stops its workers when the event loop that used them closes, and a
+    thread exiting (or starting) runs the sanitizer's own allocator too."""
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and not getattr(t, "gated", False):
+            t.join(timeout=10)
+    time.sleep(0.05)  # join returns before the OS thread's last steps inside the sanitizer
+
+
 def _fork_children(body) -> list[dict]:
     """Forks CHILDREN children running body(i) -> counts dict; returns the children's reports
     (with their exit status) once all have exited or the deadline passed (then killed)."""
     children = []
+    if UNDER_ASAN:
+        _quiesce_for_asan()
     for i in range(CHILDREN):
         r, w = os.pipe()
         if UNDER_ASAN:
@@ -176,6 +188,7 @@ def test_os_fork_children_get_only_their_own_values(redis_backend, namespace):
             n += 1
 
     t = threading.Thread(target=parent_thread)
+    t.gated = True  # it pauses at fork_gate under ASan
     t.start()
     time.sleep(0.05)
 
