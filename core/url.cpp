@@ -46,6 +46,27 @@ std::string percent_decode(std::string_view in, const char* what) {
   return out;
 }
 
+bool parse_flag(std::string_view value, std::string_view name, std::string_view yes, std::string_view no) {
+  if (value == yes) return true;
+  if (value == no) return false;
+  bad_url(fmt::format("{} must be {} or {}", name, yes, no));
+}
+
+void apply_tls(backend_url& u, std::string_view name, std::string_view value) {
+  if (!u.tls.enabled) bad_url(fmt::format("{} needs a TLS URL (rediss://, rediss+cluster://, rediss+sentinel://)", name));
+  tls_settings& t = u.tls;
+  if (name == "ssl_cert_reqs") t.verify_peer = parse_flag(value, name, "required", "none");
+  else if (name == "ssl_check_hostname") t.check_hostname = parse_flag(value, name, "true", "false");
+  else if (name == "ssl_ca_certs") t.ca_certs = percent_decode(value, "ssl_ca_certs");
+  else if (name == "ssl_ca_path") t.ca_path = percent_decode(value, "ssl_ca_path");
+  else if (name == "ssl_certfile") t.certfile = percent_decode(value, "ssl_certfile");
+  else if (name == "ssl_keyfile") t.keyfile = percent_decode(value, "ssl_keyfile");
+  else if (name == "ssl_server_hostname") t.server_hostname = percent_decode(value, "ssl_server_hostname");
+  else bad_url(fmt::format("unknown query parameter '{}'", name));
+  for (const std::string* s : {&t.ca_certs, &t.ca_path, &t.certfile, &t.keyfile, &t.server_hostname})
+    if (s->find('\0') != std::string::npos) bad_url(fmt::format("{} contains a NUL byte", name));
+}
+
 // Applies `a=1&b=2`; `allow_db` is true for unix:// where the path leaves no room for /db.
 void apply_query(backend_url& u, std::string_view query, bool allow_db) {
   while (!query.empty()) {
@@ -62,14 +83,16 @@ void apply_query(backend_url& u, std::string_view query, bool allow_db) {
       u.command_timeout_ms = parse_number<std::uint32_t>(value, 1, 600000, "command_timeout_ms");
     else if (name == "db" && allow_db)
       u.db = parse_number<int>(value, 0, 1 << 20, "db");
+    else if (name.substr(0, 4) == "ssl_")
+      apply_tls(u, name, value);
     else
       bad_url(fmt::format("unknown query parameter '{}'", name));
   }
 }
 
-std::pair<std::string, int> parse_host_port(std::string_view hostport) {
+std::pair<std::string, int> parse_host_port(std::string_view hostport, int default_port) {
   std::string host;
-  int port = 6379;
+  int port = default_port;
   if (!hostport.empty() && hostport.front() == '[') {  // [::1]:6379
     auto close = hostport.find(']');
     if (close == std::string_view::npos) bad_url("unterminated IPv6 address");
@@ -115,18 +138,28 @@ void parse_redis(backend_url& u, std::string_view rest) {
       u.password = percent_decode(userinfo.substr(colon + 1), "password");
     }
   }
-  // One host:port, or for a cluster a comma-separated list of seed nodes.
+  // One host:port, or for a cluster a comma-separated list of seed nodes (sentinels: of sentinels).
+  const bool sentinel = u.scheme == url_scheme::redis_sentinel;
   while (true) {
     auto comma = rest.find(',');
-    if (comma != std::string_view::npos && u.scheme != url_scheme::redis_cluster)
-      bad_url("redis:// takes one host (use redis+cluster:// for several)");
-    auto [host, port] = parse_host_port(rest.substr(0, comma));
+    if (comma != std::string_view::npos && u.scheme == url_scheme::redis)
+      bad_url("redis:// takes one host (use redis+cluster:// or redis+sentinel:// for several)");
+    auto [host, port] = parse_host_port(rest.substr(0, comma), sentinel ? 26379 : 6379);
     u.seeds.emplace_back(std::move(host), port);
     if (comma == std::string_view::npos) break;
     rest = rest.substr(comma + 1);
   }
   u.host = u.seeds.front().first;
   u.port = u.seeds.front().second;
+  if (sentinel) {  // /service_name[/db]
+    auto slash = path.find('/');
+    u.service_name = percent_decode(path.substr(0, slash), "service name");
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
+    if (u.service_name.empty()) bad_url("redis+sentinel:// needs the master's service name (/service_name)");
+    for (char c : u.service_name)
+      if (static_cast<unsigned char>(c) <= ' ' || static_cast<unsigned char>(c) >= 0x7f)
+        bad_url("the service name contains an invalid character");
+  }
   if (!path.empty()) u.db = parse_number<int>(path, 0, 1 << 20, "database number");
   if (u.scheme == url_scheme::redis_cluster && u.db != 0) bad_url("Redis Cluster has only database 0");
   apply_query(u, query, false);
@@ -151,19 +184,17 @@ backend_url parse_url(std::string_view url) {
   backend_url u;
   if (url.empty()) return u;
   auto sep = url.find("://");
-  if (sep == std::string_view::npos) bad_url("missing '://' (expected memory://, redis://, redis+cluster:// or unix://)");
+  if (sep == std::string_view::npos) bad_url("missing '://' (expected memory://, redis://, rediss://, redis+cluster://, redis+sentinel:// or unix://)");
   std::string_view scheme = url.substr(0, sep), rest = url.substr(sep + 3);
   if (scheme == "memory") {
     if (!rest.empty()) bad_url("memory:// takes no host, path or options");
     return u;
   }
-  if (scheme == "redis") {
-    u.scheme = url_scheme::redis;
-    parse_redis(u, rest);
-    return u;
-  }
-  if (scheme == "redis+cluster") {
-    u.scheme = url_scheme::redis_cluster;
+  const bool tls = scheme.substr(0, 6) == "rediss";
+  const std::string_view plain = tls ? scheme.substr(6) : scheme.substr(0, 5) == "redis" ? scheme.substr(5) : "?";
+  if (plain.empty() || plain == "+cluster" || plain == "+sentinel") {
+    u.scheme = plain.empty() ? url_scheme::redis : plain == "+cluster" ? url_scheme::redis_cluster : url_scheme::redis_sentinel;
+    u.tls.enabled = tls;
     parse_redis(u, rest);
     return u;
   }
@@ -175,7 +206,8 @@ backend_url parse_url(std::string_view url) {
   std::string shown(scheme.substr(0, 32));
   for (char& c : shown)
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  bad_url(fmt::format("unknown scheme '{}' (expected memory, redis, redis+cluster or unix)", shown));
+  bad_url(fmt::format("unknown scheme '{}' (expected memory, redis, rediss, redis+cluster, rediss+cluster, redis+sentinel, "
+                    "rediss+sentinel or unix)", shown));
 }
 
 std::string backend_url::redacted() const {
@@ -186,16 +218,30 @@ std::string backend_url::redacted() const {
       return fmt::format("unix://{}?db={}", socket_path, db);
     case url_scheme::redis:
     case url_scheme::redis_cluster:
+    case url_scheme::redis_sentinel:
       break;
   }
-  std::string out = scheme == url_scheme::redis ? "redis://" : "redis+cluster://";
+  std::string out = tls.enabled ? "rediss" : "redis";
+  if (scheme == url_scheme::redis_cluster) out += "+cluster";
+  if (scheme == url_scheme::redis_sentinel) out += "+sentinel";
+  out += "://";
   if (!password.empty()) out += fmt::format("{}:***@", user);
   for (std::size_t i = 0; i < seeds.size(); ++i) {
     const auto& [h, p] = seeds[i];
     bool v6 = h.find(':') != std::string::npos;
     out += fmt::format("{}{}{}{}:{}", i ? "," : "", v6 ? "[" : "", h, v6 ? "]" : "", p);
   }
+  if (scheme == url_scheme::redis_sentinel) out += "/" + service_name;
   return out + fmt::format("/{}", db);
+}
+
+void tls_settings::fill_from(const tls_settings& defaults) {
+  for (auto [mine, theirs] : {std::pair{&ca_certs, &defaults.ca_certs}, std::pair{&ca_path, &defaults.ca_path},
+                              std::pair{&certfile, &defaults.certfile}, std::pair{&keyfile, &defaults.keyfile},
+                              std::pair{&server_hostname, &defaults.server_hostname}})
+    if (mine->empty()) *mine = *theirs;
+  if (!verify_peer) verify_peer = defaults.verify_peer;
+  if (!check_hostname) check_hostname = defaults.check_hostname;
 }
 
 }  // namespace httpcache

@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: MIT
-// One Redis server (redis:// or unix://): the blocking calls over a connection pool, and
-// non-blocking sessions from session.cpp. It only wires the two together.
+// One Redis server (redis://, rediss:// or unix://), or the master its sentinels name
+// (redis+sentinel://): the blocking calls over a connection pool, and non-blocking sessions from
+// session.cpp. With Sentinel, the pool follows the master the locator names, and every failure
+// of the master (an outage, a READONLY reply) asks the locator to look again.
 #include "backend.hpp"
 
+#include <mutex>
+
+#include "fork.hpp"
 #include "pool.hpp"
+#include "sentinel.hpp"
 #include "session.hpp"
+#include "tls.hpp"
 
 namespace httpcache {
 
@@ -21,27 +28,37 @@ detail::endpoint endpoint_of(const backend_url& url) {
   return e;
 }
 
-class redis_backend final : public backend {
+bool is_readonly(const detail::reply_ptr& r) {
+  return r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).substr(0, 8) == "READONLY";
+}
+
+class redis_backend final : public backend, private detail::fork_participant {
  public:
   redis_backend(backend_url url, backend_options options)
-      : url_(std::move(url)), options_(options), pool_(endpoint_of(url_), url_, options_) {}
+      : url_(std::move(url)),
+        options_(options),
+        tls_(url_.tls.enabled ? std::make_shared<const detail::tls_client>(url_.tls) : nullptr),
+        locator_(url_.scheme == url_scheme::redis_sentinel
+                     ? std::make_unique<detail::sentinel_locator>(url_, options_, tls_)
+                     : nullptr),
+        pool_(locator_ ? nullptr : std::make_shared<detail::redis_pool>(endpoint_of(url_), url_, options_, tls_.get())) {}
 
   lookup_result get(std::string_view key) override {
     command get = detail::get_command(key), pttl = detail::pttl_command(key);
-    auto replies = pool_.exchange({&get, &pttl});  // pipelined: one round trip
+    auto replies = exchange({&get, &pttl});  // pipelined: one round trip
     return detail::parse_lookup(replies[0].get(), replies[1].get());
   }
 
   void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override {
     std::string ttl_text;
     command set = detail::set_command(key, value, ttl_ms, ttl_text);
-    detail::throw_if_error(pool_.exchange({&set})[0].get());
+    detail::throw_if_error(exchange({&set})[0].get());
   }
 
   std::size_t del(const std::vector<std::string_view>& keys) override {
     if (keys.empty()) return 0;
     command del = detail::del_command(keys);  // one command for all keys
-    auto replies = pool_.exchange({&del});
+    auto replies = exchange({&del});
     detail::throw_if_error(replies[0].get());
     return static_cast<std::size_t>(replies[0]->type == REDIS_REPLY_INTEGER ? replies[0]->integer : 0);
   }
@@ -49,25 +66,25 @@ class redis_backend final : public backend {
   bool try_lock(std::string_view lock_key, std::string_view token, std::int64_t ttl_ms) override {
     std::string ttl_text = std::to_string(ttl_ms);
     command lock = detail::lock_command(lock_key, token, ttl_text);
-    auto replies = pool_.exchange({&lock});
+    auto replies = exchange({&lock});
     detail::throw_if_error(replies[0].get());
     return replies[0]->type == REDIS_REPLY_STATUS;  // OK when taken, NIL when someone else holds it
   }
 
   void unlock(std::string_view lock_key, std::string_view token) override {
     command unlock = detail::unlock_command(lock_key, token);
-    detail::throw_if_error(pool_.exchange({&unlock})[0].get());
+    detail::throw_if_error(exchange({&unlock})[0].get());
   }
 
   lease_result lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) override {
     std::string ttl_text = std::to_string(lease_ms);
     command set_nx = detail::lock_command(key, placeholder, ttl_text), get = detail::get_command(key),
             pttl = detail::pttl_command(key);
-    auto replies = pool_.exchange({&set_nx, &get, &pttl});  // pipelined: one round trip
+    auto replies = exchange({&set_nx, &get, &pttl});  // pipelined: one round trip
     lease_result r = detail::lease_from(replies[0].get(), replies[1].get(), replies[2].get());
     if (r.wrong_type) {  // a value of another type, as a plain SET would have overwritten it
       command set = detail::set_command(key, placeholder, lease_ms, ttl_text);
-      detail::throw_if_error(pool_.exchange({&set})[0].get());
+      detail::throw_if_error(exchange({&set})[0].get());
       r = lease_result{true, {}, false};
     }
     return r;
@@ -77,7 +94,7 @@ class redis_backend final : public backend {
                     std::int64_t ttl_ms) override {
     std::string ttl_text = std::to_string(ttl_ms);
     command store = detail::store_leased_command(key, placeholder, value, ttl_text);
-    auto replies = pool_.exchange({&store});
+    auto replies = exchange({&store});
     detail::throw_if_error(replies[0].get());
     return replies[0]->type == REDIS_REPLY_INTEGER && replies[0]->integer == 1;
   }
@@ -85,13 +102,55 @@ class redis_backend final : public backend {
   std::unique_ptr<async_session> open_async(watch_fn watch) override {
     // Without a watch callback no descriptor is ever watched: every request would time out.
     if (!watch) throw error(errc::invalid, "a Redis handle's non-blocking context needs a watch callback");
-    return make_redis_session(url_, options_, std::move(watch));
+    session_target target;
+    target.tls = tls_;
+    if (locator_) {
+      target.locate = [l = locator_.get()] { return l->known_master(); };
+      target.lost = [l = locator_.get()] { l->lost(); };
+    }
+    return make_redis_session(url_, options_, std::move(watch), std::move(target));
   }
 
  private:
+  std::vector<reply_ptr> exchange(const std::vector<const command*>& commands) {
+    if (!locator_) return pool_->exchange(commands);
+    std::shared_ptr<detail::redis_pool> pool = master_pool();
+    try {
+      auto replies = pool->exchange(commands);
+      for (const auto& r : replies)
+        if (is_readonly(r)) locator_->lost();  // a replica now: the failover has happened
+      return replies;
+    } catch (const backend_error& e) {
+      if (e.outage()) locator_->lost();
+      throw;
+    }
+  }
+
+  // The pool of the master the locator names now, made anew when it names another one. Made
+  // outside the lock: a pool registers for fork, and the fork handler takes our lock.
+  std::shared_ptr<detail::redis_pool> master_pool() {
+    const detail::endpoint m = locator_->master();
+    {
+      std::lock_guard<std::mutex> lock(pool_mutex_);
+      if (pool_ && pool_->where().name() == m.name()) return pool_;
+    }
+    auto made = std::make_shared<detail::redis_pool>(m, url_, options_, tls_.get());
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    if (!pool_ || pool_->where().name() != m.name()) pool_ = std::move(made);
+    return pool_;
+  }
+
+  void before_fork() noexcept override { pool_mutex_.lock(); }
+  void after_fork_parent() noexcept override { pool_mutex_.unlock(); }
+  void after_fork_child() noexcept override { pool_mutex_.unlock(); }
+
   const backend_url url_;
   const backend_options options_;
-  detail::redis_pool pool_;
+  const std::shared_ptr<const detail::tls_client> tls_;  // null: plain
+  const std::unique_ptr<detail::sentinel_locator> locator_;  // redis+sentinel:// only
+  std::mutex pool_mutex_;  // guards pool_ when a locator may replace it
+  std::shared_ptr<detail::redis_pool> pool_;
+  detail::fork_registration registered_{*this};  // last: registered once the rest exists
 };
 
 }  // namespace

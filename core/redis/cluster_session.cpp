@@ -258,8 +258,12 @@ class cluster_session final : public async_session {
       if (r.what == redirect::kind::moved) c->note_moved(r.slot, r.host, r.port);
       return true;
     };
+    session_target target;
+    target.tls = cluster_.tls();
+    target.on_error_reply = std::move(on_error);
     auto session = make_redis_session(node_url, cluster_.options(),
-                                      [this, name](int fd, unsigned events) { watch_node(name, fd, events); }, on_error);
+                                      [this, name](int fd, unsigned events) { watch_node(name, fd, events); },
+                                      std::move(target));
     return nodes_.emplace(name, std::move(session)).first->second.get();
   }
 

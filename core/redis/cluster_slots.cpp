@@ -3,6 +3,8 @@
 // routing knowledge, kept apart from the blocking and non-blocking ways of using it.
 #include "cluster_slots.hpp"
 
+#include "tls.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -72,7 +74,10 @@ redirect parse_redirect(const redisReply* r, const std::string& current_host) {
   return parse_redirect_text(std::string_view(r->str, r->len), current_host);
 }
 
-slot_map::slot_map(backend_url url, backend_options options) : url_(std::move(url)), options_(options) {
+slot_map::slot_map(backend_url url, backend_options options)
+    : url_(std::move(url)),
+      options_(options),
+      tls_(url_.tls.enabled ? std::make_shared<const tls_client>(url_.tls) : nullptr) {
   slot_owner_.fill(-1);
   for (const auto& [host, port] : url_.seeds) node_index(host, port);
 }
@@ -187,7 +192,7 @@ int slot_map::node_index(const std::string& host, int port) {
   endpoint e;
   e.host = host;
   e.port = port;
-  auto made = std::make_unique<redis_pool>(e, url_, options_);
+  auto made = std::make_unique<redis_pool>(e, url_, options_, tls_.get());
   std::unique_lock<std::shared_mutex> lock(map_mutex_);
   if (auto it = index_.find(name); it != index_.end()) {
     lock.unlock();  // another thread added it meanwhile; ours is dropped outside the lock

@@ -34,6 +34,8 @@ std::uint16_t cluster_key_slot(std::string_view key);
 
 namespace httpcache::detail {
 
+class tls_client;
+
 constexpr int cluster_slot_count = 16384;
 
 struct redirect {
@@ -74,6 +76,7 @@ class slot_map final : private fork_participant {
 
   void note_moved(int slot, const std::string& host, int port);
   const backend_url& url() const { return url_; }
+  const std::shared_ptr<const tls_client>& tls() const { return tls_; }
   const backend_options& options() const { return options_; }
 
  private:
@@ -95,6 +98,7 @@ class slot_map final : private fork_participant {
 
   const backend_url url_;
   const backend_options options_;
+  const std::shared_ptr<const tls_client> tls_;  // null: plain
   std::shared_mutex map_mutex_;
   std::array<int, cluster_slot_count> slot_owner_;
   std::vector<std::unique_ptr<redis_pool>> nodes_;

@@ -3,9 +3,22 @@
 // blocking pool and the non-blocking session cannot drift apart in what they ask Redis.
 #include "commands.hpp"
 
+#include <fmt/format.h>
+
+#include <iterator>
+
 #include "pool.hpp"  // throw_if_error
 
 namespace httpcache::detail {
+
+void append_resp(std::string& out, const command& cmd) {
+  fmt::format_to(std::back_inserter(out), "*{}\r\n", cmd.argv.size());
+  for (std::size_t i = 0; i < cmd.argv.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "${}\r\n", cmd.lens[i]);
+    out.append(cmd.argv[i], cmd.lens[i]);
+    out.append("\r\n", 2);
+  }
+}
 
 std::vector<command> connection_setup(const backend_url& url, std::string& db_text) {
   std::vector<command> setup;

@@ -28,6 +28,10 @@ struct command {
   const char** argv_data() const { return const_cast<const char**>(argv.data()); }
 };
 
+// Appends the command in RESP (an array of bulk strings), as redisFormatCommandArgv would
+// format it, without its allocation.
+void append_resp(std::string& out, const command& cmd);
+
 // AUTH and SELECT to send first on a new connection (none, one or both).
 std::vector<command> connection_setup(const backend_url& url, std::string& db_text);
 

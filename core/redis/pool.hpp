@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Internal to core/redis/: a pool of blocking hiredis connections to one Redis node, so one
-// handle serves many threads at once (each exchange borrows a connection; no lock is held during
-// I/O). Used by the single-server backend (one pool) and the cluster backend (one per node).
+// Internal to core/redis/: a pool of connections (connection.hpp) to one Redis node, used
+// blocking, so one handle serves many threads at once (each exchange borrows a connection; no
+// lock is held during I/O). Used by the single-server backend (one pool), the Sentinel backend
+// (one per master it learns) and the cluster backend (one per node).
 #pragma once
-
-#include <hiredis/hiredis.h>
 
 #include <memory>
 #include <mutex>
@@ -14,34 +13,18 @@
 #include "../backend.hpp"
 #include "../url.hpp"
 #include "commands.hpp"
+#include "connection.hpp"
 #include "fork.hpp"
 
 namespace httpcache::detail {
-
-struct reply_deleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
-
-struct context_deleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using context_ptr = std::unique_ptr<redisContext, context_deleter>;
-
-// Where a node is: TCP host and port, or a unix socket path.
-struct endpoint {
-  std::string host;
-  int port = 6379;
-  std::string socket_path;
-  std::string name() const;  // "host:port" or the socket path; no credentials
-};
 
 // Fork-safe: a connection is only ever used by the process that made it (fork.hpp); a child drops
 // the ones it inherited without any I/O and connects its own.
 class redis_pool final : private fork_participant {
  public:
-  // `auth` supplies the user, password and db sent on every new connection.
-  redis_pool(endpoint where, const backend_url& auth, const backend_options& options);
+  // `auth` supplies the user, password and db sent on every new connection; `tls` (null: plain)
+  // must outlive the pool.
+  redis_pool(endpoint where, const backend_url& auth, const backend_options& options, const tls_client* tls);
 
   // Sends the commands pipelined (one write) and returns every reply, error replies included:
   // judging them is the caller's business (a cluster reads MOVED/ASK there). Throws
@@ -54,10 +37,10 @@ class redis_pool final : private fork_participant {
 
  private:
   struct pooled {
-    context_ptr c;
+    std::unique_ptr<connection> c;
     pid_t pid = 0;  // the process that connected it: only that one may read or write it
   };
-  context_ptr connect();
+  std::unique_ptr<connection> connect();
   pooled take_idle();
   void give_back(pooled c);
 
@@ -69,6 +52,7 @@ class redis_pool final : private fork_participant {
   const endpoint where_;
   const backend_url auth_;
   const backend_options options_;
+  const tls_client* const tls_;
   std::mutex mutex_;
   std::vector<pooled> idle_;
   fork_registration registered_{*this};  // last: registered once the rest exists
