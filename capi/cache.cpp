@@ -4,6 +4,7 @@
 
 #include "../core/error.hpp"
 #include "../core/key.hpp"
+#include "../core/url.hpp"
 #include "guard.hpp"
 #include "handle.hpp"
 #include "mirrors.hpp"
@@ -56,6 +57,27 @@ core::cache_options to_core_options(const httpcache_options* opts) {
   return o;
 }
 
+// The TLS fields (version 2 on): defaults under the URL's own query settings.
+core::tls_settings to_core_tls(const httpcache_options* opts) {
+  core::tls_settings t;
+  if (!opts || opts->version < 2) return t;
+  auto text = [](const char* s) { return s ? std::string(s) : std::string(); };
+  t.ca_certs = text(opts->ssl_ca_certs);
+  t.ca_path = text(opts->ssl_ca_path);
+  t.certfile = text(opts->ssl_certfile);
+  t.keyfile = text(opts->ssl_keyfile);
+  t.server_hostname = text(opts->ssl_server_hostname);
+  if (opts->ssl_cert_reqs > HTTPCACHE_SSL_CERT_NONE)
+    throw core::error(core::errc::invalid, fmt::format("ssl_cert_reqs {} is neither HTTPCACHE_SSL_CERT_REQUIRED nor "
+                                                       "HTTPCACHE_SSL_CERT_NONE", opts->ssl_cert_reqs));
+  if (opts->ssl_check_hostname > HTTPCACHE_SSL_NO_CHECK_HOSTNAME)
+    throw core::error(core::errc::invalid, fmt::format("ssl_check_hostname {} is neither HTTPCACHE_SSL_CHECK_HOSTNAME "
+                                                       "nor HTTPCACHE_SSL_NO_CHECK_HOSTNAME", opts->ssl_check_hostname));
+  if (opts->ssl_cert_reqs == HTTPCACHE_SSL_CERT_NONE) t.verify_peer = false;
+  if (opts->ssl_check_hostname == HTTPCACHE_SSL_NO_CHECK_HOSTNAME) t.check_hostname = false;
+  return t;
+}
+
 }  // namespace
 
 extern "C" {
@@ -90,14 +112,14 @@ int httpcache_cache_open(httpcache_cache** out, const char* url, const char* nam
                          const httpcache_options* opts) {
   if (reject_if(!out, "out is NULL")) return HTTPCACHE_EINVALID;
   *out = nullptr;
-  if (opts && opts->version != HTTPCACHE_OPTIONS_VERSION) {
+  if (opts && options_size(opts->version) == 0) {
     set_error(HTTPCACHE_EVERSION, fmt::format("unsupported httpcache_options version {}", opts->version));
     return HTTPCACHE_EVERSION;
   }
   return guard([&] {
     auto handle = std::make_unique<httpcache_cache>();
     handle->impl = std::make_unique<core::cache>(url ? url : "", namespace_ ? namespace_ : "httpcache",
-                                                 tz ? tz : "UTC", to_core_options(opts));
+                                                 tz ? tz : "UTC", to_core_options(opts), to_core_tls(opts));
     *out = handle.release();
   });
 }

@@ -3,6 +3,7 @@
 // body through guard(), so no exception can cross the ABI.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "../core/error.hpp"
@@ -28,6 +29,14 @@ int guard(Body&& body) noexcept {
 inline bool reject_if(bool bad, const char* message) noexcept {
   if (bad) set_error(HTTPCACHE_EINVALID, message);
   return bad;
+}
+
+// The size of httpcache_options as version `version` knew it (1: up to lock_ttl_ms; 2: all), or
+// 0 for a version this library does not know.
+inline size_t options_size(unsigned int version) noexcept {
+  if (version == 1) return offsetof(httpcache_options, ssl_ca_certs);
+  if (version == HTTPCACHE_OPTIONS_VERSION) return sizeof(httpcache_options);
+  return 0;
 }
 
 // Copies bytes into a caller-owned httpcache_buf (NUL-terminated). Throws std::bad_alloc.

@@ -95,7 +95,12 @@ template <typename T, std::size_t N>
 inline constexpr bool has_fields = brace_initializable<T, std::make_index_sequence<N>>::value &&
                                    !brace_initializable<T, std::make_index_sequence<N + 1>>::value;
 
-static_assert(has_fields<httpcache_options, 1 + option_count>,
+// Version 2 appended the seven TLS fields (ssl_ca_certs .. ssl_check_hostname), which are not
+// numeric options and so not in the list: copied one by one in capi/cache.cpp.
+inline constexpr std::size_t tls_option_count = 7;
+static_assert(has_fields<httpcache_options, 1 + option_count + tls_option_count>,
               "httpcache_options has a field that HTTPCACHE_OPTION_LIST (core/options.hpp) lacks, or the other way round");
+static_assert(option_offsets[option_count - 1] < offsetof(httpcache_options, ssl_ca_certs),
+              "the numeric options are version 1's: they come before the TLS fields");
 
 }  // namespace httpcache::capi::mirrors

@@ -25,6 +25,7 @@ std::unique_ptr<backend> make_backend(const backend_url& url, const cache_option
   if (url.connect_timeout_ms) effective.connect_timeout_ms = url.connect_timeout_ms;
   if (url.command_timeout_ms) effective.command_timeout_ms = url.command_timeout_ms;
   if (url.scheme == url_scheme::redis_cluster) return make_redis_cluster_backend(url, effective);
+  // redis://, rediss://, unix:// and redis+sentinel:// (the backend follows the master)
   return make_redis_backend(url, effective);
 }
 
@@ -46,13 +47,16 @@ std::string random_token() {
 
 }  // namespace
 
-cache::cache(std::string_view url, std::string_view ns, std::string_view tz, const cache_options& options)
+cache::cache(std::string_view url, std::string_view ns, std::string_view tz, const cache_options& options,
+             const tls_settings& tls)
     : ns_(ns),
       zone_(time_zone::load(tz)),
       options_(options),
       breaker_(options.breaker_failures, options.breaker_cooldown_ms) {
   validate_namespace(ns_);
-  auto store = make_backend(parse_url(url), options_);
+  backend_url where = parse_url(url);
+  if (where.tls.enabled) where.tls.fill_from(tls);
+  auto store = make_backend(where, options_);
   store_ = store.get();
   auto guard = std::make_unique<guarded_backend>(std::move(store), breaker_, stats_);
   guard_ = guard.get();

@@ -19,6 +19,7 @@
 #include "single_flight.hpp"
 #include "stats.hpp"
 #include "ttl.hpp"
+#include "url.hpp"
 
 namespace httpcache {
 
@@ -43,7 +44,9 @@ class cache {
  public:
   // url: "" or memory://, redis://..., unix://... Throws error(errc::invalid) for a bad URL,
   // namespace or zone. A Redis backend connects lazily.
-  cache(std::string_view url, std::string_view ns, std::string_view tz, const cache_options& options);
+  // `tls` gives the TLS settings a TLS URL's query leaves unset (the C options' ssl_* fields).
+  cache(std::string_view url, std::string_view ns, std::string_view tz, const cache_options& options,
+        const tls_settings& tls = {});
 
   const std::string& ns() const noexcept { return ns_; }
   const time_zone& zone() const noexcept { return zone_; }

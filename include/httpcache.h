@@ -75,12 +75,12 @@
  * ------------------------------------------------------------------------ */
 
 #define HTTPCACHE_VERSION_MAJOR 1
-#define HTTPCACHE_VERSION_MINOR 1
+#define HTTPCACHE_VERSION_MINOR 2
 #define HTTPCACHE_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH, e.g. 10000 for 1.0.0. */
 #define HTTPCACHE_VERSION_NUMBER \
   (HTTPCACHE_VERSION_MAJOR * 10000 + HTTPCACHE_VERSION_MINOR * 100 + HTTPCACHE_VERSION_PATCH)
-#define HTTPCACHE_VERSION_STRING "1.1.0"
+#define HTTPCACHE_VERSION_STRING "1.2.0"
 /** The ABI version: the N of libhttpcache.so.N. Bumped only on ABI breaks. */
 #define HTTPCACHE_SOVERSION 1
 
@@ -176,7 +176,14 @@ typedef struct httpcache_slice {
  * Options
  * ------------------------------------------------------------------------ */
 
-#define HTTPCACHE_OPTIONS_VERSION 1
+#define HTTPCACHE_OPTIONS_VERSION 2
+
+/** httpcache_options.ssl_cert_reqs: whether the server's certificate is verified. */
+#define HTTPCACHE_SSL_CERT_REQUIRED 0 /**< Default: chain and host name checked. */
+#define HTTPCACHE_SSL_CERT_NONE 1     /**< No verification at all (a test server; never in production). */
+/** httpcache_options.ssl_check_hostname: whether the certificate must name the host. */
+#define HTTPCACHE_SSL_CHECK_HOSTNAME 0    /**< Default. */
+#define HTTPCACHE_SSL_NO_CHECK_HOSTNAME 1 /**< The chain is still verified. */
 
 /**
  * Options of httpcache_cache_open(). Zero in a field means "the default".
@@ -196,14 +203,25 @@ typedef struct httpcache_options {
   uint32_t breaker_cooldown_ms; /**< How long an open breaker skips the backend before one probe; default 500. */
   uint32_t singleflight_wait_ms; /**< Longest wait for a concurrent caller computing the same key; default 5000. */
   uint32_t lock_ttl_ms;        /**< Redis: cross-process stampede lock held while computing, in ms; 0 (default) = off. */
+  /* Since version 2 (v1.2): TLS for rediss://, rediss+cluster:// and rediss+sentinel:// URLs,
+   * named as redis-py names them. The same names in the URL's query override these; they are
+   * ignored for URLs without TLS. Strings are copied by httpcache_cache_open(); NULL = not set. */
+  const char *ssl_ca_certs;        /**< PEM file of the CAs to trust; with ssl_ca_path NULL too: the system's CAs. */
+  const char *ssl_ca_path;         /**< Directory of hashed CA certificates (c_rehash). */
+  const char *ssl_certfile;        /**< Client certificate chain (PEM) for servers that require one; with ssl_keyfile. */
+  const char *ssl_keyfile;         /**< The client certificate's private key (PEM). */
+  const char *ssl_server_hostname; /**< Name checked in the certificate and sent as SNI; NULL: the URL's host. */
+  uint32_t ssl_cert_reqs;          /**< HTTPCACHE_SSL_CERT_REQUIRED (default) or HTTPCACHE_SSL_CERT_NONE. */
+  uint32_t ssl_check_hostname;     /**< HTTPCACHE_SSL_CHECK_HOSTNAME (default) or HTTPCACHE_SSL_NO_CHECK_HOSTNAME. */
 } httpcache_options;
 
-#define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0}
 
 /**
  * Fills opts with the defaults of `version` (pass HTTPCACHE_OPTIONS_VERSION):
  * `version` set and every other field 0, which means "the default" given next
- * to each field above (the same as HTTPCACHE_OPTIONS_INIT).
+ * to each field above (the same as HTTPCACHE_OPTIONS_INIT). Only the fields of
+ * that version are written: a program built against version 1 passes 1.
  * @return HTTPCACHE_OK, HTTPCACHE_EINVALID (opts NULL), HTTPCACHE_EVERSION.
  * Since v1.0.
  */

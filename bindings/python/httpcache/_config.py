@@ -27,6 +27,9 @@ logger = logging.getLogger("httpcache")
 # The options of httpcache_options as the core declares them: name -> (default, maximum). 0 given
 # to the core means its default; these defaults are what that 0 becomes.
 OPTIONS: dict[str, tuple[int, int]] = {name: (default, maximum) for name, default, maximum in _httpcache.OPTIONS}
+# TLS keywords (redis-py's names), checked by the binding: paths as str/PathLike, ssl_cert_reqs
+# "required" | "none", ssl_check_hostname a bool.
+TLS_OPTIONS: tuple[str, ...] = _httpcache.TLS_OPTIONS
 
 # The counters of httpcache_stats, in the order HTTPCache.stats() reports them.
 STAT_COUNTERS = (
@@ -217,12 +220,15 @@ class HTTPCache:
     """Process-wide cache configuration (a drop-in for ``authx_extra.cache.HTTPCache``).
 
     ``HTTPCache.init(redis_url=None, namespace="httpcache", tz="UTC", **options)``: ``redis_url``
-    None or ``memory://`` uses the embedded store; ``redis://`` and ``unix://`` URLs use Redis
-    (connected lazily: an unreachable server never stops the application, decorated calls then
-    run uncached). ``tz`` is an IANA name, a pytz zone or a ``zoneinfo.ZoneInfo``. ``options``
+    None or ``memory://`` uses the embedded store; ``redis://``, ``rediss://`` (TLS),
+    ``redis+cluster://``, ``redis+sentinel://`` and ``unix://`` URLs use Redis (connected lazily:
+    an unreachable server never stops the application, decorated calls then run uncached). ``tz`` is an IANA name, a pytz zone or a ``zoneinfo.ZoneInfo``. ``options``
     are the C library's (httpcache_options): connect_timeout_ms, command_timeout_ms, pool_size,
     memory_max_entries, memory_max_bytes, max_value_bytes, breaker_failures,
-    breaker_cooldown_ms, singleflight_wait_ms, lock_ttl_ms (0 or absent: the library default).
+    breaker_cooldown_ms, singleflight_wait_ms, lock_ttl_ms (0 or absent: the library default);
+    and for TLS URLs ssl_ca_certs, ssl_ca_path, ssl_certfile, ssl_keyfile, ssl_server_hostname,
+    ssl_cert_reqs ("required" or "none") and ssl_check_hostname (a bool), which the URL's query
+    overrides. Verification is on by default.
 
     ``lock_ttl_ms`` (Redis only; default 0, off) turns on the core's cross-process stampede lock:
     a ``def`` function's cold key is then computed once across every process sharing the
@@ -241,13 +247,13 @@ class HTTPCache:
 
     _url: str = "memory://"
     _tz_name: str = "UTC"
-    _options: dict[str, int] = {}
+    _options: dict[str, Any] = {}
     _handles: dict[str, Handle] = {}
     _lock = threading.Lock()
     _initialized = False  # init() was called; before it, the first handle says what is in force
 
     @classmethod
-    def init(cls, redis_url: str | None = None, namespace: str = "httpcache", tz: Any = "UTC", **options: int):
+    def init(cls, redis_url: str | None = None, namespace: str = "httpcache", tz: Any = "UTC", **options: Any):
         url = "memory://" if redis_url in (None, "", "memory://") else redis_url
         if not isinstance(url, str):
             raise ValueError(f"invalid redis_url {redis_url!r}: must be a str or None")
@@ -255,8 +261,11 @@ class HTTPCache:
         namespace = check_namespace(namespace)
         recheck_default(namespace)
         for name, value in options.items():
+            if name in TLS_OPTIONS:
+                continue
             if name not in OPTIONS:
-                raise TypeError(f"HTTPCache.init() got an unknown option {name!r}; known: {', '.join(OPTIONS)}")
+                known = ", ".join((*OPTIONS, *TLS_OPTIONS))
+                raise TypeError(f"HTTPCache.init() got an unknown option {name!r}; known: {known}")
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= OPTIONS[name][1]:
                 raise ValueError(f"invalid {name}={value!r}: must be a non-negative int")
         try:

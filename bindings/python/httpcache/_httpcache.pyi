@@ -40,6 +40,10 @@ MAX_TTL_SECONDS: int
 # The options of Cache() (httpcache_options), in the header's order: (name, default, maximum).
 # The default is what 0 (or leaving the option out) gives; maximum is the field's type limit.
 OPTIONS: tuple[tuple[str, int, int], ...]
+# The TLS keywords of Cache(): ssl_ca_certs, ssl_ca_path, ssl_certfile, ssl_keyfile,
+# ssl_server_hostname (paths or names, None = not set), ssl_cert_reqs ("required" | "none"),
+# ssl_check_hostname (bool).
+TLS_OPTIONS: tuple[str, ...]
 
 def strerror(code: int) -> str: ...
 def version_string() -> str: ...
@@ -69,7 +73,7 @@ class Cache:
         url: str | None = None,
         namespace: str | None = None,
         tz: str | None = None,
-        **options: int,  # names from OPTIONS; 0 means the default
+        **options: Any,  # names from OPTIONS (ints; 0 means the default) and TLS_OPTIONS
     ) -> None: ...
     @property
     def namespace(self) -> str: ...

@@ -128,6 +128,7 @@ std::size_t option_index(const std::string& name) {
   if (const core::option_info* o = core::find_option(name)) return static_cast<std::size_t>(o - core::option_table);
   std::string known;
   for (const core::option_info& o : core::option_table) known += (known.empty() ? "" : ", ") + std::string(o.name);
+  known += ", ssl_ca_certs, ssl_ca_path, ssl_certfile, ssl_keyfile, ssl_server_hostname, ssl_cert_reqs, ssl_check_hostname";
   throw py::type_error("Cache() got an unknown option '" + name + "'; known: " + known);
 }
 
@@ -143,10 +144,45 @@ std::uint64_t option_value(const core::option_info& o, py::handle value) {
                         ": must be an int in 0.." + std::to_string(o.maximum));
 }
 
-httpcache_options options_from(const py::kwargs& kwargs) {
+// The TLS keywords (redis-py's names): five strings (None: not set), ssl_cert_reqs
+// "required"|"none" and ssl_check_hostname as a bool. `strings` keeps the text the struct points at.
+constexpr const char* tls_string_options[] = {"ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile",
+                                              "ssl_server_hostname"};
+
+bool set_tls_option(httpcache_options& o, const std::string& name, py::handle value, std::vector<std::string>& strings) {
+  const char** fields[] = {&o.ssl_ca_certs, &o.ssl_ca_path, &o.ssl_certfile, &o.ssl_keyfile, &o.ssl_server_hostname};
+  for (std::size_t i = 0; i < std::size(tls_string_options); ++i) {
+    if (name != tls_string_options[i]) continue;
+    if (value.is_none()) return true;
+    if (!py::isinstance<py::str>(value) && !PyObject_CheckBuffer(value.ptr()) && !py::hasattr(value, "__fspath__"))
+      throw py::type_error(name + " must be a path (str or os.PathLike) or None");
+    std::string text = py::str(py::module_::import("os").attr("fsdecode")(value)).cast<std::string>();
+    if (text.find('\0') != std::string::npos) throw py::value_error(name + " contains a NUL byte");
+    strings.push_back(std::move(text));
+    *fields[i] = strings.back().c_str();
+    return true;
+  }
+  if (name == "ssl_cert_reqs") {
+    const std::string v = py::isinstance<py::str>(value) ? value.cast<std::string>() : std::string("?");
+    if (v != "required" && v != "none") throw py::value_error("ssl_cert_reqs must be 'required' or 'none'");
+    o.ssl_cert_reqs = v == "none" ? HTTPCACHE_SSL_CERT_NONE : HTTPCACHE_SSL_CERT_REQUIRED;
+    return true;
+  }
+  if (name == "ssl_check_hostname") {
+    if (!PyBool_Check(value.ptr())) throw py::type_error("ssl_check_hostname must be True or False");
+    o.ssl_check_hostname = value.ptr() == Py_True ? HTTPCACHE_SSL_CHECK_HOSTNAME : HTTPCACHE_SSL_NO_CHECK_HOSTNAME;
+    return true;
+  }
+  return false;
+}
+
+httpcache_options options_from(const py::kwargs& kwargs, std::vector<std::string>& strings) {
   httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  strings.reserve(std::size(tls_string_options));  // no reallocation: the struct points into them
   for (auto [key, value] : kwargs) {
-    std::size_t i = option_index(key.cast<std::string>());
+    const std::string name = key.cast<std::string>();
+    if (set_tls_option(opts, name, value, strings)) continue;
+    std::size_t i = option_index(name);
     option_setters[i](opts, option_value(core::option_table[i], value));
   }
   return opts;
@@ -156,7 +192,8 @@ httpcache_options options_from(const py::kwargs& kwargs) {
 
 std::unique_ptr<cache_object> open_cache(const std::optional<std::string>& url, const std::optional<std::string>& ns,
                                          const std::optional<std::string>& tz, const py::kwargs& options) {
-  httpcache_options opts = options_from(options);
+  std::vector<std::string> strings;
+  httpcache_options opts = options_from(options, strings);
   httpcache_cache* raw = nullptr;
   nogil([&] {
     return httpcache_cache_open(&raw, url ? url->c_str() : nullptr, ns ? ns->c_str() : nullptr,
@@ -314,6 +351,11 @@ void init_cache(py::module_& m) {
   m.attr("OUTCOME_UNCACHED") = static_cast<int>(HTTPCACHE_OUTCOME_UNCACHED);
   m.attr("OUTCOME_COALESCED") = static_cast<int>(HTTPCACHE_OUTCOME_COALESCED);
   m.attr("OPTIONS") = options_tuple();
+  py::tuple tls_names(std::size(tls_string_options) + 2);
+  for (std::size_t i = 0; i < std::size(tls_string_options); ++i) tls_names[i] = py::str(tls_string_options[i]);
+  tls_names[std::size(tls_string_options)] = py::str("ssl_cert_reqs");
+  tls_names[std::size(tls_string_options) + 1] = py::str("ssl_check_hostname");
+  m.attr("TLS_OPTIONS") = tls_names;
 
   cache_class cls(m, "Cache", "A cache handle (httpcache_cache): a backend, a namespace and a zone.");
   def_lifecycle(cls);
