@@ -75,7 +75,7 @@ bool connection::step_connect() {
 bool connection::step_handshake() {
   tls_io io = stream_->handshake();
   if (io.failed) fail(fmt::format("connecting to {}: {}", name_, io.error));
-  tls_wants_ = io.wants;
+  write_wants_ = io.wants;
   if (io.wants) return false;
   state_ = state::ready;
   return true;
@@ -89,7 +89,7 @@ void connection::flush() {
     if (stream_) {
       tls_io io = stream_->write(data, len);
       if (io.failed) fail(fmt::format("writing to {}: {}", name_, io.error));
-      tls_wants_ = io.wants;
+      write_wants_ = io.wants;
       if (io.wants) return;
       if (io.bytes == 0) fail(fmt::format("connection to {} closed by the server", name_));
       n = io.bytes;
@@ -115,7 +115,7 @@ void connection::fill() {
     if (stream_) {
       tls_io io = stream_->read(buf, sizeof(buf));
       if (io.failed) fail(fmt::format("reading from {}: {}", name_, io.error));
-      tls_wants_ = io.wants;
+      read_wants_ = io.wants;
       if (io.wants) return;
       n = io.bytes;
     } else {
@@ -131,14 +131,16 @@ void connection::fill() {
 }
 
 unsigned connection::advance(unsigned ready) {
-  if (state_ == state::connecting && !step_connect()) return stream_ ? tls_wants_ : net::want_write;
-  if (state_ == state::handshaking && !step_handshake()) return tls_wants_;
+  if (state_ == state::connecting && !step_connect()) return stream_ ? write_wants_ : net::want_write;
+  if (state_ == state::handshaking && !step_handshake()) return write_wants_;
   flush();
-  const bool tls_waits_for_read = stream_ && has_output() && (tls_wants_ & net::want_read);
-  if ((ready & net::want_read) || tls_waits_for_read || (stream_ && stream_->has_buffered())) fill();
+  // A TLS write may wait for input (a renegotiation or key update), and a TLS read for room.
+  const bool write_waits_for_input = stream_ && has_output() && (write_wants_ & net::want_read);
+  if ((ready & net::want_read) || write_waits_for_input || (stream_ && stream_->has_buffered())) fill();
+  if (write_waits_for_input && (ready & net::want_read)) flush();
   unsigned wants = net::want_read;
-  if (has_output()) wants |= stream_ ? tls_wants_ : net::want_write;
-  if (stream_ && (tls_wants_ & net::want_write)) wants |= net::want_write;
+  if (has_output()) wants |= stream_ ? write_wants_ : net::want_write;
+  if (stream_ && (read_wants_ & net::want_write)) wants |= net::want_write;
   return wants;
 }
 

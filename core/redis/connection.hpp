@@ -102,7 +102,10 @@ class connection {
   state state_ = state::connecting;
   const tls_client* tls_;
   std::unique_ptr<tls_stream> stream_;
-  unsigned tls_wants_ = 0;  // what the last TLS call waits for
+  // What the last TLS write (or handshake step) and the last TLS read wait for, apart: a read
+  // that found only a session ticket waits for input, while the write still waits for room.
+  unsigned write_wants_ = 0;
+  unsigned read_wants_ = 0;
   std::string out_;
   std::size_t out_pos_ = 0;
   redisReader* reader_;

@@ -43,6 +43,17 @@ const char *test_redis_url(void) {
   return url;
 }
 
+const char *test_redis_url_with(const char *path, const char *query, char *out, size_t cap) {
+  const char *url = test_redis_url();
+  const char *q = strchr(url, '?');
+  int base = q ? (int)(q - url) : (int)strlen(url);
+  const char *own = q ? q + 1 : "";
+  const char *sep = own[0] && query[0] ? "&" : "";
+  int n = snprintf(out, cap, "%.*s%s%s%s%s%s", base, url, path, own[0] || query[0] ? "?" : "", own, sep, query);
+  assert_true(n > 0 && (size_t)n < cap);
+  return out;
+}
+
 const char *test_redis_unix_url(void) {
   static char url[1100];
   if (!url[0]) {

@@ -14,6 +14,9 @@
 /* The fixture's redis:// URL (from $HTTPCACHE_TEST_REDIS_DIR/url); fails the test if absent:
  * Redis tests never skip. Static storage. */
 const char *test_redis_url(void);
+/* The fixture's URL with `path` (e.g. "/3") after its authority and `query` (e.g.
+ * "command_timeout_ms=2000", or "") joined to its own query (a TLS fixture's ssl_ca_certs=...). */
+const char *test_redis_url_with(const char *path, const char *query, char *out, size_t cap);
 /* unix://<fixture socket>. Static storage. */
 const char *test_redis_unix_url(void);
 /* The cluster fixture's redis+cluster:// URL (from $HTTPCACHE_TEST_CLUSTER_DIR/url). Static storage. */

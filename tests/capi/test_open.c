@@ -186,8 +186,8 @@ static void test_open_db_selects_database(void **state) {
   httpcache_ttl_policy policy = {HTTPCACHE_TTL_SECONDS, 60, NULL, NULL};
   const char *ns = test_unique_namespace("db");
   (void)state;
-  snprintf(url3, sizeof url3, "%s/3?command_timeout_ms=2000", test_redis_url());
-  snprintf(url4, sizeof url4, "%s/4", test_redis_url());
+  test_redis_url_with("/3", "command_timeout_ms=2000", url3, sizeof url3);
+  test_redis_url_with("/4", "", url4, sizeof url4);
   assert_int_equal(httpcache_cache_open(&db3, url3, ns, NULL, NULL), HTTPCACHE_OK);
   assert_int_equal(httpcache_cache_open(&db4, url4, ns, NULL, NULL), HTTPCACHE_OK);
   assert_int_equal(httpcache_cache_set(NULL, db3, "k", 1, "three", 5, &policy), HTTPCACHE_OK);

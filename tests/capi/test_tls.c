@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT
+ * TLS against the fixtures' TLS-only redis-servers (tests/fixtures/redis_server.sh start DIR tls
+ * and mtls; certificates from fixtures/tls_certs.sh: the server's names are redis.test and
+ * 127.0.0.1, never localhost). Verification is on by default; a refused handshake is an outage
+ * (fail open, with the reason in the message); the options struct carries the same settings as
+ * the URL's query. The rest of the C suite also runs over these fixtures (tests/CMakeLists.txt). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httpcache.h"
+#include "support.h"
+
+static const httpcache_ttl_policy one_minute = {HTTPCACHE_TTL_SECONDS, 60, NULL, NULL};
+
+static char tls_dir[512], mtls_dir[512];
+
+static const char *file_in(const char *env, const char *name, char *out, size_t cap) {
+  const char *dir = getenv(env);
+  FILE *f;
+  char path[1024];
+  if (!dir) fail_msg("%s is not set: run through ctest", env);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  f = fopen(path, "r");
+  if (!f) fail_msg("cannot read %s", path);
+  if (!fgets(out, (int)cap, f)) out[0] = '\0';
+  fclose(f);
+  out[strcspn(out, "\n")] = '\0';
+  return out;
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(tls_dir, sizeof tls_dir, "%s/tls", getenv("HTTPCACHE_TEST_REDIS_TLS_DIR"));
+  snprintf(mtls_dir, sizeof mtls_dir, "%s/tls", getenv("HTTPCACHE_TEST_REDIS_MTLS_DIR"));
+  return 0;
+}
+
+static int compute(httpcache_buf *out, uint32_t *flags, void *payload) {
+  (void)flags;
+  ++*(int *)payload;
+  return httpcache_buf_set(out, "computed", 8);
+}
+
+/* One set and get through `cache`: must work. */
+static void roundtrip(httpcache_cache *cache) {
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  assert_int_equal(httpcache_cache_set(NULL, cache, "k", 1, "secret-v", 8, &one_minute), HTTPCACHE_OK);
+  assert_int_equal(httpcache_cache_get(&value, NULL, cache, "k", 1), HTTPCACHE_OK);
+  assert_memory_equal(value.ptr, "secret-v", 8);
+  httpcache_buf_dispose(&value);
+}
+
+/* The handshake is refused: a get fails with EBACKEND naming `why`, get_or_compute fails open
+ * (computes, no error), and the outage is counted. */
+static void refused(httpcache_cache *cache, const char *why) {
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  httpcache_outcome outcome;
+  httpcache_stats s = HTTPCACHE_STATS_INIT;
+  int calls = 0;
+  assert_int_equal(httpcache_cache_get(&value, NULL, cache, "k", 1), HTTPCACHE_EBACKEND);
+  if (!strstr(httpcache_error_last()->message, why))
+    fail_msg("message '%s' lacks '%s'", httpcache_error_last()->message, why);
+  assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &outcome, cache, "k", 1, &one_minute, compute, &calls),
+                   HTTPCACHE_OK);
+  assert_int_equal(calls, 1);
+  assert_int_equal(outcome, HTTPCACHE_OUTCOME_UNCACHED);
+  assert_memory_equal(value.ptr, "computed", 8);
+  assert_int_equal(httpcache_cache_stats(&s, cache), HTTPCACHE_OK);
+  assert_true(s.errors >= 1);
+  httpcache_buf_dispose(&value);
+}
+
+static httpcache_cache *open_with(const char *url, const httpcache_options *opts) {
+  httpcache_cache *cache = NULL;
+  int rc = httpcache_cache_open(&cache, url, test_unique_namespace("tls"), NULL, opts);
+  if (rc != HTTPCACHE_OK) fail_msg("%s: %s", url, httpcache_error_last()->message);
+  return cache;
+}
+
+/** The CA given in the options struct instead of the URL; and through a hashed directory. */
+static void test_tls_options_struct(void **state) {
+  char port[32], url[256], ca[600], capath[600];
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *cache;
+  (void)state;
+  file_in("HTTPCACHE_TEST_REDIS_TLS_DIR", "port", port, sizeof port);
+  snprintf(url, sizeof url, "rediss://127.0.0.1:%s", port);
+  snprintf(ca, sizeof ca, "%s/ca.crt", tls_dir);
+  snprintf(capath, sizeof capath, "%s/capath", tls_dir);
+  opts.ssl_ca_certs = ca;
+  cache = open_with(url, &opts);
+  roundtrip(cache);
+  httpcache_cache_free(cache);
+  opts.ssl_ca_certs = NULL;
+  opts.ssl_ca_path = capath;
+  cache = open_with(url, &opts);
+  roundtrip(cache);
+  httpcache_cache_free(cache);
+}
+
+/** A CA that did not sign the server's certificate, and the system's CAs (none did): refused. */
+static void test_tls_wrong_ca_refused(void **state) {
+  char port[32], url[256], other[600];
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *cache;
+  (void)state;
+  file_in("HTTPCACHE_TEST_REDIS_TLS_DIR", "port", port, sizeof port);
+  snprintf(url, sizeof url, "rediss://127.0.0.1:%s?connect_timeout_ms=500", port);
+  snprintf(other, sizeof other, "%s/other-ca.crt", tls_dir);
+  opts.ssl_ca_certs = other;
+  cache = open_with(url, &opts);
+  refused(cache, "certificate verify failed");
+  httpcache_cache_free(cache);
+  cache = open_with(url, NULL); /* the system's store */
+  refused(cache, "certificate verify failed");
+  httpcache_cache_free(cache);
+  /* ssl_cert_reqs=none: no verification at all (for test servers only) */
+  opts.ssl_ca_certs = NULL;
+  opts.ssl_cert_reqs = HTTPCACHE_SSL_CERT_NONE;
+  cache = open_with(url, &opts);
+  roundtrip(cache);
+  httpcache_cache_free(cache);
+}
+
+/** The certificate names redis.test and 127.0.0.1, not localhost: a host name mismatch is
+ *  refused, unless the check is off or the expected name is given (also sent as SNI). */
+static void test_tls_host_name(void **state) {
+  char port[32], url[700];
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *cache;
+  (void)state;
+  file_in("HTTPCACHE_TEST_REDIS_TLS_DIR", "port", port, sizeof port);
+  snprintf(url, sizeof url, "rediss://localhost:%s?ssl_ca_certs=%s/ca.crt&connect_timeout_ms=500", port, tls_dir);
+  cache = open_with(url, NULL);
+  refused(cache, "hostname mismatch");
+  httpcache_cache_free(cache);
+  opts.ssl_check_hostname = HTTPCACHE_SSL_NO_CHECK_HOSTNAME;
+  cache = open_with(url, &opts);
+  roundtrip(cache);
+  httpcache_cache_free(cache);
+  opts.ssl_check_hostname = HTTPCACHE_SSL_CHECK_HOSTNAME;
+  opts.ssl_server_hostname = "redis.test";
+  cache = open_with(url, &opts);
+  roundtrip(cache);
+  httpcache_cache_free(cache);
+  /* The URL's query beats the struct: the struct says "no check", the URL says "check". */
+  snprintf(url, sizeof url, "rediss://localhost:%s?ssl_ca_certs=%s/ca.crt&ssl_check_hostname=true&connect_timeout_ms=500",
+           port, tls_dir);
+  opts.ssl_server_hostname = NULL;
+  opts.ssl_check_hostname = HTTPCACHE_SSL_NO_CHECK_HOSTNAME;
+  cache = open_with(url, &opts);
+  refused(cache, "hostname mismatch");
+  httpcache_cache_free(cache);
+}
+
+/** A server that requires client certificates: refused without one or with one of another CA;
+ *  works with the fixture's client certificate, from the URL or from the struct. */
+static void test_tls_client_certificates(void **state) {
+  char port[32], url[700], mtls_url[1200], cert[600], key[600];
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *cache;
+  (void)state;
+  file_in("HTTPCACHE_TEST_REDIS_MTLS_DIR", "port", port, sizeof port);
+  snprintf(url, sizeof url, "rediss://127.0.0.1:%s?ssl_ca_certs=%s/ca.crt&connect_timeout_ms=500", port, mtls_dir);
+  cache = open_with(url, NULL);
+  refused(cache, "certificate required");
+  httpcache_cache_free(cache);
+  snprintf(cert, sizeof cert, "%s/other-client.crt", mtls_dir);
+  snprintf(key, sizeof key, "%s/other-client.key", mtls_dir);
+  opts.ssl_certfile = cert;
+  opts.ssl_keyfile = key;
+  cache = open_with(url, &opts);
+  refused(cache, "unknown ca");
+  httpcache_cache_free(cache);
+  snprintf(cert, sizeof cert, "%s/client.crt", mtls_dir);
+  snprintf(key, sizeof key, "%s/client.key", mtls_dir);
+  cache = open_with(url, &opts);
+  roundtrip(cache);
+  httpcache_cache_free(cache);
+  cache = open_with(file_in("HTTPCACHE_TEST_REDIS_MTLS_DIR", "url", mtls_url, sizeof mtls_url), NULL);
+  roundtrip(cache);
+  httpcache_cache_free(cache);
+}
+
+/** Unusable settings fail at open with EINVALID naming the setting; version 1 options still open. */
+static void test_tls_bad_settings(void **state) {
+  char port[32], url[256], other_key[600], cert[600];
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_options v1;
+  httpcache_cache *cache = NULL;
+  (void)state;
+  file_in("HTTPCACHE_TEST_REDIS_TLS_DIR", "port", port, sizeof port);
+  snprintf(url, sizeof url, "rediss://127.0.0.1:%s", port);
+  opts.ssl_ca_certs = "/no/such/ca.pem";
+  assert_int_equal(httpcache_cache_open(&cache, url, "t", NULL, &opts), HTTPCACHE_EINVALID);
+  assert_non_null(strstr(httpcache_error_last()->message, "ssl_ca_certs '/no/such/ca.pem'"));
+  opts.ssl_ca_certs = NULL;
+  snprintf(cert, sizeof cert, "%s/client.crt", tls_dir);
+  snprintf(other_key, sizeof other_key, "%s/other-client.key", tls_dir);
+  opts.ssl_certfile = cert;
+  opts.ssl_keyfile = other_key;
+  assert_int_equal(httpcache_cache_open(&cache, url, "t", NULL, &opts), HTTPCACHE_EINVALID);
+  assert_non_null(strstr(httpcache_error_last()->message, "ssl_keyfile"));
+  opts.ssl_certfile = opts.ssl_keyfile = NULL;
+  opts.ssl_cert_reqs = 7;
+  assert_int_equal(httpcache_cache_open(&cache, url, "t", NULL, &opts), HTTPCACHE_EINVALID);
+  assert_non_null(strstr(httpcache_error_last()->message, "ssl_cert_reqs"));
+  assert_null(cache);
+  /* A program built against version 1 of the struct: shorter, and still accepted. */
+  assert_int_equal(httpcache_options_init(&v1, 1), HTTPCACHE_OK);
+  assert_int_equal(v1.version, 1);
+  assert_int_equal(httpcache_cache_open(&cache, "memory://", "t", NULL, &v1), HTTPCACHE_OK);
+  httpcache_cache_free(cache);
+  assert_int_equal(httpcache_options_init(&v1, 3), HTTPCACHE_EVERSION);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tls_options_struct),     cmocka_unit_test(test_tls_wrong_ca_refused),
+      cmocka_unit_test(test_tls_host_name),          cmocka_unit_test(test_tls_client_certificates),
+      cmocka_unit_test(test_tls_bad_settings),
+  };
+  return cmocka_run_group_tests(tests, setup, NULL);
+}
