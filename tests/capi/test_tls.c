@@ -51,15 +51,16 @@ static void roundtrip(httpcache_cache *cache) {
   httpcache_buf_dispose(&value);
 }
 
-/* The handshake is refused: a get fails with EBACKEND naming `why`, get_or_compute fails open
- * (computes, no error), and the outage is counted. */
-static void refused(httpcache_cache *cache, const char *why) {
+/* The handshake is refused: a get fails with EBACKEND naming `why` (or `or_why`: a server that
+ * refuses a client certificate after its handshake may reset the connection before its alert is
+ * read), get_or_compute fails open (computes, no error), and the outage is counted. */
+static void refused_either(httpcache_cache *cache, const char *why, const char *or_why) {
   httpcache_buf value = HTTPCACHE_BUF_INIT;
   httpcache_outcome outcome;
   httpcache_stats s = HTTPCACHE_STATS_INIT;
   int calls = 0;
   assert_int_equal(httpcache_cache_get(&value, NULL, cache, "k", 1), HTTPCACHE_EBACKEND);
-  if (!strstr(httpcache_error_last()->message, why))
+  if (!strstr(httpcache_error_last()->message, why) && !strstr(httpcache_error_last()->message, or_why))
     fail_msg("message '%s' lacks '%s'", httpcache_error_last()->message, why);
   assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &outcome, cache, "k", 1, &one_minute, compute, &calls),
                    HTTPCACHE_OK);
@@ -70,6 +71,8 @@ static void refused(httpcache_cache *cache, const char *why) {
   assert_true(s.errors >= 1);
   httpcache_buf_dispose(&value);
 }
+
+static void refused(httpcache_cache *cache, const char *why) { refused_either(cache, why, why); }
 
 static httpcache_cache *open_with(const char *url, const httpcache_options *opts) {
   httpcache_cache *cache = NULL;
@@ -164,14 +167,14 @@ static void test_tls_client_certificates(void **state) {
   file_in("HTTPCACHE_TEST_REDIS_MTLS_DIR", "port", port, sizeof port);
   snprintf(url, sizeof url, "rediss://127.0.0.1:%s?ssl_ca_certs=%s/ca.crt&connect_timeout_ms=500", port, mtls_dir);
   cache = open_with(url, NULL);
-  refused(cache, "certificate required");
+  refused_either(cache, "certificate required", "reset by peer");
   httpcache_cache_free(cache);
   snprintf(cert, sizeof cert, "%s/other-client.crt", mtls_dir);
   snprintf(key, sizeof key, "%s/other-client.key", mtls_dir);
   opts.ssl_certfile = cert;
   opts.ssl_keyfile = key;
   cache = open_with(url, &opts);
-  refused(cache, "unknown ca");
+  refused_either(cache, "unknown ca", "reset by peer");
   httpcache_cache_free(cache);
   snprintf(cert, sizeof cert, "%s/client.crt", mtls_dir);
   snprintf(key, sizeof key, "%s/client.key", mtls_dir);
