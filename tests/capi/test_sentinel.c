@@ -221,6 +221,63 @@ static void test_sentinel_over_tls(void **state) {
   httpcache_cache_free(cache);
 }
 
+typedef struct {
+  int done, status;
+  char value[64];
+  char why[256]; /* httpcache_error_last() inside the completion, on failure */
+} result;
+
+static void on_get(int status, const void *value, size_t len, int64_t ttl_ms, void *payload) {
+  result *r = payload;
+  (void)ttl_ms;
+  r->done = 1;
+  r->status = status;
+  if (status == HTTPCACHE_OK) snprintf(r->value, sizeof r->value, "%.*s", (int)len, (const char *)value);
+}
+
+static void on_done(int status, int64_t count, void *payload) {
+  result *r = payload;
+  (void)count;
+  r->done = 1;
+  r->status = status;
+  if (status != HTTPCACHE_OK) snprintf(r->why, sizeof r->why, "%s", httpcache_error_last()->message);
+}
+
+/** The non-blocking API over Sentinel, driven by a host loop: the master is looked up in the
+ *  background (a request before the answer fails open at once, never waits), then a store and a
+ *  lookup go to the master. */
+static void test_sentinel_async(void **state) {
+  char url[512];
+  httpcache_cache *cache = NULL;
+  httpcache_async *ctx = NULL;
+  test_loop loop = TEST_LOOP_INIT;
+  result r;
+  int64_t start = test_now_ms();
+  (void)state;
+  assert_int_equal(httpcache_cache_open(&cache, fixture_url(dir(), url, sizeof url), test_unique_namespace("asen"), NULL, NULL),
+                   HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &loop), HTTPCACHE_OK);
+  do {
+    memset(&r, 0, sizeof r);
+    assert_int_equal(httpcache_async_set(ctx, "k", 1, "async-master", 12, &one_minute, on_done, &r), HTTPCACHE_OK);
+    assert_int_equal(test_loop_run(&loop, ctx, 2000), 0);
+    assert_true(r.done);
+    if (r.status != HTTPCACHE_OK) {
+      if (!strstr(r.why, "not known yet")) fail_msg("%s", r.why);
+      test_sleep_ms(5);
+    }
+  } while (r.status != HTTPCACHE_OK && test_now_ms() - start < 3000);
+  assert_int_equal(r.status, HTTPCACHE_OK);
+  memset(&r, 0, sizeof r);
+  assert_int_equal(httpcache_async_get(ctx, "k", 1, on_get, &r), HTTPCACHE_OK);
+  assert_int_equal(test_loop_run(&loop, ctx, 2000), 0);
+  assert_int_equal(r.status, HTTPCACHE_OK);
+  assert_string_equal(r.value, "async-master");
+  assert_int_equal(loop.process_errors, 0);
+  httpcache_async_free(ctx);
+  httpcache_cache_free(cache);
+}
+
 /** No sentinel reachable: calls fail open with a message naming the service. */
 static void test_sentinel_none_reachable(void **state) {
   httpcache_cache *cache = NULL;
@@ -239,6 +296,7 @@ int main(void) {
       cmocka_unit_test(test_sentinel_finds_master),
       cmocka_unit_test(test_sentinel_none_reachable),
       cmocka_unit_test(test_sentinel_over_tls),
+      cmocka_unit_test(test_sentinel_async),
       cmocka_unit_test(test_sentinel_failover_under_load),
       cmocka_unit_test(test_sentinel_failover_with_a_sentinel_down),
   };
