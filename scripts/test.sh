@@ -54,13 +54,13 @@ BUILD_DIR="$root/build-tsan" "$root/scripts/build.sh" -DHTTPCACHE_SANITIZE=threa
 # test_fencing's thread and process races (leases, single-flight) run 200 rounds here, not 1,000.
 (cd "$root/build-tsan" && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 HTTPCACHE_TEST_FENCING_ROUNDS=200 \
   ctest --output-on-failure --no-tests=error -R \
-  'redis_start|redis_stop|cluster_start|cluster_stop|cluster_ha_start|cluster_ha_stop|test_threads|test_resilience|test_async|test_cluster|test_chaos|test_fencing')
+  'redis_start|redis_stop|cluster_start|cluster_stop|cluster_ha_start|cluster_ha_stop|test_threads|test_resilience|test_async|test_cluster|test_chaos|test_fencing|test_tls|test_sentinel')
 
 echo "== fuzzing (build-fuzz, ${HTTPCACHE_FUZZ_SECONDS:-60} s per target)"
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DHTTPCACHE_FUZZ=ON -DHTTPCACHE_TEST=OFF \
   -DHTTPCACHE_PYTHON=OFF -DHTTPCACHE_SANITIZE=fuzzer-no-link,address,undefined \
   -DHTTPCACHE_FUZZ_SECONDS="${HTTPCACHE_FUZZ_SECONDS:-60}" >/dev/null
-cmake --build "$root/build-fuzz" --target fuzz_url fuzz_key fuzz_response
+cmake --build "$root/build-fuzz" --target fuzz_url fuzz_key fuzz_response fuzz_reply
 (cd "$root/build-fuzz" && ctest --output-on-failure -j "$jobs" &&
   grep -E "Testing: fuzz_[a-z]+$|stat::number_of_executed_units|stat::new_units_added" Testing/Temporary/LastTest.log)
 echo "== all tests passed"

@@ -33,6 +33,15 @@ connection::connection(const endpoint& where, const tls_client* tls, std::string
   }
 }
 
+connection::connection(net::socket_t connected, std::string shown)
+    : name_(std::move(shown)), fd_(connected), state_(state::ready), tls_(nullptr), reader_(redisReaderCreate()) {
+  if (!reader_) throw std::bad_alloc();
+}
+
+std::unique_ptr<connection> connection::adopt(net::socket_t connected, std::string shown) {
+  return std::unique_ptr<connection>(new connection(connected, std::move(shown)));
+}
+
 connection::~connection() {
   stream_.reset();  // before the socket it uses
   net::close(fd_);

@@ -48,6 +48,8 @@ class connection {
   // certificate against the endpoint's host). Throws backend_error if no attempt could start.
   // Messages name the node as `shown` (e.g. the URL with its password redacted), or where.name().
   connection(const endpoint& where, const tls_client* tls, std::string shown = {});
+  // Takes over a socket already connected (plain, no TLS), for tests and fuzzing of the transport.
+  static std::unique_ptr<connection> adopt(net::socket_t connected, std::string shown);
   ~connection();
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -83,6 +85,7 @@ class connection {
 
  private:
   enum class state { connecting, handshaking, ready };
+  connection(net::socket_t connected, std::string shown);
   void try_next_address(int err);
   bool step_connect();
   bool step_handshake();
