@@ -19,11 +19,14 @@ rm -f "$run"/*.json "$run"/*.md
 cleanup() {
   "$root/tests/fixtures/redis_server.sh" stop "$run/redis" >/dev/null 2>&1 || true
   "$root/tests/fixtures/redis_cluster.sh" stop "$run/cluster" >/dev/null 2>&1 || true
+  "$root/tests/fixtures/redis_server.sh" stop "$run/redis-tls" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 "$root/tests/fixtures/redis_server.sh" start "$run/redis" >/dev/null
 "$root/tests/fixtures/redis_cluster.sh" start "$run/cluster" 0 >/dev/null
+"$root/tests/fixtures/redis_server.sh" start "$run/redis-tls" tls >/dev/null
 export HTTPCACHE_BENCH_REDIS_URL="$(cat "$run/redis/url")"
+export HTTPCACHE_BENCH_REDIS_TLS_URL="$(cat "$run/redis-tls/url")"
 export HTTPCACHE_BENCH_CLUSTER_URL="$(cat "$run/cluster/url")"
 py="${BENCH_PY:-$("$root/bench/python/setup_venv.sh" | tail -n 1)}"
 

@@ -328,6 +328,24 @@ typedef struct httpcache_cache httpcache_cache;
  * URLs:
  *  - NULL, "" or `memory://`: the embedded in-process store (per handle).
  *  - `redis://[[user]:password@]host[:port][/db][?connect_timeout_ms=N&command_timeout_ms=N]`
+ *  - `rediss://...` the same over TLS (since v1.2), with the query settings
+ *    ssl_ca_certs=FILE, ssl_ca_path=DIR, ssl_certfile=FILE, ssl_keyfile=FILE
+ *    (client certificate for servers that require one), ssl_cert_reqs=required|none,
+ *    ssl_check_hostname=true|false, ssl_server_hostname=NAME (checked in the
+ *    certificate and sent as SNI); paths percent-encoded. They override the
+ *    options' ssl_* fields. Verification is on by default: the chain against
+ *    ssl_ca_certs/ssl_ca_path (or the system's CAs) and the host name (or IP
+ *    address) of the URL; TLS 1.2 at least. A refused handshake is an outage
+ *    like any other: calls fail open, with the reason in the error message
+ *    (e.g. "certificate verify failed: hostname mismatch").
+ *  - `redis+cluster://host:port[,host:port...]` (seed nodes), `rediss+cluster://` over TLS.
+ *  - `redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[/db]`
+ *    (since v1.2; sentinels' default port 26379), `rediss+sentinel://` over TLS
+ *    (to the sentinels and the master). The master is asked of the sentinels in
+ *    turn (SENTINEL get-master-addr-by-name); a background thread per handle
+ *    listens for +switch-master and asks again when a call finds the master
+ *    gone or read-only, so a failover is followed while calls fail open. The
+ *    credentials and db are the master's; the sentinels are asked without AUTH.
  *  - `unix:///path/to.sock[?db=N&connect_timeout_ms=N&command_timeout_ms=N]`
  * A Redis handle connects lazily: open succeeds even if the server is down,
  * and each call reconnects by itself when the server comes back.

@@ -52,7 +52,8 @@ echo "== concurrency tests under TSan (build-tsan)"
 # threads only meet the library through the C API, whose concurrency these tests cover.
 BUILD_DIR="$root/build-tsan" "$root/scripts/build.sh" -DHTTPCACHE_SANITIZE=thread -DHTTPCACHE_PYTHON=OFF
 # test_fencing's thread and process races (leases, single-flight) run 200 rounds here, not 1,000.
-(cd "$root/build-tsan" && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 HTTPCACHE_TEST_FENCING_ROUNDS=200 \
+(cd "$root/build-tsan" && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
+  HTTPCACHE_TEST_FENCING_ROUNDS=200 \
   ctest --output-on-failure --no-tests=error -R \
   'redis_start|redis_stop|cluster_start|cluster_stop|cluster_ha_start|cluster_ha_stop|test_threads|test_resilience|test_async|test_cluster|test_chaos|test_fencing|test_tls|test_sentinel')
 

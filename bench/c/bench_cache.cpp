@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: MIT
 // C benchmarks (Google Benchmark), each beside its baseline in the same binary and run:
 //   raw hiredis GET+PTTL round trip   <- the limit for a networked hit
+//   raw OpenSSL GET+PTTL round trip   <- the same limit over TLS (hiredis 0.14 has no TLS)
 //   mutex-guarded unordered_map copy  <- the in-process floor for memory://
 // Redis and cluster URLs come from the environment (bench/run.sh starts private servers).
 #include <benchmark/benchmark.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -62,6 +67,56 @@ void hit(benchmark::State& state, const std::string& url) {
 void BM_redis_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_REDIS_URL")); }
 void BM_cluster_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_CLUSTER_URL")); }
 void BM_memory_hit(benchmark::State& state) { hit(state, "memory://"); }
+void BM_tls_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_REDIS_TLS_URL")); }
+
+// The TLS limit: GET+PTTL pipelined over a bare OpenSSL connection (blocking socket, no
+// verification: the handshake is outside the loop), replies parsed by hiredis's reader.
+void BM_raw_openssl_get_pttl(benchmark::State& state) {
+  const std::string url = env("HTTPCACHE_BENCH_REDIS_TLS_URL");  // rediss://127.0.0.1:PORT?...
+  const std::string after_colon = url.substr(url.rfind(':') + 1);
+  const int port = std::atoi(after_colon.c_str());
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  if (SSL_connect(ssl) != 1) std::abort();
+  const std::string set = "*3\r\n$3\r\nSET\r\n$9\r\nbench:raw\r\n$" + std::to_string(payload.size()) + "\r\n" + payload + "\r\n";
+  const std::string get_pttl = "*2\r\n$3\r\nGET\r\n$9\r\nbench:raw\r\n*2\r\n$4\r\nPTTL\r\n$9\r\nbench:raw\r\n";
+  redisReader* reader = redisReaderCreate();
+  char buf[16384];
+  auto exchange = [&](const std::string& out, int replies) {
+    if (SSL_write(ssl, out.data(), static_cast<int>(out.size())) <= 0) std::abort();
+    for (int got = 0; got < replies;) {
+      void* r = nullptr;
+      if (redisReaderGetReply(reader, &r) != REDIS_OK) std::abort();
+      if (r) {
+        if (got == 0 && replies == 2) {  // copy the value out, as a cache hit must
+          std::string copy(static_cast<redisReply*>(r)->str, static_cast<redisReply*>(r)->len);
+          benchmark::DoNotOptimize(copy.data());
+        }
+        freeReplyObject(r);
+        ++got;
+        continue;
+      }
+      const int n = SSL_read(ssl, buf, sizeof buf);
+      if (n <= 0) std::abort();
+      redisReaderFeed(reader, buf, static_cast<size_t>(n));
+    }
+  };
+  exchange(set, 1);
+  for (auto _ : state) exchange(get_pttl, 2);
+  redisReaderFree(reader);
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  close(fd);
+}
 
 // The limit for a networked hit: the same two commands, pipelined, on a bare hiredis connection.
 void BM_raw_hiredis_get_pttl(benchmark::State& state) {
@@ -140,6 +195,8 @@ void BM_redis_invalidate(benchmark::State& state) {
 BENCHMARK(BM_raw_hiredis_get_pttl)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_redis_hit)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_cluster_hit)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_raw_openssl_get_pttl)->Threads(1)->UseRealTime();
+BENCHMARK(BM_tls_hit)->Threads(1)->UseRealTime();
 BENCHMARK(BM_map_floor)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_memory_hit)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_redis_miss_store)->UseRealTime();

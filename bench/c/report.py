@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Turns Google Benchmark JSON files (one per round, each with repetitions) into a Markdown table:
 the median time per case over the rounds, and its ratio to the baseline measured in the same
-round (raw hiredis for Redis hits, the mutex-guarded map for memory:// hits, one server for the
+round (raw hiredis for Redis hits, a raw OpenSSL client for TLS hits, the mutex-guarded map for memory:// hits, one server for the
 cluster), the median over rounds, with each round's ratio shown. Rounds are run one after the
 other, so drift of a noisy machine (a quiet minute for the baseline alone) moves one round's
 ratio, not the median.
@@ -42,6 +42,8 @@ for t in ("threads:1", "threads:2"):
     row(f"httpcache hit, cluster ({n} thr)", f"BM_cluster_hit/real_time/{t}", f"BM_redis_hit/real_time/{t}", "vs one server")
     row(f"mutex+unordered_map copy ({n} thr)", f"BM_map_floor/real_time/{t}")
     row(f"httpcache hit, memory:// ({n} thr)", f"BM_memory_hit/real_time/{t}", f"BM_map_floor/real_time/{t}", "<= 4x")
+row("raw OpenSSL GET+PTTL over TLS (1 thr)", "BM_raw_openssl_get_pttl/real_time/threads:1")
+row("httpcache hit, Redis over TLS (1 thr)", "BM_tls_hit/real_time/threads:1", "BM_raw_openssl_get_pttl/real_time/threads:1", "vs raw TLS")
 row("miss + store, Redis", "BM_redis_miss_store/real_time", "BM_raw_hiredis_get_pttl/real_time/threads:1")
 row("miss + store, memory://", "BM_memory_miss_store/real_time")
 row("invalidate 1 key, Redis", "BM_redis_invalidate/1/real_time")
