@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: MIT
 """Shared fixtures: the private redis-server of the CTest `redis` fixture, the local Redis Cluster
-of the CTest `cluster` fixture, and a configured HTTPCache per test on each backend (memory://,
-one Redis server, the cluster).
+of the CTest `cluster` fixture, the TLS servers of the `redis_tls`, `redis_mtls` and `cluster_tls`
+fixtures, the Sentinel deployments of the `sentinel` and `sentinel_tls` fixtures, and a configured
+HTTPCache per test on each backend (memory://, one Redis server, the same over TLS, the cluster).
 
-The Redis halves never skip: without HTTPCACHE_TEST_REDIS_DIR or HTTPCACHE_TEST_CLUSTER_DIR (set
-by CTest) the tests fail and say how to start the server or the cluster by hand."""
+The Redis halves never skip: without HTTPCACHE_TEST_REDIS_DIR, HTTPCACHE_TEST_REDIS_TLS_DIR,
+HTTPCACHE_TEST_CLUSTER_DIR (or, for the tests that use them, HTTPCACHE_TEST_REDIS_MTLS_DIR,
+HTTPCACHE_TEST_CLUSTER_TLS_DIR, HTTPCACHE_TEST_SENTINEL_DIR, HTTPCACHE_TEST_SENTINEL_TLS_DIR), all
+set by CTest, the tests fail and say how to start the server by hand."""
 
 from __future__ import annotations
 
@@ -40,6 +43,26 @@ def _redis_dir() -> pathlib.Path:
 
 def _cluster_dir() -> pathlib.Path:
     return _fixture_dir("HTTPCACHE_TEST_CLUSTER_DIR", "tests/fixtures/redis_cluster.sh start DIR 0")
+
+
+def _redis_tls_dir() -> pathlib.Path:
+    return _fixture_dir("HTTPCACHE_TEST_REDIS_TLS_DIR", "tests/fixtures/redis_server.sh start DIR tls")
+
+
+def _redis_mtls_dir() -> pathlib.Path:
+    return _fixture_dir("HTTPCACHE_TEST_REDIS_MTLS_DIR", "tests/fixtures/redis_server.sh start DIR mtls")
+
+
+def _cluster_tls_dir() -> pathlib.Path:
+    return _fixture_dir("HTTPCACHE_TEST_CLUSTER_TLS_DIR", "tests/fixtures/redis_cluster.sh start DIR 0 tls")
+
+
+def _sentinel_dir() -> pathlib.Path:
+    return _fixture_dir("HTTPCACHE_TEST_SENTINEL_DIR", "tests/fixtures/redis_sentinel.sh start DIR")
+
+
+def _sentinel_tls_dir() -> pathlib.Path:
+    return _fixture_dir("HTTPCACHE_TEST_SENTINEL_TLS_DIR", "tests/fixtures/redis_sentinel.sh start DIR tls")
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +114,54 @@ def redis_client(redis_url):
 
 
 @pytest.fixture(scope="session")
+def rediss_dir() -> pathlib.Path:
+    """The TLS server's directory (redis_server.sh kill|revive DIR keep TLS); its certificates are
+    in DIR/tls: ca.crt, server.crt (SAN DNS:redis.test, IP:127.0.0.1, not localhost), client.crt
+    and .key, other-ca.crt, other-client.crt and .key, capath/."""
+    return _redis_tls_dir()
+
+
+@pytest.fixture(scope="session")
+def rediss_url() -> str:
+    """rediss://127.0.0.1:PORT?ssl_ca_certs=DIR/tls/ca.crt: the TLS-only server."""
+    return (_redis_tls_dir() / "url").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def rediss_client(rediss_url):
+    """redis-py on the TLS server (it takes the URL's ssl_ca_certs as written)."""
+    client = redis_py.Redis.from_url(rediss_url)
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_mtls_dir() -> pathlib.Path:
+    """The mutual-TLS server's directory (DIR/url names the client certificate, DIR/tls)."""
+    return _redis_mtls_dir()
+
+
+@pytest.fixture(scope="session")
+def cluster_tls_dir() -> pathlib.Path:
+    """The TLS cluster's directory (DIR/url: rediss+cluster://...?ssl_ca_certs=..., DIR/ports)."""
+    return _cluster_tls_dir()
+
+
+@pytest.fixture(scope="session")
+def sentinel_dir() -> pathlib.Path:
+    """The Sentinel deployment's directory (DIR/url redis+sentinel://.../mymaster, DIR/master_port;
+    redis_sentinel.sh kill-master|wait-failover|revive DIR)."""
+    return _sentinel_dir()
+
+
+@pytest.fixture(scope="session")
+def sentinel_tls_dir() -> pathlib.Path:
+    """The same over TLS only (DIR/url rediss+sentinel://...?ssl_ca_certs=..., DIR/tls)."""
+    return _sentinel_tls_dir()
+
+
+@pytest.fixture(scope="session")
 def cluster_url() -> str:
     """redis+cluster://host:port,host:port (seed nodes of the 3-master cluster)."""
     return (_cluster_dir() / "url").read_text().strip()
@@ -111,25 +182,28 @@ def namespace() -> str:
     return f"t{os.getpid()}_{next(_counter)}"
 
 
-@pytest.fixture(params=["memory", "redis", "cluster"])
+@pytest.fixture(params=["memory", "redis", "rediss", "cluster"])
 def backend(request) -> str:
-    """The URL of each backend in turn: memory://, one Redis server, the Redis Cluster."""
+    """The URL of each backend in turn: memory://, one Redis server, the same over TLS
+    (rediss://), the Redis Cluster."""
     if request.param == "memory":
         return "memory://"
     return request.getfixturevalue(f"{request.param}_url")
 
 
-@pytest.fixture(params=["redis", "cluster"])
+@pytest.fixture(params=["redis", "rediss", "cluster"])
 def redis_backend(request) -> str:
-    """The URL of each Redis backend in turn: one server, then the cluster."""
+    """The URL of each Redis backend in turn: one server, the same over TLS, then the cluster."""
     return request.getfixturevalue(f"{request.param}_url")
 
 
 def client_for(request, url: str):
     """The redis-py client that reads what the cache stored under `url`: cluster-aware for a
-    redis+cluster:// URL, None for memory://."""
+    redis+cluster:// URL, over TLS for a rediss:// one, None for memory://."""
     if url.startswith("redis+cluster://"):
         return request.getfixturevalue("cluster_client")
+    if url.startswith("rediss://"):
+        return request.getfixturevalue("rediss_client")
     if url.startswith(("redis://", "unix://")):
         return request.getfixturevalue("redis_client")
     return None
