@@ -104,8 +104,8 @@ class _Watcher:
 
 class Flight:
     """One computation of a key on this loop (``_cached_call.CachedCall._single_flight``): the
-    future its waiters await (the leader's Entry, None, or its exception), the lease it computes
-    under and the loop's invalidation generation when it started.
+    future its waiters await (the leader's ``Computed``, None, or its exception), the lease it
+    computes under and the loop's invalidation generation when it started.
 
     Fencing: on a miss the core's session takes the key's lease and reports its number (ttl_ms
     of the miss: > 0 ours, < 0 another holder's, 0 none). A caller may join a flight only with

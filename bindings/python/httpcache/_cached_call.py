@@ -10,8 +10,14 @@ Who decides what (docs/design.md has the whole walk):
   (``LoopAdapter.flights``), because the non-blocking API has no compute callback.
 - backend health (one log line per outage): the handle's ``Health``, told by each call here.
 
-Both paths share ``hit`` (stored bytes -> the caller's result) and ``stored`` (the headers of a
-computed response); each returns its outcome instead of writing to shared state.
+The ``def`` and ``async def`` paths differ only in how they call the function (and its
+ttl_func) and talk to the backend: the blocking get_or_compute, or the loop's non-blocking get
+and set. They share one way to serve a hit (``hit``/``serve``: stored bytes -> the caller's
+result) and one way to compute and store: ``computed`` applies the storage rules and encodes,
+``Computed.expire_in`` settles the TTL (capped by the handler), and ``finished`` gives the
+caller its result with its cache headers. Each step returns its outcome (a ``Computed``, the
+TTL stored) instead of writing to shared state; the one exception is what the core's callbacks
+need, kept per thread (see ``CachedCall.current``).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from . import _httpcache
 from ._codec import MAGIC, MISS, ResponseMemo, decode_json, decode_value, encode, is_value_record
@@ -40,11 +46,28 @@ _STORED = _httpcache.OUTCOME_STORED
 _COALESCED = _httpcache.OUTCOME_COALESCED
 
 
-class Entry(NamedTuple):
-    """What a leader of an async flight computed, as its waiters are served it."""
+class Computed:
+    """One run of the decorated function, as both paths store and return it: the result (and
+    the Response FastAPI injected into the call), the bytes to store (None: not stored), whether
+    they are a response record, and their TTL in seconds. The leader of an async flight hands it
+    to its waiters, who are served its data and ttl."""
 
-    data: bytes
-    ttl_s: float
+    __slots__ = ("result", "injected", "data", "is_response", "cap", "ttl")
+
+    def __init__(self, result: Any, injected: Any, data: bytes | None, is_response: bool, cap: int | None) -> None:
+        self.result = result
+        self.injected = injected
+        self.data = data
+        self.is_response = is_response
+        self.cap = cap  # the most seconds the response's handler allows, or None
+        self.ttl = 0
+
+    def expire_in(self, seconds: int | None) -> None:
+        """Takes the TTL choice's answer for this result; None (its ttl_func failed) stores nothing."""
+        if seconds is None:
+            self.data = None
+        else:
+            self.ttl = seconds if self.cap is None else min(seconds, self.cap)
 
 
 class CachedCall:
@@ -53,7 +76,7 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "response_param", "adds_param", "__weakref__",
+        "compute_callback", "response_param", "adds_param", "__weakref__",
     )
 
     def __init__(self, func: Callable[..., Any], keys: KeyBuilder, ttl: TtlChoice, namespace: str | None) -> None:
@@ -66,10 +89,14 @@ class CachedCall:
         self.memo = ResponseMemo(max_bytes=0) if self.per_user else ResponseMemo()
         self.where = getattr(func, "__qualname__", repr(func))
         self.endpoint: Any = None  # the wrapper routing calls, for HTTPCache.attach()
-        # The sync path's store policy: the core calls it right after a computation, on the same
-        # thread, for the TTL that computation settled (its ttl_func, capped by its handler).
+        # get_or_compute's callbacks take no arguments and are made once, so that a hit builds no
+        # callable: call_sync leaves the call's (handle, args, kwargs) in `current` (per thread;
+        # one tuple in one write costs a hit less than a partial or a write per field), the
+        # compute callback leaves its Computed there, and the TTL callback, which the core runs
+        # right after it on the same thread, reads that Computed's TTL.
         self.current = threading.local()
-        self.ttl_callback = _httpcache.Policy.callback(lambda: self.current.run.ttl)
+        self.compute_callback = self._compute_for_core
+        self.ttl_callback = _httpcache.Policy.callback(lambda: self.current.computed.ttl)
         # FastAPI's injected Response (see _injected): the handler's own parameter, or one the
         # wrapper adds (adds_param) and never passes on.
         self.response_param, self.adds_param = response_param(func)
@@ -120,27 +147,39 @@ class CachedCall:
             note_response(self.endpoint, key, self.namespace)
         return result
 
-    def stored(self, response: Any, key: bytes, ttl_s: float, in_backend: bool) -> None:
-        """Gives a computed response its cache headers (it was stored, or would have been)."""
-        set_cache_headers(response, ttl_s, self.per_user, hit=False)
-        if in_backend and not self.per_user:
-            note_response(self.endpoint, key, self.namespace)
+    def computed(self, result: Any, injected: Any) -> Computed:
+        """A result as it is to be stored: the storage rules and the encoding (``_codec.encode``).
+        The caller then asks the TTL choice, for a storable result only (``Computed.expire_in``)."""
+        data, is_response, cap = encode(result, self.per_user, self.where, injected)
+        return Computed(result, injected, data, is_response, cap)
 
-    def key(self, args: tuple, kwargs: dict) -> bytes | None:
-        built = self.keys.build(args, kwargs)
-        return None if built is None else built[0]
+    def finished(self, computed: Computed, key: bytes, stored_ttl: int | None) -> Any:
+        """The caller's result of a computation: a storable one gets its cache headers, for the
+        entry's TTL when it was stored (`stored_ttl`), else for the TTL it would have had."""
+        if computed.data is None:
+            return computed.result
+        if stored_ttl is not None:
+            computed.ttl = stored_ttl
+        if computed.is_response:
+            set_cache_headers(computed.result, computed.ttl, self.per_user, hit=False)
+            if stored_ttl is not None and not self.per_user:
+                note_response(self.endpoint, key, self.namespace)
+        elif computed.injected is not None:
+            set_cache_headers(computed.injected, computed.ttl, self.per_user, hit=False)
+        return computed.result
 
     # -- def functions: the core's get_or_compute decides (single-flight, lock, store)
 
     def call_sync(self, args: tuple, kwargs: dict) -> Any:
-        key = self.key(args, kwargs)
-        if key is None:
+        built = self.keys.build(args, kwargs)  # [key] (one template), or None: run uncached
+        if built is None:
             return self.run(args, kwargs)
+        key = built[0]
         handle = HTTPCache.handle(self.namespace)
-        run = _Computation(self, handle, args, kwargs)
-        policy = self.ttl_callback
+        current = self.current
+        current.call = handle, args, kwargs
         ticket = handle.ticket()
-        value, ttl_ms, outcome, failure = handle.cache.get_or_compute(key, policy, run)
+        value, ttl_ms, outcome, failure = handle.cache.get_or_compute(key, self.ttl_callback, self.compute_callback)
         if outcome == _HIT or outcome == _COALESCED:
             # COALESCED: a concurrent call on this handle computed it; this call's function did
             # not run, as on a hit. That says nothing about the backend (the value is shared even
@@ -150,54 +189,67 @@ class CachedCall:
             result = self.hit(key, value, ttl_ms / 1000, self.response_param and kwargs.get(self.response_param))
             if result is not MISS:
                 return result
-            ttl_ms, outcome = self._overwrite(handle, key, policy, run, ticket)
-        return self._computed(handle, key, run, ttl_ms, outcome, ticket, failure)
+            computed = self._compute_sync(handle, args, kwargs)
+            ttl_ms, outcome = self._overwrite(handle, key, computed, ticket)
+        else:
+            computed = current.computed  # any other outcome ran this call's compute callback
+        current.computed = None  # the result is the caller's now: not kept alive by this thread
+        return self._after_core(handle, key, computed, ttl_ms, outcome, ticket, failure)
 
-    def _overwrite(self, handle: Handle, key: bytes, policy: Any, run: _Computation, ticket: int) -> tuple[int, Any]:
-        """Computes and stores over a stored value that does not decode: (ttl_ms, outcome)."""
-        run()
+    def _compute_for_core(self) -> tuple[bytes, bool]:
+        """get_or_compute's compute callback (a miss), on the calling thread: computes the call
+        call_sync left in `current` and leaves its Computed there."""
+        current = self.current
+        computed = self._compute_sync(*current.call)
+        # Set after the function ran: a nested call of this function on this thread set its own.
+        current.computed = computed
+        return (b"", False) if computed.data is None else (computed.data, True)
+
+    def _compute_sync(self, handle: Handle, args: tuple, kwargs: dict) -> Computed:
+        computed = self.computed(self.run(args, kwargs), self.injected(kwargs))
+        if computed.data is not None:
+            computed.expire_in(self.ttl.seconds_sync(self.where, handle.cache))
+        return computed
+
+    def _overwrite(self, handle: Handle, key: bytes, computed: Computed, ticket: int) -> tuple[int, Any]:
+        """Stores a computation over a stored value that does not decode: (ttl_ms, outcome)."""
         ttl_ms, outcome = 0, None
-        if run.data is not None:
+        if computed.data is not None:
             try:
-                ttl_ms, outcome = handle.cache.set(key, run.data, policy) * 1000, _STORED
+                ttl_ms = handle.cache.set(key, computed.data, _httpcache.Policy.seconds(computed.ttl)) * 1000
+                outcome = _STORED
             except ValueError:
-                pass  # over max_value_bytes: logged by _computed
+                pass  # over max_value_bytes: logged by _after_core
             except _httpcache.Error as e:
                 handle.backend_failed(ticket, "set", e.code, str(e))
         if outcome != _STORED:
             handle.count("uncached")  # the core counted a hit
         return ttl_ms, outcome
 
-    def _computed(
-        self, handle: Handle, key: bytes, run: _Computation, ttl_ms: int, outcome: Any, ticket: int,
+    def _after_core(
+        self, handle: Handle, key: bytes, computed: Computed, ttl_ms: int, outcome: Any, ticket: int,
         failure: str | None = None,
     ) -> Any:
-        """The result of a call whose function ran: logs why it was not stored (`failure`: the
-        backend's, when it failed), sets headers."""
-        if run.data is None:
-            return run.result
-        if outcome == _STORED:
-            handle.backend_ok(ticket)
-        elif len(run.data) > handle.max_value_bytes():
-            logger.warning("httpcache: result of %s not cached: over max_value_bytes", self.where)
-        elif ttl_ms < 0:
-            pass  # not stored because of fencing (an invalidation, another caller's lease): no outage
-        elif outcome is not None:
-            handle.backend_failed(ticket, "get or set", None, failure)
-        in_backend = outcome == _STORED
-        ttl_s = ttl_ms // 1000 if in_backend else run.ttl
-        if run.is_response:
-            self.stored(run.result, key, ttl_s, in_backend)
-        elif (injected := self.injected(run.kwargs)) is not None:
-            set_cache_headers(injected, ttl_s, self.per_user, hit=False)
-        return run.result
+        """The result of a call whose function ran: tells Health what became of its store
+        (`failure`: the backend's, when it failed) and logs a value too large to store."""
+        if computed.data is not None:
+            if outcome == _STORED:
+                handle.backend_ok(ticket)
+            elif len(computed.data) > handle.max_value_bytes():
+                logger.warning("httpcache: result of %s not cached: over max_value_bytes", self.where)
+            elif ttl_ms < 0:
+                pass  # not stored because of fencing (an invalidation, another caller's lease): no outage
+            elif outcome is not None:
+                handle.backend_failed(ticket, "get or set", None, failure)
+        return self.finished(computed, key, ttl_ms // 1000 if outcome == _STORED else None)
 
     # -- async def functions: non-blocking get and set; single-flight per loop here
 
     async def call_async(self, args: tuple, kwargs: dict) -> Any:
-        key = self.key(args, kwargs)
-        if key is None:
+        built = self.keys.build(args, kwargs)  # [key] (one template), or None: run uncached
+        if built is None:
             return await self.run(args, kwargs)
+        key = built[0]
         handle = HTTPCache.handle(self.namespace)
         loop = asyncio.get_running_loop()
         adapter = handle.adapter(loop)
@@ -232,24 +284,18 @@ class CachedCall:
         flights = adapter.flights
         leader = flights.get(key)
         if leader is not None and not leader.void and leader.lease == lease and (lease or leader.generation == adapter.generation):
-            try:
-                shared = await asyncio.wait_for(asyncio.shield(leader.future), HTTPCache.option("singleflight_wait_ms") / 1000)
-            except asyncio.TimeoutError:
-                shared = None
-            if shared is not None:
-                result = self.serve(shared.data, shared.ttl_s, self.injected(kwargs))
-                if result is not MISS:
-                    handle.count("coalesced")
-                    return result
-            return (await self._compute(args, kwargs, handle, loop, adapter, key, backend_up, ticket, None))[0]
+            return await self._join(leader, args, kwargs, handle, loop, adapter, key, ticket)
         if leader is not None:
             leader.void = True  # a newer lease (or an invalidation): that flight must not store
         flight = Flight(loop.create_future(), lease, adapter.generation)
         flights[key] = flight
-        entry = None
+        shared = None
         try:
-            result, entry = await self._compute(args, kwargs, handle, loop, adapter, key, backend_up, ticket, flight)
-            return result
+            computed = await self._compute_async(
+                args, kwargs, handle, loop, adapter, key, ticket, flight if backend_up else None
+            )
+            shared = None if computed.data is None else computed
+            return computed.result
         except Exception as e:
             if not flight.future.done():
                 flight.future.set_exception(e)  # waiters raise the same exception
@@ -259,48 +305,57 @@ class CachedCall:
             if flights.get(key) is flight:
                 del flights[key]
             if not flight.future.done():
-                flight.future.set_result(entry)  # None (declined or canceled): waiters compute their own
+                flight.future.set_result(shared)  # None (declined or canceled): waiters compute their own
             # A void flight's lease is gone (invalidated) and the context's record for the key may
             # be a newer flight's: releasing would delete that one's placeholder and unfence it.
             if lease > 0 and not flight.set_sent and not flight.void:
                 await _release(adapter, loop, key)
 
-    async def _compute(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket, flight) -> tuple[Any, Entry | None]:  # noqa: ANN001
-        """(the function's result, the Entry waiters may be served, or None when not storable).
-        A computation outside a flight, or of a flight made void, is not stored (fencing)."""
-        result = await self.run(args, kwargs)
-        injected = self.injected(kwargs)
-        data, is_response, cap = encode(result, self.per_user, self.where, injected)
-        policy = None if data is None else await self.ttl.policy_async(self.where)
-        if policy is None:
+    async def _join(self, leader, args, kwargs, handle, loop, adapter, key, ticket) -> Any:  # noqa: ANN001
+        """A call that found its key's flight under its own lease: served what the leader
+        computed, or, when the leader has nothing to share (a result not to be stored, a
+        canceled call) or is too slow, computes its own, not stored: the lease is the leader's."""
+        try:
+            shared = await asyncio.wait_for(asyncio.shield(leader.future), HTTPCache.option("singleflight_wait_ms") / 1000)
+        except asyncio.TimeoutError:
+            shared = None
+        if shared is not None:
+            result = self.serve(shared.data, shared.ttl, self.injected(kwargs))
+            if result is not MISS:
+                handle.count("coalesced")
+                return result
+        return (await self._compute_async(args, kwargs, handle, loop, adapter, key, ticket, None)).result
+
+    async def _compute_async(self, args, kwargs, handle, loop, adapter, key, ticket, flight) -> Computed:  # noqa: ANN001
+        """Runs the function and stores what it computed through `flight`, the flight this call
+        leads on a backend that is up (None: not stored). A flight made void while computing
+        stores nothing either (fencing)."""
+        computed = self.computed(await self.run(args, kwargs), self.injected(kwargs))
+        if computed.data is not None:
+            computed.expire_in(await self.ttl.seconds_async(self.where, handle.cache))
+        stored_ttl = None
+        if computed.data is not None and flight is not None and not flight.void:
+            stored_ttl = await self._store_async(handle, loop, adapter, key, computed, ticket, flight)
+        if stored_ttl is None:
             handle.count("uncached")
-            return result, None
-        if cap is not None and cap < handle.cache.ttl(policy):
-            policy = _httpcache.Policy.seconds(cap)  # never stored longer than the handler allows
-        ttl_s = 0
-        if backend_up and flight is not None and not flight.void:
-            flight.set_sent = True
-            try:
-                status, ttl_s = await adapter.set(loop, key, data, policy)
-            except ValueError as e:  # value over max_value_bytes (counted by the core)
-                flight.set_sent = False  # refused before it was sent: the lease is still ours
-                logger.warning("httpcache: result of %s not cached: %s", self.where, e)
-                handle.count("uncached")
-                return result, None
-            if status == _ENOTFOUND:
-                ttl_s = 0  # refused: the lease was invalidated while computing (fencing)
-            elif status != _OK:
-                handle.backend_failed(ticket, "set", status, ttl_s)  # ttl_s: the error message
-                ttl_s = 0
-        in_backend = bool(ttl_s)
-        if not in_backend:
-            handle.count("uncached")
-            ttl_s = handle.cache.ttl(policy)
-        if is_response:
-            self.stored(result, key, ttl_s, in_backend)
-        elif injected is not None:
-            set_cache_headers(injected, ttl_s, self.per_user, hit=False)
-        return result, Entry(data, ttl_s)
+        self.finished(computed, key, stored_ttl)
+        return computed
+
+    async def _store_async(self, handle, loop, adapter, key, computed, ticket, flight) -> int | None:  # noqa: ANN001
+        """The TTL the backend stored `computed` with, fenced by the flight's lease, or None."""
+        flight.set_sent = True
+        try:
+            status, ttl_s = await adapter.set(loop, key, computed.data, _httpcache.Policy.seconds(computed.ttl))
+        except ValueError as e:  # value over max_value_bytes (counted by the core)
+            flight.set_sent = False  # refused before it was sent: the lease is still ours
+            logger.warning("httpcache: result of %s not cached: %s", self.where, e)
+            computed.data = None  # no cache headers; waiters compute their own
+            return None
+        if status == _OK:
+            return ttl_s
+        if status != _ENOTFOUND:  # ENOTFOUND: the lease was invalidated while computing (fencing)
+            handle.backend_failed(ticket, "set", status, ttl_s)  # ttl_s: the error message
+        return None
 
 
 async def _release(adapter: Any, loop: Any, key: bytes) -> None:
@@ -310,32 +365,3 @@ async def _release(adapter: Any, loop: Any, key: bytes) -> None:
         await adapter.release(loop, key)
     except Exception:  # noqa: BLE001 - the context closed, the backend failed: it expires by itself
         pass
-
-
-class _Computation:
-    """The compute callback the core's get_or_compute runs on a miss of a ``def`` function: runs
-    it once and keeps what it produced (the result, the bytes to store or None, the TTL)."""
-
-    __slots__ = ("call", "handle", "args", "kwargs", "result", "data", "is_response", "ttl")
-
-    def __init__(self, call: CachedCall, handle: Handle, args: tuple, kwargs: dict) -> None:
-        self.call = call
-        self.handle = handle
-        self.args = args
-        self.kwargs = kwargs
-        self.data: bytes | None = None
-        self.ttl: int | None = None
-
-    def __call__(self) -> tuple[bytes, bool]:
-        call = self.call
-        self.result = call.run(self.args, self.kwargs)
-        self.data, self.is_response, cap = encode(self.result, call.per_user, call.where, call.injected(self.kwargs))
-        if self.data is not None and call.ttl.func is not None:
-            self.ttl = call.ttl.seconds_sync(call.where)
-            if self.ttl is None:
-                self.data = None
-        if self.data is not None:
-            ttl = self.ttl if self.ttl is not None else self.handle.cache.ttl(call.ttl.fixed)
-            self.ttl = ttl if cap is None else min(ttl, cap)  # never longer than the handler allows
-        call.current.run = self  # what the TTL callback reads, right after this returns
-        return (b"", False) if self.data is None else (self.data, True)

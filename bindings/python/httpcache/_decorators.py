@@ -54,36 +54,20 @@ def cache(
     """
     what = f"cache(key={key!r})"
     # End of day is both the default and the fallback, so expire_end_of_day changes nothing.
-    if end_of_week is not None:
-        expire_end_of_week = end_of_week
-    ttl = TtlChoice(what, ttl_in_seconds, expire_end_of_week, ttl_func)
+    ttl = TtlChoice(what, ttl_in_seconds, expire_end_of_week if end_of_week is None else end_of_week, ttl_func)
     if namespace is not None:
         check_namespace(namespace)
 
     def decorate(func: F) -> F:
-        if not callable(func):
-            raise ValueError(f"{what}: cannot decorate {func!r}: not callable")
+        _check_callable(what, func)
         keys = KeyBuilder(func, [key], obj, obj_attr, what)
         call = CachedCall(func, keys, ttl, namespace)
         claim(namespace, keys.templates, obj_attr, what, HTTPCache.namespace, call)
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await call.call_async(args, kwargs)
-
-            wrapper = async_wrapper
-        else:
-
-            @functools.wraps(func)
-            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return call.call_sync(args, kwargs)
-
-            wrapper = sync_wrapper
+        wrapper = _thin_wrapper(func, call)
         if call.adds_param:
             add_param(wrapper, func)  # FastAPI injects a Response for the cache headers
         call.endpoint = wrapper
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorate
 
@@ -106,49 +90,65 @@ def invalidate_cache(
         check_namespace(namespace)
 
     def decorate(func: F) -> F:
-        if not callable(func):
-            raise ValueError(f"{what}: cannot decorate {func!r}: not callable")
-        inv = Invalidation(KeyBuilder(func, templates, obj, obj_attr, what), namespace)
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                keys = inv.keys.build(args, kwargs)
-                if keys is None:
-                    return await func(*args, **kwargs)
-                await inv.delete_async(keys)
-                try:
-                    return await func(*args, **kwargs)
-                finally:
-                    await inv.delete_async(keys)
-
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            keys = inv.keys.build(args, kwargs)
-            if keys is None:
-                return func(*args, **kwargs)
-            inv.delete_sync(keys)
-            try:
-                return func(*args, **kwargs)
-            finally:
-                inv.delete_sync(keys)
-
-        return sync_wrapper  # type: ignore[return-value]
+        _check_callable(what, func)
+        return _thin_wrapper(func, Invalidation(func, KeyBuilder(func, templates, obj, obj_attr, what), namespace))
 
     return decorate
+
+
+def _check_callable(what: str, func: Any) -> None:
+    if not callable(func):
+        raise ValueError(f"{what}: cannot decorate {func!r}: not callable")
+
+
+def _thin_wrapper(func: F, target: CachedCall | Invalidation) -> F:
+    """The wrapper of `func` (its name, docstring and signature) that hands each call to `target`:
+    an ``async def`` one for an ``async def`` function, else a plain one."""
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await target.call_async(args, kwargs)
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+        return target.call_sync(args, kwargs)
+
+    return sync_wrapper  # type: ignore[return-value]
 
 
 class Invalidation:
     """The keys one ``@invalidate_cache`` deletes, and the two ways of deleting them. A failed
     delete is an outage like any other: logged once per outage, never raised to the caller."""
 
-    __slots__ = ("keys", "namespace")
+    __slots__ = ("func", "keys", "namespace")
 
-    def __init__(self, keys: KeyBuilder, namespace: str | None) -> None:
+    def __init__(self, func: Callable[..., Any], keys: KeyBuilder, namespace: str | None) -> None:
+        self.func = func
         self.keys = keys
         self.namespace = namespace
+
+    def call_sync(self, args: tuple, kwargs: dict) -> Any:
+        keys = self.keys.build(args, kwargs)
+        if keys is None:
+            return self.func(*args, **kwargs)
+        self.delete_sync(keys)
+        try:
+            return self.func(*args, **kwargs)
+        finally:
+            self.delete_sync(keys)
+
+    async def call_async(self, args: tuple, kwargs: dict) -> Any:
+        keys = self.keys.build(args, kwargs)
+        if keys is None:
+            return await self.func(*args, **kwargs)
+        await self.delete_async(keys)
+        try:
+            return await self.func(*args, **kwargs)
+        finally:
+            await self.delete_async(keys)
 
     def delete_sync(self, keys: list[bytes]) -> None:
         handle: Handle = HTTPCache.handle(self.namespace)

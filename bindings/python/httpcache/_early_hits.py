@@ -184,6 +184,19 @@ def _signature(scope: dict) -> tuple:
     return (scope["scheme"], host, scope.get("root_path", ""), scope["path"], scope["query_string"])
 
 
+def _verdict(handle: Any, ticket: int, learned: _Learned, status: int, value: Any, ttl_ms: int) -> tuple:
+    """The early GET's finding that did not answer the request, for the endpoint's @cache wrapper
+    (see early_verdict): (namespace, key, status, the miss's lease number or 0)."""
+    if status == _OK:
+        status, ttl_ms = _ENOTFOUND, 0  # a value that does not decode: recomputed by the normal path
+    elif status == _ENOTFOUND:
+        handle.backend_ok(ticket)  # ttl_ms: the miss's lease number (see _asyncio.Flight)
+    else:
+        handle.backend_failed(ticket, "get", status, value)
+        ttl_ms = 0
+    return learned.namespace, learned.key, status, ttl_ms
+
+
 class EarlyHits:
     """The ASGI app put in front of a router by HTTPCache.attach()."""
 
@@ -199,9 +212,9 @@ class EarlyHits:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if self.freeze_pending:
             if scope["type"] == "lifespan":
-                await self.inner(scope, receive, self._freezing_after_startup(send))
-                return
-            self._freeze_gc()  # a server that runs no lifespan: at the first request
+                send = self._freezing_after_startup(send)
+            else:
+                self._freeze_gc()  # a server that runs no lifespan: at the first request
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.inner(scope, receive, send)
             return
@@ -224,18 +237,12 @@ class EarlyHits:
                     scope["route"] = learned.route
                     scope["endpoint"] = learned.endpoint
                     scope["path_params"] = learned.path_params
+                    headers = cache_headers(ttl_ms / 1000, False, True, response.handler_cache_control)
                     await send({"type": "http.response.start", "status": response.status_code,
-                                "headers": response.raw_headers + cache_headers(
-                                    ttl_ms / 1000, False, True, response.handler_cache_control)})
+                                "headers": response.raw_headers + headers})
                     await send({"type": "http.response.body", "body": response.body})
                     return
-                status, ttl_ms = _ENOTFOUND, 0  # a value that does not decode: recomputed by the normal path
-            elif status == _ENOTFOUND:
-                handle.backend_ok(ticket)  # ttl_ms: the miss's lease number (see _asyncio.Flight)
-            else:
-                handle.backend_failed(ticket, "get", status, value)
-                ttl_ms = 0
-            verdict = (learned.namespace, learned.key, status, ttl_ms)
+            verdict = _verdict(handle, ticket, learned, status, value, ttl_ms)
         learn = Learning(verdict)
         token = learning.set(learn)
         app, root_path = scope.get("app"), scope.get("root_path", "")

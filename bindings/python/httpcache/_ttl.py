@@ -68,9 +68,12 @@ class TtlChoice:
             self.fixed = _httpcache.Policy.end_of_day()
         self.func = func
 
-    def seconds_sync(self, where: str) -> int | None:
-        """ttl_func's answer from a blocking call (an async ttl_func runs to completion here), or
-        None, with a log line, when it fails or returns something that is not a TTL."""
+    def seconds_sync(self, where: str, cache: Any) -> int | None:
+        """The TTL in seconds of a result about to be stored, from a blocking call: the fixed
+        policy's in `cache`'s zone, or ttl_func's answer (an async ttl_func runs to completion
+        here); None, with a log line, when ttl_func fails or returns something that is not a TTL."""
+        if self.func is None:
+            return cache.ttl(self.fixed)
         try:
             ttl = self.func()
             if inspect.isawaitable(ttl):
@@ -80,10 +83,10 @@ class TtlChoice:
             return None
         return _checked(ttl, where)
 
-    async def policy_async(self, where: str) -> Any:
-        """The store policy from an ``async def`` call, or None (not stored)."""
+    async def seconds_async(self, where: str, cache: Any) -> int | None:
+        """seconds_sync() from an ``async def`` call: an async ttl_func is awaited."""
         if self.func is None:
-            return self.fixed
+            return cache.ttl(self.fixed)
         try:
             ttl = self.func()
             if inspect.isawaitable(ttl):
@@ -91,8 +94,7 @@ class TtlChoice:
         except Exception:
             logger.exception("httpcache: ttl_func of %s failed; result not cached", where)
             return None
-        ttl = _checked(ttl, where)
-        return None if ttl is None else _httpcache.Policy.seconds(ttl)
+        return _checked(ttl, where)
 
 
 def _checked(ttl: Any, where: str) -> int | None:
