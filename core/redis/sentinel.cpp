@@ -79,14 +79,14 @@ endpoint sentinel_locator::master() {
   return m;
 }
 
-endpoint sentinel_locator::known_master() {
+std::optional<endpoint> sentinel_locator::known_master() {
   ensure_watcher();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (master_) return *master_;
+    if (master_) return master_;
   }
   wake_watcher();
-  throw backend_error(errc::backend, fmt::format("the master '{}' is not known yet (asking its sentinels)", url_.service_name));
+  return std::nullopt;
 }
 
 void sentinel_locator::lost() {

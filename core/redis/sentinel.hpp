@@ -32,8 +32,8 @@ class sentinel_locator final : private fork_participant {
 
   // Blocking: the master, asking the sentinels first if it is not known yet.
   endpoint master();
-  // Non-blocking: the master if known; otherwise asks in the background and throws backend_error.
-  endpoint known_master();
+  // Non-blocking: the master if known; otherwise nothing, and the background asks.
+  std::optional<endpoint> known_master();
   // The master failed a caller: ask the sentinels again (in the background).
   void lost();
 

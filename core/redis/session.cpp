@@ -30,6 +30,7 @@ namespace httpcache {
 namespace {
 
 constexpr int status_of(errc e) { return static_cast<int>(e); }
+constexpr std::int64_t poll_parked_ms = 2;  // how often parked requests ask locate() again
 
 // Counts how deep we are in a kind of call, exceptions included.
 struct depth {
@@ -149,9 +150,13 @@ class redis_session final : public async_session {
   void process(unsigned ready) override {
     if (pid_ != detail::current_pid()) forget_inherited();
     else if (conn_ && ready) pump(ready);
+    else if (!conn_ && !queue_.empty()) connect_parked();
     if (!queue_.empty() && queue_.front()->deadline_ms <= steady_ms()) {
+      const bool parked = !conn_;
       drop_connection(status_of(errc::timeout),
-                      fmt::format("no reply from {} in time (command timeout {} ms)", where_, options_.command_timeout_ms),
+                      parked ? fmt::format("{} was not found in time", url_.redacted())
+                             : fmt::format("no reply from {} in time (command timeout {} ms)", where_,
+                                           options_.command_timeout_ms),
                       true);
     }
   }
@@ -159,6 +164,7 @@ class redis_session final : public async_session {
   std::int64_t timeout_ms() const override {
     if (queue_.empty()) return -1;
     std::int64_t left = queue_.front()->deadline_ms - steady_ms();
+    if (!conn_) left = std::min<std::int64_t>(left, poll_parked_ms);  // ask locate() again soon
     return left < 0 ? 0 : left;
   }
 
@@ -176,20 +182,41 @@ class redis_session final : public async_session {
     if (pid_ != detail::current_pid()) forget_inherited();
     const bool lone = queue_.empty() && in_process_ == 0;
     bool fresh = false;
-    if (!conn_) {
-      if (!connect(req->detail)) return finish(req, status_of(errc::backend));
+    if (!conn_ && queue_.empty()) {  // with requests queued and no connection, they are parked
+      if (connect(req->detail) == connect_result::failed) return finish(req, status_of(errc::backend));
       fresh = true;
     }
     req->deadline_ms = steady_ms() + options_.command_timeout_ms +
-                       (fresh || !conn_->established() ? options_.connect_timeout_ms : 0);
-    if (setup_pending_ > 0) {
+                       (fresh || !conn_ || !conn_->established() ? options_.connect_timeout_ms : 0);
+    if (!conn_ || setup_pending_ > 0) {  // parked until the place is known, or held for AUTH/SELECT
       for (const auto* cmd : cmds) detail::append_resp(req->held, *cmd);
     } else {
       for (const auto* cmd : cmds) conn_->append(*cmd);
     }
     queue_.push_back(req);
+    if (!conn_) return;  // parked: timeout_ms() brings the host back soon
     if (lone && conn_->established()) return pump(0);
     if (in_process_ == 0) update_watch(detail::net::want_read | detail::net::want_write);
+  }
+
+  // Parked requests (no place to connect to yet) connect once locate() names one; failing to,
+  // they fail now.
+  void connect_parked() {
+    std::string why;
+    const connect_result r = connect(why);
+    if (r == connect_result::parked) return;
+    if (r == connect_result::failed) return drop_parked(why);
+    if (setup_pending_ == 0) send_held();
+    update_watch(detail::net::want_read | detail::net::want_write);
+  }
+
+  void drop_parked(const std::string& why) {
+    std::deque<request*> failed;
+    failed.swap(queue_);
+    for (request* req : failed) {
+      if (req->detail.empty()) req->detail = why;
+      finish(req, status_of(errc::backend));
+    }
   }
 
   // Advances the connection: writes, reads when `ready` says so, completes what was answered,
@@ -216,15 +243,18 @@ class redis_session final : public async_session {
     if (conn_.get() == c) drop_connection(status, why, true);
   }
 
-  bool connect(std::string& why) {
+  enum class connect_result { connected, parked, failed };
+
+  connect_result connect(std::string& why) {
     try {
-      detail::endpoint where = target_.locate ? target_.locate() : default_where_;
-      where_ = where.name();
-      conn_ = std::make_unique<detail::connection>(where, target_.tls.get());
+      std::optional<detail::endpoint> where = target_.locate ? target_.locate() : default_where_;
+      if (!where) return connect_result::parked;
+      where_ = where->name();
+      conn_ = std::make_unique<detail::connection>(*where, target_.tls.get());
     } catch (const backend_error& e) {
       why = e.what();
       if (target_.lost) target_.lost();
-      return false;
+      return connect_result::failed;
     }
     std::string db_text;
     setup_pending_ = 0;
@@ -233,7 +263,7 @@ class redis_session final : public async_session {
       setup_what_[setup_pending_++] = cmd.lens[0] == 4 ? "AUTH" : "SELECT";
     }
     setup_count_ = setup_pending_;
-    return true;
+    return connect_result::connected;
   }
 
   // The last setup reply sends what was held, in order.
@@ -344,9 +374,9 @@ class redis_session final : public async_session {
   }
 
   // Fails every pending request with `status` and closes the connection; a later request
-  // (possibly one started by those completions) reconnects.
+  // (possibly one started by those completions) reconnects. Parked requests fail too.
   void drop_connection(int status, const std::string& why, bool outage) {
-    if (!conn_) return;
+    if (!conn_ && queue_.empty()) return;
     if (told_fd_ != detail::net::invalid_socket && told_events_ != 0 && watch_) watch_(told_fd_, 0);
     told_fd_ = detail::net::invalid_socket;
     told_events_ = 0;

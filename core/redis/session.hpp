@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "../backend.hpp"
 #include "../url.hpp"
@@ -23,9 +24,10 @@ using error_reply_fn = std::function<bool(std::string_view error_text)>;
 // What a session connects to, beyond the URL's credentials and db.
 struct session_target {
   std::shared_ptr<const detail::tls_client> tls;  // null: plain TCP or unix socket
-  // Where to connect now; null: the URL's host and port, or its socket. May throw backend_error
-  // (a Sentinel master not known yet): the request fails open.
-  std::function<detail::endpoint()> locate;
+  // Where to connect now; null: the URL's host and port, or its socket. Nothing while the place
+  // is being looked up (a Sentinel master not known yet): requests then wait, without blocking,
+  // until it is known (the host's timer drives process()) or their deadline passes.
+  std::function<std::optional<detail::endpoint>()> locate;
   // Told when a connection fails or a node answers READONLY (no master any more): a Sentinel
   // backend asks its sentinels again.
   std::function<void()> lost;

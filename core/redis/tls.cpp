@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <mutex>
 
 #include "../error.hpp"
@@ -65,6 +66,7 @@ std::string openssl_reason(const char* fallback) {
   const unsigned long e = ERR_get_error();
   ERR_clear_error();
   if (e == 0) return fallback;
+  if (ERR_SYSTEM_ERROR(e)) return net::error_text(static_cast<int>(ERR_GET_REASON(e)));  // e.g. no such file
   const char* reason = ERR_reason_error_string(e);
   return reason ? reason : fmt::format("OpenSSL error {:#x}", e);
 }
@@ -83,6 +85,11 @@ tls_client::tls_client(const tls_settings& settings) : settings_(settings) {
     SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     const bool custom = !settings.ca_certs.empty() || !settings.ca_path.empty();
+    // OpenSSL reads a CA directory lazily, per lookup: a missing one would only show later, as
+    // a misleading "self-signed certificate". It must exist now.
+    std::error_code ec;
+    if (!settings.ca_path.empty() && !std::filesystem::is_directory(settings.ca_path, ec))
+      throw error(errc::invalid, fmt::format("cannot use ssl_ca_path '{}': not a directory", settings.ca_path));
     if (custom) {
       if (SSL_CTX_load_verify_locations(ctx_, settings.ca_certs.empty() ? nullptr : settings.ca_certs.c_str(),
                                         settings.ca_path.empty() ? nullptr : settings.ca_path.c_str()) != 1)

@@ -218,11 +218,85 @@ static void test_tls_bad_settings(void **state) {
   assert_int_equal(httpcache_options_init(&v1, 3), HTTPCACHE_EVERSION);
 }
 
+/* redis-cli over TLS to a node of the TLS cluster; the first line of its output into out. */
+static void cluster_cli(const char *cluster_dir, int port, const char *args, char *out, size_t cap) {
+  char cmd[2048], line[256] = "";
+  FILE *p;
+  snprintf(cmd, sizeof cmd, "redis-cli --tls --cacert '%s/tls/ca.crt' -h 127.0.0.1 -p %d %s", cluster_dir, port, args);
+  p = popen(cmd, "r");
+  assert_non_null(p);
+  if (!fgets(line, sizeof line, p)) line[0] = '\0';
+  while (fgetc(p) != EOF) {
+  }
+  assert_int_equal(pclose(p), 0);
+  line[strcspn(line, "\n")] = '\0';
+  if (out) snprintf(out, cap, "%s", line);
+}
+
+/** A TLS cluster whose slot moves to another master after the handle learned the map: the
+ *  blocking path follows MOVED to the new owner (nodes named by IP, verified by IP). */
+static void test_tls_cluster_follows_moved(void **state) {
+  const char *cdir = getenv("HTTPCACHE_TEST_CLUSTER_TLS_DIR");
+  char url[1024], path[1024], full_key[256], args[512], slot[32], owner_line[64], from_id[64], to_id[64];
+  int ports[3], n = 0, from = -1, to = -1, i;
+  httpcache_cache *cache = NULL;
+  httpcache_buf full = HTTPCACHE_BUF_INIT, value = HTTPCACHE_BUF_INIT;
+  FILE *f;
+  (void)state;
+  if (!cdir) fail_msg("HTTPCACHE_TEST_CLUSTER_TLS_DIR is not set: run through ctest");
+  snprintf(path, sizeof path, "%s/ports", cdir);
+  f = fopen(path, "r");
+  assert_non_null(f);
+  while (n < 3 && fscanf(f, "%d", &ports[n]) == 1) ++n;
+  fclose(f);
+  assert_int_equal(n, 3);
+  snprintf(path, sizeof path, "%s", cdir);
+  file_in("HTTPCACHE_TEST_CLUSTER_TLS_DIR", "url", url, sizeof url);
+  assert_int_equal(httpcache_cache_open(&cache, url, test_unique_namespace("moved"), NULL, NULL), HTTPCACHE_OK);
+  assert_int_equal(httpcache_cache_set(NULL, cache, "k", 1, "before-move", 11, &one_minute), HTTPCACHE_OK);
+  assert_int_equal(httpcache_cache_full_key(&full, cache, "k", 1), HTTPCACHE_OK);
+  snprintf(full_key, sizeof full_key, "%s", full.ptr);
+  snprintf(args, sizeof args, "CLUSTER KEYSLOT '%s'", full_key);
+  cluster_cli(cdir, ports[0], args, slot, sizeof slot);
+  /* The owner: the master that has the key. */
+  for (i = 0; i < 3 && from < 0; ++i) {
+    char found[64];
+    snprintf(args, sizeof args, "CLUSTER COUNTKEYSINSLOT %s", slot);
+    cluster_cli(cdir, ports[i], args, found, sizeof found);
+    if (atoi(found) > 0) from = i;
+  }
+  assert_true(from >= 0);
+  to = (from + 1) % 3;
+  cluster_cli(cdir, ports[from], "CLUSTER MYID", from_id, sizeof from_id);
+  cluster_cli(cdir, ports[to], "CLUSTER MYID", to_id, sizeof to_id);
+  snprintf(args, sizeof args, "CLUSTER SETSLOT %s IMPORTING %s", slot, from_id);
+  cluster_cli(cdir, ports[to], args, NULL, 0);
+  snprintf(args, sizeof args, "CLUSTER SETSLOT %s MIGRATING %s", slot, to_id);
+  cluster_cli(cdir, ports[from], args, NULL, 0);
+  snprintf(args, sizeof args, "MIGRATE 127.0.0.1 %d '' 0 5000 KEYS '%s'", ports[to], full_key);
+  cluster_cli(cdir, ports[from], args, owner_line, sizeof owner_line);
+  assert_string_equal(owner_line, "OK");
+  for (i = 0; i < 3; ++i) {
+    snprintf(args, sizeof args, "CLUSTER SETSLOT %s NODE %s", slot, to_id);
+    cluster_cli(cdir, ports[i], args, NULL, 0);
+  }
+  /* The handle still maps the slot to the old owner: MOVED, followed. */
+  assert_int_equal(httpcache_cache_get(&value, NULL, cache, "k", 1), HTTPCACHE_OK);
+  assert_memory_equal(value.ptr, "before-move", 11);
+  assert_int_equal(httpcache_cache_set(NULL, cache, "k", 1, "after-move", 10, &one_minute), HTTPCACHE_OK);
+  snprintf(args, sizeof args, "GET '%s'", full_key);
+  cluster_cli(cdir, ports[to], args, owner_line, sizeof owner_line);
+  assert_string_equal(owner_line, "after-move");
+  httpcache_buf_dispose(&full);
+  httpcache_buf_dispose(&value);
+  httpcache_cache_free(cache);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tls_options_struct),     cmocka_unit_test(test_tls_wrong_ca_refused),
       cmocka_unit_test(test_tls_host_name),          cmocka_unit_test(test_tls_client_certificates),
-      cmocka_unit_test(test_tls_bad_settings),
+      cmocka_unit_test(test_tls_bad_settings),      cmocka_unit_test(test_tls_cluster_follows_moved),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -171,7 +171,7 @@ def c_options() -> list[tuple[str, str, str]]:
     """(name, type, comment) of each field of httpcache_options after `version`, from the header."""
     text = HEADER.read_text()
     body = text[text.index("typedef struct httpcache_options {") : text.index("} httpcache_options;")]
-    fields = re.findall(r"^\s*(\w+(?: int)?)\s+(\w+);\s*/\*\*<(.*?)\*/", body, re.M)
+    fields = re.findall(r"^\s*((?:const\s+)?\w+(?:\s+int)?(?:\s*\*)?)\s*(\w+);\s*/\*\*<(.*?)\*/", body, re.M)
     assert fields[0][1] == "version"
     return fields[1:]
 
@@ -184,9 +184,12 @@ def documented_default(comment: str) -> int:
 
 
 def test_options_table_is_the_c_struct():
+    # The numeric options, then the TLS settings (version 2), which Cache() takes as keywords too.
     fields = c_options()
-    assert [name for name, _, _ in h.OPTIONS] == [name for _, name, _ in fields]
-    for (name, default, maximum), (ctype, _, comment) in zip(h.OPTIONS, fields):
+    numeric, tls = fields[: len(h.OPTIONS)], fields[len(h.OPTIONS):]
+    assert [name for name, _, _ in h.OPTIONS] == [name for _, name, _ in numeric]
+    assert sorted(h.TLS_OPTIONS) == sorted(name for _, name, _ in tls)
+    for (name, default, maximum), (ctype, _, comment) in zip(h.OPTIONS, numeric):
         assert maximum == TYPE_MAX[ctype], name
         assert default == documented_default(comment), name  # the header's words are the core's values
     defaults = {name: default for name, default, _ in h.OPTIONS}

@@ -103,6 +103,27 @@ def test_sentinel_url_sync_and_async(sentinel_dir, namespace):
     _sync_and_async_on((sentinel_dir / "url").read_text().strip(), sentinel_dir, namespace)
 
 
+def test_first_async_call_of_a_new_handle_stores(sentinel_dir, namespace, warnings_log):
+    """A new handle's first calls are non-blocking ones: they wait (without blocking the loop) for
+    the background ask of the sentinels instead of failing open, so nothing is logged as an outage."""
+    HTTPCache.init(redis_url=(sentinel_dir / "url").read_text().strip(), namespace=namespace)
+    calls = []
+
+    @cache(key="first", ttl_in_seconds=60)
+    async def g():
+        calls.append(1)
+        return {"v": 1}
+
+    async def run():
+        return await asyncio.gather(*[g() for _ in range(10)])
+
+    assert asyncio.run(run()) == [{"v": 1}] * 10
+    stats = HTTPCache.stats()
+    assert stats["errors"] == 0 and stats["stores"] == 1, stats
+    assert len(calls) == 1
+    assert not warnings_log()
+
+
 def test_sentinel_url_selects_the_database(sentinel_dir, namespace):
     url = (sentinel_dir / "url").read_text().strip()
     assert url.endswith("/mymaster")
@@ -227,8 +248,7 @@ def test_failover_under_load(sentinel_dir, namespace, request, capsys, sentinels
     for t in threads:
         t.start()
     try:
-        # Warmed up: both handles storing through the master the sentinels name. (A new handle's
-        # first non-blocking calls fail open until its background ask of the sentinels answers.)
+        # Warmed up: both handles storing through the master the sentinels name.
         warm_until = time.monotonic() + 5
         while time.monotonic() < warm_until and not all(
             HTTPCache.handle(ns).cache.stats()["stores"] > 0 for ns in (sync_ns, async_ns)

@@ -271,6 +271,10 @@ class HTTPCache:
         try:
             handle = Handle(_httpcache.Cache(url, namespace, tz_name, **options), namespace, url)
         except ValueError as e:
+            if any(str(e).startswith(p) for p in ("ssl_", "cannot use ssl_")) and not any(
+                f"{name}=" in url for name in TLS_OPTIONS
+            ):
+                raise  # a keyword's error, not the URL's
             raise ValueError(f"invalid redis_url {redact_url(url)!r}: {e}") from None
         with cls._lock:
             cls.redis_url = redis_url

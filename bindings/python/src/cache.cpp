@@ -154,8 +154,10 @@ bool set_tls_option(httpcache_options& o, const std::string& name, py::handle va
   for (std::size_t i = 0; i < std::size(tls_string_options); ++i) {
     if (name != tls_string_options[i]) continue;
     if (value.is_none()) return true;
-    if (!py::isinstance<py::str>(value) && !PyObject_CheckBuffer(value.ptr()) && !py::hasattr(value, "__fspath__"))
-      throw py::type_error(name + " must be a path (str or os.PathLike) or None");
+    const bool is_name = name == "ssl_server_hostname";
+    if (is_name ? !py::isinstance<py::str>(value)
+                : !py::isinstance<py::str>(value) && !PyObject_CheckBuffer(value.ptr()) && !py::hasattr(value, "__fspath__"))
+      throw py::type_error(name + (is_name ? " must be a str or None" : " must be a path (str or os.PathLike) or None"));
     std::string text = py::str(py::module_::import("os").attr("fsdecode")(value)).cast<std::string>();
     if (text.find('\0') != std::string::npos) throw py::value_error(name + " contains a NUL byte");
     strings.push_back(std::move(text));
