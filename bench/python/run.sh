@@ -4,8 +4,8 @@
 # and keeps a copy in bench/.run/python/results.md.
 #   bench/python/run.sh [--quick]        --quick: shorter runs, for a smoke test (numbers not for reports)
 # Sets up bench/.venv-bench (setup_venv.sh, a no-op when up to date), starts a private
-# redis-server on a free loopback port (tests/fixtures/redis_server.sh), runs bench_calls.py and
-# bench_http.py (twice: as is, then with gc.freeze() in the apps, the p99 analysis), and stops
+# redis-server on a free loopback port and a TLS one (tests/fixtures/redis_server.sh), runs
+# bench_calls.py, bench_tls.py and bench_http.py (twice: as is, then with gc.freeze() in the apps, the p99 analysis), and stops
 # everything it started by pid, also on errors and Ctrl-C. About 5-6 min.
 #
 # The measurements run under flock /tmp/httpcache-build.lock, so no build shares the 2 cores with
@@ -35,16 +35,23 @@ locked() {
 
 mkdir -p "$work"
 redis_dir="$work/redis"
-cleanup() { "$root/tests/fixtures/redis_server.sh" stop "$redis_dir" >/dev/null 2>&1 || true; }
+tls_dir="$work/redis-tls"
+cleanup() {
+  "$root/tests/fixtures/redis_server.sh" stop "$redis_dir" >/dev/null 2>&1 || true
+  "$root/tests/fixtures/redis_server.sh" stop "$tls_dir" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 "$root/tests/fixtures/redis_server.sh" start "$redis_dir" >&2
 url="$(cat "$redis_dir/url")"
+"$root/tests/fixtures/redis_server.sh" start "$tls_dir" tls >&2
+tls_url="$(cat "$tls_dir/url")"
 
 cd "$work"  # away from the checkout: `import httpcache` comes from the venv
 echo "bench/python: measuring (waits for $lockfile unless HTTPCACHE_BUILD_LOCK_HELD is set)" >&2
 locked "$py" "$here/bench_calls.py" --redis-url "$url" "${calls_args[@]}" > "$work/calls.md"
+locked "$py" "$here/bench_tls.py" --redis-url "$tls_url" "${calls_args[@]}" > "$work/tls.md"
 locked "$py" "$here/bench_http.py" --redis-url "$url" --workdir "$work/http" "${http_args[@]}" > "$work/http.md"
 locked "$py" "$here/bench_http.py" --redis-url "$url" --workdir "$work/http" "${freeze_args[@]}" > "$work/http-freeze.md"
 dirty=""
@@ -55,6 +62,8 @@ fi
   echo "## Python and HTTP benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$dirty, redis-server $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'))"
   echo
   cat "$work/calls.md"
+  echo
+  cat "$work/tls.md"
   echo
   cat "$work/http.md"
   echo
