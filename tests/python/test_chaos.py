@@ -21,6 +21,8 @@ import time
 
 from httpcache import HTTPCache, cache
 
+from chaos_support import wait_for_hit
+
 FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "redis_server.sh"
 KEYS = 16
 THREADS = 3
@@ -61,19 +63,6 @@ class Load:
 
 def fixture(action: str, directory: pathlib.Path) -> None:
     subprocess.run([str(FIXTURE), action, str(directory)], check=True, capture_output=True, timeout=30)
-
-
-def wait_for_hit(namespace: str, limit_s: float) -> float | None:
-    """Seconds until the core counts a hit on `namespace`'s handle (a value read back from the
-    revived or resumed server), or None if none comes within limit_s."""
-    handle = HTTPCache.handle(namespace)
-    before = handle.cache.stats()["hits"]
-    start = time.monotonic()
-    while time.monotonic() - start < limit_s:
-        if handle.cache.stats()["hits"] > before:
-            return time.monotonic() - start
-        time.sleep(0.005)
-    return None
 
 
 def transitions(caplog, namespace: str) -> str:

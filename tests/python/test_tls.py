@@ -28,6 +28,8 @@ from redis.cluster import ClusterNode, RedisCluster
 import httpcache
 from httpcache import HTTPCache, cache
 
+from chaos_support import wait_for_hit
+
 FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "redis_server.sh"
 
 
@@ -325,18 +327,6 @@ class Load:
                 self.failures.append(repr(result)[:200])
 
 
-def _wait_for_hit(namespace: str, limit_s: float) -> float | None:
-    """Seconds until the handle of `namespace` counts a hit, None if none within limit_s."""
-    handle = HTTPCache.handle(namespace)
-    before = handle.cache.stats()["hits"]
-    start = time.monotonic()
-    while time.monotonic() - start < limit_s:
-        if handle.cache.stats()["hits"] > before:
-            return time.monotonic() - start
-        time.sleep(0.005)
-    return None
-
-
 def test_chaos_kill_revive_over_tls(rediss_url, rediss_dir, namespace, caplog, capsys):
     """tests/python/test_chaos.py's kill and revive, shorter, over TLS: zero failed calls from
     threads and asyncio tasks, and hits again within 1 s of the revival (new handshakes)."""
@@ -385,11 +375,11 @@ def test_chaos_kill_revive_over_tls(rediss_url, rediss_dir, namespace, caplog, c
         t.start()
     try:
         time.sleep(0.3)
-        assert _wait_for_hit(sync_ns, 1) is not None and _wait_for_hit(async_ns, 1) is not None  # warmed up
+        assert wait_for_hit(sync_ns, 1) is not None and wait_for_hit(async_ns, 1) is not None  # warmed up
         subprocess.run([str(FIXTURE), "kill", str(rediss_dir)], check=True, capture_output=True, timeout=30)
         time.sleep(0.7)
         subprocess.run([str(FIXTURE), "revive", str(rediss_dir)], check=True, capture_output=True, timeout=30)
-        resumed = {"sync": _wait_for_hit(sync_ns, 3), "async": _wait_for_hit(async_ns, 3)}
+        resumed = {"sync": wait_for_hit(sync_ns, 3), "async": wait_for_hit(async_ns, 3)}
         time.sleep(0.2)
     finally:
         stop.set()
