@@ -84,6 +84,9 @@ tls_client::tls_client(const tls_settings& settings) : settings_(settings) {
   try {
     SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // One recv per arrival instead of two per record (header, then body): what was read ahead
+    // stays inside, and tls_stream::has_buffered() makes the transport read it before waiting.
+    SSL_CTX_set_read_ahead(ctx_, 1);
     const bool custom = !settings.ca_certs.empty() || !settings.ca_path.empty();
     // OpenSSL reads a CA directory lazily, per lookup: a missing one would only show later, as
     // a misleading "self-signed certificate". It must exist now.
