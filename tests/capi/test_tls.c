@@ -4,9 +4,13 @@
  * 127.0.0.1, never localhost). Verification is on by default; a refused handshake is an outage
  * (fail open, with the reason in the message); the options struct carries the same settings as
  * the URL's query. The rest of the C suite also runs over these fixtures (tests/CMakeLists.txt). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "httpcache.h"
 #include "support.h"
@@ -218,6 +222,65 @@ static void test_tls_bad_settings(void **state) {
   assert_int_equal(httpcache_options_init(&v1, 3), HTTPCACHE_EVERSION);
 }
 
+/* A loopback listener that never accepts (the kernel completes TCP connects into its backlog):
+ * a TLS handshake with it never gets an answer. *port receives its port. */
+static int silent_listener(int *port) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(fd, 64), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+static void on_async_get(int status, const void *value, size_t len, int64_t ttl_ms, void *payload) {
+  (void)value;
+  (void)len;
+  (void)ttl_ms;
+  *(int *)payload = status;
+}
+
+/** A peer that takes the connection but never answers the handshake: the blocking call and the
+ *  non-blocking one end with ETIMEOUT at the connect timeout, not later, and fail open. */
+static void test_tls_silent_peer_times_out(void **state) {
+  char url[200];
+  int port, fd = silent_listener(&port), status = 1, calls = 0;
+  httpcache_cache *cache;
+  httpcache_async *ctx = NULL;
+  httpcache_buf value = HTTPCACHE_BUF_INIT;
+  httpcache_outcome outcome;
+  test_loop loop = TEST_LOOP_INIT;
+  int64_t start, ms;
+  (void)state;
+  snprintf(url, sizeof url, "rediss://127.0.0.1:%d?connect_timeout_ms=300&command_timeout_ms=300", port);
+  cache = open_with(url, NULL);
+  start = test_now_ms();
+  assert_int_equal(httpcache_cache_get(&value, NULL, cache, "k", 1), HTTPCACHE_ETIMEOUT);
+  ms = test_now_ms() - start;
+  if (ms < 250 || ms > 1500) fail_msg("blocking handshake with a silent peer: %lld ms", (long long)ms);
+  assert_int_equal(httpcache_cache_get_or_compute(&value, NULL, &outcome, cache, "k", 1, &one_minute, compute, &calls),
+                   HTTPCACHE_OK);
+  assert_int_equal(calls, 1);
+  assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &loop), HTTPCACHE_OK);
+  start = test_now_ms();
+  assert_int_equal(httpcache_async_get(ctx, "k", 1, on_async_get, &status), HTTPCACHE_OK);
+  assert_int_equal(test_loop_run(&loop, ctx, 3000), 0);
+  ms = test_now_ms() - start;
+  assert_int_equal(status, HTTPCACHE_ETIMEOUT);
+  /* the request's deadline: connect + command timeout */
+  if (ms < 500 || ms > 2000) fail_msg("non-blocking handshake with a silent peer: %lld ms", (long long)ms);
+  httpcache_async_free(ctx);
+  httpcache_buf_dispose(&value);
+  httpcache_cache_free(cache);
+  close(fd);
+}
+
 /* redis-cli over TLS to a node of the TLS cluster; the first line of its output into out. */
 static void cluster_cli(const char *cluster_dir, int port, const char *args, char *out, size_t cap) {
   char cmd[2048], line[256] = "";
@@ -297,6 +360,7 @@ int main(void) {
       cmocka_unit_test(test_tls_options_struct),     cmocka_unit_test(test_tls_wrong_ca_refused),
       cmocka_unit_test(test_tls_host_name),          cmocka_unit_test(test_tls_client_certificates),
       cmocka_unit_test(test_tls_bad_settings),      cmocka_unit_test(test_tls_cluster_follows_moved),
+      cmocka_unit_test(test_tls_silent_peer_times_out),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
