@@ -145,7 +145,9 @@ unsigned connection::advance(unsigned ready) {
   flush();
   // A TLS write may wait for input (a renegotiation or key update), and a TLS read for room.
   const bool write_waits_for_input = stream_ && has_output() && (write_wants_ & net::want_read);
-  if ((ready & net::want_read) || write_waits_for_input || (stream_ && stream_->has_buffered())) fill();
+  const bool read_waits_for_room = stream_ && (read_wants_ & net::want_write) && (ready & net::want_write);
+  if ((ready & net::want_read) || write_waits_for_input || read_waits_for_room || (stream_ && stream_->has_buffered()))
+    fill();
   if (write_waits_for_input && (ready & net::want_read)) flush();
   unsigned wants = net::want_read;
   if (has_output()) wants |= stream_ ? write_wants_ : net::want_write;

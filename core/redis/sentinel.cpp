@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <vector>
 #include <chrono>
 #include <new>
 
@@ -18,6 +19,7 @@ namespace httpcache::detail {
 namespace {
 
 constexpr std::int64_t listen_slice_ms = 100;  // how often the watcher looks at its flags
+constexpr std::int64_t fail_fast_ms = 500;     // a blocking caller after a failed ask: fails at once
 
 std::string_view text_of(const redisReply* r) {
   return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) ? std::string_view(r->str, r->len)
@@ -49,6 +51,7 @@ sentinel_locator::sentinel_locator(backend_url url, backend_options options, std
 }
 
 sentinel_locator::~sentinel_locator() {
+  stopping_ = true;  // the watcher's loops stop between sentinels: the join waits for one exchange
   std::unique_ptr<watcher> w;
   {
     std::lock_guard<std::mutex> guard(watcher_guard_);
@@ -65,15 +68,16 @@ sentinel_locator::~sentinel_locator() {
 
 endpoint sentinel_locator::master() {
   ensure_watcher();
-  {
+  auto known_or_recent_failure = [&]() -> std::optional<endpoint> {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (master_) return *master_;
-  }
+    if (master_) return master_;
+    // Threads queued behind a failed ask fail now instead of asking the same sentinels again.
+    if (failed_at_ms_ >= 0 && steady_ms() - failed_at_ms_ < fail_fast_ms) throw backend_error(errc::backend, failed_why_);
+    return std::nullopt;
+  };
+  if (auto m = known_or_recent_failure()) return *m;
   std::lock_guard<std::mutex> one_at_a_time(*ask_mutex_);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (master_) return *master_;  // another caller's ask answered meanwhile
-  }
+  if (auto m = known_or_recent_failure()) return *m;  // another ask answered (or failed) meanwhile
   endpoint m = ask_sentinels();
   set_master(m);
   return m;
@@ -97,6 +101,7 @@ void sentinel_locator::lost() {
 void sentinel_locator::set_master(const endpoint& m) {
   std::lock_guard<std::mutex> lock(mutex_);
   master_ = m;
+  failed_at_ms_ = -1;
 }
 
 std::optional<endpoint> sentinel_locator::ask_one(const std::string& host, int port, std::string& why) {
@@ -117,7 +122,8 @@ std::optional<endpoint> sentinel_locator::ask_one(const std::string& host, int p
         endpoint m;
         m.host.assign(ip);
         m.port = *p;
-        return m;
+        if (is_master(m, why)) return m;
+        return std::nullopt;
       }
     }
     why = reply->type == REDIS_REPLY_ERROR ? fmt::format("{} replied: {}", at.name(), std::string_view(reply->str, reply->len))
@@ -128,12 +134,52 @@ std::optional<endpoint> sentinel_locator::ask_one(const std::string& host, int p
   return std::nullopt;
 }
 
-// Each sentinel in the order given, until one names the master.
+// Whether the node a sentinel named says it is a master (ROLE, after the URL's AUTH/SELECT). A
+// node that cannot be asked (ROLE denied by an ACL) is believed; one that says "slave" is not.
+bool sentinel_locator::is_master(const endpoint& m, std::string& why) {
+  command role;
+  role.add("ROLE");
+  std::string db_text;
+  try {
+    connection c(m, tls_.get());
+    c.wait_until([&] { return c.established(); }, steady_ms() + options_.connect_timeout_ms, "connecting to");
+    auto setup = connection_setup(url_, db_text);
+    for (const auto& cmd : setup) c.append(cmd);
+    c.append(role);
+    std::vector<reply_ptr> replies;
+    c.wait_until(
+        [&] {
+          while (replies.size() < setup.size() + 1) {
+            reply_ptr r = c.take_reply();
+            if (!r) return false;
+            replies.push_back(std::move(r));
+          }
+          return true;
+        },
+        steady_ms() + options_.command_timeout_ms, "reading from");
+    const redisReply* r = replies.back().get();
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || text_of(r->element[0]) == "master") return true;
+    why = fmt::format("{} is named the master but is a {}", m.name(), text_of(r->element[0]));
+  } catch (const backend_error& e) {
+    why = fmt::format("the master {} named by a sentinel: {}", m.name(), e.what());
+  }
+  return false;
+}
+
+// Each sentinel in the order given, until one names a master that says it is one.
 endpoint sentinel_locator::ask_sentinels() {
   std::string why = "no sentinel given";
-  for (const auto& [host, port] : url_.seeds)
+  for (const auto& [host, port] : url_.seeds) {
+    if (stopping_) break;
     if (auto m = ask_one(host, port, why)) return *m;
-  throw backend_error(errc::backend, fmt::format("no sentinel named the master '{}': {}", url_.service_name, why));
+  }
+  const std::string message = fmt::format("no sentinel named the master '{}': {}", url_.service_name, why);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failed_at_ms_ = steady_ms();
+    failed_why_ = message;
+  }
+  throw backend_error(errc::backend, message);
 }
 
 std::unique_ptr<connection> sentinel_locator::subscribe() {
@@ -142,6 +188,7 @@ std::unique_ptr<connection> sentinel_locator::subscribe() {
   cmd.add("+switch-master");
   std::string why = "no sentinel given";
   for (const auto& [host, port] : url_.seeds) {
+    if (stopping_) break;
     endpoint at;
     at.host = host;
     at.port = port;

@@ -3,10 +3,13 @@
 // SENTINEL get-master-addr-by-name, and a background thread per process keeps the answer
 // current: it listens for +switch-master on one sentinel (a failover is heard at once) and asks
 // again whenever a caller reports the master lost (a connection failure, a READONLY reply from a
-// master turned replica). Blocking callers may wait for the first answer; non-blocking sessions
-// never do (until it is known, their requests fail open).
+// master turned replica). A named master is checked with ROLE before it is believed (a sentinel
+// cut off from the others may still name the old one). Blocking callers may wait for the first
+// answer (a recent failure to get one fails them at once); non-blocking sessions never wait:
+// their requests are parked until it is known (session.hpp).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -47,6 +50,7 @@ class sentinel_locator final : private fork_participant {
   };
   endpoint ask_sentinels();
   std::optional<endpoint> ask_one(const std::string& host, int port, std::string& why);
+  bool is_master(const endpoint& m, std::string& why);
   void set_master(const endpoint& m);
   void ensure_watcher();
   void wake_watcher();
@@ -61,8 +65,11 @@ class sentinel_locator final : private fork_participant {
   const backend_url url_;
   const backend_options options_;
   const std::shared_ptr<const tls_client> tls_;
-  std::mutex mutex_;  // guards master_; never held across I/O
+  std::mutex mutex_;  // guards master_ and the last failure; never held across I/O
   std::optional<endpoint> master_;
+  std::int64_t failed_at_ms_ = -1;  // when the last ask found no master (steady_ms), and why
+  std::string failed_why_;
+  std::atomic<bool> stopping_{false};  // the destructor's word to the watcher's loops
   std::unique_ptr<std::mutex> ask_mutex_ = std::make_unique<std::mutex>();  // one blocking ask at a time; across I/O
   std::mutex watcher_guard_;
   std::unique_ptr<watcher> watcher_;

@@ -220,27 +220,41 @@ class redis_session final : public async_session {
   }
 
   // Advances the connection: writes, reads when `ready` says so, completes what was answered,
-  // and writes what those completions started. Any failure drops the connection.
+  // and writes what those completions started. Any failure drops the connection. A completion
+  // may also have connected anew (a request started after its connection failed): the watch
+  // callback hears of that connection here, since start() defers to the end of this call.
+  // Connections are told apart by generation, not address: a new one may be allocated where a
+  // dropped one was.
   void pump(unsigned ready) {
-    depth inside(in_process_);
     detail::connection* c = conn_.get();
-    std::string why;
-    int status = status_of(errc::backend);
-    try {
-      unsigned wants = c->advance(ready);
-      while (conn_.get() == c) {
-        detail::reply_ptr reply = c->take_reply();
-        if (!reply) break;
-        on_reply(std::move(reply));
+    const std::uint64_t generation = generation_;
+    {
+      depth inside(in_process_);
+      std::string why;
+      int status = status_of(errc::backend);
+      try {
+        advance_and_complete(c, generation, ready);
+      } catch (const backend_error& e) {
+        why = e.what();
+        status = status_of(e.code() == errc::timeout ? errc::timeout : errc::backend);
+      } catch (const std::exception& e) {  // a bad server name for TLS, out of memory: no hang
+        why = fmt::format("connection to {} failed: {}", where_, e.what());
       }
-      if (conn_.get() != c) return;  // dropped by a refused AUTH/SELECT; the watch was told
-      if (c->has_output()) wants = c->advance(0);
-      return update_watch(wants);
-    } catch (const backend_error& e) {
-      why = e.what();
-      status = status_of(e.code() == errc::timeout ? errc::timeout : errc::backend);
+      if (!why.empty() && generation_ == generation) drop_connection(status, why, true);
     }
-    if (conn_.get() == c) drop_connection(status, why, true);
+    if (conn_ && generation_ != generation) update_watch(detail::net::want_read | detail::net::want_write);
+  }
+
+  void advance_and_complete(detail::connection* c, std::uint64_t generation, unsigned ready) {
+    unsigned wants = c->advance(ready);
+    while (generation_ == generation) {
+      detail::reply_ptr reply = c->take_reply();
+      if (!reply) break;
+      on_reply(std::move(reply));
+    }
+    if (generation_ != generation) return;  // dropped (refused AUTH/SELECT, READONLY); the watch was told
+    if (c->has_output()) wants = c->advance(0);
+    update_watch(wants);
   }
 
   enum class connect_result { connected, parked, failed };
@@ -251,6 +265,7 @@ class redis_session final : public async_session {
       if (!where) return connect_result::parked;
       where_ = where->name();
       conn_ = std::make_unique<detail::connection>(*where, target_.tls.get());
+      ++generation_;
     } catch (const backend_error& e) {
       why = e.what();
       if (target_.lost) target_.lost();
@@ -292,6 +307,12 @@ class redis_session final : public async_session {
       queue_.pop_front();
       finish(req, req->status);
     }
+    // The node was demoted (a failover): this connection cannot serve writes any more, so it
+    // goes, and the next request connects to whatever locate() names then.
+    if (readonly_ && conn_) {
+      readonly_ = false;
+      drop_connection(status_of(errc::backend), fmt::format("{} is no master any more (READONLY)", where_), true);
+    }
   }
 
   void absorb(request* req, const redisReply* reply) {
@@ -303,7 +324,7 @@ class redis_session final : public async_session {
         req->outage = false;  // the node is up: the slot moved
         return;
       }
-      if (target_.lost && text.substr(0, 8) == "READONLY") target_.lost();  // a replica now: look again
+      if (text.substr(0, 8) == "READONLY") readonly_ = true;  // a replica now: see on_reply
     }
     // An error reply fails the request, except to a GET: WRONGTYPE reads as a miss.
     const bool is_get_reply = req->what == request::kind::get || (req->what == request::kind::lease && req->replies_left < 3);
@@ -381,7 +402,9 @@ class redis_session final : public async_session {
     told_fd_ = detail::net::invalid_socket;
     told_events_ = 0;
     conn_.reset();
+    ++generation_;
     setup_pending_ = 0;
+    readonly_ = false;
     if (status != status_of(errc::canceled) && outage && target_.lost) target_.lost();
     std::deque<request*> failed;
     failed.swap(queue_);
@@ -414,6 +437,8 @@ class redis_session final : public async_session {
   detail::endpoint default_where_;
   std::unique_ptr<detail::connection> conn_;
   bool closing_ = false;
+  bool readonly_ = false;  // a READONLY reply was read: drop the connection once it is absorbed
+  std::uint64_t generation_ = 0;  // changes whenever conn_ is made or dropped
   pid_t pid_ = detail::current_pid();  // the process that may use conn_ (fork.hpp)
   int in_process_ = 0;  // > 0 while completions run inside pump()
   detail::net::socket_t told_fd_ = detail::net::invalid_socket;

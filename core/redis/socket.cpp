@@ -13,9 +13,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "../clock.hpp"
 #include "../error.hpp"
 
 namespace httpcache::detail::net {
@@ -34,6 +36,9 @@ std::vector<address> resolve(const std::string& host, int port) {
     out.push_back(address{std::vector<unsigned char>(bytes, bytes + a->ai_addrlen), a->ai_family});
   }
   freeaddrinfo(found);
+  // IPv4 first, as hiredis did: a host with AAAA records whose IPv6 is unreachable must not
+  // spend every connect timeout on them.
+  std::stable_partition(out.begin(), out.end(), [](const address& a) { return a.family == AF_INET; });
   if (out.empty()) throw backend_error(errc::backend, fmt::format("cannot resolve {}: no address", host));
   return out;
 }
@@ -107,8 +112,11 @@ long recv_some(socket_t s, void* data, std::size_t len, int* err) {
 
 int wait(socket_t s, unsigned events, int timeout_ms, int* err) {
   pollfd p{s, static_cast<short>(((events & want_read) ? POLLIN : 0) | ((events & want_write) ? POLLOUT : 0)), 0};
+  const std::int64_t deadline = steady_ms() + timeout_ms;
   for (;;) {
-    const int n = ::poll(&p, 1, timeout_ms);
+    // After a signal, only what is left of the time: periodic signals must not extend a wait.
+    const std::int64_t left = timeout_ms < 0 ? -1 : std::max<std::int64_t>(0, deadline - steady_ms());
+    const int n = ::poll(&p, 1, static_cast<int>(left));
     if (n > 0) {
       // An error or hang-up makes the next call report it: say every wanted event is ready.
       if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return static_cast<int>(events);

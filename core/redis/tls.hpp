@@ -65,7 +65,7 @@ class tls_stream {
  private:
   friend class tls_client;
   explicit tls_stream(SSL* ssl) : ssl_(ssl) {}
-  tls_io result(int rc, const char* what);
+  tls_io result(int rc, const char* what, bool handshaking);
   SSL* ssl_;
 };
 

@@ -349,6 +349,33 @@ static void test_async_request_started_by_a_completion(void **state) {
   assert_memory_equal(c.second.value, "vb", 2);
 }
 
+/** A completion of a failed request (its connection dropped: AUTH refused) that starts another
+ *  one: that request goes out on a new connection at once (the watch callback hears of it), so
+ *  it fails for the same reason, not by timing out at its deadline. */
+static void test_async_request_started_by_a_failure(void **state) {
+  static chained c; /* static: see above */
+  char url[600];
+  const char *base = test_redis_url();
+  const char *rest = strstr(base, "://") + 3;
+  fixture *f;
+  int64_t start;
+  snprintf(url, sizeof url, "%.*sapp:wrong-password@%s", (int)(rest - base), base, rest);
+  setup_url(state, url, NULL);
+  f = *state;
+  memset(&c, 0, sizeof c);
+  c.ctx = f->ctx;
+  start = test_now_ms();
+  assert_int_equal(httpcache_async_get(f->ctx, "a", 1, on_get_then_start, &c), HTTPCACHE_OK);
+  assert_int_equal(run_loop(&f->l, f->ctx, 5000), 0);
+  assert_int_equal(c.first.status, HTTPCACHE_EBACKEND);
+  assert_int_equal(c.start_rc, HTTPCACHE_OK);
+  assert_int_equal(c.second.done, 1);
+  assert_int_equal(c.second.status, HTTPCACHE_EBACKEND); /* not ETIMEOUT */
+  printf("failure chain: first %d second %d after %lld ms, watch calls %d\n", c.first.status, c.second.status, (long long)(test_now_ms() - start), f->l.watch_calls);
+  if (test_now_ms() - start > 1000) fail_msg("the second request took %lld ms", (long long)(test_now_ms() - start));
+  teardown(state);
+}
+
 #define ON(test, s) cmocka_unit_test_setup_teardown(test, s, teardown)
 
 int main(void) {
@@ -370,6 +397,7 @@ int main(void) {
       ON(test_async_back_to_back_requests, setup_cluster),
       ON(test_async_request_started_by_a_completion, setup_redis),
       ON(test_async_request_started_by_a_completion, setup_cluster),
+      cmocka_unit_test(test_async_request_started_by_a_failure),
       cmocka_unit_test_teardown(test_async_stalled_server_times_out, test_redis_restore),
       cmocka_unit_test(test_async_free_cancels_pending),
       cmocka_unit_test(test_async_server_down),
