@@ -76,11 +76,15 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "compute_callback", "response_param", "adds_param", "__weakref__",
+        "compute_callback", "response_param", "adds_param", "condition", "__weakref__",
     )
 
-    def __init__(self, func: Callable[..., Any], keys: KeyBuilder, ttl: TtlChoice, namespace: str | None) -> None:
+    def __init__(
+        self, func: Callable[..., Any], keys: KeyBuilder, ttl: TtlChoice, namespace: str | None,
+        condition: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.func = func
+        self.condition = condition  # False for a result: returned, not stored
         self.keys = keys
         self.ttl = ttl
         self.namespace = namespace
@@ -150,6 +154,8 @@ class CachedCall:
     def computed(self, result: Any, injected: Any) -> Computed:
         """A result as it is to be stored: the storage rules and the encoding (``_codec.encode``).
         The caller then asks the TTL choice, for a storable result only (``Computed.expire_in``)."""
+        if self.condition is not None and not self.condition(result):
+            return Computed(result, injected, None, False, None)
         data, is_response, cap = encode(result, self.per_user, self.where, injected)
         return Computed(result, injected, data, is_response, cap)
 
@@ -172,7 +178,7 @@ class CachedCall:
 
     def call_sync(self, args: tuple, kwargs: dict) -> Any:
         built = self.keys.build(args, kwargs)  # [key] (one template), or None: run uncached
-        if built is None:
+        if built is None or not HTTPCache.enabled:
             return self.run(args, kwargs)
         key = built[0]
         handle = HTTPCache.handle(self.namespace)
@@ -247,7 +253,7 @@ class CachedCall:
 
     async def call_async(self, args: tuple, kwargs: dict) -> Any:
         built = self.keys.build(args, kwargs)  # [key] (one template), or None: run uncached
-        if built is None:
+        if built is None or not HTTPCache.enabled:
             return await self.run(args, kwargs)
         key = built[0]
         handle = HTTPCache.handle(self.namespace)

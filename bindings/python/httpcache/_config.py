@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import threading
 import weakref
 from typing import Any
@@ -216,6 +217,11 @@ class Handle:
         return HTTPCache.option("max_value_bytes")
 
 
+def _disabled_by_env() -> bool:
+    """HTTPCACHE_DISABLED set to anything but "", "0", "false" or "no" turns caching off."""
+    return os.environ.get("HTTPCACHE_DISABLED", "").strip().lower() not in ("", "0", "false", "no")
+
+
 class HTTPCache:
     """Process-wide cache configuration (a drop-in for ``authx_extra.cache.HTTPCache``).
 
@@ -228,7 +234,8 @@ class HTTPCache:
     breaker_cooldown_ms, singleflight_wait_ms, lock_ttl_ms (0 or absent: the library default);
     and for TLS URLs ssl_ca_certs, ssl_ca_path, ssl_certfile, ssl_keyfile, ssl_server_hostname,
     ssl_cert_reqs ("required" or "none") and ssl_check_hostname (a bool), which the URL's query
-    overrides. Verification is on by default.
+    overrides. Verification is on by default. ``enabled=False`` (or ``HTTPCACHE_DISABLED=1`` in
+    the environment) turns caching off: decorated functions just run (for tests, for debugging).
 
     ``lock_ttl_ms`` (Redis only; default 0, off) turns on the core's cross-process stampede lock:
     a ``def`` function's cold key is then computed once across every process sharing the
@@ -244,6 +251,9 @@ class HTTPCache:
     redis_url: str | None = None
     namespace: str = "httpcache"
     tz: Any = "UTC"
+    # False: every decorated call runs its function, nothing is read, stored or invalidated
+    # (init(enabled=False), or HTTPCACHE_DISABLED=1 in the environment, which wins).
+    enabled: bool = not _disabled_by_env()
 
     _url: str = "memory://"
     _tz_name: str = "UTC"
@@ -253,7 +263,10 @@ class HTTPCache:
     _initialized = False  # init() was called; before it, the first handle says what is in force
 
     @classmethod
-    def init(cls, redis_url: str | None = None, namespace: str = "httpcache", tz: Any = "UTC", **options: Any):
+    def init(
+        cls, redis_url: str | None = None, namespace: str = "httpcache", tz: Any = "UTC", *, enabled: bool = True,
+        **options: Any,
+    ):
         url = "memory://" if redis_url in (None, "", "memory://") else redis_url
         if not isinstance(url, str):
             raise ValueError(f"invalid redis_url {redis_url!r}: must be a str or None")
@@ -284,6 +297,7 @@ class HTTPCache:
             cls._tz_name = tz_name
             cls._options = dict(options)
             cls._initialized = True
+            cls.enabled = bool(enabled) and not _disabled_by_env()
             # Old handles are dropped, not closed: calls in flight keep theirs until they return.
             cls._handles = {namespace: handle}
         return cls

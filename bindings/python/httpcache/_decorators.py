@@ -38,8 +38,11 @@ def cache(
     *,
     end_of_day: bool | None = None,
     end_of_week: bool | None = None,
+    condition: Callable[[Any], Any] | None = None,
 ) -> Callable[[F], F]:
     """Caches the result of an ``async def`` or ``def`` function (or FastAPI handler).
+
+    ``condition(result)``: a false answer returns that result uncached (not stored; no warning).
 
     TTL precedence: ``ttl_func`` (sync or async, no arguments, returns seconds) >
     ``ttl_in_seconds`` > end of week (``expire_end_of_week``/``end_of_week``) > end of day (the
@@ -57,11 +60,13 @@ def cache(
     ttl = TtlChoice(what, ttl_in_seconds, expire_end_of_week if end_of_week is None else end_of_week, ttl_func)
     if namespace is not None:
         check_namespace(namespace)
+    if condition is not None and not callable(condition):
+        raise TypeError(f"{what}: condition must be callable, got {condition!r}")
 
     def decorate(func: F) -> F:
         _check_callable(what, func)
         keys = KeyBuilder(func, [key], obj, obj_attr, what)
-        call = CachedCall(func, keys, ttl, namespace)
+        call = CachedCall(func, keys, ttl, namespace, condition)
         claim(namespace, keys.templates, obj_attr, what, HTTPCache.namespace, call)
         wrapper = _thin_wrapper(func, call)
         if call.adds_param:
@@ -132,7 +137,7 @@ class Invalidation:
 
     def call_sync(self, args: tuple, kwargs: dict) -> Any:
         keys = self.keys.build(args, kwargs)
-        if keys is None:
+        if keys is None or not HTTPCache.enabled:
             return self.func(*args, **kwargs)
         self.delete_sync(keys)
         try:
@@ -142,7 +147,7 @@ class Invalidation:
 
     async def call_async(self, args: tuple, kwargs: dict) -> Any:
         keys = self.keys.build(args, kwargs)
-        if keys is None:
+        if keys is None or not HTTPCache.enabled:
             return await self.func(*args, **kwargs)
         await self.delete_async(keys)
         try:
