@@ -411,6 +411,16 @@ static int failing_compute(httpcache_buf *out, uint32_t *flags, void *payload) {
   return -42;
 }
 
+/* Opens one pooled connection per caller first (pool_size NFAIL): over TLS, and slower under
+ * ASan, fifty handshakes at the race's start would delay callers past the leader's flight. */
+static void *warm_main(void *arg) {
+  failing *f = arg;
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  (void)httpcache_cache_get(&v, NULL, f->cache, "warm", 4);
+  httpcache_buf_dispose(&v);
+  return NULL;
+}
+
 static void *failing_main(void *arg) {
   int i = (int)(intptr_t)arg;
   failing *f = the_failing;
@@ -427,10 +437,16 @@ static void run_shared_failure(url_fn url) {
   static failing f;
   pthread_t t[NFAIL];
   int i;
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
   memset(&f, 0, sizeof f);
-  f.cache = open_cache(url, test_unique_namespace("fail"), 5000);
+  opts.singleflight_wait_ms = 5000;
+  opts.breaker_failures = 1000;
+  opts.pool_size = NFAIL;
+  assert_int_equal(httpcache_cache_open(&f.cache, url(), test_unique_namespace("fail"), "UTC", &opts), HTTPCACHE_OK);
   snprintf(f.key, sizeof f.key, "boom");
   the_failing = &f;
+  for (i = 0; i < NFAIL; ++i) assert_int_equal(pthread_create(&t[i], NULL, warm_main, &f), 0);
+  for (i = 0; i < NFAIL; ++i) pthread_join(t[i], NULL);
   for (i = 0; i < NFAIL; ++i) assert_int_equal(pthread_create(&t[i], NULL, failing_main, (void *)(intptr_t)i), 0);
   for (i = 0; i < NFAIL; ++i) pthread_join(t[i], NULL);
   printf("# %s: %d callers, the failing computation ran %d times\n", url(), NFAIL, atomic_load(&f.runs));
