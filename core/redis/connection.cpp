@@ -162,6 +162,27 @@ reply_ptr connection::take_reply() {
   return reply_ptr(static_cast<redisReply*>(raw));
 }
 
+void connection::wait_established(std::uint32_t timeout_ms) {
+  wait_until([&] { return established(); }, steady_ms() + timeout_ms, "connecting to");
+}
+
+std::vector<reply_ptr> connection::exchange(const std::vector<const command*>& commands, std::uint32_t timeout_ms) {
+  for (const command* cmd : commands) append(*cmd);
+  std::vector<reply_ptr> replies;
+  replies.reserve(commands.size());
+  wait_until(
+      [&] {
+        while (replies.size() < commands.size()) {
+          reply_ptr r = take_reply();
+          if (!r) return false;
+          replies.push_back(std::move(r));
+        }
+        return true;
+      },
+      steady_ms() + timeout_ms, "reading from");
+  return replies;
+}
+
 unsigned connection::wait_for(unsigned wants, std::int64_t deadline_ms, const char* what) {
   const std::int64_t left = deadline_ms - steady_ms();
   int err = 0;

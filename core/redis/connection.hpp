@@ -71,6 +71,13 @@ class connection {
   // A parsed reply, or null when none is complete yet. Throws backend_error on a protocol error.
   reply_ptr take_reply();
 
+  // Blocking use (the pool, the Sentinel locator): waits until connected (TLS handshake
+  // included), or errc::timeout after timeout_ms.
+  void wait_established(std::uint32_t timeout_ms);
+  // Blocking use: writes the commands (one write) and reads one reply each within timeout_ms.
+  // Every reply is read before any is judged, so the connection never keeps a stray one.
+  std::vector<reply_ptr> exchange(const std::vector<const command*>& commands, std::uint32_t timeout_ms);
+
   // Blocking use: advances and waits until `done()` holds, or fails with errc::timeout at
   // deadline_ms (steady_ms()). `what` names the step in messages ("reading from").
   template <typename Done>

@@ -6,32 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "../clock.hpp"
-
 namespace httpcache::detail {
-
-namespace {
-
-// Writes the commands (one write) and reads one reply each, within the command timeout. Every
-// reply is read before any is judged, so the connection never keeps a stray one.
-std::vector<reply_ptr> exchange_on(connection& c, const std::vector<const command*>& commands, std::uint32_t timeout_ms) {
-  for (const command* cmd : commands) c.append(*cmd);
-  std::vector<reply_ptr> replies;
-  replies.reserve(commands.size());
-  c.wait_until(
-      [&] {
-        while (replies.size() < commands.size()) {
-          reply_ptr r = c.take_reply();
-          if (!r) return false;
-          replies.push_back(std::move(r));
-        }
-        return true;
-      },
-      steady_ms() + timeout_ms, "reading from");
-  return replies;
-}
-
-}  // namespace
 
 void throw_if_error(const redisReply* reply) {
   if (reply->type != REDIS_REPLY_ERROR) return;
@@ -48,7 +23,7 @@ std::vector<reply_ptr> redis_pool::exchange(const std::vector<const command*>& c
     const bool reused = c.c != nullptr;
     if (!reused) c = pooled{connect(), current_pid()};
     try {
-      auto replies = exchange_on(*c.c, commands, options_.command_timeout_ms);
+      auto replies = c.c->exchange(commands, options_.command_timeout_ms);
       give_back(std::move(c));
       return replies;
     } catch (const backend_error& e) {
@@ -63,13 +38,13 @@ std::unique_ptr<connection> redis_pool::connect() {
   const bool named_by_url = auth_.scheme == url_scheme::redis || auth_.scheme == url_scheme::unix_socket;
   const std::string shown = named_by_url ? auth_.redacted() : where_.name();
   auto c = std::make_unique<connection>(where_, tls_, shown);
-  c->wait_until([&] { return c->established(); }, steady_ms() + options_.connect_timeout_ms, "connecting to");
+  c->wait_established(options_.connect_timeout_ms);
   std::string db_text;
   auto setup = connection_setup(auth_, db_text);
   std::vector<const command*> cmds;
   for (const auto& cmd : setup) cmds.push_back(&cmd);
   if (!cmds.empty()) {
-    for (const auto& reply : exchange_on(*c, cmds, options_.command_timeout_ms)) {
+    for (const auto& reply : c->exchange(cmds, options_.command_timeout_ms)) {
       if (reply->type == REDIS_REPLY_ERROR) {  // AUTH's error text names no secret
         const std::string_view text(reply->str, reply->len);
         throw backend_error(errc::backend, fmt::format("setting up the connection to {}: {}", shown, text),

@@ -35,12 +35,8 @@ std::optional<int> port_of(std::string_view text) {
 
 // A blocking exchange of one command on a fresh connection.
 reply_ptr ask(connection& c, const command& cmd, const backend_options& options) {
-  c.wait_until([&] { return c.established(); }, steady_ms() + options.connect_timeout_ms, "connecting to");
-  c.append(cmd);
-  reply_ptr reply;
-  c.wait_until([&] { return (reply = c.take_reply()) != nullptr; }, steady_ms() + options.command_timeout_ms,
-               "reading from");
-  return reply;
+  c.wait_established(options.connect_timeout_ms);
+  return std::move(c.exchange({&cmd}, options.command_timeout_ms).front());
 }
 
 }  // namespace
@@ -142,21 +138,12 @@ bool sentinel_locator::is_master(const endpoint& m, std::string& why) {
   std::string db_text;
   try {
     connection c(m, tls_.get());
-    c.wait_until([&] { return c.established(); }, steady_ms() + options_.connect_timeout_ms, "connecting to");
+    c.wait_established(options_.connect_timeout_ms);
     auto setup = connection_setup(url_, db_text);
-    for (const auto& cmd : setup) c.append(cmd);
-    c.append(role);
-    std::vector<reply_ptr> replies;
-    c.wait_until(
-        [&] {
-          while (replies.size() < setup.size() + 1) {
-            reply_ptr r = c.take_reply();
-            if (!r) return false;
-            replies.push_back(std::move(r));
-          }
-          return true;
-        },
-        steady_ms() + options_.command_timeout_ms, "reading from");
+    std::vector<const command*> cmds;
+    for (const auto& cmd : setup) cmds.push_back(&cmd);
+    cmds.push_back(&role);
+    std::vector<reply_ptr> replies = c.exchange(cmds, options_.command_timeout_ms);
     const redisReply* r = replies.back().get();
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || text_of(r->element[0]) == "master") return true;
     why = fmt::format("{} is named the master but is a {}", m.name(), text_of(r->element[0]));

@@ -205,18 +205,9 @@ class redis_session final : public async_session {
     std::string why;
     const connect_result r = connect(why);
     if (r == connect_result::parked) return;
-    if (r == connect_result::failed) return drop_parked(why);
+    if (r == connect_result::failed) return drop_connection(status_of(errc::backend), why, true);
     if (setup_pending_ == 0) send_held();
     update_watch(detail::net::want_read | detail::net::want_write);
-  }
-
-  void drop_parked(const std::string& why) {
-    std::deque<request*> failed;
-    failed.swap(queue_);
-    for (request* req : failed) {
-      if (req->detail.empty()) req->detail = why;
-      finish(req, status_of(errc::backend));
-    }
   }
 
   // Advances the connection: writes, reads when `ready` says so, completes what was answered,
