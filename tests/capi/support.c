@@ -2,7 +2,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +55,21 @@ const char *test_redis_url_with(const char *path, const char *query, char *out, 
   int n = snprintf(out, cap, "%.*s%s%s%s%s%s", base, url, path, own[0] || query[0] ? "?" : "", own, sep, query);
   assert_true(n > 0 && (size_t)n < cap);
   return out;
+}
+
+int test_silent_listener(int backlog, int *port) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(fd, backlog), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  *port = ntohs(a.sin_port);
+  return fd;
 }
 
 const char *test_redis_unix_url(void) {

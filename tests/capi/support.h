@@ -17,6 +17,10 @@ const char *test_redis_url(void);
 /* The fixture's URL with `path` (e.g. "/3") after its authority and `query` (e.g.
  * "command_timeout_ms=2000", or "") joined to its own query (a TLS fixture's ssl_ca_certs=...). */
 const char *test_redis_url_with(const char *path, const char *query, char *out, size_t cap);
+/* A loopback TCP listener that never accepts (connects complete into its backlog of `backlog`;
+ * a full one leaves the next connect in SYN-SENT): a peer that never answers. Its port in *port;
+ * returns the socket (the caller closes it). */
+int test_silent_listener(int backlog, int *port);
 /* unix://<fixture socket>. Static storage. */
 const char *test_redis_unix_url(void);
 /* The cluster fixture's redis+cluster:// URL (from $HTTPCACHE_TEST_CLUSTER_DIR/url). Static storage. */

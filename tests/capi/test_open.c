@@ -201,22 +201,6 @@ static void test_open_db_selects_database(void **state) {
 
 /* ---- Timeouts and defaults, against loopback peers that never answer ---- */
 
-/* A loopback listener that never accepts; *port receives its port. */
-static int silent_listener(int backlog, int *port) {
-  struct sockaddr_in a;
-  socklen_t len = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(listen(fd, backlog), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 /* Connects to the listener until a connect no longer completes (its accept queue is full: with
  * tcp_abort_on_overflow=0, the default, Linux drops the SYN and the client keeps retrying), so
  * the next connect hangs in SYN-SENT. The fds go to fds[] (closed by the caller). */
@@ -271,7 +255,7 @@ static int64_t timed_get(const char *url, const httpcache_options *opts, int *rc
 static void test_open_url_options_override_struct(void **state) {
   char url[200];
   int port, rc;
-  int fd = silent_listener(64, &port);
+  int fd = test_silent_listener(64, &port);
   int64_t ms;
   httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
   (void)state;
@@ -294,7 +278,7 @@ static void test_open_url_options_override_struct(void **state) {
 static void test_open_connect_timeout_full_backlog(void **state) {
   char url[200];
   int port, rc, fds[64], n, calls = 0;
-  int fd = silent_listener(0, &port);
+  int fd = test_silent_listener(0, &port);
   int64_t ms;
   httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
   httpcache_cache *cache = NULL;
@@ -337,7 +321,7 @@ static void test_open_connect_timeout_full_backlog(void **state) {
 static void test_open_default_timeouts(void **state) {
   char url[200];
   int port, rc, fds[64], n, i;
-  int silent = silent_listener(64, &port), full, full_port;
+  int silent = test_silent_listener(64, &port), full, full_port;
   int64_t ms;
   httpcache_options init_opts, zero_opts = HTTPCACHE_OPTIONS_INIT;
   const httpcache_options *forms[3];
@@ -356,7 +340,7 @@ static void test_open_default_timeouts(void **state) {
     assert_int_equal(rc, HTTPCACHE_ETIMEOUT);
     if (ms < 900 || ms > 1900) fail_msg("default command timeout (form %d): took %lld ms", i, (long long)ms);
   }
-  full = silent_listener(0, &full_port);
+  full = test_silent_listener(0, &full_port);
   n = fill_backlog(full_port, fds, 64);
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", full_port);
   ms = timed_get(url, NULL, &rc);

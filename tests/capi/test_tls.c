@@ -4,12 +4,9 @@
  * 127.0.0.1, never localhost). Verification is on by default; a refused handshake is an outage
  * (fail open, with the reason in the message); the options struct carries the same settings as
  * the URL's query. The rest of the C suite also runs over these fixtures (tests/CMakeLists.txt). */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "httpcache.h"
@@ -222,23 +219,6 @@ static void test_tls_bad_settings(void **state) {
   assert_int_equal(httpcache_options_init(&v1, 3), HTTPCACHE_EVERSION);
 }
 
-/* A loopback listener that never accepts (the kernel completes TCP connects into its backlog):
- * a TLS handshake with it never gets an answer. *port receives its port. */
-static int silent_listener(int *port) {
-  struct sockaddr_in a;
-  socklen_t len = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(listen(fd, 64), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 static void on_async_get(int status, const void *value, size_t len, int64_t ttl_ms, void *payload) {
   (void)value;
   (void)len;
@@ -250,7 +230,7 @@ static void on_async_get(int status, const void *value, size_t len, int64_t ttl_
  *  non-blocking one end with ETIMEOUT at the connect timeout, not later, and fail open. */
 static void test_tls_silent_peer_times_out(void **state) {
   char url[200];
-  int port, fd = silent_listener(&port), status = 1, calls = 0;
+  int port, fd = test_silent_listener(64, &port), status = 1, calls = 0;
   httpcache_cache *cache;
   httpcache_async *ctx = NULL;
   httpcache_buf value = HTTPCACHE_BUF_INIT;
