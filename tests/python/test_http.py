@@ -269,10 +269,13 @@ def test_no_age_header(client):
     assert "age" not in r.headers
 
 
-def test_handler_returning_a_dict_is_cached_as_json(client, app, store):
-    assert client.get("/dict").json() == {"n": 1}
-    assert client.get("/dict").json() == {"n": 1}
-    assert store.get("dict") == b'{"n":1}'
+def test_handler_returning_a_dict_is_cached_as_the_response_fastapi_sends(client, app, store):
+    first = client.get("/dict")
+    second = client.get("/dict")
+    assert first.content == second.content == b'{"n":1}'
+    assert second.headers["content-type"] == first.headers["content-type"] == "application/json"
+    status, media, headers, body = _httpcache.response_decode(store.get("dict"))
+    assert (status, media, body) == (200, b"application/json", b'{"n":1}')
     assert app.state.calls["dict"] == 1
 
 

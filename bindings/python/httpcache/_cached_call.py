@@ -28,14 +28,16 @@ import threading
 from typing import Any, Callable
 
 from . import _httpcache
-from ._codec import MAGIC, MISS, ResponseMemo, decode_json, decode_value, encode, is_value_record
+from ._codec import MAGIC, MISS, ResponseMemo, decode_value, encode_response, encode_value, is_response, is_value_record
 from ._config import HTTPCache, Handle
 from ._asyncio import Flight
 from ._early_hits import early_verdict, note_response
 from ._headers import cache_headers, set_cache_headers
-from ._injected import response_param, without_param
+from ._injected import Injected, without_params
 from ._keys import KeyBuilder
+from ._routes import response_for, route_of
 from ._ttl import TtlChoice
+from ._typed import ResultCoder
 
 logger = logging.getLogger("httpcache")
 
@@ -76,22 +78,24 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "compute_callback", "response_param", "adds_param", "condition", "__weakref__",
+        "compute_callback", "response_param", "request_param", "added", "condition", "values", "__weakref__",
     )
 
     def __init__(
         self, func: Callable[..., Any], keys: KeyBuilder, ttl: TtlChoice, namespace: str | None,
-        condition: Callable[[Any], Any] | None = None,
+        condition: Callable[[Any], Any] | None = None, values: ResultCoder | None = None,
+        injected: Injected = Injected(),
     ) -> None:
         self.func = func
         self.condition = condition  # False for a result: returned, not stored
         self.keys = keys
         self.ttl = ttl
         self.namespace = namespace
-        self.per_user = keys.per_user
-        # Per-user keys are many and each is read by one user: only a fixed key is memoized.
-        self.memo = ResponseMemo(max_bytes=0) if self.per_user else ResponseMemo()
+        self.per_user = keys.per_user  # responses are one user's: Cache-Control private
+        # Keys that vary per call are many, each read by few: only a fixed key is memoized.
+        self.memo = ResponseMemo() if keys.fixed is not None else ResponseMemo(max_bytes=0)
         self.where = getattr(func, "__qualname__", repr(func))
+        self.values = values if values is not None else ResultCoder(func, self.where)
         self.endpoint: Any = None  # the wrapper routing calls, for HTTPCache.attach()
         # get_or_compute's callbacks take no arguments and are made once, so that a hit builds no
         # callable: call_sync leaves the call's (handle, args, kwargs) in `current` (per thread;
@@ -101,9 +105,9 @@ class CachedCall:
         self.current = threading.local()
         self.compute_callback = self._compute_for_core
         self.ttl_callback = _httpcache.Policy.callback(lambda: self.current.computed.ttl)
-        # FastAPI's injected Response (see _injected): the handler's own parameter, or one the
-        # wrapper adds (adds_param) and never passes on.
-        self.response_param, self.adds_param = response_param(func)
+        # FastAPI's injected Response and Request (see _injected): the handler's own parameters,
+        # or ones the wrapper adds (`added`) and never passes on.
+        self.response_param, self.request_param, self.added = injected
 
     # -- shared by both paths
 
@@ -113,14 +117,14 @@ class CachedCall:
 
     def run(self, args: tuple, kwargs: dict) -> Any:
         """The decorated function's own call (without the parameter the wrapper added)."""
-        return self.func(*args, **(without_param(kwargs) if self.adds_param else kwargs))
+        return self.func(*args, **(without_params(kwargs, self.added) if self.added else kwargs))
 
     def serve(self, value: bytes, ttl_s: float, injected: Any = None) -> Any:
         """Stored bytes as the caller gets them (a Response with the hit's headers for a response
         record; a plain result, whose status, headers and cache headers go on the injected
         response), or MISS when they cannot be decoded."""
         if not value.startswith(MAGIC):
-            result = decode_json(value)
+            result = self.values.decode(value)
             if injected is not None and result is not MISS:
                 set_cache_headers(injected, ttl_s, self.per_user, hit=True)
             return result
@@ -136,7 +140,10 @@ class CachedCall:
         decoded = decode_value(value)
         if decoded is MISS:
             return MISS
-        result, status, headers = decoded
+        data, status, headers = decoded
+        result = self.values.decode(data)
+        if result is MISS:
+            return MISS
         if injected is not None:
             if status is not None:
                 injected.status_code = status
@@ -147,17 +154,35 @@ class CachedCall:
     def hit(self, key: bytes, value: bytes, ttl_s: float, injected: Any = None) -> Any:
         """serve() for bytes read from the backend, which HTTPCache.attach() may learn."""
         result = self.serve(value, ttl_s, injected)
-        if result is not MISS and not self.per_user and value.startswith(MAGIC) and not is_value_record(value):
+        if result is not MISS and self.keys.fixed is not None and value.startswith(MAGIC) and not is_value_record(value):
             note_response(self.endpoint, key, self.namespace)
         return result
 
-    def computed(self, result: Any, injected: Any) -> Computed:
-        """A result as it is to be stored: the storage rules and the encoding (``_codec.encode``).
-        The caller then asks the TTL choice, for a storable result only (``Computed.expire_in``)."""
+    def computed(self, result: Any, kwargs: dict) -> Computed:
+        """A result as it is to be stored: the storage rules and the encoding. A route's result
+        becomes the response FastAPI would send (``_routes``); a plain one is encoded by its
+        ResultCoder, with the status and headers its handler set on the injected response
+        (``_codec.encode_value``). The caller then asks the TTL choice, for a storable result
+        only (``Computed.expire_in``)."""
+        injected = self.injected(kwargs)
         if self.condition is not None and not self.condition(result):
             return Computed(result, injected, None, False, None)
-        data, is_response, cap = encode(result, self.per_user, self.where, injected)
-        return Computed(result, injected, data, is_response, cap)
+        request = kwargs.get(self.request_param) if self.request_param is not None else None
+        if request is not None and not is_response(result):
+            route = route_of(request)
+            if route is not None:
+                response = response_for(route, result, injected)
+                if response is None:  # FastAPI will refuse it too (a validation error), or it streams
+                    return Computed(result, injected, None, False, None)
+                result, injected = response, None
+        if is_response(result):
+            record, cap = encode_response(result, self.per_user, self.where)
+            return Computed(result, injected, record, True, cap)
+        data = self.values.encode(result)
+        if data is None or injected is None:
+            return Computed(result, injected, data, False, None)
+        data, _, cap = encode_value(data, injected, self.per_user, self.where)
+        return Computed(result, injected, data, False, cap)
 
     def finished(self, computed: Computed, key: bytes, stored_ttl: int | None) -> Any:
         """The caller's result of a computation: a storable one gets its cache headers, for the
@@ -168,7 +193,7 @@ class CachedCall:
             computed.ttl = stored_ttl
         if computed.is_response:
             set_cache_headers(computed.result, computed.ttl, self.per_user, hit=False)
-            if stored_ttl is not None and not self.per_user:
+            if stored_ttl is not None and self.keys.fixed is not None:
                 note_response(self.endpoint, key, self.namespace)
         elif computed.injected is not None:
             set_cache_headers(computed.injected, computed.ttl, self.per_user, hit=False)
@@ -212,7 +237,7 @@ class CachedCall:
         return (b"", False) if computed.data is None else (computed.data, True)
 
     def _compute_sync(self, handle: Handle, args: tuple, kwargs: dict) -> Computed:
-        computed = self.computed(self.run(args, kwargs), self.injected(kwargs))
+        computed = self.computed(self.run(args, kwargs), kwargs)
         if computed.data is not None:
             computed.expire_in(self.ttl.seconds_sync(self.where, handle.cache))
         return computed
@@ -336,7 +361,7 @@ class CachedCall:
         """Runs the function and stores what it computed through `flight`, the flight this call
         leads on a backend that is up (None: not stored). A flight made void while computing
         stores nothing either (fencing)."""
-        computed = self.computed(await self.run(args, kwargs), self.injected(kwargs))
+        computed = self.computed(await self.run(args, kwargs), kwargs)
         if computed.data is not None:
             computed.expire_in(await self.ttl.seconds_async(self.where, handle.cache))
         stored_ttl = None

@@ -2,10 +2,7 @@
 """The value codec: what is stored for a result, and the result a stored value gives back.
 
 Plain function results
-    The stored bytes are exactly the JSON text of the result (UTF-8, compact separators). Only
-    results that survive a JSON round trip unchanged are stored (a tuple would come back as a
-    list, a dict with int keys with str keys, NaN is not JSON): anything else is returned
-    uncached with one warning.
+    The stored bytes are the result's JSON (or its ``coder=``'s bytes), chosen by ``_typed``.
 
 Starlette/FastAPI responses
     Stored in the core's one record format (``httpcache_response_encode``/``_decode``, described
@@ -130,25 +127,6 @@ def decode_record(value: bytes) -> Any:
     return response
 
 
-def encode(result: Any, per_user: bool, where: str, injected: Any = None) -> tuple[bytes | None, bool, int | None]:
-    """(stored bytes or None for "do not store", is_response, the most seconds the response's
-    handler allows or None). `injected`: the Response FastAPI injected into the handler, whose
-    status and headers go with a plain result (see encode_value)."""
-    if is_response(result):
-        record, cap = encode_response(result, per_user, where)
-        return record, True, cap
-    try:
-        text = json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        if json.loads(text) != result:
-            raise ValueError("the value does not survive a JSON round trip")
-    except (TypeError, ValueError, RecursionError) as e:
-        logger.warning("httpcache: result of %s is not JSON (%s: %s); returned uncached", where, type(result).__name__, e)
-        return None, False, None
-    if injected is None:
-        return text.encode("utf-8"), False, None
-    return encode_value(text.encode("utf-8"), injected, per_user, where)
-
-
 # A value record: a response record whose body is a plain result's JSON and whose status and
 # headers are those the handler set on its injected Response. The media type marks it (with
 # "; status" when the handler set a status; else a hit leaves the route's own).
@@ -157,7 +135,7 @@ _WITH_STATUS = b"; status"
 
 
 def encode_value(data: bytes, injected: Any, per_user: bool, where: str) -> tuple[bytes | None, bool, int | None]:
-    """encode() of a plain result's JSON `data` whose handler may have set a status or headers on
+    """The stored form of a plain result's bytes `data` whose handler may have set a status or headers on
     its injected response: judged like a returned Response (``_rules``), stored as a value
     record, or as the plain JSON when the handler set nothing."""
     raw = [(name.lower(), value) for name, value in injected.raw_headers]
@@ -187,16 +165,14 @@ def is_value_record(value: bytes) -> bool:
     return line > 0 and value.startswith(VALUE_MEDIA, line + 1)
 
 
-def decode_value(value: bytes) -> tuple[Any, int | None, list[tuple[bytes, bytes]]] | Any:
-    """A value record's (result, the status its handler set or None, its headers), or MISS."""
+def decode_value(value: bytes) -> tuple[bytes, int | None, list[tuple[bytes, bytes]]] | Any:
+    """A value record's (stored result bytes, the status its handler set or None, its headers),
+    or MISS."""
     try:
         status, media_type, headers, body = _httpcache.response_decode(value)
     except ValueError:
         return MISS
-    result = decode_json(body)
-    if result is MISS:
-        return MISS
-    return result, status if media_type.endswith(_WITH_STATUS) else None, [(n.lower(), v) for n, v in headers]
+    return body, status if media_type.endswith(_WITH_STATUS) else None, [(n.lower(), v) for n, v in headers]
 
 
 _scan_json = json.JSONDecoder().scan_once

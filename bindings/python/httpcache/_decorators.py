@@ -12,22 +12,25 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 from typing import Any, Callable, Iterable, TypeVar
 
 from . import _httpcache
 from ._cached_call import CachedCall
 from ._config import HTTPCache, Handle, check_namespace
-from ._injected import add_param
-from ._keys import KeyBuilder, claim
+from ._injected import add_params, injected_params
+from ._keys import KeyBuilder, claim, claimed_in
 from ._ttl import TtlChoice
+from ._typed import ResultCoder, check_coder
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("httpcache")
 
 _OK = _httpcache.OK
 
 
 def cache(
-    key: str,
+    key: str | None = None,
     obj: str | None = None,
     obj_attr: str | None = None,
     ttl_in_seconds: int | None = None,
@@ -39,9 +42,29 @@ def cache(
     end_of_day: bool | None = None,
     end_of_week: bool | None = None,
     condition: Callable[[Any], Any] | None = None,
+    key_builder: Callable[..., str | None] | None = None,
+    private: bool | None = None,
+    coder: Any = None,
 ) -> Callable[[F], F]:
     """Caches the result of an ``async def`` or ``def`` function (or FastAPI handler).
 
+    Keys: ``key`` is fixed (``"home"``), or has fields: named ones read the function's
+    parameters, with dots into attributes or mapping keys (``"item.{item_id}"``,
+    ``"user.{user.id}"``, ``"t.{claims.sub}"``); the seed's ``{}`` is filled from
+    ``<argument named obj>.<obj_attr>`` (an attribute, or a key of a mapping). Without ``key``,
+    a route request is keyed by its method, route path, path and sorted query parameters (not
+    its headers, cookies or body: name the user in ``key`` when the response depends on who
+    asks), and a direct call by the function's name and JSON arguments. ``key_builder(*args,
+    **kwargs)`` returns the key itself (None: uncached). A value that cannot fill a key runs the
+    call uncached, never under a key shared by other callers.
+
+    ``private``: responses are one user's (``Cache-Control: private``, and the storage rules of
+    per-user keys); default True with ``obj``, else False.
+
+    Results: a FastAPI route's result is stored as the response FastAPI sends for it
+    (response_model, status_code, response_class); a plain function's as JSON, typed by its
+    return annotation (a model, dataclass, tuple, set, datetime...: see ``_typed``), or by
+    ``coder`` (an object with ``dumps``/``loads``). Never pickled unless ``coder`` says so.
     ``condition(result)``: a false answer returns that result uncached (not stored; no warning).
 
     TTL precedence: ``ttl_func`` (sync or async, no arguments, returns seconds) >
@@ -62,15 +85,22 @@ def cache(
         check_namespace(namespace)
     if condition is not None and not callable(condition):
         raise TypeError(f"{what}: condition must be callable, got {condition!r}")
+    check_coder(coder, what)
 
     def decorate(func: F) -> F:
         _check_callable(what, func)
-        keys = KeyBuilder(func, [key], obj, obj_attr, what)
-        call = CachedCall(func, keys, ttl, namespace, condition)
-        claim(namespace, keys.templates, obj_attr, what, HTTPCache.namespace, call)
+        injected = injected_params(func)
+        keys = KeyBuilder(
+            func, [] if key is None else [key], obj, obj_attr, what, key_builder=key_builder, private=private,
+            request_param=injected.request, added=injected.added,
+        )
+        values = ResultCoder(func, getattr(func, "__qualname__", repr(func)), coder)
+        call = CachedCall(func, keys, ttl, namespace, condition, values, injected)
+        claim(namespace, keys.templates, keys.source, what, HTTPCache.namespace, call)
+        if key is None and key_builder is None:  # a default key's template is claimed at its first use
+            keys.on_template = lambda tb: claim(namespace, [tb], None, what, HTTPCache.namespace, call)
         wrapper = _thin_wrapper(func, call)
-        if call.adds_param:
-            add_param(wrapper, func)  # FastAPI injects a Response for the cache headers
+        add_params(wrapper, func, injected.added)  # FastAPI injects a Response and a Request
         call.endpoint = wrapper
         return wrapper
 
@@ -128,14 +158,32 @@ class Invalidation:
     """The keys one ``@invalidate_cache`` deletes, and the two ways of deleting them. A failed
     delete is an outage like any other: logged once per outage, never raised to the caller."""
 
-    __slots__ = ("func", "keys", "namespace")
+    __slots__ = ("func", "keys", "namespace", "checked")
 
     def __init__(self, func: Callable[..., Any], keys: KeyBuilder, namespace: str | None) -> None:
         self.func = func
         self.keys = keys
         self.namespace = namespace
+        self.checked = False
+
+    def _check_claims(self) -> None:
+        """Warns once when a template names no live @cache's key in the namespace it deletes in:
+        the seed ignored a decorator's namespace, so code written for it may name one that no
+        @cache writes to, and then invalidates nothing."""
+        self.checked = True
+        namespace = self.namespace or HTTPCache.namespace
+        for tb in self.keys.templates:
+            elsewhere = claimed_in(namespace, tb)
+            if elsewhere is not None:
+                logger.warning(
+                    "httpcache: %s deletes %r in namespace %r, where no @cache of this process uses that key "
+                    "template%s: it may invalidate nothing", self.keys.what, tb.decode("utf-8", "replace"), namespace,
+                    f" (@cache uses it in namespace {', '.join(map(repr, elsewhere))})" if elsewhere else "",
+                )
 
     def call_sync(self, args: tuple, kwargs: dict) -> Any:
+        if not self.checked:
+            self._check_claims()
         keys = self.keys.build(args, kwargs)
         if keys is None or not HTTPCache.enabled:
             return self.func(*args, **kwargs)
@@ -146,6 +194,8 @@ class Invalidation:
             self.delete_sync(keys)
 
     async def call_async(self, args: tuple, kwargs: dict) -> Any:
+        if not self.checked:
+            self._check_claims()
         keys = self.keys.build(args, kwargs)
         if keys is None or not HTTPCache.enabled:
             return await self.func(*args, **kwargs)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Keys of decorated functions: the templates checked at decoration, filled per call.
+"""Keys of decorated functions: the templates checked at decoration, filled per call, and the
+claims that keep two decorators of one namespace from sharing a key.
 
 A template is filled by the core (``httpcache_key_format``), so Python and C programs build the
 same key for the same template and values; the backend key is then ``namespace:key``.
@@ -9,137 +10,190 @@ from __future__ import annotations
 
 import gc
 import inspect
+import json
 import logging
-import re
 import threading
 import weakref
 from typing import Any, Callable
 
 from . import _httpcache
+from ._fields import Argument, Unkeyable, key_bytes, lookup, named_template
+from ._routes import default_key, route_of
 
 logger = logging.getLogger("httpcache")
 
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
-_EMPTY = inspect.Parameter.empty
-_UNSET: Any = object()
-
 
 class KeyBuilder:
-    """Builds the keys of one decorated function from its call arguments.
+    """Builds the keys of one decorated function from a call's arguments, in the one way its
+    decorator chose:
 
-    Without ``obj`` the key is fixed (checked once, at decoration). With ``obj`` each ``{}`` is
-    filled with ``getattr(<the argument named obj>, obj_attr)``, whether the argument came by
-    keyword, by position or from its default. When the object or the attribute is missing,
-    None or empty, ``build`` returns None and the call runs uncached: a per-user key must never
-    collapse into a key shared by every user. The core percent-encodes the value (outside
-    ``[A-Za-z0-9_-]``), so no value can reach another template's key.
+    - a fixed key (no field): checked once, at decoration;
+    - the seed's ``obj``/``obj_attr``: each ``{}`` filled with the attribute (or, for a mapping,
+      the key) ``obj_attr`` of the argument named ``obj``, given by keyword, position or default;
+    - named fields (``item.{item_id}``, ``user.{user.id}``): see ``_fields``;
+    - ``key_builder(*args, **kwargs)``: the key it returns, used as written (None: uncached);
+    - no key at all: a route request's default key (``_routes.default_key``); a direct call's
+      key is the function's qualified name and its arguments, when they are JSON values.
+
+    A value that cannot fill a key (missing, None, empty, or not identifying anything) makes
+    ``build`` return None and the call run uncached, logged once per reason: a per-request key
+    must never collapse into one shared by every caller. The core percent-encodes every value
+    (outside ``[A-Za-z0-9_-]``), so no value can reach another template's key.
     """
 
-    def __init__(self, func: Callable[..., Any], templates: list[Any], obj: Any, obj_attr: Any, what: str) -> None:
+    def __init__(
+        self, func: Callable[..., Any], templates: list[Any], obj: Any, obj_attr: Any, what: str, *,
+        key_builder: Callable[..., Any] | None = None, private: bool | None = None,
+        request_param: str | None = None, added: tuple[str, ...] = (),
+    ) -> None:
         if obj is not None and (not isinstance(obj, str) or not obj):
             raise ValueError(f"{what}: obj={obj!r} must be the name of a parameter")
         if obj is not None and (not isinstance(obj_attr, str) or not obj_attr):
             raise ValueError(f"{what}: obj={obj!r} needs obj_attr, the attribute to read (got {obj_attr!r})")
         if obj is None and obj_attr is not None:
             raise ValueError(f"{what}: obj_attr={obj_attr!r} needs obj, the parameter to read it from")
-        self.obj = obj
+        if key_builder is not None and (templates or obj is not None or not callable(key_builder)):
+            raise ValueError(f"{what}: key_builder must be a callable given instead of key, obj and obj_attr")
+        if private is not None and not isinstance(private, bool):
+            raise TypeError(f"{what}: private must be a bool, got {private!r}")
+        self.func = func
+        self.what = what
         self.obj_attr = obj_attr
+        self.key_builder = key_builder
+        self.request_param = request_param
+        self.added = added  # parameters the wrapper added (not the function's own)
+        self.private = (obj is not None) if private is None else private
         self.warned: set[str] = set()
-        self.templates: list[bytes] = []
-        for t in templates:
-            if not isinstance(t, str) or not t:
-                raise ValueError(f"{what}: invalid key {t!r}: must be a non-empty str")
-            tb = t.encode("utf-8")
-            try:
-                _httpcache.key_format(tb, [b"x"] if obj is not None else [])
-            except ValueError as e:
-                hint = " (a {} field needs obj and obj_attr)" if obj is None else ""
-                raise ValueError(f"{what}: invalid key template {t!r}: {e}{hint}") from None
-            self.templates.append(tb)
+        self.on_template: Callable[[bytes], None] | None = None  # claims a default key's template
+        self.claimed: set[bytes] = set()
         self.fixed: list[bytes] | None = None
-        if obj is None:
+        self.obj: Argument | None = None if obj is None else Argument(func, obj, what)
+        self.source: str | None = obj_attr  # what fills the fields, for the claims
+        self.templates: list[bytes] = []
+        self.fields: list[list[tuple[Argument, tuple[str, ...]]]] = []  # per template: named fields
+        for t in templates:
+            self._add_template(t, obj is not None)
+        if templates and obj is None and not any(self.fields):
             self.fixed = [_httpcache.key_format(tb, []) for tb in self.templates]
-            return
-        # Where the object comes from: its position, keyword, or default.
-        self.index: int | None = None
-        self.default: Any = _EMPTY
+        elif any(self.fields):
+            self.source = "|".join(".".join((a.name, *p)) for fs in self.fields for a, p in fs)
+
+    def _add_template(self, t: Any, with_obj: bool) -> None:
+        what = self.what
+        if not isinstance(t, str) or not t:
+            raise ValueError(f"{what}: invalid key {t!r}: must be a non-empty str")
         try:
-            params = inspect.signature(func).parameters
-        except (TypeError, ValueError):
-            params = None
-        if params is not None:
-            p = params.get(obj)
-            if p is not None and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-                self.index = list(params).index(obj)
-                self.default = p.default
-            elif p is not None and p.kind == p.KEYWORD_ONLY:
-                self.default = p.default
-            elif p is None and not any(q.kind == q.VAR_KEYWORD for q in params.values()):
-                raise ValueError(f"{what}: obj={obj!r} is not a parameter of {getattr(func, '__qualname__', func)!r}")
-            elif p is not None:
-                raise ValueError(f"{what}: obj={obj!r} must be a named parameter, not *args or **kwargs")
+            named = named_template(t)
+        except ValueError as e:
+            raise ValueError(f"{what}: invalid key template {t!r}: {e}") from None
+        if named is not None and with_obj:
+            raise ValueError(f"{what}: key template {t!r} has named fields: they cannot be filled from obj/obj_attr")
+        core, paths = named if named is not None else (t, [])
+        tb = core.encode("utf-8")
+        try:
+            _httpcache.key_format(tb, [b"x"] * len(paths) if paths else ([b"x"] if with_obj else []))
+        except ValueError as e:
+            hint = " (a {} field needs obj and obj_attr, or name a parameter: {item_id})" if not with_obj else ""
+            raise ValueError(f"{what}: invalid key template {t!r}: {e}{hint}") from None
+        self.templates.append(tb)
+        self.fields.append([(Argument(self.func, p[0], what), p[1:]) for p in paths])
 
     def build(self, args: tuple, kwargs: dict) -> list[bytes] | None:
+        """The keys of this call, or None: it runs uncached."""
         if self.fixed is not None:
             return self.fixed
-        o = kwargs.get(self.obj, _UNSET)
-        if o is _UNSET:
-            if self.index is not None and self.index < len(args):
-                o = args[self.index]
-            elif self.default is not _EMPTY:
-                o = self.default
-            else:
-                return None
-        if o is None:
-            return None
-        arg = self._value(o)
-        if arg is None:
-            return None
         try:
-            return [_httpcache.key_format(t, [arg]) for t in self.templates]
+            if self.obj is not None:
+                o = self.obj.of(args, kwargs)
+                arg = None if o is None else key_bytes(lookup(o, (self.obj_attr,)))
+                return None if arg is None else self._fill([(tb, [arg]) for tb in self.templates])
+            if self.templates:
+                return self._named(args, kwargs)
+            if self.key_builder is not None:
+                return self._built(args, kwargs)
+            return self._default(args, kwargs)
+        except Unkeyable as e:
+            self._warn_once(e.reason, f"{self._source_text()}: {e}; running uncached")
+            return None
+
+    def _named(self, args: tuple, kwargs: dict) -> list[bytes] | None:
+        filled = []
+        for tb, fields in zip(self.templates, self.fields):
+            values = []
+            for arg, path in fields:
+                v = key_bytes(lookup(arg.of(args, kwargs), path))
+                if v is None:
+                    return None
+                values.append(v)
+            filled.append((tb, values))
+        return self._fill(filled)
+
+    def _built(self, args: tuple, kwargs: dict) -> list[bytes] | None:
+        own = {k: v for k, v in kwargs.items() if k not in self.added}
+        try:
+            key = self.key_builder(*args, **own)
+        except Exception as e:  # noqa: BLE001 - the application's own code
+            raise Unkeyable("builder", f"key_builder raised {type(e).__name__}: {e}") from None
+        if key is None:
+            return None
+        if not isinstance(key, str) or not key:
+            raise Unkeyable("builder", f"key_builder returned {key!r}, not a non-empty str or None")
+        literal = key.replace("{", "{{").replace("}", "}}").encode("utf-8")
+        return self._fill([(literal, [])])
+
+    def _default(self, args: tuple, kwargs: dict) -> list[bytes] | None:
+        request = kwargs.get(self.request_param) if self.request_param else None
+        route = route_of(request) if request is not None else None
+        if route is not None:
+            made = default_key(request, route)
+            if made is None:
+                self._warn_once("credentials", "a request with Authorization has no default key (name the user in key=); running uncached")
+                return None
+        else:
+            made = self._call_key(args, kwargs)
+        tb, values = made
+        if tb not in self.claimed and self.on_template is not None:
+            try:
+                self.on_template(tb)
+            except ValueError as e:
+                self._warn_once("claim", f"{e}; running uncached")
+                return None
+            self.claimed.add(tb)
+        return self._fill([(tb, values)])
+
+    def _call_key(self, args: tuple, kwargs: dict) -> tuple[bytes, list[bytes]]:
+        """A direct call's default key: the function's qualified name and its arguments' JSON."""
+        own = {k: v for k, v in kwargs.items() if k not in self.added}
+        try:
+            bound = inspect.signature(self.func).bind(*args, **own)
+            bound.apply_defaults()
+            text = json.dumps(list(bound.arguments.items()), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise Unkeyable("arguments", f"its arguments are not JSON values ({e}); give key=") from None
+        name = f"{getattr(self.func, '__module__', '')}.{getattr(self.func, '__qualname__', '')}"
+        return (name.replace("{", "{{").replace("}", "}}") + "({})").encode("utf-8"), [text.encode("utf-8")]
+
+    def _fill(self, filled: list[tuple[bytes, list[bytes]]]) -> list[bytes] | None:
+        try:
+            return [_httpcache.key_format(tb, values) for tb, values in filled]
         except ValueError as e:  # e.g. over HTTPCACHE_MAX_KEY_BYTES: run uncached, never fail the call
-            self._warn_once("key", "cannot build a key from %s.%s: %s; running uncached", e)
+            self._warn_once("key", f"cannot build a key from {self._source_text()}: {e}; running uncached")
             return None
 
-    def _value(self, o: Any) -> bytes | None:
-        """The bytes of ``o.<obj_attr>`` for the key, or None (the call runs uncached): missing,
-        None or empty; or, with one warning per decorated function, a value that does not tell
-        one user from another (a method, or an object whose text is the default repr with its
-        address, which is reused once the object is freed) or whose text cannot be had."""
-        try:
-            v = getattr(o, self.obj_attr, None)
-            if v is None:
-                return None
-            if isinstance(v, (bytes, bytearray)):
-                return bytes(v) or None
-            if callable(v):
-                self._warn_once("identity", "%s.%s is %s, which does not identify a user; running uncached", "callable")
-                return None
-            text = str(v)
-            if type(v) not in (str, int) and _ADDRESS.search(text):
-                # A default repr (or one like it) names a memory address, reused once freed.
-                self._warn_once(
-                    "identity", "%s.%s is %s, which does not identify a user; running uncached", type(v).__name__
-                )
-                return None
-        except Exception as e:  # noqa: BLE001 - a property or __str__ of the app's that raises
-            self._warn_once("error", "cannot read %s.%s for the key (%s); running uncached", f"{type(e).__name__}: {e}")
-            return None
-        try:
-            return text.encode("utf-8") or None
-        except UnicodeError as e:  # a lone surrogate: no UTF-8 text, so no key
-            self._warn_once("encode", "%s.%s is not valid text for a key (%s); running uncached", e.reason)
-            return None
+    def _source_text(self) -> str:
+        if self.obj is not None:
+            return f"{self.obj.name}.{self.obj_attr}"
+        return self.source or "the request" if self.key_builder is None else "key_builder"
 
-    def _warn_once(self, reason: str, message: str, detail: Any) -> None:
+    def _warn_once(self, reason: str, message: str) -> None:
         if reason not in self.warned:
             self.warned.add(reason)
-            logger.warning("httpcache: " + message, self.obj, self.obj_attr, detail)
+            logger.warning("httpcache: %s: %s", self.what, message)
 
     @property
     def per_user(self) -> bool:
-        """Whether each call's key comes from its arguments (an ``obj``), not fixed."""
-        return self.fixed is None
+        """Whether responses under these keys are one user's (Cache-Control: private)."""
+        return self.private
 
 
 # -- Templates that could give one key two meanings.
@@ -295,3 +349,14 @@ def recheck_default(namespace: str) -> None:
             _check(namespace, templates, obj_attr, f"HTTPCache.init(namespace={namespace!r})")
         for owner, (templates, obj_attr) in floating:
             _record(namespace, templates, obj_attr, owner)
+
+
+def claimed_in(namespace: str, template: bytes) -> list[str] | None:
+    """None when a live @cache of `namespace` uses `template`; else the namespaces whose live
+    @cache do (possibly none)."""
+    pat = _pattern(template)
+    with _claim_lock:
+        c = _claimed.get(namespace, {}).get(pat)
+        if c is not None and c.owners:
+            return None
+        return sorted(ns for ns, table in _claimed.items() if (o := table.get(pat)) is not None and o.owners)
