@@ -13,6 +13,7 @@ A drop-in for ``authx_extra.cache``: only the import line changes::
     async def home(request: Request, response: Response): ...
 """
 
+from ._backend import HTTPCacheBackend
 from ._config import HTTPCache
 from ._decorators import cache, invalidate_cache
 from ._ttl import seconds_until_end_of_day, seconds_until_end_of_week
@@ -22,6 +23,7 @@ __version__ = "1.2.0"
 
 __all__ = [
     "HTTPCache",
+    "HTTPCacheBackend",
     "cache",
     "invalidate_cache",
     "seconds_until_end_of_day",

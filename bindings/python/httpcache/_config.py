@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""Configuration and handles: HTTPCache (the process-wide settings), and one C handle per
-namespace with the health of its backend.
+"""Configuration and handles: HTTPCache (the process-wide settings), one C handle per namespace
+with the health of its backend, and ``HTTPCache.redis_client``, the seed's redis-py client for
+init()'s URL (for code of the seed's users that talks to Redis itself).
 
 The C handle carries one namespace, and a decorator may name its own, so each namespace gets its
 own handle (opened lazily, with init()'s URL, zone and options). On ``memory://`` the embedded
@@ -15,8 +16,8 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from . import _httpcache
 from ._asyncio import LoopAdapter
@@ -222,10 +223,32 @@ def _disabled_by_env() -> bool:
     return os.environ.get("HTTPCACHE_DISABLED", "").strip().lower() not in ("", "0", "false", "no")
 
 
-class HTTPCache:
+class _HTTPCacheType(type):
+    """HTTPCache's metaclass, for one class-level property: ``HTTPCache.redis_client`` is read on
+    the class (as the seed's users read it) and made on first access, not by init(), so that an
+    application that never uses it needs no redis-py and opens no second connection."""
+
+    @property
+    def redis_client(cls) -> Any:
+        """A redis-py client connected where init()'s URL points (the same server, database,
+        credentials and TLS settings as the cache), made on first access and kept until the next
+        init() or close(); None on ``memory://`` (there is no server). ``redis://``,
+        ``rediss://`` and ``unix://`` give ``redis.Redis``, ``redis+cluster://`` and
+        ``rediss+cluster://`` ``redis.cluster.RedisCluster`` (on every seed node; it connects
+        when made, so a cluster that is down raises here), ``redis+sentinel://`` the master's
+        client from ``redis.sentinel.Sentinel(...).master_for(service_name)``. Timeouts are
+        init()'s connect_timeout_ms/command_timeout_ms when given, else redis-py's defaults.
+        RuntimeError when redis-py is not installed (``pip install redis``), or for
+        ``ssl_server_hostname``, which redis-py cannot honour."""
+        return cls._redis_py_client()
+
+
+class HTTPCache(metaclass=_HTTPCacheType):
     """Process-wide cache configuration (a drop-in for ``authx_extra.cache.HTTPCache``).
 
-    ``HTTPCache.init(redis_url=None, namespace="httpcache", tz="UTC", **options)``: ``redis_url``
+    ``HTTPCache.init(redis_url=None, tz="UTC", namespace="httpcache", *, enabled=True,
+    **options)``, in the seed's positional order (``HTTPCache.init(url, timezone("Europe/Paris"),
+    "app")`` works as with the seed): ``redis_url``
     None or ``memory://`` uses the embedded store; ``redis://``, ``rediss://`` (TLS),
     ``redis+cluster://``, ``redis+sentinel://`` and ``unix://`` URLs use Redis (connected lazily:
     an unreachable server never stops the application, decorated calls then run uncached). ``tz`` is an IANA name, a pytz zone or a ``zoneinfo.ZoneInfo``. ``options``
@@ -246,6 +269,10 @@ class HTTPCache:
     Logging goes to the ``httpcache`` logger (never print): a WARNING when the backend becomes
     unavailable (once per outage, not per call) and an INFO when it is back; a WARNING for each
     result not cached because it is not JSON or over max_value_bytes.
+
+    ``HTTPCache.redis_client`` is the seed's redis-py client for the same URL (see
+    ``_HTTPCacheType.redis_client``); ``httpcache.HTTPCacheBackend`` the seed's async get/set API
+    over this cache's own handles.
     """
 
     redis_url: str | None = None
@@ -261,12 +288,19 @@ class HTTPCache:
     _handles: dict[str, Handle] = {}
     _lock = threading.Lock()
     _initialized = False  # init() was called; before it, the first handle says what is in force
+    # redis_client: (the _generation it was made for, the client). init() and close() move the
+    # generation on, so a client made from the previous settings is never handed out again.
+    _generation = 0
+    _redis_client: tuple[int, Any] | None = None
+    _client_lock = threading.Lock()  # apart from _lock: making a cluster client does I/O
 
     @classmethod
     def init(
-        cls, redis_url: str | None = None, namespace: str = "httpcache", tz: Any = "UTC", *, enabled: bool = True,
+        cls, redis_url: str | None = None, tz: Any = "UTC", namespace: str = "httpcache", *, enabled: bool = True,
         **options: Any,
     ):
+        """Configures the process's cache (see the class docstring); returns HTTPCache. The
+        positional order is the seed's: ``init(redis_url, tz, namespace)``."""
         url = "memory://" if redis_url in (None, "", "memory://") else redis_url
         if not isinstance(url, str):
             raise ValueError(f"invalid redis_url {redis_url!r}: must be a str or None")
@@ -300,6 +334,8 @@ class HTTPCache:
             cls.enabled = bool(enabled) and not _disabled_by_env()
             # Old handles are dropped, not closed: calls in flight keep theirs until they return.
             cls._handles = {namespace: handle}
+            cls._generation += 1
+            cls._redis_client = None  # dropped like the handles: its holders may still use it
         return cls
 
     @classmethod
@@ -376,6 +412,135 @@ class HTTPCache:
 
     @classmethod
     def close(cls) -> None:
-        """Forgets every handle (they close when the last call using them returns)."""
+        """Forgets every handle (they close when the last call using them returns) and the
+        redis_client made so far."""
         with cls._lock:
             cls._handles = {}
+            cls._generation += 1
+            cls._redis_client = None
+
+    @classmethod
+    def _redis_py_client(cls) -> Any:
+        """HTTPCache.redis_client: the client of the current settings, made once per generation."""
+        made = cls._redis_client
+        if made is not None and made[0] == cls._generation:
+            return made[1]
+        with cls._client_lock:
+            with cls._lock:
+                generation, url, options = cls._generation, cls._url, cls._options
+            made = cls._redis_client
+            if made is not None and made[0] == generation:
+                return made[1]
+            client = redis_py_client(url, options)
+            with cls._lock:
+                if cls._generation == generation:  # else init() ran meanwhile: made again next time
+                    cls._redis_client = (generation, client)
+            return client
+
+
+# -- HTTPCache.redis_client: init()'s URL, read as the core reads it (core/url.cpp), for redis-py
+
+
+class _RedisUrl(NamedTuple):
+    scheme: str  # "redis", "cluster", "sentinel" or "unix"
+    tls: bool
+    nodes: list[tuple[str, int]]  # the host, the seed nodes or the sentinels
+    user: str | None
+    password: str | None
+    db: int
+    service: str | None  # sentinel: the master's name
+    path: str | None  # unix: the socket
+    query: dict[str, str]  # raw values
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    if text.startswith("["):  # [::1]:6379
+        host, _, port = text[1:].partition("]")
+        return host, int(port[1:]) if port else default_port
+    host, colon, port = text.rpartition(":")
+    return (host, int(port)) if colon else (text, default_port)
+
+
+def parse_redis_url(url: str) -> _RedisUrl:
+    """The parts of a Redis URL the core accepted (init() checked it already): the same host,
+    database, credentials (percent-decoded) and query as the core's parser finds."""
+    scheme, _, rest = url.partition("://")
+    rest, _, query_text = rest.partition("?")
+    query = dict(pair.partition("=")[::2] for pair in query_text.split("&") if pair)
+    if scheme == "unix":
+        return _RedisUrl("unix", False, [], None, None, int(query.get("db", 0)), None, unquote(rest), query)
+    tls = scheme.startswith("rediss")
+    kind = {"": "redis", "+cluster": "cluster", "+sentinel": "sentinel"}[scheme[6 if tls else 5:]]
+    hosts, _, path = rest.partition("/")
+    user = password = None
+    if "@" in hosts:
+        userinfo, _, hosts = hosts.rpartition("@")
+        name, colon, secret = userinfo.partition(":")
+        # A lone userinfo is the password (redis://secret@host), as the core and redis-cli read it.
+        user, password = (unquote(name) or None, unquote(secret) or None) if colon else (None, unquote(name) or None)
+    nodes = [_host_port(h, 26379 if kind == "sentinel" else 6379) for h in hosts.split(",")]
+    service = None
+    if kind == "sentinel":
+        name, _, path = path.partition("/")
+        service = unquote(name)
+    return _RedisUrl(kind, tls, nodes, user, password, int(path) if path else 0, service, None, query)
+
+
+def _redis_py_timeouts(parts: _RedisUrl, options: dict[str, Any]) -> dict[str, float]:
+    """redis-py's socket timeouts from the URL's or init()'s timeouts, when either gives one."""
+    out = {}
+    for name, keyword in (("connect_timeout_ms", "socket_connect_timeout"), ("command_timeout_ms", "socket_timeout")):
+        ms = int(parts.query[name]) if name in parts.query else options.get(name) or 0
+        if ms:
+            out[keyword] = ms / 1000
+    return out
+
+
+def _redis_py_tls(parts: _RedisUrl, options: dict[str, Any], url: str) -> dict[str, Any]:
+    """redis-py's TLS keywords for a rediss URL: init()'s ssl_* keywords, overridden by the URL's
+    query as the core overrides them; the host name is checked only when the peer is verified."""
+    given = {name: options[name] for name in TLS_OPTIONS if options.get(name) is not None}
+    given.update({name: unquote(value) for name, value in parts.query.items() if name in TLS_OPTIONS})
+    if "ssl_server_hostname" in given:
+        raise RuntimeError(
+            f"HTTPCache.redis_client: redis-py has no ssl_server_hostname setting, so it cannot connect to "
+            f"{redact_url(url)!r} as the cache does; make your own client for that server"
+        )
+    out: dict[str, Any] = {"ssl": True}
+    for name in ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile"):
+        if name in given:
+            out[name] = os.fspath(given[name])
+    verify = given.get("ssl_cert_reqs", "required") != "none"
+    check = given.get("ssl_check_hostname", True)
+    out["ssl_cert_reqs"] = "required" if verify else "none"
+    out["ssl_check_hostname"] = verify and check not in (False, "false")
+    return out
+
+
+def redis_py_client(url: str, options: dict[str, Any]) -> Any:
+    """A redis-py client for the cache URL `url` and init()'s `options` (see
+    ``HTTPCache.redis_client``), or None for memory://."""
+    if url == "memory://":
+        return None
+    try:
+        import redis
+    except ImportError:
+        raise RuntimeError("HTTPCache.redis_client needs redis-py, which is not installed: pip install redis") from None
+    parts = parse_redis_url(url)
+    timeouts = _redis_py_timeouts(parts, options)
+    if parts.scheme == "unix":
+        return redis.Redis(unix_socket_path=parts.path, db=parts.db, **timeouts)
+    auth = {k: v for k, v in (("username", parts.user), ("password", parts.password)) if v is not None}
+    tls = _redis_py_tls(parts, options, url) if parts.tls else {}
+    if parts.scheme == "cluster":
+        from redis.cluster import ClusterNode, RedisCluster
+
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in parts.nodes], **auth, **timeouts, **tls)
+    if parts.scheme == "sentinel":
+        from redis.sentinel import Sentinel
+
+        # The sentinels are asked without AUTH, as the core asks them; TLS applies to both.
+        sentinels = Sentinel(parts.nodes, sentinel_kwargs={**timeouts, **tls}, db=parts.db, **auth, **timeouts, **tls)
+        return sentinels.master_for(parts.service)
+    host, port = parts.nodes[0]
+    return redis.Redis(host=host, port=port, db=parts.db, **auth, **timeouts, **tls)
