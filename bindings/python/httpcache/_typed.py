@@ -50,7 +50,7 @@ def check_coder(coder: Any, what: str) -> None:
 class ResultCoder:
     """One decorated function's way of storing plain results (see the module's docstring)."""
 
-    __slots__ = ("func", "where", "coder", "adapter", "ready", "warned")
+    __slots__ = ("func", "where", "coder", "adapter", "ready", "warned", "decode")
 
     def __init__(self, func: Callable[..., Any], where: str, coder: Any = None) -> None:
         self.func = func
@@ -59,21 +59,30 @@ class ResultCoder:
         self.adapter: Any = None  # pydantic's TypeAdapter of the return annotation, when used
         self.ready = coder is not None
         self.warned = False
+        # decode(bytes) -> result or MISS: set once the way is known (a hit calls it directly).
+        self.decode: Callable[[bytes], Any] = self._decode if self.ready else self._first_decode
 
     def _prepare(self) -> None:
+        # Idempotent: threads racing here compute the same adapter; `ready` is set last.
+        self.adapter = self._adapter()
+        self.decode = decode_json if self.adapter is None else self._decode
         self.ready = True
+
+    def _adapter(self) -> Any:
+        """pydantic's TypeAdapter of the return annotation, or None: plain JSON."""
         try:
             annotation = typing.get_type_hints(self.func).get("return")
         except Exception:  # noqa: BLE001 - an unresolvable annotation: as if there were none
-            annotation = None
+            return None
         if any(annotation is p for p in _PLAIN):
-            return
+            return None
         try:
             from pydantic import TypeAdapter
 
-            self.adapter = TypeAdapter(annotation)
+            return TypeAdapter(annotation)
         except Exception as e:  # noqa: BLE001 - no pydantic, or a type it cannot handle
             logger.info("httpcache: results of %s are stored as plain JSON (return annotation: %s)", self.where, e)
+            return None
 
     def encode(self, result: Any) -> bytes | None:
         """The bytes to store for `result`, or None (returned uncached, with one warning)."""
@@ -95,12 +104,12 @@ class ResultCoder:
             self._warn(result, e)
             return None
 
-    def decode(self, data: bytes) -> Any:
+    def _first_decode(self, data: bytes) -> Any:
+        self._prepare()
+        return self.decode(data)
+
+    def _decode(self, data: bytes) -> Any:
         """A stored result back, or MISS when the bytes do not decode (or validate) as its type."""
-        if not self.ready:
-            self._prepare()
-        if self.coder is None and self.adapter is None:
-            return decode_json(data)
         try:
             return self.coder.loads(data) if self.coder is not None else self.adapter.validate_json(data)
         except Exception:  # noqa: BLE001 - a foreign or outdated entry: recomputed
