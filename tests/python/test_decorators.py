@@ -10,6 +10,8 @@ import math
 import threading
 
 import pytest
+import starlette.requests  # noqa: F401 - the wrappers add Request and Response parameters only once Starlette is imported
+import starlette.responses  # noqa: F401
 
 import httpcache
 from httpcache import HTTPCache, cache, invalidate_cache

@@ -82,61 +82,61 @@ def _app(calls: list[str]) -> FastAPI:
     app = FastAPI()
 
     @app.get("/page", response_model=Page)
-    @cache(key="page", ttl_in_seconds=60)
+    @cache(key="tm.page", ttl_in_seconds=60)
     async def page():
         calls.append("page")
         return PAGE
 
     @app.get("/page-sync", response_model=Page)
-    @cache(key="page_sync", ttl_in_seconds=60)
+    @cache(key="tm.page_sync", ttl_in_seconds=60)
     def page_sync():
         calls.append("page_sync")
         return PAGE
 
     @app.get("/annotated")
-    @cache(key="annotated", ttl_in_seconds=60)
+    @cache(key="tm.annotated", ttl_in_seconds=60)
     async def annotated() -> list[Item]:
         calls.append("annotated")
         return PAGE.items
 
     @app.get("/me", response_model=PublicUser)
-    @cache(key="me", ttl_in_seconds=60)
+    @cache(key="tm.me", ttl_in_seconds=60)
     async def me():
         calls.append("me")
         return User(name="ann", password="s3cret")
 
     @app.post("/made", status_code=201, response_model=Item)
-    @cache(key="made", ttl_in_seconds=60)
+    @cache(key="tm.made", ttl_in_seconds=60)
     async def made():
         calls.append("made")
         return Item(id=7, name="new")
 
     @app.get("/html", response_class=HTMLResponse)
-    @cache(key="html", ttl_in_seconds=60)
+    @cache(key="tm.html", ttl_in_seconds=60)
     async def html():
         calls.append("html")
         return "<p>hi</p>"
 
     @app.get("/text", response_class=PlainTextResponse)
-    @cache(key="text", ttl_in_seconds=60)
+    @cache(key="tm.text", ttl_in_seconds=60)
     def text():
         calls.append("text")
         return "plain"
 
     @app.get("/point")
-    @cache(key="point", ttl_in_seconds=60)
+    @cache(key="tm.point", ttl_in_seconds=60)
     async def point():
         calls.append("point")
         return Point(1, 2.5, "p")
 
     @app.get("/mixed")
-    @cache(key="mixed", ttl_in_seconds=60)
+    @cache(key="tm.mixed", ttl_in_seconds=60)
     async def mixed():
         calls.append("mixed")
         return {"at": PAGE.at, "id": PAGE.id, "price": PAGE.price, "color": Color.RED, "tags": {"x"}}
 
     @app.get("/accepted", response_model=Item)
-    @cache(key="accepted", ttl_in_seconds=60)
+    @cache(key="tm.accepted", ttl_in_seconds=60)
     async def accepted(response: Response):
         calls.append("accepted")
         response.status_code = 202
@@ -144,13 +144,13 @@ def _app(calls: list[str]) -> FastAPI:
         return Item(id=3, name="queued")
 
     @app.get("/invalid", response_model=Item)
-    @cache(key="invalid", ttl_in_seconds=60)
+    @cache(key="tm.invalid", ttl_in_seconds=60)
     async def invalid():
         calls.append("invalid")
         return {"id": "not a number", "name": 1}
 
     @app.get("/none", response_model=Page, response_model_exclude_none=True)
-    @cache(key="none", ttl_in_seconds=60)
+    @cache(key="tm.none", ttl_in_seconds=60)
     async def none():
         calls.append("none")
         return PAGE
@@ -195,7 +195,7 @@ def test_route_results_are_cached_as_the_response_fastapi_sends(url, namespace, 
         "cache-control"
     ].startswith("max-age=")
     assert calls == [key, key], "the reference and the miss ran the handler, the hit did not"
-    stored = HTTPCache.handle().cache.get(key.encode())[0]
+    stored = HTTPCache.handle().cache.get(f"tm.{key}".encode())[0]
     assert stored.startswith(MAGIC)
     assert _httpcache.response_decode(stored)[3] == reference.content
     assert not warnings_log()
@@ -206,7 +206,7 @@ def test_response_model_filters_what_is_stored(url, namespace):
     with TestClient(_app([])) as client:
         assert client.get("/me").json() == {"name": "ann"}
         assert client.get("/me").json() == {"name": "ann"}
-    assert b"s3cret" not in HTTPCache.handle().cache.get(b"me")[0]
+    assert b"s3cret" not in HTTPCache.handle().cache.get(b"tm.me")[0]
 
 
 def test_a_result_fastapi_refuses_is_not_stored(url, namespace):
@@ -217,7 +217,7 @@ def test_a_result_fastapi_refuses_is_not_stored(url, namespace):
         assert client.get("/invalid").status_code == 500
     assert calls == ["invalid", "invalid"]
     with pytest.raises(_httpcache.CacheMiss):
-        HTTPCache.handle().cache.get(b"invalid")
+        HTTPCache.handle().cache.get(b"tm.invalid")
 
 
 # -- plain functions: an equal value of the same type
@@ -285,12 +285,12 @@ async def test_forged_entry_is_a_miss_not_an_object_of_its_choosing(url, namespa
     HTTPCache.init(url, namespace=namespace)
     calls: list[int] = []
 
-    @cache(key="forged.{x}", ttl_in_seconds=60)
+    @cache(key="tm.forged.{x}", ttl_in_seconds=60)
     def f(x: int) -> Item:
         calls.append(x)
         return Item(id=x, name="real")
 
-    HTTPCache.handle().cache.set(b"forged.1", b'{"id":"x"}', _httpcache.Policy.seconds(60))
+    HTTPCache.handle().cache.set(b"tm.forged.1", b'{"id":"x"}', _httpcache.Policy.seconds(60))
     assert f(1) == Item(id=1, name="real")
     assert f(1) == Item(id=1, name="real")
     assert calls == [1]  # recomputed once over the forged entry, then a hit
@@ -311,16 +311,16 @@ def _fire():
 async def test_a_pickle_in_the_store_is_never_unpickled(url, namespace):
     HTTPCache.init(url, namespace=namespace)
 
-    @cache(key="nopickle", ttl_in_seconds=60)
+    @cache(key="tm.nopickle", ttl_in_seconds=60)
     async def f():
         return "safe"
 
-    @cache(key="nopickle_typed", ttl_in_seconds=60)
+    @cache(key="tm.nopickle_typed", ttl_in_seconds=60)
     async def g() -> Item:
         return Item(id=1, name="safe")
 
     payload = pickle.dumps(_Armed())
-    for key in (b"nopickle", b"nopickle_typed"):
+    for key in (b"tm.nopickle", b"tm.nopickle_typed"):
         HTTPCache.handle().cache.set(key, payload, _httpcache.Policy.seconds(60))
     assert await f() == "safe" and await g() == Item(id=1, name="safe")
     assert not _Armed.fired
@@ -340,14 +340,14 @@ async def test_coder_stores_its_own_bytes(url, namespace):
     HTTPCache.init(url, namespace=namespace)
     calls = []
 
-    @cache(key="coded", ttl_in_seconds=60, coder=_Coder())
+    @cache(key="tm.coded", ttl_in_seconds=60, coder=_Coder())
     async def f():
         calls.append(1)
         return frozenset({3, 1, 2})
 
     assert await f() == frozenset({1, 2, 3}) and await f() == frozenset({1, 2, 3})
     assert calls == [1]
-    assert HTTPCache.handle().cache.get(b"coded")[0] == b"C[1, 2, 3]"
+    assert HTTPCache.handle().cache.get(b"tm.coded")[0] == b"C[1, 2, 3]"
 
 
 def test_coder_is_checked_at_decoration():
@@ -365,7 +365,7 @@ async def test_a_coder_returning_no_bytes_is_not_stored_one_warning(url, namespa
         def loads(self, data):
             return data
 
-    @cache(key="badcoder", ttl_in_seconds=60, coder=Bad())
+    @cache(key="tm.badcoder", ttl_in_seconds=60, coder=Bad())
     async def f():
         return 1
 
@@ -376,7 +376,7 @@ async def test_a_coder_returning_no_bytes_is_not_stored_one_warning(url, namespa
 async def test_unannotated_tuple_says_to_annotate(url, namespace, warnings_log):
     HTTPCache.init(url, namespace=namespace)
 
-    @cache(key="tup", ttl_in_seconds=60)
+    @cache(key="tm.tup", ttl_in_seconds=60)
     async def f():
         return (1, 2)
 

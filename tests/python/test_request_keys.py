@@ -41,25 +41,25 @@ def _app(calls: list) -> FastAPI:
     app = FastAPI()
 
     @app.get("/items/{item_id}")
-    @cache(key="item.{item_id}", ttl_in_seconds=60)
+    @cache(key="rk.item.{item_id}", ttl_in_seconds=60)
     async def item(item_id: int):
         calls.append(("item", item_id))
         return {"id": item_id}
 
     @app.get("/mine")
-    @cache(key="mine.{user.id}", ttl_in_seconds=60, private=True)
+    @cache(key="rk.mine.{user.id}", ttl_in_seconds=60, private=True)
     async def mine(user: Annotated[User, Depends(current_user)]):
         calls.append(("mine", user.id))
         return {"user": user.id}
 
     @app.get("/claims")
-    @cache(key="t.{claims.sub}", ttl_in_seconds=60)
+    @cache(key="rk.t.{claims.sub}", ttl_in_seconds=60)
     def by_claims(claims: Annotated[dict, Depends(claims)]):
         calls.append(("claims", claims["sub"]))
         return {"sub": claims["sub"]}
 
     @app.get("/seed-claims")
-    @cache(key="s.{}", obj="claims", obj_attr="sub", ttl_in_seconds=60)
+    @cache(key="rk.s.{}", obj="claims", obj_attr="sub", ttl_in_seconds=60)
     async def seed_claims(claims: Annotated[dict, Depends(claims)]):
         calls.append(("seed", claims["sub"]))
         return {"sub": claims["sub"]}
@@ -83,7 +83,7 @@ def _app(calls: list) -> FastAPI:
         return {"q": q}
 
     @app.post("/items/{item_id}")
-    @invalidate_cache(key="item.{item_id}")
+    @invalidate_cache(key="rk.item.{item_id}")
     async def update(item_id: int):
         return {"updated": item_id}
 
@@ -106,8 +106,8 @@ def test_path_parameter_keys(setup):
     assert calls == [("item", 1), ("item", 2)]
     r = client.get("/items/1")
     assert r.headers["cache-hit"] == "true" and not r.headers["cache-control"].startswith("private")
-    assert HTTPCache.handle().cache.get(b"item.1")[0]
-    client.post("/items/1")  # @invalidate_cache(key="item.{item_id}")
+    assert HTTPCache.handle().cache.get(b"rk.item.1")[0]
+    client.post("/items/1")  # @invalidate_cache(key="rk.item.{item_id}")
     assert client.get("/items/1").json() == {"id": 1}
     assert calls == [("item", 1), ("item", 2), ("item", 1)]
 
@@ -177,7 +177,7 @@ def test_no_two_requests_share_a_default_entry(setup, uid, query):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(a=st.text(min_size=1, max_size=6), b=st.text(min_size=1, max_size=6))
 def test_named_fields_are_injective(setup, a, b):
-    @cache(key="pair.{a}.{b}", ttl_in_seconds=60)
+    @cache(key="rk.pair.{a}.{b}", ttl_in_seconds=60)
     def pair(a: str, b: str) -> tuple[str, str]:
         return a, b
 
@@ -191,7 +191,7 @@ def test_named_fields_read_attributes_mappings_keywords_and_defaults(setup):
         def __init__(self, slug):
             self.slug = slug
 
-    @cache(key="org.{org.slug}.{opts.lang}.{n}", ttl_in_seconds=60)
+    @cache(key="rk.org.{org.slug}.{opts.lang}.{n}", ttl_in_seconds=60)
     def f(org, opts, n=5):
         calls.append((org.slug, opts["lang"], n))
         return [org.slug, opts["lang"], n]
@@ -199,11 +199,11 @@ def test_named_fields_read_attributes_mappings_keywords_and_defaults(setup):
     assert f(Org("acme"), {"lang": "fr"}) == ["acme", "fr", 5]
     assert f(org=Org("acme"), opts={"lang": "fr"}, n=5) == ["acme", "fr", 5]
     assert f(Org("acme"), {"lang": "en"}) == ["acme", "en", 5]
-    assert HTTPCache.handle().cache.get(b"org.acme.fr.5")[0]
+    assert HTTPCache.handle().cache.get(b"rk.org.acme.fr.5")[0]
     # A missing field (no "lang") runs uncached rather than share an entry.
     calls.clear()
 
-    @cache(key="org2.{opts.lang}", ttl_in_seconds=60)
+    @cache(key="rk.org2.{opts.lang}", ttl_in_seconds=60)
     def g(opts):
         calls.append(1)
         return 1
@@ -228,14 +228,14 @@ def test_named_field_errors_at_decoration():
 def test_key_builder(setup, warnings_log):
     calls = []
 
-    @cache(key_builder=lambda region, day: None if region == "skip" else f"report:{region}:{day}", ttl_in_seconds=60)
+    @cache(key_builder=lambda region, day: None if region == "skip" else f"rk.report:{region}:{day}", ttl_in_seconds=60)
     def report(region, day):
         calls.append(region)
         return {"region": region, "day": day}
 
     report("eu", 1), report("eu", 1), report("us", 1), report("skip", 1), report("skip", 1)
     assert calls == ["eu", "us", "skip", "skip"]
-    assert HTTPCache.handle().cache.get(b"report:eu:1")[0]
+    assert HTTPCache.handle().cache.get(b"rk.report:eu:1")[0]
 
     @cache(key_builder=lambda: 42, ttl_in_seconds=60)
     def bad():
@@ -270,15 +270,15 @@ def test_default_key_of_a_direct_call(setup, warnings_log):
 def test_invalidate_in_a_namespace_no_cache_uses_warns_once(url, namespace, warnings_log):
     HTTPCache.init(url, namespace=namespace)
 
-    @cache(key="ns.{uid}", ttl_in_seconds=60)
+    @cache(key="rk.ns.{uid}", ttl_in_seconds=60)
     def read(uid):
         return uid
 
-    @invalidate_cache(key="ns.{uid}", namespace="elsewhere_ns")
+    @invalidate_cache(key="rk.ns.{uid}", namespace="elsewhere_ns")
     def wrong(uid):
         return uid
 
-    @invalidate_cache(key="ns.{uid}")
+    @invalidate_cache(key="rk.ns.{uid}")
     def right(uid):
         return uid
 
