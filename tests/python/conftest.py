@@ -7,10 +7,14 @@ HTTPCache per test on each backend (memory://, one Redis server, the same over T
 The Redis halves never skip: without HTTPCACHE_TEST_REDIS_DIR, HTTPCACHE_TEST_REDIS_TLS_DIR,
 HTTPCACHE_TEST_CLUSTER_DIR (or, for the tests that use them, HTTPCACHE_TEST_REDIS_MTLS_DIR,
 HTTPCACHE_TEST_CLUSTER_TLS_DIR, HTTPCACHE_TEST_SENTINEL_DIR, HTTPCACHE_TEST_SENTINEL_TLS_DIR), all
-set by CTest, the tests fail and say how to start the server by hand."""
+set by CTest, the tests fail and say how to start the server by hand.
+
+HTTPCACHE_TEST_LOOP=uvloop (CTest's python_uvloop) runs every test's event loop on uvloop, the
+loop uvicorn picks whenever it is installed; unset or "asyncio", the default loop."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -278,3 +282,42 @@ def client(app):
 
     with TestClient(app) as c:
         yield c
+
+
+# The event loop of the run (HTTPCACHE_TEST_LOOP). Two mechanisms, because tests make loops two ways:
+# - pytest-asyncio's tests and fixtures: its pytest_asyncio_loop_factories hook, the supported way
+#   in 1.x (overriding the event_loop_policy fixture is deprecated there). Defined only under the
+#   switch: with one factory the test ids stay unchanged, and without the switch there is none.
+# - asyncio.run() and asyncio.new_event_loop() in sync tests, and the loop FastAPI's TestClient
+#   runs the app on (anyio's portal thread): they take the global policy, set for the session.
+TEST_LOOPS = ("asyncio", "uvloop")
+TEST_LOOP = os.environ.get("HTTPCACHE_TEST_LOOP") or "asyncio"
+_policy_before_session = None
+
+
+def pytest_configure(config):
+    global _policy_before_session
+    if TEST_LOOP not in TEST_LOOPS:
+        raise pytest.UsageError(f"HTTPCACHE_TEST_LOOP={TEST_LOOP!r}: must be one of {', '.join(TEST_LOOPS)}")
+    if TEST_LOOP == "uvloop":
+        import uvloop
+
+        _policy_before_session = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def pytest_unconfigure(config):
+    if _policy_before_session is not None:
+        asyncio.set_event_loop_policy(_policy_before_session)
+
+
+def pytest_report_header(config):
+    return f"httpcache test loop: {TEST_LOOP} (HTTPCACHE_TEST_LOOP)"
+
+
+if TEST_LOOP == "uvloop":
+
+    def pytest_asyncio_loop_factories(config, item):
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
