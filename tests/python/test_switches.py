@@ -104,3 +104,23 @@ def test_environment_turns_caching_off(monkeypatch, namespace):
     monkeypatch.setenv("HTTPCACHE_DISABLED", "0")
     HTTPCache.init(redis_url="memory://", namespace=namespace)
     assert HTTPCache.enabled is True
+
+
+def test_disabled_also_stops_early_hits_of_an_attached_app(url, namespace):
+    """HTTPCache.attach() answers learned routes before routing: turned off, it must not."""
+    HTTPCache.init(redis_url=url, namespace=namespace)
+    app = FastAPI()
+    calls = []
+
+    @app.get("/home")
+    @cache(key="sw.home", ttl_in_seconds=60)
+    async def home():
+        calls.append(1)
+        return {"n": len(calls)}
+
+    HTTPCache.attach(app)
+    with TestClient(app) as client:
+        assert client.get("/home").json() == {"n": 1}
+        assert client.get("/home").headers["cache-hit"] == "true"  # learned: answered early
+        HTTPCache.init(redis_url=url, namespace=namespace, enabled=False)
+        assert [client.get("/home").json()["n"] for _ in range(2)] == [2, 3]

@@ -383,7 +383,7 @@ class HTTPCache(metaclass=_HTTPCacheType):
         whose pauses otherwise set the p99 of busy cached routes (the README has the measured
         effect). It affects the whole process, so it is off unless asked for; objects alive at
         start-up are then never collected."""
-        attach_early_hits(app, freeze_gc, cls.handle)
+        attach_early_hits(app, freeze_gc, lambda namespace: cls.handle(namespace) if cls.enabled else None)
         return app
 
     @classmethod

@@ -203,7 +203,7 @@ class EarlyHits:
     def __init__(self, inner: Any, router: Any, handle_of: Any) -> None:
         self.inner = inner
         self.router = router
-        self.handle_of = handle_of  # namespace -> its Handle (HTTPCache.handle)
+        self.handle_of = handle_of  # namespace -> its Handle (HTTPCache.handle), None while caching is off
         self.freeze_pending = False  # attach(freeze_gc=True): gc.freeze() once started
         self.signatures: dict[tuple, _Learned] = {}
         self.memos: dict[tuple, ResponseMemo] = {}  # (namespace, key) -> last decoded response
@@ -222,10 +222,10 @@ class EarlyHits:
         sig = _signature(scope)
         learned = self.signatures.get(sig)
         verdict = None
-        if learned is not None:
+        handle = None if learned is None else self.handle_of(learned.namespace)  # None: caching is off
+        if handle is not None:
             # Inline rather than in a helper coroutine: many requests wait here at once, and each
             # frame less is fewer objects for CPython's collector to promote (p99, see README).
-            handle = self.handle_of(learned.namespace)
             loop = asyncio.get_running_loop()
             ticket = handle.ticket()
             status, value, ttl_ms = await handle.adapter(loop).start_get(loop, learned.key)
