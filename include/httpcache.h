@@ -75,12 +75,12 @@
  * ------------------------------------------------------------------------ */
 
 #define HTTPCACHE_VERSION_MAJOR 1
-#define HTTPCACHE_VERSION_MINOR 2
+#define HTTPCACHE_VERSION_MINOR 3
 #define HTTPCACHE_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH, e.g. 10000 for 1.0.0. */
 #define HTTPCACHE_VERSION_NUMBER \
   (HTTPCACHE_VERSION_MAJOR * 10000 + HTTPCACHE_VERSION_MINOR * 100 + HTTPCACHE_VERSION_PATCH)
-#define HTTPCACHE_VERSION_STRING "1.2.0"
+#define HTTPCACHE_VERSION_STRING "1.3.0"
 /** The ABI version: the N of libhttpcache.so.N. Bumped only on ABI breaks. */
 #define HTTPCACHE_SOVERSION 1
 
@@ -636,6 +636,72 @@ HTTPCACHE_EXTERN(size_t) httpcache_response_header_count(const httpcache_respons
  */
 HTTPCACHE_EXTERN(int) httpcache_response_header(httpcache_header *out, const httpcache_response *response,
                                                 size_t index);
+
+/* ------------------------------------------------------------------------
+ * HTTP storage rules (RFC 9111), since v1.3
+ *
+ * Every producer of shared entries judges a response the same way by asking
+ * the library. A response may be stored only when all of these hold:
+ *  - status 2xx except 206 (a partial body must never answer a request
+ *    without Range);
+ *  - no Set-Cookie (a cookie is one client's);
+ *  - Cache-Control: not no-store, not no-cache (it may not be served without
+ *    revalidation, and recomputing it is the revalidation), not private
+ *    unless the key is one user's (HTTPCACHE_HTTP_PER_USER); max-age=0,
+ *    s-maxage=0 or an Expires already past is not stored;
+ *  - Vary: none, except Authorization or Cookie under a per-user key (the
+ *    key does not hold the request's headers, so one variant would answer
+ *    every request; RFC 9111 section 4.1 lets a cache decline to store).
+ * The freshness its handler allows (s-maxage, this being a shared cache, else
+ * max-age, else Expires minus now) caps the TTL it is stored for and what
+ * clients are told.
+ * ------------------------------------------------------------------------ */
+
+/** Flag: the key holds one user's responses (private and Vary: Authorization/Cookie are allowed). */
+#define HTTPCACHE_HTTP_PER_USER 0x1u
+
+/** The storage verdict of a response (httpcache_http_judge). */
+typedef struct httpcache_http_verdict {
+  int storable;          /**< 1: it may be stored; 0: not (reason says why). */
+  int64_t lifetime_s;    /**< Seconds of freshness its handler allows; -1 when it sets none. */
+  char reason[160];      /**< Why it may not be stored (NUL-terminated; "" when storable),
+                              e.g. "status 500", "it sets a cookie", "Cache-Control: private
+                              under a key shared by users". */
+} httpcache_http_verdict;
+
+/**
+ * Judges a response by the rules above. Header names are compared without
+ * regard to case; several Cache-Control headers are read as one list.
+ * @param now_unix_s the current time (seconds since the epoch), for Expires.
+ * @param flags 0 or HTTPCACHE_HTTP_PER_USER.
+ * @return HTTPCACHE_OK (the verdict is in *out); HTTPCACHE_EINVALID (NULL
+ *         arguments, unknown flags).
+ * Thread-safe. Since v1.3.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_judge(httpcache_http_verdict *out, int status, const httpcache_header *headers,
+                                           size_t nheaders, unsigned flags, int64_t now_unix_s);
+
+/**
+ * The Cache-Control a stored response is sent with when max_age_s seconds of
+ * its entry are left: the handler's own directives (handler, NULL for none)
+ * kept in order, max-age and s-maxage lowered to max_age_s (max-age added
+ * when it had neither); under HTTPCACHE_HTTP_PER_USER, public is dropped and
+ * private added.
+ * @param[out] out the header value; caller disposes.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL out, unknown flags).
+ * Thread-safe. Since v1.3.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_cache_control(httpcache_buf *out, int64_t max_age_s, unsigned flags,
+                                                   const char *handler, size_t handler_len);
+
+/**
+ * Parses an HTTP-date (IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850
+ * "Sunday, 06-Nov-94 08:49:37 GMT" or asctime "Sun Nov  6 08:49:37 1994").
+ * @param[out] out seconds since the epoch.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (not an HTTP-date, NULL arguments).
+ * Thread-safe. Since v1.3.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_date_parse(int64_t *out, const char *text, size_t len);
 
 /* ------------------------------------------------------------------------
  * Statistics

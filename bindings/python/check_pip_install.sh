@@ -32,7 +32,7 @@ for need in ("httpcache/__init__.py", "httpcache/libhttpcache.so.1", "httpcache/
     assert need in names, (need, sorted(names))
 assert any(n.startswith("httpcache/_httpcache.cpython-") for n in names), sorted(names)
 assert not any(n.startswith(("include/", "lib/", "bin/")) or n.endswith(".a") for n in names), sorted(names)
-for line in ("Name: httpcache", "Version: 1.2.0", "Requires-Python: >=3.11"):
+for line in ("Name: httpcache", "Version: 1.3.0", "Requires-Python: >=3.11"):
     assert line in meta, (line, meta)
 assert "MIT" in meta, meta
 # No runtime dependencies: every Requires-Dist belongs to an extra (fastapi, test).

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// The HTTP storage rules of the C ABI (core/http_rules.hpp).
+#include <cstring>
+
+#include "../core/http_rules.hpp"
+#include "guard.hpp"
+#include "handle.hpp"
+
+using namespace httpcache::capi;
+namespace http = httpcache::http;
+
+namespace {
+
+constexpr unsigned known_flags = HTTPCACHE_HTTP_PER_USER;
+
+std::string_view view_of(const httpcache_slice& s) { return s.size ? bytes(s.data, s.size) : std::string_view(); }
+
+}  // namespace
+
+extern "C" {
+
+int httpcache_http_judge(httpcache_http_verdict* out, int status, const httpcache_header* headers, size_t nheaders,
+                         unsigned flags, int64_t now_unix_s) {
+  if (reject_if(!out, "out is NULL") || reject_if(!headers && nheaders, "headers is NULL") ||
+      reject_if(flags & ~known_flags, "unknown flags"))
+    return HTTPCACHE_EINVALID;
+  for (size_t i = 0; i < nheaders; ++i)
+    if (reject_if((!headers[i].name.data && headers[i].name.size) || (!headers[i].value.data && headers[i].value.size),
+                  "a header's name or value is NULL"))
+      return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::vector<http::header_view> hs;
+    hs.reserve(nheaders);
+    for (size_t i = 0; i < nheaders; ++i) hs.emplace_back(view_of(headers[i].name), view_of(headers[i].value));
+    const auto v = http::judge(status, hs, (flags & HTTPCACHE_HTTP_PER_USER) != 0, now_unix_s);
+    out->storable = v.refused.empty() ? 1 : 0;
+    out->lifetime_s = v.cap ? *v.cap : -1;
+    const std::size_t n = std::min(v.refused.size(), sizeof out->reason - 1);
+    std::memcpy(out->reason, v.refused.data(), n);
+    out->reason[n] = '\0';
+  });
+}
+
+int httpcache_http_cache_control(httpcache_buf* out, int64_t max_age_s, unsigned flags, const char* handler,
+                                 size_t handler_len) {
+  if (reject_if(!out, "out is NULL") || reject_if(flags & ~known_flags, "unknown flags")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::optional<std::string_view> h;
+    if (handler) h = handler_len ? bytes(handler, handler_len) : std::string_view();
+    const std::string value = http::cache_control_for(max_age_s, (flags & HTTPCACHE_HTTP_PER_USER) != 0, h);
+    fill_buf(out, value.data(), value.size());
+  });
+}
+
+int httpcache_http_date_parse(int64_t* out, const char* text, size_t len) {
+  if (reject_if(!out || (!text && len), "out or text is NULL")) return HTTPCACHE_EINVALID;
+  const auto when = http::parse_http_date(len ? bytes(text, len) : std::string_view());
+  if (reject_if(!when, "not an HTTP-date")) return HTTPCACHE_EINVALID;
+  *out = *when;
+  clear_error();
+  return HTTPCACHE_OK;
+}
+
+}  // extern "C"

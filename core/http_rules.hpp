@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// The HTTP storage rules (RFC 9111 sections 3, 4.1, 5.2 and 5.3) of a cache that sits in the
+// application and is keyed by it: whether a response may be stored under a key, how long its
+// handler allows it to be fresh, and the Cache-Control a stored response is sent with. They live
+// here, behind the C ABI, so that every producer of shared entries (the Python package, a C
+// program) judges a response the same way.
+//
+// A response is stored only when every rule lets it:
+// - status 2xx except 206 (a partial body must never answer a request without Range);
+// - no Set-Cookie (a cookie is one client's);
+// - Cache-Control: not no-store, not no-cache (it may not be served without revalidation, and
+//   recomputing is our revalidation), not private unless the key is per-user; a max-age=0 /
+//   s-maxage=0 (or an Expires already past) is not stored;
+// - Vary: none, except Authorization or Cookie under a per-user key. The key does not hold the
+//   request's headers, so one variant would answer every request: section 4.1 lets a cache
+//   decline to store rather than key variants.
+// The freshness the handler allows (s-maxage, we being a shared cache, else max-age, else
+// Expires) caps the stored TTL and what clients are told.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace httpcache::http {
+
+using header_view = std::pair<std::string_view, std::string_view>;
+
+// One Cache-Control directive: its name lower-cased, its argument unquoted (nullopt: none).
+struct directive {
+  std::string name;
+  std::optional<std::string> arg;
+};
+
+// The directives of a Cache-Control value, in order (commas inside quoted strings kept in
+// place); nullopt when a quoted string is not closed.
+std::optional<std::vector<directive>> parse_cache_control(std::string_view value);
+
+// The raw comma-separated parts of a Cache-Control value, trimmed, empty ones dropped; nullopt
+// when a quoted string is not closed.
+std::optional<std::vector<std::string_view>> split_directives(std::string_view value);
+
+// Seconds since the epoch of an HTTP-date (IMF-fixdate, RFC 850 or asctime, section 5.6.7 of
+// RFC 9110), or nullopt when it is not one.
+std::optional<std::int64_t> parse_http_date(std::string_view text);
+
+struct verdict {
+  std::string refused;                // why the response may not be stored; empty: it may
+  std::optional<std::int64_t> cap;    // the seconds of freshness its handler allows, if it says
+};
+
+// The storage verdict for a response (headers in any case) under a per-user key or a shared
+// one, `now` seconds since the epoch (for Expires).
+verdict judge(int status, const std::vector<header_view>& headers, bool per_user, std::int64_t now);
+
+// The Cache-Control a response with `max_age` seconds left is sent with: the handler's own
+// directives kept in order, max-age and s-maxage lowered to what is left (added when it had
+// neither), public dropped and private added under a per-user key.
+std::string cache_control_for(std::int64_t max_age, bool per_user, std::optional<std::string_view> handler);
+
+}  // namespace httpcache::http

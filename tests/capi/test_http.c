@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT
+ * The HTTP storage rules of the C API (httpcache_http_judge, _cache_control, _date_parse): the
+ * same cases the Python package's tests judge through it, from a C program. */
+#include <stdio.h>
+#include <string.h>
+
+#include "httpcache.h"
+#include "support.h"
+
+#define NOW 784111777 /* Sun, 06 Nov 1994 08:49:37 GMT */
+
+static httpcache_slice s(const char *text) {
+  httpcache_slice out;
+  out.data = text;
+  out.size = strlen(text);
+  return out;
+}
+
+struct rule_case {
+  int status;
+  const char *headers[4]; /* "name: value", NULL-terminated */
+  unsigned flags;
+  int storable;
+  long long lifetime;
+  const char *reason; /* a substring of the reason, or NULL when storable */
+};
+
+static const struct rule_case cases[] = {
+    {200, {NULL}, 0, 1, -1, NULL},
+    {203, {"Content-Type: text/html", NULL}, 0, 1, -1, NULL},
+    {206, {NULL}, 0, 0, -1, "status 206"},
+    {500, {NULL}, 0, 0, -1, "status 500"},
+    {304, {NULL}, 0, 0, -1, "status 304"},
+    {200, {"Set-Cookie: sid=1", NULL}, HTTPCACHE_HTTP_PER_USER, 0, -1, "cookie"},
+    {200, {"cache-control: no-store", NULL}, 0, 0, -1, "no-store"},
+    {200, {"Cache-Control: max-age=60, No-Cache", NULL}, 0, 0, -1, "no-cache"},
+    {200, {"Cache-Control: private", NULL}, 0, 0, -1, "private under a key shared"},
+    {200, {"Cache-Control: private, max-age=30", NULL}, HTTPCACHE_HTTP_PER_USER, 1, 30, NULL},
+    {200, {"Cache-Control: max-age=120", NULL}, 0, 1, 120, NULL},
+    {200, {"Cache-Control: max-age=120, s-maxage=40", NULL}, 0, 1, 40, NULL},
+    {200, {"Cache-Control: public", "Cache-Control: max-age=7", NULL}, 0, 1, 7, NULL},
+    {200, {"Cache-Control: max-age=0", NULL}, 0, 0, -1, "0 seconds"},
+    {200, {"Cache-Control: max-age=soon", NULL}, 0, 0, -1, "0 seconds"},
+    {200, {"Cache-Control: max-age=99999999999999", NULL}, 0, 1, 2147483648LL, NULL},
+    {200, {"Cache-Control: no-cache=\"a, b\", max-age=5", NULL}, 0, 0, -1, "no-cache"},
+    {200, {"Cache-Control: x=\"unclosed, max-age=5", NULL}, 0, 0, -1, "does not parse"},
+    {200, {"Expires: Sun, 06 Nov 1994 08:50:37 GMT", NULL}, 0, 1, 60, NULL},
+    {200, {"Expires: Sun, 06 Nov 1994 08:48:37 GMT", NULL}, 0, 0, -1, "0 seconds"},
+    {200, {"Expires: 0", NULL}, 0, 0, -1, "0 seconds"},
+    {200, {"Expires: Sun, 06 Nov 1994 08:50:37 GMT", "Cache-Control: max-age=9", NULL}, 0, 1, 9, NULL},
+    {200, {"Vary: Accept-Encoding", NULL}, HTTPCACHE_HTTP_PER_USER, 0, -1, "Vary: Accept-Encoding"},
+    {200, {"Vary: Cookie", NULL}, 0, 0, -1, "under a key shared by users"},
+    {200, {"Vary: *", NULL}, 0, 0, -1, "Vary: *"},
+    {200, {"Vary: Authorization, cookie", NULL}, HTTPCACHE_HTTP_PER_USER, 1, -1, NULL},
+};
+
+/** Each case of the table gets the documented verdict. */
+static void test_http_judge_table(void **state) {
+  size_t i, n;
+  (void)state;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    httpcache_header hs[4];
+    httpcache_http_verdict v;
+    char names[4][64];
+    const struct rule_case *c = &cases[i];
+    for (n = 0; c->headers[n]; ++n) {
+      const char *colon = strchr(c->headers[n], ':');
+      size_t len = (size_t)(colon - c->headers[n]);
+      memcpy(names[n], c->headers[n], len);
+      names[n][len] = '\0';
+      hs[n].name = s(names[n]);
+      hs[n].value = s(colon + 2);
+    }
+    assert_int_equal(httpcache_http_judge(&v, c->status, hs, n, c->flags, NOW), HTTPCACHE_OK);
+    if (v.storable != c->storable || (c->storable && v.lifetime_s != c->lifetime) ||
+        (c->reason && !strstr(v.reason, c->reason)) || (!c->reason && v.reason[0])) {
+      fprintf(stderr, "case %zu: storable %d lifetime %lld reason '%s'\n", i, v.storable, (long long)v.lifetime_s,
+              v.reason);
+      fail();
+    }
+  }
+}
+
+/** Bad arguments are refused with a message, never a crash. */
+static void test_http_judge_refuses_bad_arguments(void **state) {
+  httpcache_http_verdict v;
+  httpcache_header h;
+  (void)state;
+  assert_int_equal(httpcache_http_judge(NULL, 200, NULL, 0, 0, NOW), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_http_judge(&v, 200, NULL, 1, 0, NOW), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_http_judge(&v, 200, NULL, 0, 0x80, NOW), HTTPCACHE_EINVALID);
+  assert_non_null(strstr(httpcache_error_last()->message, "unknown flags"));
+  h.name.data = NULL;
+  h.name.size = 3;
+  h.value = s("x");
+  assert_int_equal(httpcache_http_judge(&v, 200, &h, 1, 0, NOW), HTTPCACHE_EINVALID);
+}
+
+static void expect_control(int64_t max_age, unsigned flags, const char *handler, const char *expected) {
+  httpcache_buf out = HTTPCACHE_BUF_INIT;
+  assert_int_equal(httpcache_http_cache_control(&out, max_age, flags, handler, handler ? strlen(handler) : 0),
+                   HTTPCACHE_OK);
+  if (out.size != strlen(expected) || memcmp(out.ptr, expected, out.size) != 0) {
+    fprintf(stderr, "handler '%s' max-age %lld: got '%.*s', expected '%s'\n", handler ? handler : "(none)",
+            (long long)max_age, (int)out.size, (const char *)out.ptr, expected);
+    fail();
+  }
+  httpcache_buf_dispose(&out);
+}
+
+/** The Cache-Control of a stored response: the handler's directives, lowered max-ages, private. */
+static void test_http_cache_control(void **state) {
+  (void)state;
+  expect_control(60, 0, NULL, "max-age=60");
+  expect_control(60, HTTPCACHE_HTTP_PER_USER, NULL, "private, max-age=60");
+  expect_control(30, 0, "public, max-age=600, must-revalidate", "public, max-age=30, must-revalidate");
+  expect_control(30, 0, "s-maxage=10, stale-if-error=60", "s-maxage=10, stale-if-error=60");
+  expect_control(30, HTTPCACHE_HTTP_PER_USER, "public, max-age=600", "private, max-age=30");
+  expect_control(30, HTTPCACHE_HTTP_PER_USER, "private, max-age=5", "private, max-age=5");
+  expect_control(30, 0, "no-transform", "no-transform, max-age=30");
+  expect_control(30, 0, "max-age=bad", "max-age=0");
+  expect_control(-5, 0, NULL, "max-age=0");
+}
+
+/** The three HTTP-date forms, and what is not one. */
+static void test_http_date_parse(void **state) {
+  int64_t t = 0;
+  (void)state;
+  assert_int_equal(httpcache_http_date_parse(&t, "Sun, 06 Nov 1994 08:49:37 GMT", 29), HTTPCACHE_OK);
+  assert_int_equal(t, NOW);
+  assert_int_equal(httpcache_http_date_parse(&t, "Sunday, 06-Nov-94 08:49:37 GMT", 30), HTTPCACHE_OK);
+  assert_int_equal(t, NOW);
+  assert_int_equal(httpcache_http_date_parse(&t, "Sun Nov  6 08:49:37 1994", 24), HTTPCACHE_OK);
+  assert_int_equal(t, NOW);
+  assert_int_equal(httpcache_http_date_parse(&t, "Thu, 01 Jan 1970 00:00:00 GMT", 29), HTTPCACHE_OK);
+  assert_int_equal(t, 0);
+  assert_int_equal(httpcache_http_date_parse(&t, "Tue, 29 Feb 2028 12:00:00 GMT", 29), HTTPCACHE_OK);
+  assert_int_equal(t, 1835438400);
+  assert_int_equal(httpcache_http_date_parse(&t, "Mon, 29 Feb 2027 12:00:00 GMT", 29), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_http_date_parse(&t, "Sun, 06 Nov 1994 08:49:37 UTC", 29), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_http_date_parse(&t, "0", 1), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_http_date_parse(&t, "", 0), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_http_date_parse(NULL, "x", 1), HTTPCACHE_EINVALID);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_http_judge_table),
+      cmocka_unit_test(test_http_judge_refuses_bad_arguments),
+      cmocka_unit_test(test_http_cache_control),
+      cmocka_unit_test(test_http_date_parse),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
