@@ -382,3 +382,23 @@ async def test_unannotated_tuple_says_to_annotate(url, namespace, warnings_log):
 
     assert await f() == (1, 2)
     assert "Annotate the function's return type" in warnings_log()[0].getMessage()
+
+
+class Word(str, enum.Enum):
+    HI = "hi"
+
+
+async def test_an_unannotated_str_enum_is_not_served_back_as_a_plain_str(url, namespace, warnings_log):
+    HTTPCache.init(url, namespace=namespace)
+
+    @cache(key="tm.word", ttl_in_seconds=60)
+    def f():
+        return Word.HI
+
+    @cache(key="tm.word_typed", ttl_in_seconds=60)
+    def g() -> Word:
+        return Word.HI
+
+    assert all(type(x()) is Word for x in (f, f, g, g))
+    assert "not JSON" in warnings_log()[0].getMessage()
+    assert HTTPCache.handle().cache.get(b"tm.word_typed")[0] == b'"hi"'

@@ -11,12 +11,12 @@ from typing import Annotated
 from urllib.parse import quote
 
 import pytest
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from httpcache import HTTPCache, cache, invalidate_cache
+from httpcache import HTTPCache, _httpcache, cache, invalidate_cache
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -66,13 +66,13 @@ def _app(calls: list) -> FastAPI:
 
     @app.get("/search")
     @cache(ttl_in_seconds=60)
-    async def search(request: Request, q: str = "", page: int = 1):
-        calls.append(("search", str(request.query_params)))
-        return {"q": q, "page": page, "all": sorted(request.query_params.multi_items())}
+    async def search(q: str = "", page: int = 1, tag: Annotated[list[str], Query()] = []):  # noqa: B006
+        calls.append(("search", q, page, tuple(tag)))
+        return {"q": q, "page": page, "tag": tag}
 
     @app.get("/users/{uid}/posts/{pid}")
     @cache(ttl_in_seconds=60)
-    async def post(uid: str, pid: str, tag: list[str] | None = None):
+    async def post(uid: str, pid: str, tag: Annotated[list[str] | None, Query()] = None):
         calls.append(("post", uid, pid))
         return {"uid": uid, "pid": pid}
 
@@ -126,7 +126,8 @@ def test_depends_user_and_mapping_claims(setup):
     assert r.headers["cache-control"].startswith("private")  # private=True
     seed = client.get("/seed-claims", headers={"x-user": "alice"})
     assert seed.headers["cache-control"].startswith("private")  # obj: private by default
-    assert not client.get("/claims", headers={"x-user": "alice"}).headers["cache-control"].startswith("private")
+    # A field that reads into an argument (a JWT's claims) tells callers apart: private by default.
+    assert client.get("/claims", headers={"x-user": "alice"}).headers["cache-control"].startswith("private")
 
 
 def test_default_key_holds_path_and_sorted_query(setup, namespace):
@@ -170,8 +171,10 @@ def test_no_two_requests_share_a_default_entry(setup, uid, query):
     client, _ = setup
     r = client.get(f"/users/{quote(uid, safe='')}/posts/p", params=query)
     assert r.status_code == 200 and r.json() == {"uid": uid, "pid": "p"}
-    r = client.get("/search", params=query)
-    assert r.json()["all"] == sorted([list(kv) for kv in query]), "served another query's entry"
+    params = [("q", q) for q, _ in query[:1]] + [("tag", t) for _, t in query]
+    r = client.get("/search", params=params)
+    expected = {"q": query[0][0] if query else "", "page": 1, "tag": [t for _, t in query]}
+    assert r.json() == expected, "served another query's entry"
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -235,7 +238,9 @@ def test_key_builder(setup, warnings_log):
 
     report("eu", 1), report("eu", 1), report("us", 1), report("skip", 1), report("skip", 1)
     assert calls == ["eu", "us", "skip", "skip"]
-    assert HTTPCache.handle().cache.get(b"rk.report:eu:1")[0]
+    # The builder's key is a value of the function's own template: it can reach no other @cache.
+    own = f"{report.__module__}.{report.__qualname__}[{{}}]".encode()
+    assert HTTPCache.handle().cache.get(_httpcache.key_format(own, [b"rk.report:eu:1"]))[0]
 
     @cache(key_builder=lambda: 42, ttl_in_seconds=60)
     def bad():
@@ -264,7 +269,7 @@ def test_default_key_of_a_direct_call(setup, warnings_log):
         return 1
 
     opaque(object()), opaque(object())
-    assert calls[-2:] == ["o", "o"] and "not JSON values" in warnings_log()[0].getMessage()
+    assert calls[-2:] == ["o", "o"] and "not all JSON values" in warnings_log()[0].getMessage()
 
 
 def test_invalidate_in_a_namespace_no_cache_uses_warns_once(url, namespace, warnings_log):
@@ -287,3 +292,163 @@ def test_invalidate_in_a_namespace_no_cache_uses_warns_once(url, namespace, warn
     wrong(1), wrong(2)
     texts = [r.getMessage() for r in warnings_log()]
     assert len(texts) == 1 and "'elsewhere_ns'" in texts[0] and repr(namespace) in texts[0]
+
+
+# -- what a default key must never cover (a fresh-eyes review's reproductions)
+
+
+def _review_app(calls: list) -> FastAPI:
+    app = FastAPI()
+
+    @cache(ttl_in_seconds=60)
+    async def get_settings():
+        calls.append("settings")
+        return {"flag": True}
+
+    @cache(ttl_in_seconds=60)
+    async def get_counts():
+        calls.append("counts")
+        return {"n": 3}
+
+    @app.get("/deps")
+    async def deps(s: dict = Depends(get_settings), c: dict = Depends(get_counts)):  # local: no Annotated
+        return {"s": s, "c": c}
+
+    @app.post("/search")
+    @cache(ttl_in_seconds=60)
+    async def search_post(body: dict):
+        calls.append("post")
+        return {"results_for": body.get("q")}
+
+    @app.get("/lang")
+    @cache(ttl_in_seconds=60)
+    async def lang(accept_language: Annotated[str, Header()] = "en"):
+        calls.append("lang")
+        return {"hello": "bonjour" if accept_language == "fr" else "hello"}
+
+    def session_user(request: Request) -> str:
+        return request.cookies.get("sid", "anon")
+
+    @app.get("/account")
+    @cache(ttl_in_seconds=60)
+    async def account(user: str = Depends(session_user)):
+        calls.append("account")
+        return {"user": user}
+
+    def rate_limit(response: Response) -> None:
+        calls.append("limit")
+        response.headers["x-ratelimit-remaining"] = str(100 - calls.count("limit"))
+        response.set_cookie("csrftoken", "tok")
+
+    @app.get("/limited", dependencies=[Depends(rate_limit)])
+    @cache(key="rk.limited", ttl_in_seconds=60)
+    async def limited(response: Response):
+        calls.append("limited")
+        response.headers["x-handler"] = "yes"
+        return {"ok": True}
+
+    @app.api_route("/headable", methods=["GET", "HEAD"])
+    @cache(key="rk.headable", ttl_in_seconds=60)
+    async def headable(request: Request):
+        calls.append(request.method)
+        return Response(b"" if request.method == "HEAD" else b"full body", media_type="text/plain")
+
+    return app
+
+
+@pytest.fixture
+def review(url, namespace):
+    HTTPCache.init(url, namespace=namespace)
+    calls: list = []
+    with TestClient(_review_app(calls)) as client:
+        yield client, calls
+
+
+def test_cached_dependencies_are_plain_functions_not_the_route(review):
+    client, calls = review
+    for _ in range(3):
+        assert client.get("/deps").json() == {"s": {"flag": True}, "c": {"n": 3}}
+    assert calls == ["settings", "counts"], "each dependency cached under its own key, as itself"
+
+
+def test_no_default_key_where_the_response_can_depend_on_the_caller(review, warnings_log):
+    client, calls = review
+    assert client.post("/search", json={"q": "cats"}).json() == {"results_for": "cats"}
+    assert client.post("/search", json={"q": "dogs"}).json() == {"results_for": "dogs"}
+    assert client.get("/lang", headers={"accept-language": "en"}).json() == {"hello": "hello"}
+    assert client.get("/lang", headers={"accept-language": "fr"}).json() == {"hello": "bonjour"}
+    client.cookies.set("sid", "alice")
+    assert client.get("/account").json() == {"user": "alice"}
+    client.cookies.set("sid", "bob")
+    assert client.get("/account").json() == {"user": "bob"}
+    assert calls == ["post", "post", "lang", "lang", "account", "account"]
+    texts = " | ".join(r.getMessage() for r in warnings_log())
+    for why in ("POST request", "reads a header", "reads the Request"):
+        assert why in texts, texts
+
+
+def test_private_without_a_user_field_is_refused():
+    with pytest.raises(ValueError, match="private=True needs a key naming the user"):
+        cache(private=True)(lambda: 1)
+
+
+def test_dependency_headers_are_this_requests_never_stored(review):
+    client, calls = review
+    first = client.get("/limited")
+    second = client.get("/limited")
+    assert second.headers["cache-hit"] == "true" and calls.count("limited") == 1
+    assert first.headers["x-ratelimit-remaining"] == "99" and second.headers["x-ratelimit-remaining"] == "98"
+    assert first.headers["x-handler"] == second.headers["x-handler"] == "yes"
+    assert "csrftoken=tok" in first.headers["set-cookie"] and "csrftoken=tok" in second.headers["set-cookie"]
+    stored = HTTPCache.handle().cache.get(b"rk.limited")[0]
+    assert b"x-handler" in stored and b"ratelimit" not in stored and b"csrftoken" not in stored
+
+
+def test_a_response_computed_for_head_is_not_stored(review):
+    client, calls = review
+    assert client.head("/headable").status_code == 200
+    r = client.get("/headable")
+    assert r.content == b"full body" and "cache-hit" not in r.headers
+    assert client.get("/headable").headers["cache-hit"] == "true"
+    assert client.head("/headable").headers["cache-hit"] == "true"  # HEAD is served from the GET entry
+    assert calls == ["HEAD", "GET"]
+
+
+def test_direct_call_default_keys_keep_argument_types(setup, warnings_log):
+    calls = []
+
+    @cache(ttl_in_seconds=60)
+    def kind(x):
+        calls.append(x)
+        return type(x).__name__
+
+    assert kind([1, 2]) == "list" and kind([1, 2]) == "list"
+    assert kind((1, 2)) == "tuple" and kind((1, 2)) == "tuple"  # not the list's entry: uncached
+    assert kind({"1": "a"}) == "dict" and kind({1: "a"}) == "dict"
+    assert calls == [[1, 2], (1, 2), (1, 2), {"1": "a"}, {1: "a"}]
+
+
+def test_key_builder_cannot_reach_another_decorators_key(setup):
+    @cache(key="rk.search-{uid}", ttl_in_seconds=60)
+    def user(uid: str):
+        return {"user": uid}
+
+    @cache(key_builder=lambda q: f"rk.search-{q}", ttl_in_seconds=60)
+    def search(q: str):
+        return {"results_for": q}
+
+    assert search("42") == {"results_for": "42"}
+    assert user("42") == {"user": "42"}
+    assert search("42") == {"results_for": "42"}
+
+
+def test_a_condition_that_raises_returns_the_result_uncached(setup, warnings_log):
+    calls = []
+
+    @cache(key="rk.cond", ttl_in_seconds=60, condition=lambda r: r["ok"])
+    def f():
+        calls.append(1)
+        return {"missing": True}
+
+    assert f() == {"missing": True} and f() == {"missing": True}
+    assert len(calls) == 2 and len(warnings_log()) == 1 and "KeyError" in warnings_log()[0].getMessage()

@@ -78,7 +78,7 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "compute_callback", "response_param", "request_param", "added", "condition", "values", "__weakref__",
+        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "__weakref__",
     )
 
     def __init__(
@@ -88,6 +88,7 @@ class CachedCall:
     ) -> None:
         self.func = func
         self.condition = condition  # False for a result: returned, not stored
+        self.condition_warned = False
         self.keys = keys
         self.ttl = ttl
         self.namespace = namespace
@@ -134,6 +135,10 @@ class CachedCall:
         if hit is not MISS:
             # A decoded response has none of these headers (they are never stored): append them.
             hit.raw_headers.extend(cache_headers(ttl_s, self.per_user, True, hit.handler_cache_control))
+            if injected is not None:  # what this request's dependencies set (the handler did not run)
+                hit.raw_headers.extend(injected.raw_headers)
+                if injected.status_code:
+                    hit.status_code = injected.status_code
         return hit
 
     def _serve_value(self, value: bytes, ttl_s: float, injected: Any) -> Any:
@@ -158,23 +163,34 @@ class CachedCall:
             note_response(self.endpoint, key, self.namespace)
         return result
 
-    def computed(self, result: Any, kwargs: dict) -> Computed:
-        """A result as it is to be stored: the storage rules and the encoding. A route's result
-        becomes the response FastAPI would send (``_routes``); a plain one is encoded by its
-        ResultCoder, with the status and headers its handler set on the injected response
-        (``_codec.encode_value``). The caller then asks the TTL choice, for a storable result
-        only (``Computed.expire_in``)."""
+    def headers_before(self, kwargs: dict) -> int:
+        """How many headers the injected response has before the function runs: those are its
+        dependencies', for this request only (never stored)."""
         injected = self.injected(kwargs)
-        if self.condition is not None and not self.condition(result):
+        return 0 if injected is None else len(injected.raw_headers)
+
+    def computed(self, result: Any, kwargs: dict, before: int = 0) -> Computed:
+        """A result as it is to be stored: the storage rules and the encoding. A route's result
+        becomes the response FastAPI would send (``_routes``), stored with the headers its
+        handler set and returned with its dependencies' too (`before`: how many of the injected
+        response's headers are theirs); a plain one is encoded by its ResultCoder, with the
+        status and headers its handler set on the injected response (``_codec.encode_value``).
+        A response computed for a HEAD request (maybe without its body) is not stored. The
+        caller then asks the TTL choice, for a storable result only (``Computed.expire_in``)."""
+        injected = self.injected(kwargs)
+        if not self._accepts(result):
             return Computed(result, injected, None, False, None)
         request = kwargs.get(self.request_param) if self.request_param is not None else None
-        if request is not None and not is_response(result):
-            route = route_of(request)
-            if route is not None:
-                response = response_for(route, result, injected)
-                if response is None:  # FastAPI will refuse it too (a validation error), or it streams
-                    return Computed(result, injected, None, False, None)
-                result, injected = response, None
+        if request is not None and request.scope.get("method") == "HEAD":
+            return Computed(result, injected, None, False, None)
+        route = route_of(request, self.endpoint) if request is not None and not is_response(result) else None
+        if route is not None:
+            response = response_for(route, result, injected, before)
+            if response is None:  # FastAPI will refuse it too (a validation error), or it streams
+                return Computed(result, injected, None, False, None)
+            record, cap = encode_response(response, self.per_user, self.where)
+            response.raw_headers.extend(injected.raw_headers[:before] if injected is not None else ())
+            return Computed(response, None, record, True, cap)
         if is_response(result):
             record, cap = encode_response(result, self.per_user, self.where)
             return Computed(result, injected, record, True, cap)
@@ -183,6 +199,19 @@ class CachedCall:
             return Computed(result, injected, data, False, None)
         data, _, cap = encode_value(data, injected, self.per_user, self.where)
         return Computed(result, injected, data, False, cap)
+
+    def _accepts(self, result: Any) -> bool:
+        """condition(result); a condition that raises refuses (logged once), never fails the call."""
+        if self.condition is None:
+            return True
+        try:
+            return bool(self.condition(result))
+        except Exception as e:  # noqa: BLE001 - the application's own code
+            if not self.condition_warned:
+                self.condition_warned = True
+                logger.warning("httpcache: condition of %s raised %s: %s; result returned uncached",
+                               self.where, type(e).__name__, e)
+            return False
 
     def finished(self, computed: Computed, key: bytes, stored_ttl: int | None) -> Any:
         """The caller's result of a computation: a storable one gets its cache headers, for the
@@ -237,7 +266,8 @@ class CachedCall:
         return (b"", False) if computed.data is None else (computed.data, True)
 
     def _compute_sync(self, handle: Handle, args: tuple, kwargs: dict) -> Computed:
-        computed = self.computed(self.run(args, kwargs), kwargs)
+        before = self.headers_before(kwargs)
+        computed = self.computed(self.run(args, kwargs), kwargs, before)
         if computed.data is not None:
             computed.expire_in(self.ttl.seconds_sync(self.where, handle.cache))
         return computed
@@ -361,7 +391,8 @@ class CachedCall:
         """Runs the function and stores what it computed through `flight`, the flight this call
         leads on a backend that is up (None: not stored). A flight made void while computing
         stores nothing either (fencing)."""
-        computed = self.computed(await self.run(args, kwargs), kwargs)
+        before = self.headers_before(kwargs)
+        computed = self.computed(await self.run(args, kwargs), kwargs, before)
         if computed.data is not None:
             computed.expire_in(await self.ttl.seconds_async(self.where, handle.cache))
         stored_ttl = None

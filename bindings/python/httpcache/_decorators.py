@@ -96,12 +96,14 @@ def cache(
         )
         values = ResultCoder(func, getattr(func, "__qualname__", repr(func)), coder)
         call = CachedCall(func, keys, ttl, namespace, condition, values, injected)
-        claim(namespace, keys.templates, keys.source, what, HTTPCache.namespace, call)
-        if key is None and key_builder is None:  # a default key's template is claimed at its first use
-            keys.on_template = lambda tb: claim(namespace, [tb], None, what, HTTPCache.namespace, call)
+        # key_builder and default keys use templates named after the function: functions made by
+        # one factory (same qualified name) share them, as they would share a fixed key.
+        claim(namespace, keys.claims, keys.source, what, HTTPCache.namespace, call)
+        if key is None and key_builder is None:  # a route's default key template: claimed at its first use
+            keys.on_template = lambda tb: claim(namespace, [tb], keys.source, what, HTTPCache.namespace, call)
         wrapper = _thin_wrapper(func, call)
         add_params(wrapper, func, injected.added)  # FastAPI injects a Response and a Request
-        call.endpoint = wrapper
+        call.endpoint = keys.endpoint = wrapper
         return wrapper
 
     return decorate

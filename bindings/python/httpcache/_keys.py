@@ -31,14 +31,18 @@ class KeyBuilder:
     - the seed's ``obj``/``obj_attr``: each ``{}`` filled with the attribute (or, for a mapping,
       the key) ``obj_attr`` of the argument named ``obj``, given by keyword, position or default;
     - named fields (``item.{item_id}``, ``user.{user.id}``): see ``_fields``;
-    - ``key_builder(*args, **kwargs)``: the key it returns, used as written (None: uncached);
+    - ``key_builder(*args, **kwargs)``: its string, as the value of the function's own template
+      ``<module>.<qualname>[{}]`` (so it can reach no other decorator's key);
     - no key at all: a route request's default key (``_routes.default_key``); a direct call's
-      key is the function's qualified name and its arguments, when they are JSON values.
+      is ``<module>.<qualname>({})`` filled with its arguments' JSON.
 
     A value that cannot fill a key (missing, None, empty, or not identifying anything) makes
     ``build`` return None and the call run uncached, logged once per reason: a per-request key
     must never collapse into one shared by every caller. The core percent-encodes every value
     (outside ``[A-Za-z0-9_-]``), so no value can reach another template's key.
+
+    ``claims``: the templates the decorator claims in its namespace; those of key_builder and
+    default keys are the function's own (``own``: no other @cache may share them).
     """
 
     def __init__(
@@ -46,25 +50,16 @@ class KeyBuilder:
         key_builder: Callable[..., Any] | None = None, private: bool | None = None,
         request_param: str | None = None, added: tuple[str, ...] = (),
     ) -> None:
-        if obj is not None and (not isinstance(obj, str) or not obj):
-            raise ValueError(f"{what}: obj={obj!r} must be the name of a parameter")
-        if obj is not None and (not isinstance(obj_attr, str) or not obj_attr):
-            raise ValueError(f"{what}: obj={obj!r} needs obj_attr, the attribute to read (got {obj_attr!r})")
-        if obj is None and obj_attr is not None:
-            raise ValueError(f"{what}: obj_attr={obj_attr!r} needs obj, the parameter to read it from")
-        if key_builder is not None and (templates or obj is not None or not callable(key_builder)):
-            raise ValueError(f"{what}: key_builder must be a callable given instead of key, obj and obj_attr")
-        if private is not None and not isinstance(private, bool):
-            raise TypeError(f"{what}: private must be a bool, got {private!r}")
+        self._check(templates, obj, obj_attr, what, key_builder, private)
         self.func = func
         self.what = what
         self.obj_attr = obj_attr
         self.key_builder = key_builder
         self.request_param = request_param
         self.added = added  # parameters the wrapper added (not the function's own)
-        self.private = (obj is not None) if private is None else private
+        self.endpoint: Any = None  # the decorated wrapper: a route's default key is for its handler only
         self.warned: set[str] = set()
-        self.on_template: Callable[[bytes], None] | None = None  # claims a default key's template
+        self.on_template: Callable[[bytes], None] | None = None  # claims a route default key's template
         self.claimed: set[bytes] = set()
         self.fixed: list[bytes] | None = None
         self.obj: Argument | None = None if obj is None else Argument(func, obj, what)
@@ -77,6 +72,29 @@ class KeyBuilder:
             self.fixed = [_httpcache.key_format(tb, []) for tb in self.templates]
         elif any(self.fields):
             self.source = "|".join(".".join((a.name, *p)) for fs in self.fields for a, p in fs)
+        # Private by default when a key reads into an argument (a Depends user, a JWT's claims):
+        # such a value tells callers apart; path and query parameters are plain values.
+        dotted = any(path for fs in self.fields for _, path in fs)
+        self.private = (obj is not None or dotted) if private is None else private
+        name = f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', '')}".replace("{", "{{").replace("}", "}}")
+        self.own = (name + ("[{}]" if key_builder is not None else "({})")).encode("utf-8")
+        self.claims = self.templates if templates else [self.own]
+
+    @staticmethod
+    def _check(templates: list[Any], obj: Any, obj_attr: Any, what: str, key_builder: Any, private: Any) -> None:
+        if obj is not None and (not isinstance(obj, str) or not obj):
+            raise ValueError(f"{what}: obj={obj!r} must be the name of a parameter")
+        if obj is not None and (not isinstance(obj_attr, str) or not obj_attr):
+            raise ValueError(f"{what}: obj={obj!r} needs obj_attr, the attribute to read (got {obj_attr!r})")
+        if obj is None and obj_attr is not None:
+            raise ValueError(f"{what}: obj_attr={obj_attr!r} needs obj, the parameter to read it from")
+        if key_builder is not None and (templates or obj is not None or not callable(key_builder)):
+            raise ValueError(f"{what}: key_builder must be a callable given instead of key, obj and obj_attr")
+        if private is not None and not isinstance(private, bool):
+            raise TypeError(f"{what}: private must be a bool, got {private!r}")
+        if private and not templates and key_builder is None:
+            raise ValueError(f"{what}: private=True needs a key naming the user (e.g. key='me.{{user.id}}'): "
+                             "a default key is the same for every user")
 
     def _add_template(self, t: Any, with_obj: bool) -> None:
         what = self.what
@@ -106,7 +124,9 @@ class KeyBuilder:
             if self.obj is not None:
                 o = self.obj.of(args, kwargs)
                 arg = None if o is None else key_bytes(lookup(o, (self.obj_attr,)))
-                return None if arg is None else self._fill([(tb, [arg]) for tb in self.templates])
+                if arg is None:
+                    return self._missing(f"{self.obj.name}.{self.obj_attr}")
+                return self._fill([(tb, [arg]) for tb in self.templates])
             if self.templates:
                 return self._named(args, kwargs)
             if self.key_builder is not None:
@@ -123,10 +143,18 @@ class KeyBuilder:
             for arg, path in fields:
                 v = key_bytes(lookup(arg.of(args, kwargs), path))
                 if v is None:
-                    return None
+                    return self._missing(".".join((arg.name, *path)))
                 values.append(v)
             filled.append((tb, values))
         return self._fill(filled)
+
+    def _missing(self, field: str) -> None:
+        """A call whose field is missing, None or empty: uncached (said once, at INFO: an
+        anonymous caller is normal, a field that is never there is a mistake to see)."""
+        if "missing" not in self.warned:
+            self.warned.add("missing")
+            logger.info("httpcache: %s: %s is missing, None or empty; such calls run uncached", self.what, field)
+        return None
 
     def _built(self, args: tuple, kwargs: dict) -> list[bytes] | None:
         own = {k: v for k, v in kwargs.items() if k not in self.added}
@@ -138,19 +166,17 @@ class KeyBuilder:
             return None
         if not isinstance(key, str) or not key:
             raise Unkeyable("builder", f"key_builder returned {key!r}, not a non-empty str or None")
-        literal = key.replace("{", "{{").replace("}", "}}").encode("utf-8")
-        return self._fill([(literal, [])])
+        return self._fill([(self.own, [key.encode("utf-8", "surrogatepass")])])
 
     def _default(self, args: tuple, kwargs: dict) -> list[bytes] | None:
         request = kwargs.get(self.request_param) if self.request_param else None
-        route = route_of(request) if request is not None else None
-        if route is not None:
-            made = default_key(request, route)
-            if made is None:
-                self._warn_once("credentials", "a request with Authorization has no default key (name the user in key=); running uncached")
-                return None
-        else:
-            made = self._call_key(args, kwargs)
+        route = route_of(request, self.endpoint) if request is not None else None
+        if route is None:
+            return self._fill([(self.own, [_call_arguments(self.func, args, kwargs, self.added)])])
+        made = default_key(request, route)
+        if isinstance(made, str):
+            self._warn_once("default:" + made, f"no default key: {made}; give key= naming what keys the response; running uncached")
+            return None
         tb, values = made
         if tb not in self.claimed and self.on_template is not None:
             try:
@@ -160,18 +186,6 @@ class KeyBuilder:
                 return None
             self.claimed.add(tb)
         return self._fill([(tb, values)])
-
-    def _call_key(self, args: tuple, kwargs: dict) -> tuple[bytes, list[bytes]]:
-        """A direct call's default key: the function's qualified name and its arguments' JSON."""
-        own = {k: v for k, v in kwargs.items() if k not in self.added}
-        try:
-            bound = inspect.signature(self.func).bind(*args, **own)
-            bound.apply_defaults()
-            text = json.dumps(list(bound.arguments.items()), sort_keys=True, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise Unkeyable("arguments", f"its arguments are not JSON values ({e}); give key=") from None
-        name = f"{getattr(self.func, '__module__', '')}.{getattr(self.func, '__qualname__', '')}"
-        return (name.replace("{", "{{").replace("}", "}}") + "({})").encode("utf-8"), [text.encode("utf-8")]
 
     def _fill(self, filled: list[tuple[bytes, list[bytes]]]) -> list[bytes] | None:
         try:
@@ -183,7 +197,9 @@ class KeyBuilder:
     def _source_text(self) -> str:
         if self.obj is not None:
             return f"{self.obj.name}.{self.obj_attr}"
-        return self.source or "the request" if self.key_builder is None else "key_builder"
+        if self.key_builder is not None:
+            return "key_builder"
+        return self.source or "the call"
 
     def _warn_once(self, reason: str, message: str) -> None:
         if reason not in self.warned:
@@ -194,6 +210,39 @@ class KeyBuilder:
     def per_user(self) -> bool:
         """Whether responses under these keys are one user's (Cache-Control: private)."""
         return self.private
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_exact(v: Any) -> bool:
+    """Whether v's JSON gives it back with its types: no tuple (a list), no non-str dict key."""
+    if type(v) in _JSON_SCALARS:
+        return True
+    if type(v) is list:
+        return all(_json_exact(x) for x in v)
+    if type(v) is dict:
+        return all(type(k) is str and _json_exact(x) for k, x in v.items())
+    return False
+
+
+def _call_arguments(func: Callable[..., Any], args: tuple, kwargs: dict, added: tuple[str, ...]) -> bytes:
+    """A direct call's arguments as the value of its default key: the JSON of its bound
+    arguments, defaults applied; Unkeyable unless each is a JSON value of exact type."""
+    own = {k: v for k, v in kwargs.items() if k not in added}
+    try:
+        bound = inspect.signature(func).bind(*args, **own)
+        bound.apply_defaults()
+    except (TypeError, ValueError) as e:
+        raise Unkeyable("arguments", f"its arguments do not bind ({e})") from None
+    items = list(bound.arguments.items())
+    if not _json_exact(dict(items)):
+        raise Unkeyable("arguments", "its arguments are not all JSON values (str, int, float, bool, None, list, "
+                                     "dict with str keys); give key=")
+    try:
+        return json.dumps(items, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except ValueError as e:
+        raise Unkeyable("arguments", f"its arguments are not JSON values ({e}); give key=") from None
 
 
 # -- Templates that could give one key two meanings.

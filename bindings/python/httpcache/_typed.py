@@ -34,10 +34,21 @@ logger = logging.getLogger("httpcache")
 _PLAIN = (None, Any, object, dict, list, str, int, float, bool, type(None))
 
 
+def _same(a: Any, b: Any) -> bool:
+    """a == b with the same types all the way down (a str Enum equals its value, but is not it)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same(x, b[k]) for k, x in a.items())
+    return a == b
+
+
 def json_encode(result: Any) -> bytes:
     """The compact JSON of a result that survives a JSON round trip; ValueError/TypeError else."""
     text = json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    if json.loads(text) != result:
+    if not _same(json.loads(text), result):
         raise ValueError("the value does not survive a JSON round trip")
     return text.encode("utf-8")
 
