@@ -90,12 +90,17 @@ def _app(calls: list) -> FastAPI:
     return app
 
 
-@pytest.fixture
-def setup(url, namespace):
+def _serve(url: str, namespace: str, make_app):
+    """HTTPCache on `url`, and a TestClient of the app make_app(calls) builds: (client, calls)."""
     HTTPCache.init(url, namespace=namespace)
     calls: list = []
-    with TestClient(_app(calls)) as client:
+    with TestClient(make_app(calls)) as client:
         yield client, calls
+
+
+@pytest.fixture
+def setup(url, namespace):
+    yield from _serve(url, namespace, _app)
 
 
 def test_path_parameter_keys(setup):
@@ -358,10 +363,7 @@ def _review_app(calls: list) -> FastAPI:
 
 @pytest.fixture
 def review(url, namespace):
-    HTTPCache.init(url, namespace=namespace)
-    calls: list = []
-    with TestClient(_review_app(calls)) as client:
-        yield client, calls
+    yield from _serve(url, namespace, _review_app)
 
 
 def test_cached_dependencies_are_plain_functions_not_the_route(review):
