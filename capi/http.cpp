@@ -52,6 +52,17 @@ int httpcache_http_cache_control(httpcache_buf* out, int64_t max_age_s, unsigned
   });
 }
 
+int httpcache_http_request_flags(unsigned* out, const httpcache_header* headers, size_t nheaders) {
+  if (reject_if(!out || (!headers && nheaders), "out or headers is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::vector<http::header_view> hs;
+    hs.reserve(nheaders);
+    for (size_t i = 0; i < nheaders; ++i) hs.emplace_back(view_of(headers[i].name), view_of(headers[i].value));
+    const auto d = http::read_request(hs);
+    *out = (d.no_store ? HTTPCACHE_HTTP_REQUEST_NO_STORE : 0u) | (d.no_cache ? HTTPCACHE_HTTP_REQUEST_NO_CACHE : 0u);
+  });
+}
+
 int httpcache_http_date_parse(int64_t* out, const char* text, size_t len) {
   if (reject_if(!out || (!text && len), "out or text is NULL")) return HTTPCACHE_EINVALID;
   const auto when = http::parse_http_date(len ? bytes(text, len) : std::string_view());

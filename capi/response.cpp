@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "../core/error.hpp"
+#include "../core/http_rules.hpp"
 #include "../core/response_record.hpp"
 #include "guard.hpp"
 #include "handle.hpp"
@@ -51,6 +52,71 @@ int httpcache_response_decode(httpcache_response** out, const void* data, size_t
     auto r = std::make_unique<httpcache_response>();
     r->record = core::decode_record(len ? bytes(data, len) : std::string_view());
     *out = r.release();
+  });
+}
+
+int httpcache_response_encode_v2(httpcache_buf* out, int status, const char* media_type, size_t media_type_len,
+                                 const httpcache_header* headers, size_t nheaders, const void* body, size_t body_len,
+                                 int64_t stored_at_unix_ms, const httpcache_header* vary, size_t nvary) {
+  if (reject_if(!out, "out is NULL") || reject_if(!media_type && media_type_len, "media_type is NULL") ||
+      reject_if(!headers && nheaders, "headers is NULL") || reject_if(!body && body_len, "body is NULL") ||
+      reject_if(!vary && nvary, "vary is NULL"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    core::header_list hs, vs;
+    hs.reserve(nheaders);
+    for (size_t i = 0; i < nheaders; ++i)
+      hs.emplace_back(view_of(headers[i].name, "header name", i), view_of(headers[i].value, "header value", i));
+    for (size_t i = 0; i < nvary; ++i)
+      vs.emplace_back(view_of(vary[i].name, "vary name", i), view_of(vary[i].value, "vary value", i));
+    std::string record = core::encode_record_v2(status, media_type_len ? bytes(media_type, media_type_len) : "", hs,
+                                                body_len ? bytes(body, body_len) : std::string_view(),
+                                                stored_at_unix_ms, vs);
+    fill_buf(out, record.data(), record.size());
+  });
+}
+
+int httpcache_response_version(const httpcache_response* response) { return response ? response->record.version : 0; }
+
+int64_t httpcache_response_stored_at(const httpcache_response* response) {
+  return response ? response->record.stored_at_ms : 0;
+}
+
+size_t httpcache_response_vary_count(const httpcache_response* response) {
+  return response ? response->record.vary.size() : 0;
+}
+
+int httpcache_response_vary(httpcache_header* out, const httpcache_response* response, size_t index) {
+  if (reject_if(!out || !response, "out or response is NULL") ||
+      reject_if(index >= response->record.vary.size(), "vary index out of range"))
+    return HTTPCACHE_EINVALID;
+  const auto& [name, value] = response->record.vary[index];
+  out->name = slice_of(name);
+  out->value = slice_of(value);
+  clear_error();
+  return HTTPCACHE_OK;
+}
+
+int httpcache_http_strong_etag(httpcache_buf* out, const void* body, size_t len) {
+  if (reject_if(!out || (!body && len), "out or body is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    const std::string tag = core::strong_etag(len ? bytes(body, len) : std::string_view());
+    fill_buf(out, tag.data(), tag.size());
+  });
+}
+
+int httpcache_http_not_modified(int* out, const httpcache_response* response, const httpcache_header* request_headers,
+                                size_t nheaders) {
+  if (reject_if(!out || !response, "out or response is NULL") ||
+      reject_if(!request_headers && nheaders, "request_headers is NULL"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::vector<core::http::header_view> hs;
+    hs.reserve(nheaders);
+    for (size_t i = 0; i < nheaders; ++i)
+      hs.emplace_back(view_of(request_headers[i].name, "header name", i),
+                      view_of(request_headers[i].value, "header value", i));
+    *out = core::http::not_modified(response->record, hs) ? 1 : 0;
   });
 }
 

@@ -254,6 +254,80 @@ verdict judge(int status, const std::vector<header_view>& headers, bool per_user
   return {std::string(), cap};
 }
 
+namespace {
+
+// The opaque-tag of an entity-tag (W/ dropped: the weak comparison of section 8.8.3.2).
+std::string_view opaque(std::string_view tag) {
+  tag = trim(tag);
+  if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
+  return tag;
+}
+
+std::optional<std::string_view> header_of(const std::vector<std::pair<std::string, std::string>>& headers,
+                                          std::string_view name) {
+  for (const auto& [n, v] : headers)
+    if (iequals(n, name)) return std::string_view(v);
+  return std::nullopt;
+}
+
+}  // namespace
+
+request_directives read_request(const std::vector<header_view>& headers) {
+  request_directives out;
+  std::string control;
+  bool has_control = false, pragma_no_cache = false;
+  for (const auto& [name, value] : headers) {
+    if (iequals(name, "cache-control")) {
+      has_control = true;
+      if (!control.empty()) control += ", ";
+      control += value;
+    } else if (iequals(name, "pragma")) {
+      auto ds = parse_cache_control(value);  // the same token list syntax
+      pragma_no_cache = pragma_no_cache || (ds && find(*ds, "no-cache"));
+    }
+  }
+  if (!has_control) {
+    out.no_cache = pragma_no_cache;
+    return out;
+  }
+  auto ds = parse_cache_control(control);
+  if (!ds) return out;  // an unparsable Cache-Control asks nothing
+  out.no_store = find(*ds, "no-store") != nullptr;
+  const auto* max_age = find(*ds, "max-age");
+  out.no_cache = find(*ds, "no-cache") != nullptr || (max_age && seconds_of(max_age->arg) == std::optional<std::int64_t>(0));
+  return out;
+}
+
+bool not_modified(const response_record& record, const std::vector<header_view>& request) {
+  std::optional<std::string> if_none_match;
+  std::optional<std::string_view> if_modified_since;
+  for (const auto& [name, value] : request) {
+    if (iequals(name, "if-none-match")) {
+      if_none_match = if_none_match ? *if_none_match + "," + std::string(value) : std::string(value);
+    } else if (iequals(name, "if-modified-since") && !if_modified_since) {
+      if_modified_since = value;
+    }
+  }
+  if (if_none_match) {  // when present, If-Modified-Since is ignored (section 13.2.2)
+    if (trim(*if_none_match) == "*") return true;
+    const auto etag = header_of(record.headers, "etag");
+    if (!etag) return false;
+    for (std::string_view rest = *if_none_match; !rest.empty();) {
+      const auto comma = rest.find(',');
+      if (opaque(rest.substr(0, comma)) == opaque(*etag) && !opaque(*etag).empty()) return true;
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    return false;
+  }
+  if (!if_modified_since) return false;
+  const auto since = parse_http_date(*if_modified_since);
+  if (!since) return false;  // an invalid date is ignored
+  std::optional<std::int64_t> modified;
+  if (const auto lm = header_of(record.headers, "last-modified")) modified = parse_http_date(*lm);
+  if (!modified && record.stored_at_ms > 0) modified = record.stored_at_ms / 1000;
+  return modified && *modified <= *since;
+}
+
 std::string cache_control_for(std::int64_t max_age, bool per_user, std::optional<std::string_view> handler) {
   max_age = std::max<std::int64_t>(max_age, 0);
   if (!handler) return fmt::format(per_user ? "private, max-age={}" : "max-age={}", max_age);

@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include "response_record.hpp"
+
 namespace httpcache::http {
 
 using header_view = std::pair<std::string_view, std::string_view>;
@@ -55,6 +57,20 @@ struct verdict {
 // The storage verdict for a response (headers in any case) under a per-user key or a shared
 // one, `now` seconds since the epoch (for Expires).
 verdict judge(int status, const std::vector<header_view>& headers, bool per_user, std::int64_t now);
+
+// What a request's own Cache-Control asks of a cache (RFC 9111 section 5.2.1): no-store (its
+// response must not be stored), no-cache or max-age=0 (a stored response must be revalidated;
+// Pragma: no-cache counts when there is no Cache-Control).
+struct request_directives {
+  bool no_store = false;
+  bool no_cache = false;
+};
+request_directives read_request(const std::vector<header_view>& headers);
+
+// Whether a GET or HEAD request's preconditions (RFC 9110 section 13.2.2) make a stored response
+// a 304 Not Modified: If-None-Match (weak comparison, lists, "*") against the record's ETag, or,
+// without it, If-Modified-Since against its Last-Modified (else the time it was stored).
+bool not_modified(const response_record& record, const std::vector<header_view>& request);
 
 // The Cache-Control a response with `max_age` seconds left is sent with: the handler's own
 // directives kept in order, max-age and s-maxage lowered to what is left (added when it had

@@ -583,6 +583,19 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64
  *
  * Header names are HTTP tokens (1..256 bytes); the media type and header
  * values may not contain CR, LF or NUL.
+ *
+ * Version 2 (since v1.3; version 1 stays readable) adds what HTTP validation
+ * and Age need:
+ *
+ *   HTTPCACHE-RESPONSE 2\n                                 magic and version
+ *   <status> <header count> <stored-at> <vary count>\n     stored-at: Unix milliseconds
+ *   <media type>\n
+ *   <name>: <value>\n                                     headers; an ETag always among them
+ *   <name>: <value>\n                                     the request's values of the Vary headers
+ *   <body>
+ *
+ * When the headers carry no ETag, the encoder adds a strong one from the body
+ * (httpcache_http_strong_etag).
  * ------------------------------------------------------------------------ */
 
 /** A decoded response record. Opaque; immutable, so it may be read from many threads. */
@@ -607,14 +620,46 @@ HTTPCACHE_EXTERN(int) httpcache_response_encode(httpcache_buf *out, int status, 
                                                 size_t nheaders, const void *body, size_t body_len);
 
 /**
- * Decodes a record. Any input is safe: what is not a well-formed version-1
- * record gives HTTPCACHE_EINVALID (treat it as a cache miss).
+ * Decodes a record. Any input is safe: what is not a well-formed version-1 or
+ * version-2 record gives HTTPCACHE_EINVALID (treat it as a cache miss).
  * @param[out] out the decoded record (owns copies of its fields), NULL on failure;
  *             free with httpcache_response_free().
  * @return HTTPCACHE_OK; HTTPCACHE_EINVALID; HTTPCACHE_ENOMEM.
  * Since v1.0.
  */
 HTTPCACHE_EXTERN(int) httpcache_response_decode(httpcache_response **out, const void *data, size_t len);
+
+/**
+ * Encodes a version-2 record: as httpcache_response_encode, plus the time it is
+ * stored (Unix milliseconds, for Age and If-Modified-Since) and the request's values
+ * of the headers its Vary names (vary may be NULL when nvary is 0). Adds
+ * `etag: <httpcache_http_strong_etag of the body>` when headers have no ETag.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (as httpcache_response_encode, or a
+ *         negative stored_at).
+ * Thread-safe. Since v1.3.
+ */
+HTTPCACHE_EXTERN(int) httpcache_response_encode_v2(httpcache_buf *out, int status, const char *media_type,
+                                                   size_t media_type_len, const httpcache_header *headers,
+                                                   size_t nheaders, const void *body, size_t body_len,
+                                                   int64_t stored_at_unix_ms, const httpcache_header *vary,
+                                                   size_t nvary);
+
+/** The record's version (1 or 2), 0 for NULL. Since v1.3. */
+HTTPCACHE_EXTERN(int) httpcache_response_version(const httpcache_response *response);
+
+/** When a version-2 record was stored (Unix milliseconds); 0 for version 1 or NULL. Since v1.3. */
+HTTPCACHE_EXTERN(int64_t) httpcache_response_stored_at(const httpcache_response *response);
+
+/** The number of stored Vary request values (0 for version 1 or NULL). Since v1.3. */
+HTTPCACHE_EXTERN(size_t) httpcache_response_vary_count(const httpcache_response *response);
+
+/**
+ * Stored Vary request value `index` (name and value), borrowed while the record lives.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL arguments, index out of range).
+ * Since v1.3.
+ */
+HTTPCACHE_EXTERN(int) httpcache_response_vary(httpcache_header *out, const httpcache_response *response,
+                                              size_t index);
 
 /** Frees a decoded record. NULL is a no-op. Since v1.0. */
 HTTPCACHE_EXTERN(void) httpcache_response_free(httpcache_response *response);
@@ -702,6 +747,47 @@ HTTPCACHE_EXTERN(int) httpcache_http_cache_control(httpcache_buf *out, int64_t m
  * Thread-safe. Since v1.3.
  */
 HTTPCACHE_EXTERN(int) httpcache_http_date_parse(int64_t *out, const char *text, size_t len);
+
+/** Flags of httpcache_http_request_flags. */
+#define HTTPCACHE_HTTP_REQUEST_NO_STORE 0x1u /**< Cache-Control: no-store: never store its response. */
+#define HTTPCACHE_HTTP_REQUEST_NO_CACHE 0x2u /**< no-cache or max-age=0 (or Pragma: no-cache without
+                                                  Cache-Control): revalidate a stored response. */
+
+/**
+ * What a request's own Cache-Control asks of a cache (RFC 9111 section 5.2.1).
+ * Whether to honour no-cache is the caller's choice: a shared cache that does
+ * lets any client force a recomputation (the Python decorators ignore it by
+ * default); no-store is always honoured by not storing the response (a stored
+ * one may still answer the request).
+ * @param[out] out HTTPCACHE_HTTP_REQUEST_* flags.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL arguments).
+ * Thread-safe. Since v1.3.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_request_flags(unsigned *out, const httpcache_header *headers, size_t nheaders);
+
+/**
+ * The strong ETag of a body: `"` + the first 128 bits of its SHA-256 in
+ * lower-case hex + `"`, the same for the same bytes in every process, restart
+ * and language.
+ * @param[out] out the quoted tag; caller disposes.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL out, or NULL body with a length).
+ * Thread-safe. Since v1.3.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_strong_etag(httpcache_buf *out, const void *body, size_t len);
+
+/**
+ * Whether a GET or HEAD request's preconditions (RFC 9110 section 13.2.2) make
+ * a stored response's answer 304 Not Modified: If-None-Match (weak comparison,
+ * lists, `*`) against the record's ETag; without it, If-Modified-Since against
+ * its Last-Modified, or else the time a version-2 record was stored. A 304 is
+ * sent with the headers a 200 would carry (ETag, Cache-Control, Expires, Vary,
+ * Date) and no body.
+ * @param[out] out 1: not modified; 0: send the response.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL arguments).
+ * Thread-safe. Since v1.3.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_not_modified(int *out, const httpcache_response *response,
+                                                  const httpcache_header *request_headers, size_t nheaders);
 
 /* ------------------------------------------------------------------------
  * Statistics

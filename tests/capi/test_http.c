@@ -143,12 +143,147 @@ static void test_http_date_parse(void **state) {
   assert_int_equal(httpcache_http_date_parse(NULL, "x", 1), HTTPCACHE_EINVALID);
 }
 
+static httpcache_response *v2_record(const char *etag, const char *last_modified, int64_t stored_at) {
+  httpcache_header hs[2];
+  size_t n = 0;
+  httpcache_buf rec = HTTPCACHE_BUF_INIT;
+  httpcache_response *r = NULL;
+  if (etag) {
+    hs[n].name = s("ETag");
+    hs[n++].value = s(etag);
+  }
+  if (last_modified) {
+    hs[n].name = s("Last-Modified");
+    hs[n++].value = s(last_modified);
+  }
+  assert_int_equal(httpcache_response_encode_v2(&rec, 200, "text/plain", 10, hs, n, "hello", 5, stored_at, NULL, 0),
+                   HTTPCACHE_OK);
+  assert_int_equal(httpcache_response_decode(&r, rec.ptr, rec.size), HTTPCACHE_OK);
+  httpcache_buf_dispose(&rec);
+  return r;
+}
+
+static int not_modified(const httpcache_response *r, const char *name, const char *value) {
+  httpcache_header h;
+  int out = -1;
+  h.name = s(name);
+  h.value = s(value);
+  assert_int_equal(httpcache_http_not_modified(&out, r, &h, 1), HTTPCACHE_OK);
+  return out;
+}
+
+/** Version 2 records: stored-at, Vary values, and the strong ETag added from the body's SHA-256. */
+static void test_http_record_v2(void **state) {
+  httpcache_header vary, h;
+  httpcache_buf rec = HTTPCACHE_BUF_INIT, tag = HTTPCACHE_BUF_INIT;
+  httpcache_response *r = NULL;
+  (void)state;
+  vary.name = s("accept-language");
+  vary.value = s("fr");
+  assert_int_equal(httpcache_response_encode_v2(&rec, 201, "text/plain", 10, NULL, 0, "hello", 5, NOW * 1000LL + 250, &vary, 1),
+                   HTTPCACHE_OK);
+  assert_memory_equal(rec.ptr, "HTTPCACHE-RESPONSE 2\n201 1 784111777250 1\n", 42);
+  assert_int_equal(httpcache_response_decode(&r, rec.ptr, rec.size), HTTPCACHE_OK);
+  assert_int_equal(httpcache_response_version(r), 2);
+  assert_int_equal(httpcache_response_stored_at(r), NOW * 1000LL + 250);
+  assert_int_equal(httpcache_response_vary_count(r), 1);
+  assert_int_equal(httpcache_response_vary(&h, r, 0), HTTPCACHE_OK);
+  assert_memory_equal(h.value.data, "fr", 2);
+  assert_int_equal(httpcache_response_header(&h, r, 0), HTTPCACHE_OK);
+  assert_memory_equal(h.name.data, "etag", 4);
+  /* SHA-256("hello") = 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 */
+  assert_int_equal(h.value.size, 34);
+  assert_memory_equal(h.value.data, "\"2cf24dba5fb0a30e26e83b2ac5b9e29e\"", 34);
+  assert_int_equal(httpcache_http_strong_etag(&tag, "hello", 5), HTTPCACHE_OK);
+  assert_memory_equal(tag.ptr, h.value.data, 34);
+  assert_memory_equal(httpcache_response_body(r).data, "hello", 5);
+  httpcache_response_free(r);
+  httpcache_buf_dispose(&rec);
+  httpcache_buf_dispose(&tag);
+  /* A version-1 record still reads, with no stored-at time. */
+  assert_int_equal(httpcache_response_encode(&rec, 200, "", 0, NULL, 0, "x", 1), HTTPCACHE_OK);
+  assert_int_equal(httpcache_response_decode(&r, rec.ptr, rec.size), HTTPCACHE_OK);
+  assert_int_equal(httpcache_response_version(r), 1);
+  assert_int_equal(httpcache_response_stored_at(r), 0);
+  httpcache_response_free(r);
+  httpcache_buf_dispose(&rec);
+  assert_int_equal(httpcache_response_encode_v2(&rec, 200, "", 0, NULL, 0, "x", 1, -1, NULL, 0), HTTPCACHE_EINVALID);
+}
+
+/** If-None-Match (weak comparison, lists, *) and If-Modified-Since against a stored response. */
+static void test_http_not_modified(void **state) {
+  httpcache_response *r = v2_record("\"v1\"", "Sun, 06 Nov 1994 08:49:37 GMT", (NOW + 100) * 1000LL);
+  httpcache_response *bare = v2_record(NULL, NULL, NOW * 1000LL + 999);
+  httpcache_header two[2];
+  int out = -1;
+  (void)state;
+  assert_int_equal(not_modified(r, "If-None-Match", "\"v1\""), 1);
+  assert_int_equal(not_modified(r, "if-none-match", "W/\"v1\""), 1);
+  assert_int_equal(not_modified(r, "If-None-Match", "\"a\", \"v1\""), 1);
+  assert_int_equal(not_modified(r, "If-None-Match", "*"), 1);
+  assert_int_equal(not_modified(r, "If-None-Match", "\"v2\""), 0);
+  assert_int_equal(not_modified(r, "If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"), 1);
+  assert_int_equal(not_modified(r, "If-Modified-Since", "Sun, 06 Nov 1994 08:49:36 GMT"), 0);
+  assert_int_equal(not_modified(r, "If-Modified-Since", "yesterday"), 0);
+  /* Without Last-Modified, the time it was stored. */
+  assert_int_equal(not_modified(bare, "If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"), 1);
+  assert_int_equal(not_modified(bare, "If-Modified-Since", "Sun, 06 Nov 1994 08:00:00 GMT"), 0);
+  /* If-None-Match, when present, decides alone. */
+  two[0].name = s("If-None-Match");
+  two[0].value = s("\"nope\"");
+  two[1].name = s("If-Modified-Since");
+  two[1].value = s("Sun, 06 Nov 1994 08:49:37 GMT");
+  assert_int_equal(httpcache_http_not_modified(&out, r, two, 2), HTTPCACHE_OK);
+  assert_int_equal(out, 0);
+  assert_int_equal(httpcache_http_not_modified(&out, r, NULL, 0), HTTPCACHE_OK);
+  assert_int_equal(out, 0);
+  assert_int_equal(httpcache_http_not_modified(NULL, r, NULL, 0), HTTPCACHE_EINVALID);
+  httpcache_response_free(r);
+  httpcache_response_free(bare);
+}
+
+static unsigned request_flags(const char *name, const char *value) {
+  httpcache_header h;
+  unsigned out = 99;
+  h.name = s(name);
+  h.value = s(value);
+  assert_int_equal(httpcache_http_request_flags(&out, &h, 1), HTTPCACHE_OK);
+  return out;
+}
+
+/** A request's own Cache-Control: no-store, no-cache / max-age=0, Pragma without Cache-Control. */
+static void test_http_request_flags(void **state) {
+  unsigned out = 99;
+  httpcache_header both[2];
+  (void)state;
+  assert_int_equal(request_flags("Cache-Control", "no-store"), HTTPCACHE_HTTP_REQUEST_NO_STORE);
+  assert_int_equal(request_flags("cache-control", "No-Cache"), HTTPCACHE_HTTP_REQUEST_NO_CACHE);
+  assert_int_equal(request_flags("Cache-Control", "max-age=0"), HTTPCACHE_HTTP_REQUEST_NO_CACHE);
+  assert_int_equal(request_flags("Cache-Control", "max-age=5"), 0);
+  assert_int_equal(request_flags("Cache-Control", "no-cache, no-store"),
+                   HTTPCACHE_HTTP_REQUEST_NO_CACHE | HTTPCACHE_HTTP_REQUEST_NO_STORE);
+  assert_int_equal(request_flags("Pragma", "no-cache"), HTTPCACHE_HTTP_REQUEST_NO_CACHE);
+  assert_int_equal(request_flags("Cache-Control", "x=\"unclosed"), 0);
+  both[0].name = s("Pragma");
+  both[0].value = s("no-cache");
+  both[1].name = s("Cache-Control");
+  both[1].value = s("max-age=60");
+  assert_int_equal(httpcache_http_request_flags(&out, both, 2), HTTPCACHE_OK);
+  assert_int_equal(out, 0); /* Cache-Control present: Pragma is ignored */
+  assert_int_equal(httpcache_http_request_flags(&out, NULL, 0), HTTPCACHE_OK);
+  assert_int_equal(out, 0);
+  assert_int_equal(httpcache_http_request_flags(NULL, NULL, 0), HTTPCACHE_EINVALID);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_http_judge_table),
       cmocka_unit_test(test_http_judge_refuses_bad_arguments),
       cmocka_unit_test(test_http_cache_control),
       cmocka_unit_test(test_http_date_parse),
+      cmocka_unit_test(test_http_record_v2),
+      cmocka_unit_test(test_http_not_modified),
+      cmocka_unit_test(test_http_request_flags),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from httpcache import HTTPCache, _httpcache, cache, invalidate_cache
 from httpcache._codec import MAGIC
 
+V2 = b"HTTPCACHE-RESPONSE 2\n"  # what the decorators store (version-1 records stay readable)
+
 
 class User:
     def __init__(self, id):
@@ -129,8 +131,10 @@ def _max_age(response) -> int:
 
 
 def _check_expiry_headers(response, expected_max_age: int, slack: int = 3):
-    assert "age" not in response.headers
-    max_age = _max_age(response)
+    # A hit says max-age=<lifetime> with Age=<seconds since stored>; a miss says its lifetime.
+    age = int(response.headers.get("age", "0"))
+    assert ("age" in response.headers) == (response.headers.get("cache-hit") == "true")
+    max_age = _max_age(response) - age
     assert expected_max_age - slack <= max_age <= expected_max_age
     expires = email.utils.parsedate_to_datetime(response.headers["expires"])
     assert response.headers["expires"].endswith(" GMT")
@@ -150,7 +154,7 @@ def test_home_miss_then_hit_with_headers(client, app, store):
     assert second.headers["content-type"] == first.headers["content-type"] == "application/json"
     _check_expiry_headers(second, 180)
     assert app.state.calls["home"] == 1
-    assert store.get("b.home").startswith(MAGIC)
+    assert store.get("b.home").startswith(V2)
 
 
 def test_per_user_key_is_private(client, app, store):
@@ -262,11 +266,11 @@ def test_private_response_stored_under_per_user_key(client, app, store):
     assert store.get("private-user.112358") is not None
 
 
-def test_no_age_header(client):
-    client.get("/age")
+def test_age_header_on_hits_only(client):
+    miss = client.get("/age")
     r = client.get("/age")
-    assert r.headers["cache-hit"] == "true"
-    assert "age" not in r.headers
+    assert "age" not in miss.headers
+    assert r.headers["cache-hit"] == "true" and r.headers["age"] == "0"
 
 
 def test_handler_returning_a_dict_is_cached_as_the_response_fastapi_sends(client, app, store):
@@ -299,7 +303,7 @@ def test_invalid_record_is_a_miss(client, app, store, garbage):
     assert r.status_code == 200 and r.json()["page"] == "home"
     assert "cache-hit" not in r.headers
     assert app.state.calls["home"] == 1
-    assert store.get("b.home").startswith(MAGIC + b"200 ")  # overwritten with a good record
+    assert store.get("b.home").startswith(V2 + b"200 ")  # overwritten with a good record
     assert client.get("/b/home").headers["cache-hit"] == "true"
 
 
@@ -308,12 +312,14 @@ def test_record_format_is_readable_by_anyone(client, store):
     client.get("/sync?q=9")
     raw = store.get("sync")
     magic, counts, media_type, rest = raw.split(b"\n", 3)
-    assert magic == b"HTTPCACHE-RESPONSE 1"
-    status, nheaders = map(int, counts.split(b" "))
-    assert status == 203 and media_type == b"text/html"
+    assert magic == b"HTTPCACHE-RESPONSE 2"
+    status, nheaders, stored_at_ms, nvary = map(int, counts.split(b" "))
+    assert status == 203 and media_type == b"text/html" and nvary == 0
+    assert abs(stored_at_ms / 1000 - time.time()) < 10
     lines = rest.split(b"\n", nheaders)
     headers, body = lines[:nheaders], lines[nheaders]
     assert b"x-custom: kept" in headers
+    assert b"etag: " + _httpcache.http_strong_etag(b"<p>9 1</p>") in headers
     assert not any(h.startswith((b"content-length:", b"cache-control:", b"expires:", b"date:")) for h in headers)
     assert body == b"<p>9 1</p>"
     assert _httpcache.response_decode(raw) == (203, b"text/html", [tuple(h.split(b": ", 1)) for h in headers], body)

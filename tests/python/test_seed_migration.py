@@ -99,7 +99,7 @@ def test_seed_home_180_seconds_then_a_hit(seed):
     assert 170 <= _max_age(second) <= 180
     # The seed stored the body; the entry is now the core's response record, which ends with it.
     stored = db3.get("test_namespace:b.home")
-    assert stored.startswith(b"HTTPCACHE-RESPONSE 1\n") and stored.endswith(first.content)
+    assert stored.startswith(b"HTTPCACHE-RESPONSE 2\n") and stored.endswith(first.content)
 
 
 def test_seed_welcome_end_of_week_in_casablanca_shares_the_home_key(seed):

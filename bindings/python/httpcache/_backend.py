@@ -25,7 +25,7 @@ import json
 from typing import Any, Callable, Iterable
 
 from . import _httpcache
-from ._codec import MAGIC
+from ._codec import RECORD
 from ._config import HTTPCache, Handle, check_namespace
 from ._ttl import TtlChoice
 
@@ -197,7 +197,7 @@ def _encoded(value: Any) -> bytes:
 
 def _decoded(value: bytes) -> Any:
     """A stored value as the seed's get gave it: JSON-decoded; a response record's body."""
-    if value.startswith(MAGIC):
+    if value.startswith(RECORD):
         try:
             value = _httpcache.response_decode(value)[3]
         except ValueError:

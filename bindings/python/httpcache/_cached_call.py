@@ -28,11 +28,13 @@ import threading
 from typing import Any, Callable
 
 from . import _httpcache
-from ._codec import MAGIC, MISS, ResponseMemo, decode_value, encode_response, encode_value, is_response, is_value_record
+from ._codec import MISS, RECORD, ResponseMemo, decode_value, encode_response, encode_value, is_response, is_value_record
 from ._config import HTTPCache, Handle
 from ._asyncio import Flight
 from ._early_hits import early_verdict, note_response
-from ._headers import cache_headers, set_cache_headers
+from ._headers import (
+    cache_headers, ensure_etag, is_conditional, not_modified, not_modified_response, request_flags, set_cache_headers,
+)
 from ._injected import Injected, without_params
 from ._keys import KeyBuilder
 from ._routes import response_for, route_of
@@ -78,7 +80,7 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "__weakref__",
+        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "__weakref__",
     )
 
     def __init__(
@@ -89,6 +91,7 @@ class CachedCall:
         self.func = func
         self.condition = condition  # False for a result: returned, not stored
         self.condition_warned = False
+        self.request_no_cache: str | None = None  # "ignore" | "honor"; None: init()'s
         self.keys = keys
         self.ttl = ttl
         self.namespace = namespace
@@ -120,11 +123,13 @@ class CachedCall:
         """The decorated function's own call (without the parameter the wrapper added)."""
         return self.func(*args, **(without_params(kwargs, self.added) if self.added else kwargs))
 
-    def serve(self, value: bytes, ttl_s: float, injected: Any = None) -> Any:
+    def serve(self, value: bytes, ttl_s: float, kwargs: dict) -> Any:
         """Stored bytes as the caller gets them (a Response with the hit's headers for a response
-        record; a plain result, whose status, headers and cache headers go on the injected
-        response), or MISS when they cannot be decoded."""
-        if not value.startswith(MAGIC):
+        record, or its 304 when the request's preconditions say the client has it; a plain
+        result, whose status, headers and cache headers go on the injected response), or MISS
+        when they cannot be decoded."""
+        injected = self.injected(kwargs)
+        if not value.startswith(RECORD):
             result = self.values.decode(value)
             if injected is not None and result is not MISS:
                 set_cache_headers(injected, ttl_s, self.per_user, hit=True)
@@ -134,7 +139,10 @@ class CachedCall:
         hit = self.memo.decode_record(value)
         if hit is not MISS:
             # A decoded response has none of these headers (they are never stored): append them.
-            hit.raw_headers.extend(cache_headers(ttl_s, self.per_user, True, hit.handler_cache_control))
+            hit.raw_headers.extend(cache_headers(ttl_s, self.per_user, True, hit.handler_cache_control, hit.stored_at))
+            request = kwargs.get(self.request_param) if self.request_param is not None else None
+            if request is not None and is_conditional(request.scope) and not_modified(value, request.scope):
+                hit = not_modified_response(hit)
             if injected is not None:  # what this request's dependencies set (the handler did not run)
                 hit.raw_headers.extend(injected.raw_headers)
                 if injected.status_code:
@@ -156,12 +164,23 @@ class CachedCall:
             set_cache_headers(injected, ttl_s, self.per_user, hit=True)
         return result
 
-    def hit(self, key: bytes, value: bytes, ttl_s: float, injected: Any = None) -> Any:
+    def hit(self, key: bytes, value: bytes, ttl_s: float, kwargs: dict) -> Any:
         """serve() for bytes read from the backend, which HTTPCache.attach() may learn."""
-        result = self.serve(value, ttl_s, injected)
-        if result is not MISS and self.keys.fixed is not None and value.startswith(MAGIC) and not is_value_record(value):
+        result = self.serve(value, ttl_s, kwargs)
+        if result is not MISS and self.keys.fixed is not None and value.startswith(RECORD) and not is_value_record(value):
             note_response(self.endpoint, key, self.namespace)
         return result
+
+    def revalidates(self, kwargs: dict) -> bool:
+        """Whether this call's request asks to revalidate (Cache-Control: no-cache, max-age=0)
+        and the decorator (or init()) honours it: the entry is then invalidated first, and the
+        call computes and stores as on a miss, fenced like any other."""
+        if self.request_param is None:
+            return False
+        request = kwargs.get(self.request_param)
+        if request is None or (self.request_no_cache or HTTPCache.request_no_cache) != "honor":
+            return False
+        return bool(request_flags(request.scope) & _httpcache.HTTP_REQUEST_NO_CACHE)
 
     def headers_before(self, kwargs: dict) -> int:
         """How many headers the injected response has before the function runs: those are its
@@ -181,7 +200,9 @@ class CachedCall:
         if not self._accepts(result):
             return Computed(result, injected, None, False, None)
         request = kwargs.get(self.request_param) if self.request_param is not None else None
-        if request is not None and request.scope.get("method") == "HEAD":
+        if request is not None and (
+            request.scope.get("method") == "HEAD" or request_flags(request.scope) & _httpcache.HTTP_REQUEST_NO_STORE
+        ):  # a HEAD response may lack its body; a no-store request's response is never stored
             return Computed(result, injected, None, False, None)
         route = route_of(request, self.endpoint) if request is not None and not is_response(result) else None
         if route is not None:
@@ -221,6 +242,7 @@ class CachedCall:
         if stored_ttl is not None:
             computed.ttl = stored_ttl
         if computed.is_response:
+            ensure_etag(computed.result)
             set_cache_headers(computed.result, computed.ttl, self.per_user, hit=False)
             if stored_ttl is not None and self.keys.fixed is not None:
                 note_response(self.endpoint, key, self.namespace)
@@ -236,6 +258,8 @@ class CachedCall:
             return self.run(args, kwargs)
         key = built[0]
         handle = HTTPCache.handle(self.namespace)
+        if self.revalidates(kwargs):
+            invalidate_sync(handle, [key])
         current = self.current
         current.call = handle, args, kwargs
         ticket = handle.ticket()
@@ -246,7 +270,7 @@ class CachedCall:
             # when it could not be stored).
             if outcome == _HIT:
                 handle.backend_ok(ticket)
-            result = self.hit(key, value, ttl_ms / 1000, self.response_param and kwargs.get(self.response_param))
+            result = self.hit(key, value, ttl_ms / 1000, kwargs)
             if result is not MISS:
                 return result
             computed = self._compute_sync(handle, args, kwargs)
@@ -314,6 +338,8 @@ class CachedCall:
         handle = HTTPCache.handle(self.namespace)
         loop = asyncio.get_running_loop()
         adapter = handle.adapter(loop)
+        if self.revalidates(kwargs):
+            await invalidate_async(handle, loop, [key])
         ticket = handle.ticket()
         verdict = early_verdict(key, self.namespace)  # HTTPCache.attach()'s GET of this request
         lease = 0
@@ -323,7 +349,7 @@ class CachedCall:
             (status, ttl_ms), value = verdict, None  # on a miss, ttl_ms is its lease number
         if status == _OK:
             handle.backend_ok(ticket)
-            result = self.hit(key, value, ttl_ms / 1000, self.response_param and kwargs.get(self.response_param))
+            result = self.hit(key, value, ttl_ms / 1000, kwargs)
             if result is not MISS:
                 return result
             backend_up = True  # an undecodable value: recompute and overwrite it
@@ -381,7 +407,7 @@ class CachedCall:
         except asyncio.TimeoutError:
             shared = None
         if shared is not None:
-            result = self.serve(shared.data, shared.ttl, self.injected(kwargs))
+            result = self.serve(shared.data, shared.ttl, kwargs)
             if result is not MISS:
                 handle.count("coalesced")
                 return result
@@ -427,3 +453,23 @@ async def _release(adapter: Any, loop: Any, key: bytes) -> None:
         await adapter.release(loop, key)
     except Exception:  # noqa: BLE001 - the context closed, the backend failed: it expires by itself
         pass
+
+
+def invalidate_sync(handle: Handle, keys: list[bytes]) -> None:
+    """Deletes keys, blocking; a failure is an outage like any other (logged once, not raised)."""
+    ticket = handle.ticket()
+    try:
+        handle.cache.invalidate(keys)
+        handle.backend_ok(ticket)
+    except _httpcache.Error as e:
+        handle.backend_failed(ticket, "invalidate", e.code, str(e))
+
+
+async def invalidate_async(handle: Handle, loop: Any, keys: list[bytes]) -> None:
+    """Deletes keys on the loop's context (also voiding this loop's flights of them)."""
+    ticket = handle.ticket()
+    status, deleted_or_message = await handle.adapter(loop).invalidate(loop, keys)
+    if status == _OK:
+        handle.backend_ok(ticket)
+    else:
+        handle.backend_failed(ticket, "invalidate", status, deleted_or_message)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 from . import _httpcache
@@ -37,7 +38,8 @@ from ._rules import verdict
 
 logger = logging.getLogger("httpcache")
 
-MAGIC = b"HTTPCACHE-RESPONSE 1\n"
+MAGIC = b"HTTPCACHE-RESPONSE 1\n"  # a version-1 record; version 2 starts "HTTPCACHE-RESPONSE 2\n"
+RECORD = b"HTTPCACHE-RESPONSE "  # what every record starts with, whatever its version
 _SKIPPED_HEADERS = frozenset(
     {"content-length", "cache-control", "expires", "age", "cache-hit", "date", "set-cookie"}
 )
@@ -93,7 +95,8 @@ def encode_response(response: Any, per_user: bool, where: str | None = None) -> 
     media_type = response.media_type
     try:
         record = _httpcache.response_encode(
-            response.status_code, None if media_type is None else media_type.encode("latin-1"), headers, bytes(body)
+            response.status_code, None if media_type is None else media_type.encode("latin-1"), headers, bytes(body),
+            int(time.time() * 1000),
         )
     except (ValueError, UnicodeError) as e:
         logger.warning("httpcache: response not cached, it cannot be recorded: %s", e)
@@ -108,12 +111,13 @@ def decode_record(value: bytes) -> Any:
     except ImportError:
         return MISS
     try:
-        status, media_type, headers, body = _httpcache.response_decode(value)
+        status, media_type, headers, body, stored_at, _ = _httpcache.response_decode(value, True)
     except ValueError:
         return MISS
     if media_type.startswith(VALUE_MEDIA):
         return MISS
     response = Response(content=body, status_code=status, media_type=media_type.decode("latin-1") or None)
+    response.stored_at = stored_at / 1000  # Unix seconds; 0 for a version-1 record: no Age
     # Raw headers keep repeated names and exact values; content-length was set from the body.
     # The handler's Cache-Control is not sent as stored: the hit's headers adjust its max-age.
     headers = [(n.lower(), v) for n, v in headers]
@@ -159,9 +163,9 @@ def encode_value(data: bytes, injected: Any, per_user: bool, where: str) -> tupl
 def is_value_record(value: bytes) -> bool:
     """Whether stored bytes are a value record (checked without decoding: the media type is the
     record's third line)."""
-    if not value.startswith(MAGIC):
+    if not value.startswith(RECORD):
         return False
-    line = value.find(b"\n", len(MAGIC))
+    line = value.find(b"\n", value.find(b"\n") + 1)  # the end of the status line
     return line > 0 and value.startswith(VALUE_MEDIA, line + 1)
 
 

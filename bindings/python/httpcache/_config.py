@@ -218,6 +218,11 @@ class Handle:
         return HTTPCache.option("max_value_bytes")
 
 
+def check_request_no_cache(value: Any, what: str) -> None:
+    if value not in ("ignore", "honor"):
+        raise ValueError(f"{what}: request_no_cache must be 'ignore' or 'honor', got {value!r}")
+
+
 def _disabled_by_env() -> bool:
     """HTTPCACHE_DISABLED set to anything but "", "0", "false" or "no" turns caching off."""
     return os.environ.get("HTTPCACHE_DISABLED", "").strip().lower() not in ("", "0", "false", "no")
@@ -281,6 +286,8 @@ class HTTPCache(metaclass=_HTTPCacheType):
     # False: every decorated call runs its function, nothing is read, stored or invalidated
     # (init(enabled=False), or HTTPCACHE_DISABLED=1 in the environment, which wins).
     enabled: bool = not _disabled_by_env()
+    # What a request's Cache-Control: no-cache does where a decorator does not say (init()).
+    request_no_cache: str = "ignore"
 
     _url: str = "memory://"
     _tz_name: str = "UTC"
@@ -297,10 +304,15 @@ class HTTPCache(metaclass=_HTTPCacheType):
     @classmethod
     def init(
         cls, redis_url: str | None = None, tz: Any = "UTC", namespace: str = "httpcache", *, enabled: bool = True,
-        **options: Any,
+        request_no_cache: str = "ignore", **options: Any,
     ):
         """Configures the process's cache (see the class docstring); returns HTTPCache. The
-        positional order is the seed's: ``init(redis_url, tz, namespace)``."""
+        positional order is the seed's: ``init(redis_url, tz, namespace)``. `request_no_cache`:
+        what a request's ``Cache-Control: no-cache`` / ``max-age=0`` does to decorators that do
+        not say: "ignore" (the default: served from the cache, so no client can force
+        recomputations, as CDNs do against cache-busting floods) or "honor" (the entry is
+        invalidated and recomputed)."""
+        check_request_no_cache(request_no_cache, "HTTPCache.init()")
         url = "memory://" if redis_url in (None, "", "memory://") else redis_url
         if not isinstance(url, str):
             raise ValueError(f"invalid redis_url {redis_url!r}: must be a str or None")
@@ -332,6 +344,7 @@ class HTTPCache(metaclass=_HTTPCacheType):
             cls._options = dict(options)
             cls._initialized = True
             cls.enabled = bool(enabled) and not _disabled_by_env()
+            cls.request_no_cache = request_no_cache
             # Old handles are dropped, not closed: calls in flight keep theirs until they return.
             cls._handles = {namespace: handle}
             cls._generation += 1

@@ -15,9 +15,8 @@ import inspect
 import logging
 from typing import Any, Callable, Iterable, TypeVar
 
-from . import _httpcache
-from ._cached_call import CachedCall
-from ._config import HTTPCache, Handle, check_namespace
+from ._cached_call import CachedCall, invalidate_async, invalidate_sync
+from ._config import HTTPCache, check_namespace, check_request_no_cache
 from ._injected import add_params, injected_params
 from ._keys import KeyBuilder, claim, claimed_in
 from ._ttl import TtlChoice
@@ -26,7 +25,6 @@ from ._typed import ResultCoder, check_coder
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("httpcache")
 
-_OK = _httpcache.OK
 
 
 def cache(
@@ -45,6 +43,7 @@ def cache(
     key_builder: Callable[..., str | None] | None = None,
     private: bool | None = None,
     coder: Any = None,
+    request_no_cache: str | None = None,
 ) -> Callable[[F], F]:
     """Caches the result of an ``async def`` or ``def`` function (or FastAPI handler).
 
@@ -67,6 +66,10 @@ def cache(
     ``coder`` (an object with ``dumps``/``loads``). Never pickled unless ``coder`` says so.
     ``condition(result)``: a false answer returns that result uncached (not stored; no warning).
 
+    A request's own ``Cache-Control: no-store`` keeps its response out of the cache (an entry
+    may still answer it); ``no-cache`` / ``max-age=0`` is ignored unless ``request_no_cache``
+    (or init()'s) is "honor": the entry is then invalidated and recomputed.
+
     TTL precedence: ``ttl_func`` (sync or async, no arguments, returns seconds) >
     ``ttl_in_seconds`` > end of week (``expire_end_of_week``/``end_of_week``) > end of day (the
     default, ``expire_end_of_day``/``end_of_day``; also the fallback when every option is off).
@@ -86,6 +89,8 @@ def cache(
     if condition is not None and not callable(condition):
         raise TypeError(f"{what}: condition must be callable, got {condition!r}")
     check_coder(coder, what)
+    if request_no_cache is not None:
+        check_request_no_cache(request_no_cache, what)
 
     def decorate(func: F) -> F:
         _check_callable(what, func)
@@ -96,6 +101,7 @@ def cache(
         )
         values = ResultCoder(func, getattr(func, "__qualname__", repr(func)), coder)
         call = CachedCall(func, keys, ttl, namespace, condition, values, injected)
+        call.request_no_cache = request_no_cache
         # key_builder and default keys use templates named after the function: functions made by
         # one factory (same qualified name) share them, as they would share a fixed key.
         claim(namespace, keys.claims, keys.source, what, HTTPCache.namespace, call)
@@ -208,20 +214,7 @@ class Invalidation:
             await self.delete_async(keys)
 
     def delete_sync(self, keys: list[bytes]) -> None:
-        handle: Handle = HTTPCache.handle(self.namespace)
-        ticket = handle.ticket()
-        try:
-            handle.cache.invalidate(keys)
-            handle.backend_ok(ticket)
-        except _httpcache.Error as e:
-            handle.backend_failed(ticket, "invalidate", e.code, str(e))
+        invalidate_sync(HTTPCache.handle(self.namespace), keys)
 
     async def delete_async(self, keys: list[bytes]) -> None:
-        handle: Handle = HTTPCache.handle(self.namespace)
-        loop = asyncio.get_running_loop()
-        ticket = handle.ticket()
-        status, deleted_or_message = await handle.adapter(loop).invalidate(loop, keys)
-        if status == _OK:
-            handle.backend_ok(ticket)
-        else:
-            handle.backend_failed(ticket, "invalidate", status, deleted_or_message)
+        await invalidate_async(HTTPCache.handle(self.namespace), asyncio.get_running_loop(), keys)

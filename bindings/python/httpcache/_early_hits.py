@@ -34,7 +34,7 @@ from typing import Any
 
 from . import _httpcache
 from ._codec import MISS, ResponseMemo
-from ._headers import cache_headers
+from ._headers import NOT_MODIFIED_KEEPS, cache_headers, is_conditional, not_modified
 
 _OK = _httpcache.OK
 _ENOTFOUND = _httpcache.ENOTFOUND
@@ -237,10 +237,15 @@ class EarlyHits:
                     scope["route"] = learned.route
                     scope["endpoint"] = learned.endpoint
                     scope["path_params"] = learned.path_params
-                    headers = cache_headers(ttl_ms / 1000, False, True, response.handler_cache_control)
-                    await send({"type": "http.response.start", "status": response.status_code,
-                                "headers": response.raw_headers + headers})
-                    await send({"type": "http.response.body", "body": response.body})
+                    headers = response.raw_headers + cache_headers(
+                        ttl_ms / 1000, False, True, response.handler_cache_control, response.stored_at
+                    )
+                    status_code, body = response.status_code, response.body
+                    if is_conditional(scope) and not_modified(value, scope):
+                        status_code, body = 304, b""
+                        headers = [(n, v) for n, v in headers if n in NOT_MODIFIED_KEEPS]
+                    await send({"type": "http.response.start", "status": status_code, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
                     return
             verdict = _verdict(handle, ticket, learned, status, value, ttl_ms)
         learn = Learning(verdict)

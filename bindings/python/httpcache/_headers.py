@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: MIT
 """The HTTP headers httpcache adds to the responses it serves or stores.
 
-A response served from the cache has ``Cache-Hit: true``, ``Cache-Control: max-age=<remaining
-seconds>`` (plus ``private`` when the key is per-user) and ``Expires: <HTTP-date>``; a stored miss
-gets the same Cache-Control and Expires. There is deliberately no ``Age`` header: Age is the time
-the response has already spent in caches, and repeating the remaining TTL there makes every
-downstream copy stale at once. The handler's own Cache-Control directives are kept, with
+A response served from the cache has ``Cache-Hit: true``, ``Cache-Control: max-age=<its
+lifetime>`` with ``Age: <seconds since it was stored>`` (plus ``private`` when the key is
+per-user) and ``Expires: <HTTP-date>``; a stored miss gets the Cache-Control and Expires of its
+full lifetime and an ETag (the handler's, or the core's strong ETag of the body). A request whose
+If-None-Match / If-Modified-Since the stored response satisfies gets a bodiless 304 with those
+headers. The handler's own Cache-Control directives are kept, with
 max-age and s-maxage never above what the entry has left (see ``_rules`` for the cap on the
 stored TTL). None of these headers is sent as stored (see ``_codec``), so a hit appends them to
 the decoded response without looking for old ones.
@@ -18,7 +19,7 @@ import functools
 import time
 from typing import Any
 
-from ._rules import split_directives
+from . import _httpcache
 
 
 @functools.lru_cache(maxsize=256)
@@ -29,44 +30,81 @@ def _http_date(epoch_seconds: int) -> bytes:
 
 @functools.lru_cache(maxsize=1024)
 def _control(max_age: int, per_user: bool, handler: str | None) -> bytes:
-    """Cache-Control for `max_age` seconds left. A handler's own directives are kept, in order,
-    with max-age and s-maxage lowered to what the entry has left (never promise more than the
-    handler allowed or the entry has); max-age is added when it had neither."""
-    if handler is None:
-        return (b"private, max-age=%d" if per_user else b"max-age=%d") % max_age
-    parts, timed = [], False
-    for part in split_directives(handler) or []:
-        name, eq, arg = part.partition("=")
-        low = name.strip().lower()
-        if per_user and low == "public":
-            continue  # a per-user response is private: never tell a shared cache otherwise
-        if low in ("max-age", "s-maxage"):
-            timed = True
-            try:
-                arg = str(min(max(int(arg.strip().strip('"')), 0), max_age))
-            except ValueError:
-                arg = "0"
-            parts.append(f"{low}={arg}")
-        else:
-            parts.append(part)
-    if not timed:
-        parts.append(f"max-age={max_age}")
-    if per_user and not any(p.lower() == "private" for p in parts):
-        parts.insert(0, "private")
-    return ", ".join(parts).encode("latin-1")
+    """Cache-Control for `max_age` seconds left (``httpcache_http_cache_control``): a handler's own
+    directives kept in order, max-age and s-maxage lowered to what the entry has left (never
+    promise more than the handler allowed or the entry has), max-age added when it had neither;
+    per-user: public dropped, private added. Cached: hits of one entry ask the same question."""
+    return _httpcache.http_cache_control(max_age, per_user, handler)
 
 
-def cache_headers(seconds: float, per_user: bool, hit: bool, handler: str | None = None) -> list[tuple[bytes, bytes]]:
-    """The raw headers a cached response gets, in order: Cache-Hit (hits only), Cache-Control
-    (max-age is the remaining lifetime rounded down; `handler` is the handler's own
-    Cache-Control, kept as _control says) and Expires (the expiry instant to the nearest
-    second)."""
+def cache_headers(
+    seconds: float, per_user: bool, hit: bool, handler: str | None = None, stored_at: float = 0,
+) -> list[tuple[bytes, bytes]]:
+    """The raw headers a cached response gets, in order: Cache-Hit (hits only), Cache-Control,
+    Age (hits of records that know when they were stored) and Expires. `seconds` is what the
+    entry has left. A hit says ``max-age=<its lifetime>`` with ``Age: <time since stored>``
+    (RFC 9111 section 5.1), so a proxy in front computes the expiry we do; without a stored-at
+    time, max-age is what is left. `handler` is the handler's own Cache-Control, kept as
+    _control says."""
     seconds = max(seconds, 0)
-    control = _control(int(seconds), per_user, handler)
-    expires = (b"expires", _http_date(round(time.time() + seconds)))
-    if hit:
+    now = time.time()
+    age = max(now - stored_at, 0) if hit and stored_at else None
+    # max-age is the lifetime (what is left plus the age, exact to the millisecond), Age whole seconds.
+    control = _control(int(seconds) if age is None else round(seconds + age), per_user, handler)
+    expires = (b"expires", _http_date(round(now + seconds)))
+    if not hit:
+        return [(b"cache-control", control), expires]
+    if age is None:
         return [(b"cache-hit", b"true"), (b"cache-control", control), expires]
-    return [(b"cache-control", control), expires]
+    return [(b"cache-hit", b"true"), (b"cache-control", control), (b"age", b"%d" % int(age)), expires]
+
+
+_CONDITIONS = (b"if-none-match", b"if-modified-since")
+# What a 304 carries (RFC 9110 section 15.4.5: the headers a 200 would, that describe the entry).
+NOT_MODIFIED_KEEPS = frozenset(
+    {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary", b"age", b"cache-hit", b"last-modified"}
+)
+
+
+_REQUEST_CONTROLS = (b"cache-control", b"pragma")
+
+
+def request_flags(scope: dict) -> int:
+    """The core's reading of a request's own Cache-Control (HTTP_REQUEST_NO_STORE, _NO_CACHE);
+    0 without one (checked first: most requests send none)."""
+    headers = scope.get("headers", ())
+    if not any(n in _REQUEST_CONTROLS for n, _ in headers):
+        return 0
+    return _httpcache.http_request_flags(list(headers))
+
+
+def is_conditional(scope: dict) -> bool:
+    """Whether a GET/HEAD request carries a precondition a stored response may answer with 304."""
+    return scope.get("method") in ("GET", "HEAD") and any(n in _CONDITIONS for n, _ in scope.get("headers", ()))
+
+
+def not_modified(record: bytes, scope: dict) -> bool:
+    """The core's answer (httpcache_http_not_modified) for a stored record and a request."""
+    try:
+        return _httpcache.http_not_modified(record, list(scope.get("headers", ())))
+    except ValueError:
+        return False
+
+
+def not_modified_response(full: Any) -> Any:
+    """The 304 of a response about to be served: its entry-describing headers, no body."""
+    from starlette.responses import Response
+
+    response = Response(status_code=304)
+    response.raw_headers = [(n, v) for n, v in full.raw_headers if n in NOT_MODIFIED_KEEPS]
+    return response
+
+
+def ensure_etag(response: Any) -> None:
+    """Gives a response being stored the ETag its record got (the core's strong ETag of the
+    body) when its handler set none, so a miss and its hits carry the same validator."""
+    if not any(n == b"etag" for n, _ in response.raw_headers):
+        response.raw_headers.append((b"etag", _httpcache.http_strong_etag(bytes(response.body))))
 
 
 def set_cache_headers(response: Any, seconds: float, per_user: bool, hit: bool) -> None:

@@ -27,7 +27,7 @@ import logging
 import typing
 from typing import Any, Callable
 
-from ._codec import MAGIC, MISS, decode_json
+from ._codec import MISS, RECORD, decode_json
 
 logger = logging.getLogger("httpcache")
 
@@ -102,7 +102,7 @@ class ResultCoder:
         try:
             if self.coder is not None:
                 data = self.coder.dumps(result)
-                if not isinstance(data, (bytes, bytearray)) or bytes(data).startswith(MAGIC):
+                if not isinstance(data, (bytes, bytearray)) or bytes(data).startswith(RECORD):
                     raise TypeError("coder.dumps must return bytes (not starting with a response record's magic)")
                 return bytes(data)
             if self.adapter is None:
