@@ -120,6 +120,24 @@ int httpcache_http_not_modified(int* out, const httpcache_response* response, co
   });
 }
 
+int httpcache_http_not_modified_by(int* out, const char* etag, size_t etag_len, const char* last_modified,
+                                   size_t last_modified_len, int64_t stored_at_unix_ms,
+                                   const httpcache_header* request_headers, size_t nheaders) {
+  if (reject_if(!out, "out is NULL") || reject_if(!request_headers && nheaders, "request_headers is NULL"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::vector<core::http::header_view> hs;
+    hs.reserve(nheaders);
+    for (size_t i = 0; i < nheaders; ++i)
+      hs.emplace_back(view_of(request_headers[i].name, "header name", i),
+                      view_of(request_headers[i].value, "header value", i));
+    std::optional<std::string_view> e, lm;
+    if (etag) e = bytes(etag, etag_len);
+    if (last_modified) lm = bytes(last_modified, last_modified_len);
+    *out = core::http::not_modified(e, lm, stored_at_unix_ms, hs) ? 1 : 0;
+  });
+}
+
 void httpcache_response_free(httpcache_response* response) { delete response; }
 
 int httpcache_response_status(const httpcache_response* response) { return response ? response->record.status : 0; }

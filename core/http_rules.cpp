@@ -299,6 +299,12 @@ request_directives read_request(const std::vector<header_view>& headers) {
 }
 
 bool not_modified(const response_record& record, const std::vector<header_view>& request) {
+  return not_modified(header_of(record.headers, "etag"), header_of(record.headers, "last-modified"),
+                      record.stored_at_ms, request);
+}
+
+bool not_modified(std::optional<std::string_view> etag, std::optional<std::string_view> last_modified,
+                  std::int64_t stored_at_ms, const std::vector<header_view>& request) {
   std::optional<std::string> if_none_match;
   std::optional<std::string_view> if_modified_since;
   for (const auto& [name, value] : request) {
@@ -310,11 +316,10 @@ bool not_modified(const response_record& record, const std::vector<header_view>&
   }
   if (if_none_match) {  // when present, If-Modified-Since is ignored (section 13.2.2)
     if (trim(*if_none_match) == "*") return true;
-    const auto etag = header_of(record.headers, "etag");
-    if (!etag) return false;
+    if (!etag || opaque(*etag).empty()) return false;
     for (std::string_view rest = *if_none_match; !rest.empty();) {
       const auto comma = rest.find(',');
-      if (opaque(rest.substr(0, comma)) == opaque(*etag) && !opaque(*etag).empty()) return true;
+      if (opaque(rest.substr(0, comma)) == opaque(*etag)) return true;
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
     return false;
@@ -323,8 +328,8 @@ bool not_modified(const response_record& record, const std::vector<header_view>&
   const auto since = parse_http_date(*if_modified_since);
   if (!since) return false;  // an invalid date is ignored
   std::optional<std::int64_t> modified;
-  if (const auto lm = header_of(record.headers, "last-modified")) modified = parse_http_date(*lm);
-  if (!modified && record.stored_at_ms > 0) modified = record.stored_at_ms / 1000;
+  if (last_modified) modified = parse_http_date(*last_modified);
+  if (!modified && stored_at_ms > 0) modified = stored_at_ms / 1000;
   return modified && *modified <= *since;
 }
 

@@ -72,6 +72,11 @@ request_directives read_request(const std::vector<header_view>& headers);
 // without it, If-Modified-Since against its Last-Modified (else the time it was stored).
 bool not_modified(const response_record& record, const std::vector<header_view>& request);
 
+// The same from a stored response's validators alone: its ETag and Last-Modified values (nullopt:
+// none) and the time it was stored (Unix ms; 0: unknown).
+bool not_modified(std::optional<std::string_view> etag, std::optional<std::string_view> last_modified,
+                  std::int64_t stored_at_ms, const std::vector<header_view>& request);
+
 // The Cache-Control a response with `max_age` seconds left is sent with: the handler's own
 // directives kept in order, max-age and s-maxage lowered to what is left (added when it had
 // neither), public dropped and private added under a per-user key.

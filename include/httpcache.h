@@ -789,6 +789,18 @@ HTTPCACHE_EXTERN(int) httpcache_http_strong_etag(httpcache_buf *out, const void 
 HTTPCACHE_EXTERN(int) httpcache_http_not_modified(int *out, const httpcache_response *response,
                                                   const httpcache_header *request_headers, size_t nheaders);
 
+/**
+ * httpcache_http_not_modified from a stored response's validators alone, for
+ * callers that keep them next to a decoded response: its ETag and Last-Modified
+ * header values (NULL: none) and when it was stored (Unix ms; 0: unknown).
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL out or request headers with a count).
+ * Thread-safe. Since v1.3.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_not_modified_by(int *out, const char *etag, size_t etag_len,
+                                                     const char *last_modified, size_t last_modified_len,
+                                                     int64_t stored_at_unix_ms,
+                                                     const httpcache_header *request_headers, size_t nheaders);
+
 /* ------------------------------------------------------------------------
  * Statistics
  * ------------------------------------------------------------------------ */

@@ -120,8 +120,36 @@ async def request_captured(app: Any) -> tuple[int, list[tuple[bytes, bytes]], by
     return got["status"], got["headers"], b"".join(got["body"]), got["receives"]
 
 
+class Conditional:
+    """The app asked with If-None-Match: <the ETag its response carries> (set by check()): its
+    answer is the bodiless 304 of issue 16, timed like the hits. Answers 200 when it is a 304."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.etag: bytes | None = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self.etag is None:  # the check's first request: learn the ETag
+            async def learn(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    self.etag = dict(message.get("headers", [])).get(b"etag")
+                await send(message)
+
+            await self.app(scope, receive, learn)
+            return
+        scope = dict(scope, headers=scope["headers"] + [(b"if-none-match", self.etag)])
+
+        async def as_ok(message: dict) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 304:
+                message = dict(message, status=200)
+            await send(message)
+
+        await self.app(scope, receive, as_ok)
+
+
 class Case:
-    def __init__(self, label: str, app: Any, runs: Counter, cached: bool) -> None:
+    def __init__(self, label: str, app: Any, runs: Counter, cached: bool, not_modified: bool = False) -> None:
+        self.not_modified = not_modified  # answered 304 (no body) once the check learned the ETag
         self.label = label
         self.app = app
         self.runs = runs
@@ -175,9 +203,13 @@ async def check(cases: list[Case]) -> dict[str, Any]:
             if receives > 1:
                 raise SystemExit(f"{c.label}: the app called receive {receives} times for a GET")
             try:
-                parsed = json.loads(body)
+                parsed = json.loads(body) if body or not c.not_modified else None
             except ValueError as e:
                 raise SystemExit(f"{c.label}: request {i + 1}: the body is not JSON ({e}): {body[:200]!r}") from e
+            if c.not_modified and i > 0:
+                if body:
+                    raise SystemExit(f"{c.label}: request {i + 1}: a 304 with a body: {body[:200]!r}")
+                continue
             if parsed != expected:
                 raise SystemExit(f"{c.label}: request {i + 1}: the body differs from Page's JSON:\n  got      "
                                  f"{parsed!r}\n  expected {expected!r}")
@@ -282,7 +314,13 @@ async def main_async(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     cw_app, cw_runs, cw_cache = models_apps.cashews_model(url, f"{run}_cashews")
     cw = Case("cashews model route (redis)", cw_app, cw_runs, True)
     uncached = Case("model route, no cache", *models_apps.uncached_model(), False)
-    cases = [attach_json, attach_model, routed_json, routed_model, fc, cw, uncached]
+    attach_304_app, attach_304_runs = models_apps.httpcache_model(True, "bench.model.304")
+    attach_304 = Case("httpcache model route, 304 (If-None-Match), HTTPCache.attach", Conditional(attach_304_app),
+                      attach_304_runs, True, not_modified=True)
+    routed_304_app, routed_304_runs = models_apps.httpcache_model(False, "bench.model.routed.304")
+    routed_304 = Case("httpcache model route, 304 (If-None-Match), decorator only", Conditional(routed_304_app),
+                      routed_304_runs, True, not_modified=True)
+    cases = [attach_json, attach_model, routed_json, routed_model, attach_304, routed_304, fc, cw, uncached]
 
     log("[models] checks (3 requests per case; the first stores)")
     facts = await check(cases)
@@ -294,6 +332,8 @@ async def main_async(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                          attach_model, attach_json, 1.2),
                ratio_row("httpcache, decorator only: model route hit / JSONResponse route hit (issue 15)",
                          routed_model, routed_json, 1.2),
+               ratio_row("httpcache, HTTPCache.attach: 304 answer / model route hit (issue 16)", attach_304, attach_model, 1.0),
+               ratio_row("httpcache, decorator only: 304 answer / model route hit (issue 16)", routed_304, routed_model, 1.0),
                ratio_row("model route hit: httpcache (attach) / fastapi-cache2", attach_model, fc, None),
                ratio_row("model route hit: httpcache (attach) / cashews", attach_model, cw, None),
                ratio_row("model route hit: httpcache (decorator only) / fastapi-cache2", routed_model, fc, None),

@@ -238,6 +238,17 @@ static void test_http_not_modified(void **state) {
   assert_int_equal(httpcache_http_not_modified(&out, r, NULL, 0), HTTPCACHE_OK);
   assert_int_equal(out, 0);
   assert_int_equal(httpcache_http_not_modified(NULL, r, NULL, 0), HTTPCACHE_EINVALID);
+  /* The same from the validators alone. */
+  two[0].value = s("W/\"v1\"");
+  assert_int_equal(httpcache_http_not_modified_by(&out, "\"v1\"", 4, NULL, 0, 0, two, 1), HTTPCACHE_OK);
+  assert_int_equal(out, 1);
+  assert_int_equal(httpcache_http_not_modified_by(&out, NULL, 0, NULL, 0, (NOW + 1) * 1000LL, two + 1, 1),
+                   HTTPCACHE_OK);
+  assert_int_equal(out, 0); /* stored after the If-Modified-Since date */
+  assert_int_equal(httpcache_http_not_modified_by(&out, NULL, 0, "Sun, 06 Nov 1994 08:49:37 GMT", 29, 0, two + 1, 1),
+                   HTTPCACHE_OK);
+  assert_int_equal(out, 1);
+  assert_int_equal(httpcache_http_not_modified_by(NULL, NULL, 0, NULL, 0, 0, NULL, 0), HTTPCACHE_EINVALID);
   httpcache_response_free(r);
   httpcache_response_free(bare);
 }

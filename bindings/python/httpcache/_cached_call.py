@@ -136,13 +136,19 @@ class CachedCall:
             return result
         if is_value_record(value):
             return self._serve_value(value, ttl_s, injected)
+        request = kwargs.get(self.request_param) if self.request_param is not None else None
+        if request is not None and is_conditional(request.scope):
+            template = self.memo.template(value)  # only read: the 304 copies what it keeps
+            if template is not MISS and not_modified(template, request.scope):
+                added = cache_headers(ttl_s, self.per_user, True, template.handler_cache_control, template.stored_at)
+                hit = not_modified_response(template, added)
+                if injected is not None:
+                    hit.raw_headers.extend(injected.raw_headers)
+                return hit
         hit = self.memo.decode_record(value)
         if hit is not MISS:
             # A decoded response has none of these headers (they are never stored): append them.
             hit.raw_headers.extend(cache_headers(ttl_s, self.per_user, True, hit.handler_cache_control, hit.stored_at))
-            request = kwargs.get(self.request_param) if self.request_param is not None else None
-            if request is not None and is_conditional(request.scope) and not_modified(value, request.scope):
-                hit = not_modified_response(hit)
             if injected is not None:  # what this request's dependencies set (the handler did not run)
                 hit.raw_headers.extend(injected.raw_headers)
                 if injected.status_code:

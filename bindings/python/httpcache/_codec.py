@@ -118,6 +118,9 @@ def decode_record(value: bytes) -> Any:
         return MISS
     response = Response(content=body, status_code=status, media_type=media_type.decode("latin-1") or None)
     response.stored_at = stored_at / 1000  # Unix seconds; 0 for a version-1 record: no Age
+    # What a precondition is checked against (see _headers.not_modified), kept with the response.
+    found = {n: v for n, v in reversed(headers) if n in (b"etag", b"last-modified")}
+    response.validators = (found.get(b"etag"), found.get(b"last-modified"), stored_at)
     # Raw headers keep repeated names and exact values; content-length was set from the body.
     # The handler's Cache-Control is not sent as stored: the hit's headers adjust its max-age.
     headers = [(n.lower(), v) for n, v in headers]

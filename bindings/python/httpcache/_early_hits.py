@@ -241,7 +241,7 @@ class EarlyHits:
                         ttl_ms / 1000, False, True, response.handler_cache_control, response.stored_at
                     )
                     status_code, body = response.status_code, response.body
-                    if is_conditional(scope) and not_modified(value, scope):
+                    if is_conditional(scope) and not_modified(response, scope):
                         status_code, body = 304, b""
                         headers = [(n, v) for n, v in headers if n in NOT_MODIFIED_KEEPS]
                     await send({"type": "http.response.start", "status": status_code, "headers": headers})

@@ -83,20 +83,23 @@ def is_conditional(scope: dict) -> bool:
     return scope.get("method") in ("GET", "HEAD") and any(n in _CONDITIONS for n, _ in scope.get("headers", ()))
 
 
-def not_modified(record: bytes, scope: dict) -> bool:
-    """The core's answer (httpcache_http_not_modified) for a stored record and a request."""
-    try:
-        return _httpcache.http_not_modified(record, list(scope.get("headers", ())))
-    except ValueError:
-        return False
+def not_modified(response: Any, scope: dict) -> bool:
+    """The core's answer (httpcache_http_not_modified_by) for a decoded stored response (its
+    validators: see _codec.decode_record) and a request."""
+    return _httpcache.http_not_modified_by(*response.validators, list(scope.get("headers", ())))
 
 
-def not_modified_response(full: Any) -> Any:
-    """The 304 of a response about to be served: its entry-describing headers, no body."""
+def not_modified_response(full: Any, added: list[tuple[bytes, bytes]]) -> Any:
+    """The 304 of a stored response (only read) with the cache headers `added`: the headers that
+    describe the entry, no body. Built without Response.__init__ (no body to render)."""
     from starlette.responses import Response
 
-    response = Response(status_code=304)
+    response = object.__new__(Response)
+    response.status_code = 304
+    response.body = b""
+    response.background = None
     response.raw_headers = [(n, v) for n, v in full.raw_headers if n in NOT_MODIFIED_KEEPS]
+    response.raw_headers.extend((n, v) for n, v in added if n in NOT_MODIFIED_KEEPS)
     return response
 
 

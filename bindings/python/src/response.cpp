@@ -78,6 +78,21 @@ void init_response(py::module_& m) {
       },
       py::arg("body"), "The strong ETag (bytes, quoted) of a body: SHA-256, first 128 bits in hex.");
   m.def(
+      "http_not_modified_by",
+      [](std::optional<std::string> etag, std::optional<std::string> last_modified, int64_t stored_at_ms,
+         const header_pairs& request_headers) {
+        auto hs = c_headers(request_headers);
+        int out = 0;
+        int rc = httpcache_http_not_modified_by(&out, etag ? etag->data() : nullptr, etag ? etag->size() : 0,
+                                                last_modified ? last_modified->data() : nullptr,
+                                                last_modified ? last_modified->size() : 0, stored_at_ms, hs.data(),
+                                                hs.size());
+        if (rc != HTTPCACHE_OK) raise_for(rc);
+        return out == 1;
+      },
+      py::arg("etag"), py::arg("last_modified"), py::arg("stored_at_ms"), py::arg("request_headers"),
+      "httpcache_http_not_modified_by: the 304 question from a response's validators alone.");
+  m.def(
       "http_not_modified",
       [](const py::bytes& record, const header_pairs& request_headers) {
         std::string_view d = record;
