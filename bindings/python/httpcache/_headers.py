@@ -85,8 +85,20 @@ def is_conditional(scope: dict) -> bool:
 
 def not_modified(response: Any, scope: dict) -> bool:
     """The core's answer (httpcache_http_not_modified_by) for a decoded stored response (its
-    validators: see _codec.decode_record) and a request."""
-    return _httpcache.http_not_modified_by(*response.validators, list(scope.get("headers", ())))
+    validators: see _codec.decode_record) and a request's preconditions. The answer depends on
+    nothing else, so the response (a memo's shared template, read by every hit of the entry)
+    keeps the last few: a browser revalidating with the ETag it got asks the same question."""
+    asked: list[tuple[bytes, bytes]] = [(n, v) for n, v in scope.get("headers", ()) if n in _CONDITIONS]
+    key = tuple(asked)
+    answers = response.__dict__.get("_not_modified")
+    if answers is None:
+        answers = response._not_modified = {}
+    answer = answers.get(key)
+    if answer is None:
+        answer = _httpcache.http_not_modified_by(*response.validators, asked)
+        if len(answers) < 32:  # bounded: clients cannot grow it
+            answers[key] = answer
+    return answer
 
 
 def not_modified_response(full: Any, added: list[tuple[bytes, bytes]]) -> Any:
