@@ -24,6 +24,20 @@ std::string_view view_of(const httpcache_slice& s, const char* what, std::size_t
   return s.size ? bytes(s.data, s.size) : std::string_view();
 }
 
+using header_vector = std::vector<std::pair<std::string, std::string>>;
+
+// Entry `index` of one of a record's header lists, borrowed while the record lives.
+int header_at(httpcache_header* out, const httpcache_response* response, header_vector core::response_record::*list,
+              size_t index, const char* out_of_range) {
+  if (reject_if(!out || !response, "out or response is NULL") || reject_if(index >= (response->record.*list).size(), out_of_range))
+    return HTTPCACHE_EINVALID;
+  const auto& [name, value] = (response->record.*list)[index];
+  out->name = slice_of(name);
+  out->value = slice_of(value);
+  clear_error();
+  return HTTPCACHE_OK;
+}
+
 }  // namespace
 
 extern "C" {
@@ -87,14 +101,7 @@ size_t httpcache_response_vary_count(const httpcache_response* response) {
 }
 
 int httpcache_response_vary(httpcache_header* out, const httpcache_response* response, size_t index) {
-  if (reject_if(!out || !response, "out or response is NULL") ||
-      reject_if(index >= response->record.vary.size(), "vary index out of range"))
-    return HTTPCACHE_EINVALID;
-  const auto& [name, value] = response->record.vary[index];
-  out->name = slice_of(name);
-  out->value = slice_of(value);
-  clear_error();
-  return HTTPCACHE_OK;
+  return header_at(out, response, &core::response_record::vary, index, "vary index out of range");
 }
 
 int httpcache_http_strong_etag(httpcache_buf* out, const void* body, size_t len) {
@@ -155,14 +162,7 @@ size_t httpcache_response_header_count(const httpcache_response* response) {
 }
 
 int httpcache_response_header(httpcache_header* out, const httpcache_response* response, size_t index) {
-  if (reject_if(!out || !response, "out or response is NULL") ||
-      reject_if(index >= response->record.headers.size(), "header index out of range"))
-    return HTTPCACHE_EINVALID;
-  const auto& [name, value] = response->record.headers[index];
-  out->name = slice_of(name);
-  out->value = slice_of(value);
-  clear_error();
-  return HTTPCACHE_OK;
+  return header_at(out, response, &core::response_record::headers, index, "header index out of range");
 }
 
 }  // extern "C"

@@ -21,6 +21,20 @@ py::bytes slice_bytes(httpcache_slice s) {
 
 using header_pairs = std::vector<std::pair<std::string, std::string>>;
 
+// One of a decoded record's header lists as [(name, value)] bytes pairs.
+py::list pairs_of(const httpcache_response* r, size_t (*count)(const httpcache_response*),
+                  int (*get)(httpcache_header*, const httpcache_response*, size_t)) {
+  const size_t n = count(r);
+  py::list out(n);
+  for (size_t i = 0; i < n; ++i) {
+    httpcache_header h{};
+    int rc = get(&h, r, i);
+    if (rc != HTTPCACHE_OK) raise_for(rc);
+    out[i] = py::make_tuple(slice_bytes(h.name), slice_bytes(h.value));
+  }
+  return out;
+}
+
 // Borrowed views of (name, value) pairs, valid while `pairs` lives.
 std::vector<httpcache_header> c_headers(const header_pairs& pairs) {
   std::vector<httpcache_header> out;
@@ -117,25 +131,11 @@ void init_response(py::module_& m) {
         int rc = httpcache_response_decode(&raw, d.data(), d.size());
         if (rc != HTTPCACHE_OK) raise_for(rc);
         std::unique_ptr<httpcache_response, decltype(&httpcache_response_free)> r(raw, &httpcache_response_free);
-        size_t n = httpcache_response_header_count(r.get());
-        py::list headers(n);
-        for (size_t i = 0; i < n; ++i) {
-          httpcache_header h{};
-          rc = httpcache_response_header(&h, r.get(), i);
-          if (rc != HTTPCACHE_OK) raise_for(rc);
-          headers[i] = py::make_tuple(slice_bytes(h.name), slice_bytes(h.value));
-        }
+        py::list headers = pairs_of(r.get(), httpcache_response_header_count, httpcache_response_header);
         if (!full)
           return py::make_tuple(httpcache_response_status(r.get()), slice_bytes(httpcache_response_media_type(r.get())),
                                 std::move(headers), slice_bytes(httpcache_response_body(r.get())));
-        size_t nv = httpcache_response_vary_count(r.get());
-        py::list vary(nv);
-        for (size_t i = 0; i < nv; ++i) {
-          httpcache_header h{};
-          rc = httpcache_response_vary(&h, r.get(), i);
-          if (rc != HTTPCACHE_OK) raise_for(rc);
-          vary[i] = py::make_tuple(slice_bytes(h.name), slice_bytes(h.value));
-        }
+        py::list vary = pairs_of(r.get(), httpcache_response_vary_count, httpcache_response_vary);
         return py::make_tuple(httpcache_response_status(r.get()), slice_bytes(httpcache_response_media_type(r.get())),
                               std::move(headers), slice_bytes(httpcache_response_body(r.get())),
                               httpcache_response_stored_at(r.get()), std::move(vary));
