@@ -198,3 +198,34 @@ def test_request_no_cache_is_ignored_by_default_and_honoured_on_request(url, nam
 def test_request_no_cache_value_is_checked():
     with pytest.raises(ValueError, match="request_no_cache must be"):
         cache(key="k", request_no_cache="sometimes")
+
+
+def test_revalidate_makes_clients_ask_every_time_and_sees_invalidations(url, namespace):
+    from httpcache import invalidate_cache
+
+    HTTPCache.init(url, namespace=namespace)
+    app = FastAPI()
+    version = [1]
+
+    @app.get("/doc")
+    @cache(key="va.doc", ttl_in_seconds=600, revalidate=True)
+    async def doc():
+        return {"version": version[0]}
+
+    @app.post("/doc")
+    @invalidate_cache(key="va.doc")
+    async def edit():
+        version[0] += 1
+        return {"edited": True}
+
+    with TestClient(app) as client:
+        first = client.get("/doc")
+        assert "no-cache" in first.headers["cache-control"] and first.headers["etag"]
+        again = client.get("/doc", headers={"if-none-match": first.headers["etag"]})
+        assert again.status_code == 304 and "no-cache" in again.headers["cache-control"]
+        client.post("/doc")
+        after = client.get("/doc", headers={"if-none-match": first.headers["etag"]})
+        assert after.status_code == 200 and after.json() == {"version": 2}
+        assert after.headers["etag"] != first.headers["etag"]
+        # Only the decorator's responses say no-cache; the storage rules still judged the handler's.
+        assert client.get("/doc").headers["cache-hit"] == "true"

@@ -80,7 +80,7 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "__weakref__",
+        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "revalidate", "__weakref__",
     )
 
     def __init__(
@@ -92,6 +92,7 @@ class CachedCall:
         self.condition = condition  # False for a result: returned, not stored
         self.condition_warned = False
         self.request_no_cache: str | None = None  # "ignore" | "honor"; None: init()'s
+        self.revalidate = False  # responses tell clients Cache-Control: no-cache (with the ETag)
         self.keys = keys
         self.ttl = ttl
         self.namespace = namespace
@@ -215,17 +216,24 @@ class CachedCall:
             response = response_for(route, result, injected, before)
             if response is None:  # FastAPI will refuse it too (a validation error), or it streams
                 return Computed(result, injected, None, False, None)
-            record, cap = encode_response(response, self.per_user, self.where)
+            record = self._response_record(response)
             response.raw_headers.extend(injected.raw_headers[:before] if injected is not None else ())
-            return Computed(response, None, record, True, cap)
+            return Computed(response, None, *record)
         if is_response(result):
-            record, cap = encode_response(result, self.per_user, self.where)
-            return Computed(result, injected, record, True, cap)
+            return Computed(result, injected, *self._response_record(result))
         data = self.values.encode(result)
         if data is None or injected is None:
             return Computed(result, injected, data, False, None)
         data, _, cap = encode_value(data, injected, self.per_user, self.where)
         return Computed(result, injected, data, False, cap)
+
+    def _response_record(self, response: Any) -> tuple[bytes | None, bool, int | None]:
+        """(record, True, cap) of a response to store; with revalidate, the response being
+        returned says no-cache as its record does."""
+        record, cap = encode_response(response, self.per_user, self.where, self.revalidate)
+        if record is not None and self.revalidate:
+            response.raw_headers.append((b"cache-control", b"no-cache"))
+        return record, True, cap
 
     def _accepts(self, result: Any) -> bool:
         """condition(result); a condition that raises refuses (logged once), never fails the call."""

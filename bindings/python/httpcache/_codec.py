@@ -78,10 +78,14 @@ def _refused(where: str | None, reason: str) -> None:
         logger.info("httpcache: a response of %s is not stored: %s", where, reason)
 
 
-def encode_response(response: Any, per_user: bool, where: str | None = None) -> tuple[bytes | None, int | None]:
+def encode_response(
+    response: Any, per_user: bool, where: str | None = None, revalidate: bool = False,
+) -> tuple[bytes | None, int | None]:
     """(the record of a response or None when it must not be stored, the most seconds its handler
     allows or None). Not stored: a body not fully in memory (streaming, files), what the HTTP
-    rules refuse (see ``_rules``), or a header the record format refuses."""
+    rules refuse (see ``_rules``), or a header the record format refuses. `revalidate`: the
+    record also says ``Cache-Control: no-cache`` (added after the rules judged the response, which
+    refuse a handler's own no-cache), so every hit tells clients to revalidate."""
     body = getattr(response, "body", None)
     if not isinstance(body, (bytes, bytearray, memoryview)):
         return None, None
@@ -92,6 +96,8 @@ def encode_response(response: Any, per_user: bool, where: str | None = None) -> 
         return None, None
     # The handler's Cache-Control is kept: hits replay its directives (see _headers).
     headers = [(n, v) for n, v in raw if n == b"cache-control" or n.decode("latin-1") not in _SKIPPED_HEADERS]
+    if revalidate:
+        headers.append((b"cache-control", b"no-cache"))
     media_type = response.media_type
     try:
         record = _httpcache.response_encode(

@@ -44,6 +44,7 @@ def cache(
     private: bool | None = None,
     coder: Any = None,
     request_no_cache: str | None = None,
+    revalidate: bool = False,
 ) -> Callable[[F], F]:
     """Caches the result of an ``async def`` or ``def`` function (or FastAPI handler).
 
@@ -69,6 +70,11 @@ def cache(
     A request's own ``Cache-Control: no-store`` keeps its response out of the cache (an entry
     may still answer it); ``no-cache`` / ``max-age=0`` is ignored unless ``request_no_cache``
     (or init()'s) is "honor": the entry is then invalidated and recomputed.
+
+    ``revalidate=True``: responses tell clients ``Cache-Control: no-cache`` with their strong
+    ETag, so a browser asks every time and gets a bodiless 304 from the cache until an
+    invalidation; the first load after one shows the new data (with max-age, a browser keeps
+    its copy for up to max-age after @invalidate_cache).
 
     TTL precedence: ``ttl_func`` (sync or async, no arguments, returns seconds) >
     ``ttl_in_seconds`` > end of week (``expire_end_of_week``/``end_of_week``) > end of day (the
@@ -102,6 +108,7 @@ def cache(
         values = ResultCoder(func, getattr(func, "__qualname__", repr(func)), coder)
         call = CachedCall(func, keys, ttl, namespace, condition, values, injected)
         call.request_no_cache = request_no_cache
+        call.revalidate = bool(revalidate)
         # key_builder and default keys use templates named after the function: functions made by
         # one factory (same qualified name) share them, as they would share a fixed key.
         claim(namespace, keys.claims, keys.source, what, HTTPCache.namespace, call)
