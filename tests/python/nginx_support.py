@@ -29,6 +29,12 @@ from uvicorn_support import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
+
+def tool_env() -> dict:
+    """This environment for a system tool (nginx, curl, a browser): without the sanitizer
+    runtime the suite may preload for our own library under ASan, which such tools must not load."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+
 _CONFIG = """
 worker_processes 1;
 pid {dir}/nginx.pid;
@@ -83,7 +89,7 @@ def running_nginx(upstream: str, work: pathlib.Path, start_timeout: float = 15.0
     log = work / "nginx.out"
     with open(log, "wb") as out:
         proc = subprocess.Popen([NGINX, "-p", str(work), "-c", str(conf), "-e", str(work / "error.log"),
-                                 "-g", "daemon off;"], stdout=out, stderr=subprocess.STDOUT)
+                                 "-g", "daemon off;"], stdout=out, stderr=subprocess.STDOUT, env=tool_env())
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from nginx_support import running_nginx
+from nginx_support import running_nginx, tool_env
 from uvicorn_support import running_uvicorn
 
 
@@ -68,7 +68,7 @@ def test_curl_sees_consistent_age_expires_and_max_age(proxied):
     time.sleep(1.2)
     for path in ("/shared", "/short/shared"):
         out = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", str(http.base_url).rstrip("/") + path],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+                             capture_output=True, text=True, timeout=10, check=True, env=tool_env()).stdout
         headers = dict(line.split(": ", 1) for line in out.splitlines()[1:] if ": " in line)
         headers = {k.lower(): v for k, v in headers.items()}
         max_age = int(headers["cache-control"].split("max-age=")[1].split(",")[0])
