@@ -9,7 +9,7 @@ debs=(build-essential cmake ninja-build pkg-config
       libhiredis-dev libfmt-dev libicu-dev libcmocka-dev
       redis-server redis-tools libssl-dev openssl python3-venv python3-dev
       clang libclang-rt-14-dev abigail-tools dpkg-dev file
-      libbenchmark-dev wrk nginx curl)
+      libbenchmark-dev wrk nginx curl chromium)
 
 missing=()
 for p in "${debs[@]}"; do
