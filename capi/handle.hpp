@@ -27,6 +27,10 @@ ttl_policy to_core_policy(const httpcache_ttl_policy& policy);
 // Checks and views a C key list (pointers + lengths). Throws error(errc::invalid).
 std::vector<std::string_view> key_views(const void* const* keys, const size_t* key_lens, size_t nkeys);
 
+// Views of C headers (name, value), borrowed; a NULL name or value with a size throws
+// error(errc::invalid) naming it.
+std::vector<std::pair<std::string_view, std::string_view>> header_views(const httpcache_header* headers, size_t n);
+
 inline std::string_view bytes(const void* data, size_t size) {
   return std::string_view(static_cast<const char*>(data), size);
 }

@@ -13,8 +13,6 @@ namespace {
 
 constexpr unsigned known_flags = HTTPCACHE_HTTP_PER_USER;
 
-std::string_view view_of(const httpcache_slice& s) { return s.size ? bytes(s.data, s.size) : std::string_view(); }
-
 }  // namespace
 
 extern "C" {
@@ -24,15 +22,8 @@ int httpcache_http_judge(httpcache_http_verdict* out, int status, const httpcach
   if (reject_if(!out, "out is NULL") || reject_if(!headers && nheaders, "headers is NULL") ||
       reject_if(flags & ~known_flags, "unknown flags"))
     return HTTPCACHE_EINVALID;
-  for (size_t i = 0; i < nheaders; ++i)
-    if (reject_if((!headers[i].name.data && headers[i].name.size) || (!headers[i].value.data && headers[i].value.size),
-                  "a header's name or value is NULL"))
-      return HTTPCACHE_EINVALID;
   return guard([&] {
-    std::vector<http::header_view> hs;
-    hs.reserve(nheaders);
-    for (size_t i = 0; i < nheaders; ++i) hs.emplace_back(view_of(headers[i].name), view_of(headers[i].value));
-    const auto v = http::judge(status, hs, (flags & HTTPCACHE_HTTP_PER_USER) != 0, now_unix_s);
+    const auto v = http::judge(status, header_views(headers, nheaders), (flags & HTTPCACHE_HTTP_PER_USER) != 0, now_unix_s);
     out->storable = v.refused.empty() ? 1 : 0;
     out->lifetime_s = v.cap ? *v.cap : -1;
     const std::size_t n = std::min(v.refused.size(), sizeof out->reason - 1);
@@ -55,10 +46,7 @@ int httpcache_http_cache_control(httpcache_buf* out, int64_t max_age_s, unsigned
 int httpcache_http_request_flags(unsigned* out, const httpcache_header* headers, size_t nheaders) {
   if (reject_if(!out || (!headers && nheaders), "out or headers is NULL")) return HTTPCACHE_EINVALID;
   return guard([&] {
-    std::vector<http::header_view> hs;
-    hs.reserve(nheaders);
-    for (size_t i = 0; i < nheaders; ++i) hs.emplace_back(view_of(headers[i].name), view_of(headers[i].value));
-    const auto d = http::read_request(hs);
+    const auto d = http::read_request(header_views(headers, nheaders));
     *out = (d.no_store ? HTTPCACHE_HTTP_REQUEST_NO_STORE : 0u) | (d.no_cache ? HTTPCACHE_HTTP_REQUEST_NO_CACHE : 0u);
   });
 }

@@ -26,15 +26,6 @@ std::string_view view_of(const httpcache_slice& s, const char* what, std::size_t
 
 using header_vector = std::vector<std::pair<std::string, std::string>>;
 
-// Borrowed views of C headers (a NULL name or value with a size throws errc::invalid).
-core::header_list views_of(const httpcache_header* headers, size_t n) {
-  core::header_list out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i)
-    out.emplace_back(view_of(headers[i].name, "header name", i), view_of(headers[i].value, "header value", i));
-  return out;
-}
-
 // Entry `index` of one of a record's header lists, borrowed while the record lives.
 int header_at(httpcache_header* out, const httpcache_response* response, header_vector core::response_record::*list,
               size_t index, const char* out_of_range) {
@@ -49,6 +40,15 @@ int header_at(httpcache_header* out, const httpcache_response* response, header_
 
 }  // namespace
 
+std::vector<std::pair<std::string_view, std::string_view>> httpcache::capi::header_views(const httpcache_header* headers,
+                                                                                        size_t n) {
+  core::header_list out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    out.emplace_back(view_of(headers[i].name, "header name", i), view_of(headers[i].value, "header value", i));
+  return out;
+}
+
 extern "C" {
 
 int httpcache_response_encode(httpcache_buf* out, int status, const char* media_type, size_t media_type_len,
@@ -57,7 +57,7 @@ int httpcache_response_encode(httpcache_buf* out, int status, const char* media_
       reject_if(!headers && nheaders, "headers is NULL") || reject_if(!body && body_len, "body is NULL"))
     return HTTPCACHE_EINVALID;
   return guard([&] {
-    const auto hs = views_of(headers, nheaders);
+    const auto hs = header_views(headers, nheaders);
     std::string record = core::encode_record(status, media_type_len ? bytes(media_type, media_type_len) : "", hs,
                                              body_len ? bytes(body, body_len) : std::string_view());
     fill_buf(out, record.data(), record.size());
@@ -83,8 +83,8 @@ int httpcache_response_encode_v2(httpcache_buf* out, int status, const char* med
       reject_if(!vary && nvary, "vary is NULL"))
     return HTTPCACHE_EINVALID;
   return guard([&] {
-    const auto hs = views_of(headers, nheaders);
-    const auto vs = views_of(vary, nvary);
+    const auto hs = header_views(headers, nheaders);
+    const auto vs = header_views(vary, nvary);
     std::string record = core::encode_record_v2(status, media_type_len ? bytes(media_type, media_type_len) : "", hs,
                                                 body_len ? bytes(body, body_len) : std::string_view(),
                                                 stored_at_unix_ms, vs);
@@ -120,7 +120,7 @@ int httpcache_http_not_modified(int* out, const httpcache_response* response, co
       reject_if(!request_headers && nheaders, "request_headers is NULL"))
     return HTTPCACHE_EINVALID;
   return guard([&] {
-    const auto hs = views_of(request_headers, nheaders);
+    const auto hs = header_views(request_headers, nheaders);
     *out = core::http::not_modified(response->record, hs) ? 1 : 0;
   });
 }
@@ -131,7 +131,7 @@ int httpcache_http_not_modified_by(int* out, const char* etag, size_t etag_len, 
   if (reject_if(!out, "out is NULL") || reject_if(!request_headers && nheaders, "request_headers is NULL"))
     return HTTPCACHE_EINVALID;
   return guard([&] {
-    const auto hs = views_of(request_headers, nheaders);
+    const auto hs = header_views(request_headers, nheaders);
     std::optional<std::string_view> e, lm;
     if (etag) e = bytes(etag, etag_len);
     if (last_modified) lm = bytes(last_modified, last_modified_len);

@@ -34,6 +34,14 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// A directive's argument as written after '=': trimmed, surrounding quotes dropped.
+std::string_view argument(std::string_view raw) {
+  raw = trim(raw);
+  while (!raw.empty() && raw.front() == '"') raw.remove_prefix(1);
+  while (!raw.empty() && raw.back() == '"') raw.remove_suffix(1);
+  return raw;
+}
+
 // A delta-seconds argument: nullopt for none; a malformed one is 0 (stale, section 1.2.2).
 std::optional<std::int64_t> seconds_of(const std::optional<std::string>& arg) {
   if (!arg) return std::nullopt;
@@ -157,10 +165,7 @@ std::optional<std::vector<directive>> parse_cache_control(std::string_view value
     const auto eq = part.find('=');
     directive d{lowered(trim(part.substr(0, eq))), std::nullopt};
     if (eq != std::string_view::npos) {
-      std::string_view arg = trim(part.substr(eq + 1));
-      while (!arg.empty() && arg.front() == '"') arg.remove_prefix(1);
-      while (!arg.empty() && arg.back() == '"') arg.remove_suffix(1);
-      d.arg = std::string(arg);
+      d.arg = std::string(argument(part.substr(eq + 1)));
     }
     out.push_back(std::move(d));
   }
@@ -346,10 +351,7 @@ std::string cache_control_for(std::int64_t max_age, bool per_user, std::optional
       timed = true;
       std::optional<std::string> arg;
       if (eq != std::string_view::npos) {
-        std::string_view a = trim(part.substr(eq + 1));
-        while (!a.empty() && a.front() == '"') a.remove_prefix(1);
-        while (!a.empty() && a.back() == '"') a.remove_suffix(1);
-        arg = std::string(a);
+        arg = std::string(argument(part.substr(eq + 1)));
       }
       const auto allowed = eq == std::string_view::npos ? std::optional<std::int64_t>(0) : seconds_of(arg);
       parts.push_back(fmt::format("{}={}", name, std::min(allowed.value_or(0), max_age)));

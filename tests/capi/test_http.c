@@ -284,6 +284,9 @@ static void test_http_request_flags(void **state) {
   assert_int_equal(httpcache_http_request_flags(&out, NULL, 0), HTTPCACHE_OK);
   assert_int_equal(out, 0);
   assert_int_equal(httpcache_http_request_flags(NULL, NULL, 0), HTTPCACHE_EINVALID);
+  both[0].value.data = NULL; /* a NULL value with a size: refused, never read */
+  assert_int_equal(httpcache_http_request_flags(&out, both, 1), HTTPCACHE_EINVALID);
+  assert_non_null(strstr(httpcache_error_last()->message, "header value 0 is NULL"));
 }
 
 int main(void) {
