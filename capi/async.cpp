@@ -16,6 +16,15 @@ int described(int status) {
   return status;
 }
 
+// Up to this many tagged misses are remembered per context; beyond, all are forgotten (their
+// stores are then refused, which is safe).
+constexpr std::size_t max_tagged_misses = 65536;
+
+void remember_miss(httpcache_async& ctx, const std::string& key, const core::tag_set& read) {
+  if (ctx.tagged_misses.size() >= max_tagged_misses) ctx.tagged_misses.clear();
+  ctx.tagged_misses[key] = read;
+}
+
 }  // namespace
 
 extern "C" {
@@ -40,10 +49,59 @@ int httpcache_async_get(httpcache_async* ctx, const void* key, size_t key_len, h
                         void* payload) {
   if (reject_if(!ctx || !done, "ctx or done is NULL") || reject_if(!key, "key is NULL")) return HTTPCACHE_EINVALID;
   return guard([&] {
-    ctx->cache->impl->async_get(*ctx->session, bytes(key, key_len),
-                                [done, payload](int status, std::string_view value, std::int64_t ttl_ms) {
+    ctx->cache->impl->async_get(*ctx->session, bytes(key, key_len), {},
+                                [done, payload](int status, std::string_view value, std::int64_t ttl_ms,
+                                                const core::tag_set&) {
                                   done(described(status), value.data(), value.size(), ttl_ms, payload);
                                 });
+  });
+}
+
+int httpcache_async_get_tagged(httpcache_async* ctx, const void* key, size_t key_len, const void* const* tags,
+                               const size_t* tag_lens, size_t ntags, httpcache_async_get_cb done, void* payload) {
+  if (reject_if(!ctx || !done, "ctx or done is NULL") || reject_if(!key, "key is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::string k(bytes(key, key_len));
+    ctx->cache->impl->async_get(
+        *ctx->session, k, tag_list(tags, tag_lens, ntags),
+        [ctx, k, done, payload](int status, std::string_view value, std::int64_t ttl_ms, const core::tag_set& read) {
+          if (status == HTTPCACHE_ENOTFOUND) remember_miss(*ctx, k, read);
+          done(described(status), value.data(), value.size(), ttl_ms, payload);
+        });
+  });
+}
+
+int httpcache_async_set_tagged(httpcache_async* ctx, const void* key, size_t key_len, const void* const* tags,
+                               const size_t* tag_lens, size_t ntags, const void* value, size_t value_len,
+                               const httpcache_ttl_policy* policy, httpcache_async_done_cb done, void* payload) {
+  if (reject_if(!ctx || !done || !policy, "ctx, policy or done is NULL") || reject_if(!key, "key is NULL") ||
+      reject_if(!value && value_len, "value is NULL but value_len is not 0"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    const core::tag_set named(tag_list(tags, tag_lens, ntags));
+    std::string k(bytes(key, key_len));
+    core::tag_set read;  // empty: no matching miss, so the core stores nothing (the lease goes)
+    if (auto it = ctx->tagged_misses.find(k); it != ctx->tagged_misses.end()) {
+      if (it->second.tags() == named.tags()) read = std::move(it->second);
+      ctx->tagged_misses.erase(it);
+    }
+    if (read.empty()) read = named;  // no generation known: complete() is false
+    ctx->cache->impl->async_set(*ctx->session, k, value_len ? bytes(value, value_len) : std::string_view(),
+                                to_core_policy(*policy),
+                                [done, payload](int status, std::int64_t n) { done(described(status), n, payload); },
+                                &read);
+  });
+}
+
+int httpcache_async_invalidate_tags(httpcache_async* ctx, const void* const* tags, const size_t* tag_lens,
+                                    size_t ntags, httpcache_async_done_cb done, void* payload) {
+  if (reject_if(!ctx || !done, "ctx or done is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::vector<std::string> list = tag_list(tags, tag_lens, ntags);
+    core::tag_set checked(list);
+    std::vector<std::string_view> views(list.begin(), list.end());
+    ctx->cache->impl->async_invalidate_tags(*ctx->session, views,
+                                            [done, payload](int status, std::int64_t n) { done(described(status), n, payload); });
   });
 }
 

@@ -35,6 +35,18 @@ std::vector<std::string_view> key_views(const void* const* keys, const size_t* k
   return views;
 }
 
+std::vector<std::string> tag_list(const void* const* tags, const size_t* tag_lens, size_t ntags) {
+  if (ntags == 0) throw error(errc::invalid, "no tags given");
+  if (!tags || !tag_lens) throw error(errc::invalid, "tags or tag_lens is NULL");
+  std::vector<std::string> list;
+  list.reserve(ntags);
+  for (size_t i = 0; i < ntags; ++i) {
+    if (!tags[i]) throw error(errc::invalid, fmt::format("tag {} is NULL", i));
+    list.emplace_back(bytes(tags[i], tag_lens[i]));
+  }
+  return list;
+}
+
 }  // namespace httpcache::capi
 
 using namespace httpcache::capi;
@@ -181,13 +193,11 @@ int httpcache_cache_invalidate(size_t* deleted, httpcache_cache* cache, const vo
   });
 }
 
-int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpcache_outcome* outcome,
-                                   httpcache_cache* cache, const void* key, size_t key_len,
-                                   const httpcache_ttl_policy* policy, httpcache_compute_cb compute,
-                                   void* payload) {
-  if (reject_if(!value || !cache || !policy || !compute, "value, cache, policy or compute is NULL") ||
-      bad_key(key))
-    return HTTPCACHE_EINVALID;
+namespace {
+
+int get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpcache_outcome* outcome, httpcache_cache* cache,
+                   std::string_view key, const std::vector<std::string>& tags, const httpcache_ttl_policy* policy,
+                   httpcache_compute_cb compute, void* payload) {
   // A backend failure is not the call's (it fails open), but httpcache_error_last() says why.
   core::last_backend_failure().detail.clear();
   core::get_or_compute_result r;
@@ -206,7 +216,7 @@ int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpca
       c.store = (flags & HTTPCACHE_COMPUTE_DONT_STORE) == 0;
       return c;
     };
-    r = cache->impl->get_or_compute(bytes(key, key_len), to_core_policy(*policy), produce);
+    r = cache->impl->get_or_compute(key, to_core_policy(*policy), produce, tags);
     fill_buf(value, r.value.data(), r.value.size());
     if (ttl_ms) *ttl_ms = r.ttl_ms;
     if (outcome) *outcome = static_cast<httpcache_outcome>(r.outcome);
@@ -215,6 +225,46 @@ int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpca
   if (rc == HTTPCACHE_OK && r.outcome == core::outcome::uncached && !failure.empty())
     set_error(HTTPCACHE_EBACKEND, failure);
   return rc;
+}
+
+}  // namespace
+
+int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpcache_outcome* outcome,
+                                   httpcache_cache* cache, const void* key, size_t key_len,
+                                   const httpcache_ttl_policy* policy, httpcache_compute_cb compute,
+                                   void* payload) {
+  if (reject_if(!value || !cache || !policy || !compute, "value, cache, policy or compute is NULL") ||
+      bad_key(key))
+    return HTTPCACHE_EINVALID;
+  return get_or_compute(value, ttl_ms, outcome, cache, bytes(key, key_len), {}, policy, compute, payload);
+}
+
+int httpcache_cache_get_or_compute_tagged(httpcache_buf* value, int64_t* ttl_ms, httpcache_outcome* outcome,
+                                          httpcache_cache* cache, const void* key, size_t key_len,
+                                          const void* const* tags, const size_t* tag_lens, size_t ntags,
+                                          const httpcache_ttl_policy* policy, httpcache_compute_cb compute,
+                                          void* payload) {
+  if (reject_if(!value || !cache || !policy || !compute, "value, cache, policy or compute is NULL") ||
+      bad_key(key))
+    return HTTPCACHE_EINVALID;
+  std::vector<std::string> list;
+  int rc = guard([&] {
+    list = tag_list(tags, tag_lens, ntags);
+    core::tag_set checked(list);  // every tag checked before the callback could run
+  });
+  if (rc != HTTPCACHE_OK) return rc;
+  return get_or_compute(value, ttl_ms, outcome, cache, bytes(key, key_len), list, policy, compute, payload);
+}
+
+int httpcache_cache_invalidate_tags(httpcache_cache* cache, const void* const* tags, const size_t* tag_lens,
+                                    size_t ntags) {
+  if (reject_if(!cache, "cache is NULL")) return HTTPCACHE_EINVALID;
+  return guard([&] {
+    std::vector<std::string> list = tag_list(tags, tag_lens, ntags);
+    core::tag_set checked(list);
+    std::vector<std::string_view> views(list.begin(), list.end());
+    cache->impl->invalidate_tags(views);
+  });
 }
 
 int httpcache_cache_stats(httpcache_stats* out, const httpcache_cache* cache) {

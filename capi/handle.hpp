@@ -3,7 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "../core/cache.hpp"
@@ -16,6 +18,8 @@ struct httpcache_cache {
 struct httpcache_async {
   httpcache_cache* cache;
   std::unique_ptr<httpcache::async_session> session;
+  // The generations each tagged miss read, per key, for httpcache_async_set_tagged().
+  std::unordered_map<std::string, httpcache::tag_set> tagged_misses;
 };
 
 namespace httpcache::capi {
@@ -26,6 +30,8 @@ ttl_policy to_core_policy(const httpcache_ttl_policy& policy);
 
 // Checks and views a C key list (pointers + lengths). Throws error(errc::invalid).
 std::vector<std::string_view> key_views(const void* const* keys, const size_t* key_lens, size_t nkeys);
+// A C tag list (1..32 tags) as strings; the core validates each. Throws error(errc::invalid).
+std::vector<std::string> tag_list(const void* const* tags, const size_t* tag_lens, size_t ntags);
 
 // Views of C headers (name, value), borrowed; a NULL name or value with a size throws
 // error(errc::invalid) naming it.

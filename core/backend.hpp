@@ -117,6 +117,13 @@ class async_session {
     (void)key;
     done(0, 0);
   }
+  // Tags (tags.hpp). The generation stored under tag_key, created as `candidate` when there is
+  // none (SET NX, then GET): done(0, generation) ("" when the key holds no string), or a failure.
+  // No lease is taken or voided. Requests queued together go out together, so an entry's get
+  // and its tags' stamps cost one round trip.
+  virtual void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) = 0;
+  // Deletes key if it still holds `value` (count 1), as a reader that found it stale does.
+  virtual void del_if(const std::string& key, std::string value, count_done_fn done) = 0;
   virtual void process(unsigned ready_events) = 0;
   virtual std::int64_t timeout_ms() const = 0;  // -1 when idle
   virtual std::size_t pending() const = 0;
@@ -157,6 +164,14 @@ class backend {
   }
   // Deletes the placeholder if the key still holds it (a computation that stores nothing).
   virtual void release(std::string_view key, std::string_view placeholder) { unlock(key, placeholder); }
+
+  // Tags (tags.hpp), on the real store like the leases. The entry at key as get() would return
+  // it (key empty: none is read), and each tag key's generation, created as candidates[i] when
+  // there is none (SET NX PX tag_ttl_ms, then GET): generations[i], "" when it could not be read.
+  // One round trip on one server; the default asks lease() once per tag.
+  virtual lookup_result get_stamped(std::string_view key, const std::vector<std::string_view>& tag_keys,
+                                    const std::vector<std::string>& candidates,
+                                    std::vector<std::string>& generations);
 };
 
 struct backend_options {

@@ -75,6 +75,14 @@ namespace {
 
 void check_not_lease(std::string_view value) {
   if (is_lease(value)) throw error(errc::invalid, "the value starts with the bytes reserved for lease placeholders");
+  if (is_tagged(value)) throw error(errc::invalid, "the value starts with the bytes reserved for tagged entries");
+}
+
+std::vector<std::string> tag_keys_of(std::string_view ns, const std::vector<std::string>& tags) {
+  std::vector<std::string> keys;
+  keys.reserve(tags.size());
+  for (const auto& t : tags) keys.push_back(tag_key(ns, t));
+  return keys;
 }
 
 // The keys this thread is computing (re-entrancy: a compute callback calling get_or_compute on
@@ -103,10 +111,63 @@ auto cache::guarded(Op&& op) -> decltype(op()) {
 }
 
 lookup_result cache::get(std::string_view key) {
-  lookup_result r = backend_->get(full_key(key));
-  if (r.found && is_lease(r.value)) r = lookup_result{};  // a computation in progress: a miss
+  const std::string full = full_key(key);
+  lookup_result r = backend_->get(full);
+  tag_set none;
+  if (!accept(full, r, none, false)) r = lookup_result{};  // a computation in progress, or stale: a miss
   stats::bump(r.found ? stats_.hits : stats_.misses);
   return r;
+}
+
+// The entry and the tags' generations in one round trip (the store creates a missing one).
+lookup_result cache::lookup(const std::string& full, tag_set& tags) {
+  if (tags.empty()) return backend_->get(full);
+  const std::vector<std::string> keys = tag_keys_of(ns_, tags.tags());
+  std::vector<std::string> candidates, generations;
+  for (std::size_t i = 0; i < keys.size(); ++i) candidates.push_back(make_generation());
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  lookup_result r = guarded([&] { return store_->get_stamped(full, views, candidates, generations); });
+  for (std::size_t i = 0; i < keys.size(); ++i) tags.learn(tags.tags()[i], std::move(generations[i]));
+  return r;
+}
+
+// Whether a found value is a hit for this call: not a placeholder, and current as far as tags
+// go (stamped tags this call knows no generation of are read first: one more round trip). A
+// hit's value becomes the payload inside its envelope. A stale entry is deleted (if it is still
+// there) when drop_stale, so that the lease that follows can be taken.
+bool cache::accept(const std::string& full, lookup_result& r, tag_set& tags, bool drop_stale) {
+  if (!r.found || is_lease(r.value)) return false;
+  std::string_view payload;
+  std::vector<std::string> missing;
+  tag_set::verdict v = tags.judge(r.value, payload, missing);
+  if (v == tag_set::verdict::unknown) {
+    const std::vector<std::string> keys = tag_keys_of(ns_, missing);
+    std::vector<std::string> candidates, generations;
+    for (std::size_t i = 0; i < keys.size(); ++i) candidates.push_back(make_generation());
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    try {
+      guarded([&] { return store_->get_stamped({}, views, candidates, generations); });
+    } catch (const backend_error&) {
+      generations.assign(keys.size(), std::string());  // unknown: not a hit
+    }
+    for (std::size_t i = 0; i < keys.size(); ++i) tags.learn(missing[i], std::move(generations[i]));
+    v = tags.judge(r.value, payload, missing);
+  }
+  if (v == tag_set::verdict::current) {
+    if (payload.size() != r.value.size()) r.value = std::string(payload);
+    return true;
+  }
+  if (drop_stale) {
+    try {
+      guarded([&] {
+        store_->release(full, r.value);
+        return 0;
+      });
+    } catch (const backend_error&) {
+    }
+    r = lookup_result{};
+  }
+  return false;
 }
 
 std::int64_t cache::set(std::string_view key, std::string_view value, const ttl_policy& policy) {
@@ -117,6 +178,15 @@ std::int64_t cache::set(std::string_view key, std::string_view value, const ttl_
   backend_->set(full, value, seconds * 1000);
   stats::bump(stats_.stores);
   return seconds;
+}
+
+void cache::invalidate_tags(const std::vector<std::string_view>& tags) {
+  std::vector<std::string> keys;
+  for (auto t : tags) keys.push_back(tag_key(ns_, t));  // every tag checked before anything is sent
+  // Before the writes: no flight that starts computing from now on is joined by an earlier caller's
+  // observation (a tag may cover any key, so every stripe moves).
+  for (auto& g : generations_) g.fetch_add(1, std::memory_order_acq_rel);
+  for (const auto& k : keys) backend_->set(k, make_generation(), tag_ttl_ms);
 }
 
 std::size_t cache::invalidate(const std::vector<std::string_view>& keys) {
@@ -138,9 +208,11 @@ computed cache::run(const std::string& full, const std::function<computed()>& co
 // A caller after a miss: lead a flight, join one whose observation matches its own (the same
 // placeholder seen, no invalidation through this handle since it started), or compute alone.
 get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_policy& policy,
-                                            const std::function<computed()>& compute) {
+                                            const std::function<computed()>& compute,
+                                            const std::vector<std::string>& tag_names) {
   std::string full = full_key(key);
   validate_ttl_policy(policy);
+  tag_set tags(tag_names);
   if (computing_here(this, full)) {  // re-entrant: never wait for ourselves
     bool unused = false;
     return compute_uncached(full, compute, unused);
@@ -149,8 +221,8 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
   bool backend_up = true;
   std::string seen;  // a placeholder our lookup found
   try {
-    lookup_result hit = backend_->get(full);
-    if (hit.found && !is_lease(hit.value)) {
+    lookup_result hit = lookup(full, tags);
+    if (accept(full, hit, tags, true)) {
       stats::bump(stats_.hits);
       return {std::move(hit.value), hit.ttl_ms, outcome::hit};
     }
@@ -165,7 +237,7 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
   flight_ptr flight = flights_.join(full, leader);
   bool unused = false;
   for (int round = 0;; ++round) {
-    if (leader) return lead(full, policy, compute, flight, backend_up, seen, "");
+    if (leader) return lead(full, policy, compute, flight, backend_up, seen, "", tags);
     auto observed = single_flight::observed(flight, wait);
     if (!observed) return compute_uncached(full, compute, unused, backend_up);  // the leader is stuck
     bool joinable = arrived <= observed->generation;
@@ -177,8 +249,8 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
         std::string mine = make_lease_placeholder();
         try {
           lease_result l = guarded([&] { return store_->lease(full, mine, lease_ms()); });
-          if (l.granted) return lead(full, policy, compute, flights_.replace(full), true, "", mine);
-          if (l.current.found && !is_lease(l.current.value)) {
+          if (l.granted) return lead(full, policy, compute, flights_.replace(full), true, "", mine, tags);
+          if (accept(full, l.current, tags, false)) {
             stats::bump(stats_.hits);
             return {std::move(l.current.value), l.current.ttl_ms, outcome::hit};
           }
@@ -200,8 +272,8 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
         std::string mine = make_lease_placeholder();
         try {
           lease_result l = guarded([&] { return store_->lease(full, mine, lease_ms()); });
-          if (l.granted) return compute_leased(full, policy, compute, mine, unused);
-          if (l.current.found && !is_lease(l.current.value)) {
+          if (l.granted) return compute_leased(full, policy, compute, mine, unused, tags);
+          if (accept(full, l.current, tags, false)) {
             stats::bump(stats_.hits);
             return {std::move(l.current.value), l.current.ttl_ms, outcome::hit};
           }
@@ -229,10 +301,11 @@ void cache::publish(const flight_ptr& flight, const std::string& full, std::stri
 
 get_or_compute_result cache::lead(const std::string& full, const ttl_policy& policy,
                                   const std::function<computed()>& compute, const flight_ptr& flight,
-                                  bool backend_up, const std::string& seen, const std::string& granted) {
+                                  bool backend_up, const std::string& seen, const std::string& granted,
+                                  tag_set& tags) {
   try {
     bool shareable = false;
-    get_or_compute_result r = lead_flight(full, policy, compute, flight, backend_up, seen, granted, shareable);
+    get_or_compute_result r = lead_flight(full, policy, compute, flight, backend_up, seen, granted, shareable, tags);
     std::optional<single_flight::shared_result> shared;
     if (shareable) shared = single_flight::shared_result{r.value, std::max<std::int64_t>(r.ttl_ms, 0), static_cast<int>(r.outcome)};
     flights_.finish(full, flight, std::move(shared));
@@ -251,10 +324,10 @@ get_or_compute_result cache::lead(const std::string& full, const ttl_policy& pol
 get_or_compute_result cache::lead_flight(const std::string& full, const ttl_policy& policy,
                                          const std::function<computed()>& compute, const flight_ptr& flight,
                                          bool backend_up, const std::string& seen, const std::string& granted,
-                                         bool& shareable) {
+                                         bool& shareable, tag_set& tags) {
   if (!granted.empty()) {
     publish(flight, full, granted, false);
-    return compute_leased(full, policy, compute, granted, shareable);
+    return compute_leased(full, policy, compute, granted, shareable, tags);
   }
   if (!backend_up) {
     publish(flight, full, "", false);
@@ -263,7 +336,7 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
   // A placeholder our lookup saw may be gone already (its holder stored, or gave up): the lease
   // attempt looks again in the same round trip.
   (void)seen;
-  if (options_.lock_ttl_ms == 0) return lease_and_compute(full, policy, compute, flight, shareable);
+  if (options_.lock_ttl_ms == 0) return lease_and_compute(full, policy, compute, flight, shareable, tags);
   const std::string lock_key = lock_key_for(full), token = random_token();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.singleflight_wait_ms);
   for (int delay_ms = 2;; delay_ms = std::min(delay_ms * 2, 50)) {
@@ -277,7 +350,7 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
     if (locked) {
       get_or_compute_result r;
       try {
-        r = lease_and_compute(full, policy, compute, flight, shareable);
+        r = lease_and_compute(full, policy, compute, flight, shareable, tags);
       } catch (...) {
         try { backend_->unlock(lock_key, token); } catch (const backend_error&) {}
         throw;
@@ -285,11 +358,11 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
       try { backend_->unlock(lock_key, token); } catch (const backend_error&) {}
       return r;
     }
-    if (std::chrono::steady_clock::now() >= deadline) return lease_and_compute(full, policy, compute, flight, shareable);
+    if (std::chrono::steady_clock::now() >= deadline) return lease_and_compute(full, policy, compute, flight, shareable, tags);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     try {
       lookup_result hit = backend_->get(full);
-      if (hit.found && !is_lease(hit.value)) {
+      if (accept(full, hit, tags, false)) {
         stats::bump(stats_.coalesced);
         publish(flight, full, "", true);
         shareable = true;
@@ -306,7 +379,7 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
 // when refused) and computes under it; a value found instead is a hit.
 get_or_compute_result cache::lease_and_compute(const std::string& full, const ttl_policy& policy,
                                                const std::function<computed()>& compute, const flight_ptr& flight,
-                                               bool& shareable) {
+                                               bool& shareable, tag_set& tags) {
   std::string placeholder = make_lease_placeholder();
   lease_result l;
   try {
@@ -317,9 +390,9 @@ get_or_compute_result cache::lease_and_compute(const std::string& full, const tt
   }
   if (l.granted) {
     publish(flight, full, placeholder, false);
-    return compute_leased(full, policy, compute, placeholder, shareable);
+    return compute_leased(full, policy, compute, placeholder, shareable, tags);
   }
-  if (l.current.found && !is_lease(l.current.value)) {
+  if (accept(full, l.current, tags, false)) {
     stats::bump(stats_.hits);
     publish(flight, full, "", true);
     shareable = true;
@@ -331,7 +404,7 @@ get_or_compute_result cache::lease_and_compute(const std::string& full, const tt
 
 get_or_compute_result cache::compute_leased(const std::string& full, const ttl_policy& policy,
                                             const std::function<computed()>& compute,
-                                            const std::string& placeholder, bool& shareable) {
+                                            const std::string& placeholder, bool& shareable, tag_set& tags) {
   auto release = [&] {
     try {
       guarded([&] {
@@ -341,6 +414,10 @@ get_or_compute_result cache::compute_leased(const std::string& full, const ttl_p
     } catch (const backend_error&) {
     }
   };
+  if (!tags.complete()) {  // a tag's generation could not be read: what we compute is not stored
+    release();
+    return compute_uncached(full, compute, shareable);
+  }
   computed fresh;
   try {
     fresh = run(full, compute);
@@ -352,7 +429,7 @@ get_or_compute_result cache::compute_leased(const std::string& full, const ttl_p
   // Only a value its producer wanted cached may be handed to concurrent callers.
   shareable = fresh.store && result.value.size() <= options_.max_value_bytes;
   if (fresh.store && result.value.size() > options_.max_value_bytes) stats::bump(stats_.oversized);
-  if (!shareable || is_lease(result.value)) {
+  if (!shareable || is_lease(result.value) || is_tagged(result.value)) {
     release();  // nothing to store: the next caller may take the lease at once
     stats::bump(stats_.uncached);
     return result;
@@ -362,7 +439,9 @@ get_or_compute_result cache::compute_leased(const std::string& full, const ttl_p
     std::int64_t seconds = ttl(policy, now_unix_ms());
     // Refused when an invalidation (or an explicit set) replaced our placeholder meanwhile: the
     // value is still this caller's (and its waiters', who arrived before the invalidation).
-    if (guarded([&] { return store_->store_leased(full, placeholder, result.value, seconds * 1000); })) {
+    const std::string stamped = tags.empty() ? std::string() : tags.wrap(result.value);
+    const std::string_view stored = tags.empty() ? std::string_view(result.value) : std::string_view(stamped);
+    if (guarded([&] { return store_->store_leased(full, placeholder, stored, seconds * 1000); })) {
       result.ttl_ms = seconds * 1000;
       result.outcome = outcome::stored;
       stats::bump(stats_.stores);
@@ -391,25 +470,152 @@ get_or_compute_result cache::compute_uncached(const std::string& full, const std
   return result;
 }
 
-void cache::async_get(async_session& s, std::string_view key, get_done_fn done) const {
-  s.get(full_key(key), [counters = &stats_, done = std::move(done)](int status, std::string_view value,
-                                                                   std::int64_t ttl_ms) {
-    if (status == 0) stats::bump(counters->hits);
-    if (status == static_cast<int>(errc::not_found)) stats::bump(counters->misses);
-    done(status, value, ttl_ms);
-  });
+namespace {
+
+// One async get with tags: the entry's get and the tags' stamps go out together; the answer is
+// judged when the last of them completes. A stale entry is deleted (if still there) and looked
+// up once more, so that the miss takes the key's lease; stamped tags the call did not name are
+// read in one more round trip.
+struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
+  async_session& session;
+  std::string full, ns;
+  tag_set tags;
+  cache::tagged_get_done_fn done;
+  stats* counters;
+  std::size_t left = 0;
+  int status = 0;
+  std::string value;
+  std::int64_t ttl_ms = 0;
+  bool retried = false;
+
+  tagged_lookup(async_session& s, std::string f, std::string n, tag_set t, cache::tagged_get_done_fn d, stats* c)
+      : session(s), full(std::move(f)), ns(std::move(n)), tags(std::move(t)), done(std::move(d)), counters(c) {}
+
+  void start() {
+    left = 1 + tags.tags().size();
+    auto self = shared_from_this();
+    session.get(full, [self](int st, std::string_view v, std::int64_t ttl) {
+      self->status = st;
+      self->value.assign(v);
+      self->ttl_ms = ttl;
+      self->one_done();
+    });
+    stamp(tags.tags());
+  }
+
+  void stamp(const std::vector<std::string>& names) {
+    auto self = shared_from_this();
+    for (const auto& name : names)
+      session.stamp(tag_key(ns, name), make_generation(), [self, name](int st, std::string_view g, std::int64_t) {
+        self->tags.learn(name, st == 0 ? std::string(g) : std::string());
+        self->one_done();
+      });
+  }
+
+  void one_done() {
+    if (--left == 0) judge();
+  }
+
+  void judge() {
+    if (status != 0) return finish(status, {}, ttl_ms);  // a miss (ttl_ms: its lease number) or a failure
+    std::string_view payload;
+    std::vector<std::string> missing;
+    switch (tags.judge(value, payload, missing)) {
+      case tag_set::verdict::current:
+        return finish(0, payload, ttl_ms);
+      case tag_set::verdict::unknown:
+        if (!retried) {
+          retried = true;
+          left = missing.size();
+          return stamp(missing);
+        }
+        return finish(static_cast<int>(errc::not_found), {}, 0);
+      case tag_set::verdict::stale:
+        break;
+    }
+    if (retried) return finish(static_cast<int>(errc::not_found), {}, 0);
+    retried = true;
+    auto self = shared_from_this();
+    session.del_if(full, value, [self](int, std::int64_t) {
+      self->left = 1;
+      self->session.get(self->full, [self](int st, std::string_view v, std::int64_t ttl) {
+        self->status = st;
+        self->value.assign(v);
+        self->ttl_ms = ttl;
+        self->one_done();
+      });
+    });
+  }
+
+  void finish(int st, std::string_view v, std::int64_t ttl) {
+    if (st == 0) stats::bump(counters->hits);
+    if (st == static_cast<int>(errc::not_found)) stats::bump(counters->misses);
+    done(st, v, ttl, tags);
+  }
+};
+
+}  // namespace
+
+void cache::async_get(async_session& s, std::string_view key, const std::vector<std::string>& tags,
+                      tagged_get_done_fn done) const {
+  std::string full = full_key(key);
+  tag_set names(tags);
+  if (names.empty()) {  // the common case: no state to keep unless the entry is tagged
+    s.get(full, [this, &s, full, done = std::move(done)](int status, std::string_view value, std::int64_t ttl_ms) {
+      if (status == 0 && is_tagged(value)) {
+        auto look = std::make_shared<tagged_lookup>(s, full, ns_, tag_set(), done, &stats_);
+        look->value.assign(value);
+        look->ttl_ms = ttl_ms;
+        return look->judge();
+      }
+      if (status == 0) stats::bump(stats_.hits);
+      if (status == static_cast<int>(errc::not_found)) stats::bump(stats_.misses);
+      static const tag_set none;
+      done(status, value, ttl_ms, none);
+    });
+    return;
+  }
+  std::make_shared<tagged_lookup>(s, std::move(full), ns_, std::move(names), std::move(done), &stats_)->start();
 }
 
 void cache::async_set(async_session& s, std::string_view key, std::string_view value, const ttl_policy& policy,
-                      count_done_fn done) const {
+                      count_done_fn done, const tag_set* tags) const {
   std::string full = full_key(key);
   check_value_size(value.size());
   check_not_lease(value);
   std::int64_t seconds = ttl(policy, now_unix_ms());
+  std::string stamped;
+  if (tags && !tags->empty()) {
+    // A tag whose generation the get could not read: the value is not stored (its lease goes).
+    if (!tags->complete()) return s.release(full, [done = std::move(done)](int, std::int64_t) {
+      done(static_cast<int>(errc::not_found), 0);
+    });
+    stamped = tags->wrap(value);
+    value = stamped;
+  }
   s.set(full, value, seconds * 1000, [counters = &stats_, seconds, done = std::move(done)](int status, std::int64_t) {
     if (status == 0) stats::bump(counters->stores);
     done(status, status == 0 ? seconds : 0);
   });
+}
+
+void cache::async_invalidate_tags(async_session& s, const std::vector<std::string_view>& tags,
+                                  count_done_fn done) const {
+  if (tags.empty()) throw error(errc::invalid, "no tags to invalidate");
+  std::vector<std::string> keys;
+  for (auto t : tags) keys.push_back(tag_key(ns_, t));
+  for (auto& g : generations_) g.fetch_add(1, std::memory_order_acq_rel);
+  struct tally {
+    std::size_t left;
+    int status = 0;
+    count_done_fn done;
+  };
+  auto t = std::make_shared<tally>(tally{keys.size(), 0, std::move(done)});
+  for (const auto& k : keys)
+    s.set(k, make_generation(), tag_ttl_ms, [t](int status, std::int64_t) {
+      if (status != 0 && t->status == 0) t->status = status;
+      if (--t->left == 0) t->done(t->status, 0);
+    });
 }
 
 void cache::async_release(async_session& s, std::string_view key, count_done_fn done) const {

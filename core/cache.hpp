@@ -18,6 +18,7 @@
 #include "options.hpp"  // cache_options
 #include "single_flight.hpp"
 #include "stats.hpp"
+#include "tags.hpp"
 #include "ttl.hpp"
 #include "url.hpp"
 
@@ -55,17 +56,23 @@ class cache {
   std::int64_t ttl(const ttl_policy& policy, std::int64_t now_ms) const { return ttl_seconds(policy, zone_, now_ms); }
 
   // Blocking calls; thread-safe. Backend failures throw backend_error.
-  lookup_result get(std::string_view key);
+  lookup_result get(std::string_view key);  // a tagged entry is checked (tags.hpp) and unwrapped
   std::int64_t set(std::string_view key, std::string_view value, const ttl_policy& policy);  // -> TTL seconds
   std::size_t invalidate(const std::vector<std::string_view>& keys);
+  // Gives each tag a new generation: every entry stamped with one of them misses from now on.
+  // One command per tag. Throws error(errc::invalid) for a bad tag (nothing is sent).
+  void invalidate_tags(const std::vector<std::string_view>& tags);
 
   // Hit, or compute once and store. Fails open: a backend failure never fails the call.
   // Fenced (docs/design.md "Fencing"): a computation that began before an invalidation never
   // stores after it, and a caller arriving after an invalidation never gets a value computed
   // before it. Waiters of a failed computation get its failure (the same exception). A compute
   // callback calling get_or_compute on its own key (same thread) computes at once, uncached.
+  // With tags, a hit must carry each tag's current generation (read in the hit's round trip),
+  // and a stored value is stamped with the generations read before computing.
   get_or_compute_result get_or_compute(std::string_view key, const ttl_policy& policy,
-                                       const std::function<computed()>& compute);
+                                       const std::function<computed()>& compute,
+                                       const std::vector<std::string>& tags = {});
 
   // Non-blocking calls through a session from open_async(). Arguments are checked (and the TTL
   // computed) before anything starts, so a bad call throws and no callback runs.
@@ -73,9 +80,15 @@ class cache {
   // Counters; the async caller reports its own hits and misses through these too.
   struct stats& counters() const noexcept { return stats_; }
   bool breaker_open() const noexcept { return breaker_.is_open(); }
-  void async_get(async_session& s, std::string_view key, get_done_fn done) const;
+  // The tags' generations come with the answer (read in the same round trip): a caller that
+  // computes after a miss passes them to async_set, which stamps the value with them.
+  using tagged_get_done_fn =
+      std::function<void(int status, std::string_view value, std::int64_t ttl_ms, const tag_set& tags)>;
+  void async_get(async_session& s, std::string_view key, const std::vector<std::string>& tags,
+                 tagged_get_done_fn done) const;
   void async_set(async_session& s, std::string_view key, std::string_view value, const ttl_policy& policy,
-                 count_done_fn done) const;
+                 count_done_fn done, const tag_set* tags = nullptr) const;
+  void async_invalidate_tags(async_session& s, const std::vector<std::string_view>& tags, count_done_fn done) const;
   void async_invalidate(async_session& s, const std::vector<std::string_view>& keys, count_done_fn done) const;
   void async_release(async_session& s, std::string_view key, count_done_fn done) const;
 
@@ -89,19 +102,21 @@ class cache {
   computed run(const std::string& full, const std::function<computed()>& compute);
   get_or_compute_result lead(const std::string& full, const ttl_policy& policy,
                              const std::function<computed()>& compute, const flight_ptr& flight, bool backend_up,
-                             const std::string& seen, const std::string& granted);
+                             const std::string& seen, const std::string& granted, tag_set& tags);
   get_or_compute_result lead_flight(const std::string& full, const ttl_policy& policy,
                                     const std::function<computed()>& compute, const flight_ptr& flight,
                                     bool backend_up, const std::string& seen, const std::string& granted,
-                                    bool& shareable);
+                                    bool& shareable, tag_set& tags);
   get_or_compute_result lease_and_compute(const std::string& full, const ttl_policy& policy,
                                           const std::function<computed()>& compute, const flight_ptr& flight,
-                                          bool& shareable);
+                                          bool& shareable, tag_set& tags);
   get_or_compute_result compute_leased(const std::string& full, const ttl_policy& policy,
                                        const std::function<computed()>& compute, const std::string& placeholder,
-                                       bool& shareable);
+                                       bool& shareable, tag_set& tags);
   get_or_compute_result compute_uncached(const std::string& full, const std::function<computed()>& compute,
                                          bool& shareable, bool fenced = true);
+  bool accept(const std::string& full, lookup_result& r, tag_set& tags, bool drop_stale);
+  lookup_result lookup(const std::string& full, tag_set& tags);
   void publish(const flight_ptr& flight, const std::string& full, std::string placeholder, bool value) const;
 
   std::string ns_;

@@ -43,6 +43,18 @@ class guarded_session final : public async_session {
     if (!owner_.admit()) return done(breaker_skip(), 0);
     inner_->release(key, wrap(std::move(done)));
   }
+  void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) override {
+    if (!owner_.admit()) return done(breaker_skip(), {}, 0);
+    inner_->stamp(tag_key, candidate, [owner = &owner_, done = std::move(done)](int status, std::string_view g,
+                                                                               std::int64_t t) {
+      owner->record(status, outage_of(status));
+      done(status, g, t);
+    });
+  }
+  void del_if(const std::string& key, std::string value, count_done_fn done) override {
+    if (!owner_.admit()) return done(breaker_skip(), 0);
+    inner_->del_if(key, std::move(value), wrap(std::move(done)));
+  }
   void process(unsigned ready) override { inner_->process(ready); }
   std::int64_t timeout_ms() const override { return inner_->timeout_ms(); }
   std::size_t pending() const override { return inner_->pending(); }

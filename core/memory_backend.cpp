@@ -6,6 +6,8 @@
 #include <atomic>
 #include <random>
 
+#include "tags.hpp"
+
 namespace httpcache {
 
 std::string make_lease_placeholder() {
@@ -195,6 +197,15 @@ class memory_session final : public async_session {
     if (leases_.take(key, placeholder) <= 0) return done(0, 0);
     store_.release(key, placeholder);
     done(0, 1);
+  }
+  void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) override {
+    lease_result l = store_.lease(tag_key, candidate, tag_ttl_ms);
+    if (l.granted) return done(0, candidate, 0);
+    done(0, l.current.found ? std::string_view(l.current.value) : std::string_view(), 0);
+  }
+  void del_if(const std::string& key, std::string value, count_done_fn done) override {
+    store_.release(key, value);
+    done(0, 0);
   }
   void process(unsigned) override {}
   std::int64_t timeout_ms() const override { return -1; }

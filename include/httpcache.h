@@ -75,12 +75,12 @@
  * ------------------------------------------------------------------------ */
 
 #define HTTPCACHE_VERSION_MAJOR 1
-#define HTTPCACHE_VERSION_MINOR 3
+#define HTTPCACHE_VERSION_MINOR 4
 #define HTTPCACHE_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH, e.g. 10000 for 1.0.0. */
 #define HTTPCACHE_VERSION_NUMBER \
   (HTTPCACHE_VERSION_MAJOR * 10000 + HTTPCACHE_VERSION_MINOR * 100 + HTTPCACHE_VERSION_PATCH)
-#define HTTPCACHE_VERSION_STRING "1.3.0"
+#define HTTPCACHE_VERSION_STRING "1.4.0"
 /** The ABI version: the N of libhttpcache.so.N. Bumped only on ABI breaks. */
 #define HTTPCACHE_SOVERSION 1
 
@@ -568,6 +568,63 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64
                                                      httpcache_compute_cb compute, void *payload);
 
 /* ------------------------------------------------------------------------
+ * Tags (since v1.4): invalidating groups of entries
+ *
+ * An entry stored under tags misses once any of them is invalidated. Each tag
+ * has a generation, a random value under its own key
+ * (`httpcache-tag!<ns>:<tag>`, kept 30 days from its creation or last
+ * invalidation); a tagged entry is stored inside an envelope holding the
+ * generation of each of its tags as read before its computation began, and
+ * invalidating a tag gives it a new generation: one SET per tag, whatever the
+ * number of entries, with no KEYS or SCAN, on one server, Sentinel or a
+ * cluster. A tagged lookup reads the entry and its tags' generations in one
+ * pipeline: on one server (or Sentinel) a hit costs the same round trip as an
+ * untagged one; on a cluster the tags live on other nodes (the non-blocking
+ * context asks them at the same time; the blocking calls one after another).
+ * A lookup creates a generation that does not exist yet (SET NX), so an entry
+ * is never stamped with "none": a tag key that expires or is evicted makes its
+ * entries miss rather than bring back invalidated ones.
+ *
+ * A tagged call accepts only entries stamped with each of its tags (an entry
+ * stored without them, earlier or by another writer, is a miss for it); any
+ * lookup (httpcache_cache_get() too) refuses an entry with a stale stamp, and
+ * unwraps the envelope, so readers always get the value itself. Values stored
+ * with the setters may not begin with the envelope's reserved prefix (a NUL
+ * byte and "httpcache-tags"). A computation that began before a tag's
+ * invalidation is stamped with the old generation, so it is never served after
+ * it. Tags are 1..1024 bytes (any bytes), at most 32 per call; duplicates
+ * count once. Redis ACL: SET, GET, PTTL and EVAL, as for the untagged calls.
+ * ------------------------------------------------------------------------ */
+
+/**
+ * httpcache_cache_get_or_compute() with tags: a hit must carry each tag's
+ * current generation, and the stored value is stamped with them.
+ * @param tags, tag_lens ntags tags (1..32); every tag is checked before
+ *        anything is sent.
+ * @return as httpcache_cache_get_or_compute(); HTTPCACHE_EINVALID also for a
+ *         bad tag list (the callback is not called).
+ * Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute_tagged(httpcache_buf *value, int64_t *ttl_ms,
+                                                            httpcache_outcome *outcome, httpcache_cache *cache,
+                                                            const void *key, size_t key_len,
+                                                            const void *const *tags, const size_t *tag_lens,
+                                                            size_t ntags, const httpcache_ttl_policy *policy,
+                                                            httpcache_compute_cb compute, void *payload);
+
+/**
+ * Invalidates tags: every entry stamped with one of them misses from now on,
+ * on every handle and process. One SET per tag. A get_or_compute computation
+ * on this handle that began before this call is not shared with callers that
+ * arrive after it.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad tag list: nothing is sent);
+ *         HTTPCACHE_EBACKEND; HTTPCACHE_ETIMEOUT.
+ * Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_invalidate_tags(httpcache_cache *cache, const void *const *tags,
+                                                      const size_t *tag_lens, size_t ntags);
+
+/* ------------------------------------------------------------------------
  * HTTP response records
  *
  * Cached HTTP responses are stored in one record format, so that a response
@@ -966,6 +1023,47 @@ HTTPCACHE_EXTERN(int) httpcache_async_invalidate(httpcache_async *ctx, const voi
  */
 HTTPCACHE_EXTERN(int) httpcache_async_release(httpcache_async *ctx, const void *key, size_t key_len,
                                               httpcache_async_done_cb done, void *payload);
+
+/**
+ * httpcache_async_get() with tags (see "Tags"): the entry and the tags'
+ * generations are asked in one pipeline; `done` gets a hit only when the
+ * entry is stamped with each tag's current generation. After a miss, the
+ * context remembers the generations read, and httpcache_async_set_tagged()
+ * of that key stamps its value with them.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key or tag list: done is not called).
+ * Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_async_get_tagged(httpcache_async *ctx, const void *key, size_t key_len,
+                                                 const void *const *tags, const size_t *tag_lens, size_t ntags,
+                                                 httpcache_async_get_cb done, void *payload);
+
+/**
+ * httpcache_async_set() of a value computed after a miss of
+ * httpcache_async_get_tagged() with the same key and tags: stored stamped
+ * with the generations that miss read (fenced by its lease, as
+ * httpcache_async_set()). When this context holds no such miss (never made,
+ * other tags, or forgotten: up to 65,536 are remembered), or a generation
+ * could not be read, nothing is stored, the lease is given up and done gets
+ * HTTPCACHE_ENOTFOUND: a value whose generations are unknown could outlive an
+ * invalidation.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key, tags, policy or oversized value: done is not called).
+ * Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_async_set_tagged(httpcache_async *ctx, const void *key, size_t key_len,
+                                                 const void *const *tags, const size_t *tag_lens, size_t ntags,
+                                                 const void *value, size_t value_len,
+                                                 const httpcache_ttl_policy *policy, httpcache_async_done_cb done,
+                                                 void *payload);
+
+/**
+ * httpcache_cache_invalidate_tags() without blocking: one SET per tag,
+ * pipelined; `done` gets count 0.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad tag list: done is not called).
+ * Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_async_invalidate_tags(httpcache_async *ctx, const void *const *tags,
+                                                      const size_t *tag_lens, size_t ntags,
+                                                      httpcache_async_done_cb done, void *payload);
 
 /**
  * Does the I/O the ready events allow and runs the completions that follow;

@@ -12,6 +12,7 @@
 #include "sentinel.hpp"
 #include "session.hpp"
 #include "tls.hpp"
+#include "../tags.hpp"
 
 namespace httpcache {
 
@@ -47,6 +48,39 @@ class redis_backend final : public backend, private detail::fork_participant {
     command get = detail::get_command(key), pttl = detail::pttl_command(key);
     auto replies = exchange({&get, &pttl});  // pipelined: one round trip
     return detail::parse_lookup(replies[0].get(), replies[1].get());
+  }
+
+  // The entry's GET and PTTL and each tag's SET NX and GET, pipelined: one round trip.
+  lookup_result get_stamped(std::string_view key, const std::vector<std::string_view>& tag_keys,
+                            const std::vector<std::string>& candidates,
+                            std::vector<std::string>& generations) override {
+    const std::string ttl_text = std::to_string(tag_ttl_ms);
+    std::vector<command> cmds;
+    cmds.reserve(2 + 2 * tag_keys.size());
+    if (!key.empty()) {
+      cmds.push_back(detail::get_command(key));
+      cmds.push_back(detail::pttl_command(key));
+    }
+    for (std::size_t i = 0; i < tag_keys.size(); ++i) {
+      cmds.push_back(detail::lock_command(tag_keys[i], candidates[i], ttl_text));
+      cmds.push_back(detail::get_command(tag_keys[i]));
+    }
+    std::vector<const command*> ptrs;
+    for (const auto& c : cmds) ptrs.push_back(&c);
+    auto replies = exchange(ptrs);
+    std::size_t at = 0;
+    lookup_result r;
+    if (!key.empty()) {
+      r = detail::parse_lookup(replies[0].get(), replies[1].get());
+      at = 2;
+    }
+    generations.assign(tag_keys.size(), std::string());
+    for (std::size_t i = 0; i < tag_keys.size(); ++i, at += 2) {
+      detail::throw_if_error(replies[at].get());  // SET NX: OK or NIL, unless the server refused
+      const redisReply* g = replies[at + 1].get();
+      if (g->type == REDIS_REPLY_STRING) generations[i].assign(g->str, g->len);
+    }
+    return r;
   }
 
   void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override {

@@ -39,7 +39,7 @@ class cluster_session final : public async_session {
   ~cluster_session() override {
     if (pid_ != detail::current_pid()) forget_inherited();  // never touch the parent's epoll set
     for (auto& w : waiting_) {  // never sent: canceled, like the requests in flight
-      if (w.what == waiting::kind::get) w.get_done(static_cast<int>(errc::canceled), {}, 0);
+      if (w.get_done) w.get_done(static_cast<int>(errc::canceled), {}, 0);
       else w.count_done(static_cast<int>(errc::canceled), 0);
     }
     waiting_.clear();
@@ -95,6 +95,26 @@ class cluster_session final : public async_session {
       }
       node->del({key}, refreshing(std::move(finish_one)));
     }
+  }
+
+  // Tag stamps and conditional deletes go to the key's owner, parked like a get until it is known.
+  void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) override {
+    if (pid_ != detail::current_pid()) forget_inherited();
+    if (must_wait(tag_key)) return park(waiting{waiting::kind::stamp, tag_key, candidate, 0, {}, std::move(done), nullptr});
+    async_session* node = node_for(tag_key);
+    if (!node) return done(no_owner(), {}, 0);
+    node->stamp(tag_key, candidate, [c = &cluster_, done = std::move(done)](int status, std::string_view g, std::int64_t t) {
+      if (is_failure(status)) c->request_refresh();
+      done(status, g, t);
+    });
+  }
+
+  void del_if(const std::string& key, std::string value, count_done_fn done) override {
+    if (pid_ != detail::current_pid()) forget_inherited();
+    if (must_wait(key)) return park(waiting{waiting::kind::del_if, key, std::move(value), 0, {}, nullptr, std::move(done)});
+    async_session* node = node_for(key);
+    if (!node) return done(no_owner(), 0);
+    node->del_if(key, std::move(value), refreshing(std::move(done)));
   }
 
   // The lease is held by the node session that answered the miss: the slot's owner.
@@ -168,7 +188,7 @@ class cluster_session final : public async_session {
     nodes_.clear();
     nodes.clear();  // completions may start new requests: those go to new node sessions
     for (auto& w : parked) {
-      if (w.what == waiting::kind::get) w.get_done(static_cast<int>(errc::canceled), {}, 0);
+      if (w.get_done) w.get_done(static_cast<int>(errc::canceled), {}, 0);
       else w.count_done(static_cast<int>(errc::canceled), 0);
     }
   }
@@ -177,7 +197,7 @@ class cluster_session final : public async_session {
   // background thread); the host's timer calls process(), which sends them once it is known, or
   // fails them open at their deadline. So the loop never waits for the map.
   struct waiting {
-    enum class kind { get, set, del } what;
+    enum class kind { get, set, del, stamp, del_if } what;
     std::string key;
     std::string value;
     std::int64_t ttl_ms;
@@ -211,10 +231,12 @@ class cluster_session final : public async_session {
           case waiting::kind::get: get(w.key, std::move(w.get_done)); break;
           case waiting::kind::set: set(w.key, w.value, w.ttl_ms, std::move(w.count_done)); break;
           case waiting::kind::del: del(w.keys, std::move(w.count_done)); break;
+          case waiting::kind::stamp: stamp(w.key, w.value, std::move(w.get_done)); break;
+          case waiting::kind::del_if: del_if(w.key, std::move(w.value), std::move(w.count_done)); break;
         }
       } else if (now >= w.deadline_ms) {
         const int status = note_backend_failure(static_cast<int>(errc::timeout), "the cluster's slot map did not arrive in time");
-        if (w.what == waiting::kind::get) w.get_done(status, {}, 0);
+        if (w.get_done) w.get_done(status, {}, 0);
         else w.count_done(status, 0);
       } else {
         still.push_back(std::move(w));

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../clock.hpp"
+#include "../tags.hpp"
 #include "commands.hpp"
 #include "fork.hpp"
 
@@ -117,6 +118,26 @@ class redis_session final : public async_session {
     if (leases_.take(key, placeholder) <= 0) return done(0, 0);
     auto* req = new request(request::kind::del, nullptr, std::move(done));  // the script returns 1 or 0
     auto cmd = detail::unlock_command(key, placeholder);
+    start(req, {&cmd});
+  }
+
+  // A lease-shaped request (SET NX, GET, PTTL) outside the lease book: the tag's generation.
+  void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) override {
+    auto* req = new request(request::kind::lease, nullptr, nullptr);
+    req->replies_left = 3;
+    req->lease_done = [done = std::move(done)](int st, const request& r) {
+      if (st != 0) return done(st, {}, 0);
+      done(0, r.found ? std::string_view(r.value) : std::string_view(), 0);
+    };
+    const std::string ttl_text = std::to_string(tag_ttl_ms);
+    detail::command set_nx = detail::lock_command(tag_key, candidate, ttl_text),
+                    get_cmd = detail::get_command(tag_key), pttl_cmd = detail::pttl_command(tag_key);
+    start(req, {&set_nx, &get_cmd, &pttl_cmd});
+  }
+
+  void del_if(const std::string& key, std::string value, count_done_fn done) override {
+    auto* req = new request(request::kind::del, nullptr, std::move(done));  // the script returns 1 or 0
+    auto cmd = detail::unlock_command(key, value);
     start(req, {&cmd});
   }
 
