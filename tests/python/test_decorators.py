@@ -272,7 +272,7 @@ def test_bad_decoration_is_a_value_error_naming_the_value(kwargs, needle):
 @pytest.mark.parametrize(
     "kwargs, needle",
     [
-        ({}, "key or keys"),
+        ({}, "give key, keys or tags"),
         ({"key": "a.{}"}, "'a.{}'"),
         ({"keys": ["a", "b.{}"], "obj": "user", "obj_attr": "id"}, "'a'"),
         ({"key": "a.{}", "obj": "user"}, "'user'"),

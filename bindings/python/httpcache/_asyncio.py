@@ -114,12 +114,13 @@ class Flight:
     once, inside the completion (``_SharedRead.set_result``), before any task runs, so its
     leader never sends a set the session would fence with the new lease."""
 
-    __slots__ = ("future", "lease", "generation", "void", "set_sent")
+    __slots__ = ("future", "lease", "generation", "void", "set_sent", "tags")
 
-    def __init__(self, future: Any, lease: int, generation: int) -> None:
+    def __init__(self, future: Any, lease: int, generation: int, tags: list[bytes] | None = None) -> None:
         self.future = future
         self.lease = lease
         self.generation = generation
+        self.tags = tags or []  # its set stamps the value with the generations its miss read
         self.void = False
         self.set_sent = False  # a set used (or gave up) the lease: nothing to release
 
@@ -129,10 +130,11 @@ class _SharedRead:
     is in flight: the library calls done()/set_result() on it (as on a future), and it resolves
     each caller's own future at once, in the same loop pass, then leaves the table of reads."""
 
-    __slots__ = ("table", "key", "waiters", "finished", "flights")
+    __slots__ = ("table", "shared_as", "key", "waiters", "finished", "flights")
 
-    def __init__(self, table: dict, key: bytes, first: Any, flights: dict) -> None:
+    def __init__(self, table: dict, shared_as: Any, first: Any, flights: dict, key: bytes) -> None:
         self.table = table
+        self.shared_as = shared_as  # its entry in the table: the key, with the tags if any
         self.key = key
         self.waiters = [first]
         self.finished = False
@@ -143,8 +145,8 @@ class _SharedRead:
 
     def set_result(self, result: Any) -> None:
         self.finished = True
-        if self.table.get(self.key) is self:
-            del self.table[self.key]
+        if self.table.get(self.shared_as) is self:
+            del self.table[self.shared_as]
         if result[0] == _ENOTFOUND and result[2] > 0:
             flight = self.flights.get(self.key)
             if flight is not None and flight.lease != result[2]:
@@ -195,28 +197,32 @@ class LoopAdapter:
         if loop is not None and not loop.is_closed():
             self._arm(loop)
 
-    def start_get(self, loop: Any, key: bytes) -> Any:
+    def start_get(self, loop: Any, key: bytes, tags: list[bytes] | None = None) -> Any:
         """Starts a GET of `key`; returns a future of (status, value, remaining ttl_ms), status OK
         (value: bytes), ENOTFOUND (None), EBACKEND or ETIMEOUT (value: the error message). Callers await the future itself: no
         coroutine frame of ours per suspended request."""
         mine = loop.create_future()  # each caller awaits its own: cancelling one cancels only it
-        shared = self.reads.get(key)
+        shared_as = (key, *tags) if tags else key  # a tagged read is shared only with the same tags
+        shared = self.reads.get(shared_as)
         if shared is not None:
             shared.waiters.append(mine)
             return mine
-        read = _SharedRead(self.reads, key, mine, self.flights)
-        self._ctx.get(key, read)  # a lone request is written inside the call (by the core session)
+        read = _SharedRead(self.reads, shared_as, mine, self.flights, key)
+        self._ctx.get(key, read, tags or [])  # a lone request is written inside the call (by the core session)
         if mine.done():  # memory://: completed inside the call, nothing to share
             return mine
-        self.reads[key] = read
+        self.reads[shared_as] = read
         self._arm(loop)
         return mine
 
-    async def set(self, loop: Any, key: bytes, value: bytes, policy: _httpcache.Policy) -> tuple[int, int]:
+    async def set(
+        self, loop: Any, key: bytes, value: bytes, policy: _httpcache.Policy, tags: list[bytes] | None = None,
+    ) -> tuple[int, int]:
         """(status, ttl seconds applied; on EBACKEND/ETIMEOUT the error message instead). ValueError
-        for a bad key/policy or an oversized value."""
+        for a bad key/policy or an oversized value. With tags: stamped with the generations this
+        context's miss of the key read (ENOTFOUND without one)."""
         fut = loop.create_future()
-        self._ctx.set(key, value, policy, fut)
+        self._ctx.set(key, value, policy, fut, tags or [])
         if not fut.done():
             self._arm(loop)
         return await fut
@@ -233,13 +239,29 @@ class LoopAdapter:
     async def invalidate(self, loop: Any, keys: list[bytes]) -> tuple[int, int]:
         """(status, keys deleted; on EBACKEND/ETIMEOUT the error message instead)."""
         self.generation += 1
+        gone = set(keys)
+        for shared_as, read in list(self.reads.items()):
+            if read.key in gone:
+                del self.reads[shared_as]  # a GET sent before this is shared with nobody arriving after
         for key in keys:
-            self.reads.pop(key, None)  # a GET sent before this is shared with nobody arriving after
             flight = self.flights.get(key)
             if flight is not None:
                 flight.void = True  # its computation began before the invalidation: never stored
         fut = loop.create_future()
         self._ctx.invalidate(keys, fut)
+        if not fut.done():
+            self._arm(loop)
+        return await fut
+
+    async def invalidate_tags(self, loop: Any, tags: list[bytes]) -> tuple[int, Any]:
+        """(status, 0; on EBACKEND/ETIMEOUT the error message instead). A tag may cover any key:
+        every read in flight and every flight of this loop is void for later callers."""
+        self.generation += 1
+        self.reads.clear()
+        for flight in self.flights.values():
+            flight.void = True
+        fut = loop.create_future()
+        self._ctx.invalidate_tags(tags, fut)
         if not fut.done():
             self._arm(loop)
         return await fut

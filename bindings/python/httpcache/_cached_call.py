@@ -36,7 +36,7 @@ from ._headers import (
     cache_headers, ensure_etag, is_conditional, not_modified, not_modified_response, request_flags, set_cache_headers,
 )
 from ._injected import Injected, without_params
-from ._keys import KeyBuilder
+from ._keys import KeyBuilder, TagBuilder
 from ._routes import response_for, route_of
 from ._ttl import TtlChoice
 from ._typed import ResultCoder
@@ -80,7 +80,7 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "revalidate", "__weakref__",
+        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "revalidate", "tags", "__weakref__",
     )
 
     def __init__(
@@ -93,6 +93,7 @@ class CachedCall:
         self.condition_warned = False
         self.request_no_cache: str | None = None  # "ignore" | "honor"; None: init()'s
         self.revalidate = False  # responses tell clients Cache-Control: no-cache (with the ETag)
+        self.tags: TagBuilder | None = None  # the tags its entries are stored under
         self.keys = keys
         self.ttl = ttl
         self.namespace = namespace
@@ -271,13 +272,16 @@ class CachedCall:
         if built is None or not HTTPCache.enabled:
             return self.run(args, kwargs)
         key = built[0]
+        tags = self.tags.build(args, kwargs) if self.tags is not None else []
+        if tags is None:
+            return self.run(args, kwargs)
         handle = HTTPCache.handle(self.namespace)
         if self.revalidates(kwargs):
             invalidate_sync(handle, [key])
         current = self.current
         current.call = handle, args, kwargs
         ticket = handle.ticket()
-        value, ttl_ms, outcome, failure = handle.cache.get_or_compute(key, self.ttl_callback, self.compute_callback)
+        value, ttl_ms, outcome, failure = handle.cache.get_or_compute(key, self.ttl_callback, self.compute_callback, tags)
         if outcome == _HIT or outcome == _COALESCED:
             # COALESCED: a concurrent call on this handle computed it; this call's function did
             # not run, as on a hit. That says nothing about the backend (the value is shared even
@@ -288,7 +292,7 @@ class CachedCall:
             if result is not MISS:
                 return result
             computed = self._compute_sync(handle, args, kwargs)
-            ttl_ms, outcome = self._overwrite(handle, key, computed, ticket)
+            ttl_ms, outcome = self._overwrite(handle, key, computed, ticket, bool(tags))
         else:
             computed = current.computed  # any other outcome ran this call's compute callback
         current.computed = None  # the result is the caller's now: not kept alive by this thread
@@ -310,10 +314,11 @@ class CachedCall:
             computed.expire_in(self.ttl.seconds_sync(self.where, handle.cache))
         return computed
 
-    def _overwrite(self, handle: Handle, key: bytes, computed: Computed, ticket: int) -> tuple[int, Any]:
-        """Stores a computation over a stored value that does not decode: (ttl_ms, outcome)."""
+    def _overwrite(self, handle: Handle, key: bytes, computed: Computed, ticket: int, tagged: bool) -> tuple[int, Any]:
+        """Stores a computation over a stored value that does not decode: (ttl_ms, outcome). Not
+        for a tagged call: a plain set has no generations read before computing to stamp."""
         ttl_ms, outcome = 0, None
-        if computed.data is not None:
+        if computed.data is not None and not tagged:
             try:
                 ttl_ms = handle.cache.set(key, computed.data, _httpcache.Policy.seconds(computed.ttl)) * 1000
                 outcome = _STORED
@@ -349,16 +354,20 @@ class CachedCall:
         if built is None or not HTTPCache.enabled:
             return await self.run(args, kwargs)
         key = built[0]
+        tags = self.tags.build(args, kwargs) if self.tags is not None else []
+        if tags is None:
+            return await self.run(args, kwargs)
         handle = HTTPCache.handle(self.namespace)
         loop = asyncio.get_running_loop()
         adapter = handle.adapter(loop)
         if self.revalidates(kwargs):
             await invalidate_async(handle, loop, [key])
         ticket = handle.ticket()
-        verdict = early_verdict(key, self.namespace)  # HTTPCache.attach()'s GET of this request
+        # HTTPCache.attach()'s GET of this request; a tagged call reads its tags' generations itself.
+        verdict = None if tags else early_verdict(key, self.namespace)
         lease = 0
         if verdict is None:
-            status, value, ttl_ms = await adapter.start_get(loop, key)
+            status, value, ttl_ms = await adapter.start_get(loop, key, tags)
         else:
             (status, ttl_ms), value = verdict, None  # on a miss, ttl_ms is its lease number
         if status == _OK:
@@ -374,9 +383,9 @@ class CachedCall:
         else:
             handle.backend_failed(ticket, "get", status, value)
             backend_up = False
-        return await self._single_flight(args, kwargs, handle, loop, adapter, key, backend_up, ticket, lease)
+        return await self._single_flight(args, kwargs, handle, loop, adapter, key, backend_up, ticket, lease, tags)
 
-    async def _single_flight(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket, lease) -> Any:  # noqa: ANN001
+    async def _single_flight(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket, lease, tags) -> Any:  # noqa: ANN001
         """Concurrent misses of one key on this loop share one computation, and its failure (the
         same exception). Fenced: a call joins a flight only with the same lease number (see
         _asyncio.Flight), so one arriving after an invalidation never gets a value computed
@@ -388,7 +397,7 @@ class CachedCall:
             return await self._join(leader, args, kwargs, handle, loop, adapter, key, ticket)
         if leader is not None:
             leader.void = True  # a newer lease (or an invalidation): that flight must not store
-        flight = Flight(loop.create_future(), lease, adapter.generation)
+        flight = Flight(loop.create_future(), lease, adapter.generation, tags)
         flights[key] = flight
         shared = None
         try:
@@ -447,7 +456,7 @@ class CachedCall:
         """The TTL the backend stored `computed` with, fenced by the flight's lease, or None."""
         flight.set_sent = True
         try:
-            status, ttl_s = await adapter.set(loop, key, computed.data, _httpcache.Policy.seconds(computed.ttl))
+            status, ttl_s = await adapter.set(loop, key, computed.data, _httpcache.Policy.seconds(computed.ttl), flight.tags)
         except ValueError as e:  # value over max_value_bytes (counted by the core)
             flight.set_sent = False  # refused before it was sent: the lease is still ours
             logger.warning("httpcache: result of %s not cached: %s", self.where, e)
@@ -487,3 +496,23 @@ async def invalidate_async(handle: Handle, loop: Any, keys: list[bytes]) -> None
         handle.backend_ok(ticket)
     else:
         handle.backend_failed(ticket, "invalidate", status, deleted_or_message)
+
+
+def invalidate_tags_sync(handle: Handle, tags: list[bytes]) -> None:
+    """Invalidates tags, blocking; a failure is an outage like any other (logged once, not raised)."""
+    ticket = handle.ticket()
+    try:
+        handle.cache.invalidate_tags(tags)
+        handle.backend_ok(ticket)
+    except _httpcache.Error as e:
+        handle.backend_failed(ticket, "invalidate tags", e.code, str(e))
+
+
+async def invalidate_tags_async(handle: Handle, loop: Any, tags: list[bytes]) -> None:
+    """Invalidates tags on the loop's context (also voiding this loop's flights and shared reads)."""
+    ticket = handle.ticket()
+    status, message = await handle.adapter(loop).invalidate_tags(loop, tags)
+    if status == _OK:
+        handle.backend_ok(ticket)
+    else:
+        handle.backend_failed(ticket, "invalidate tags", status, message)

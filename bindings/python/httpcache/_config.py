@@ -11,6 +11,7 @@ namespace shares that namespace's handle.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import logging
 import os
@@ -218,6 +219,19 @@ class Handle:
         return HTTPCache.option("max_value_bytes")
 
 
+def _tag_bytes(tags: tuple) -> list[bytes]:
+    """Literal tags as the core takes them; TypeError/ValueError for anything else."""
+    if not tags:
+        raise ValueError("invalidate_tags: give at least one tag")
+    for t in tags:
+        if not isinstance(t, str) or not t:
+            raise TypeError(f"invalidate_tags: a tag is a non-empty str, got {t!r}")
+    encoded = [t.encode("utf-8") for t in tags]
+    if len(encoded) > 32 or any(len(t) > 1024 for t in encoded):
+        raise ValueError("invalidate_tags: at most 32 tags of at most 1024 bytes each")
+    return encoded
+
+
 def check_request_no_cache(value: Any, what: str) -> None:
     if value not in ("ignore", "honor"):
         raise ValueError(f"{what}: request_no_cache must be 'ignore' or 'honor', got {value!r}")
@@ -398,6 +412,39 @@ class HTTPCache(metaclass=_HTTPCacheType):
         start-up are then never collected."""
         attach_early_hits(app, freeze_gc, lambda namespace: cls.handle(namespace) if cls.enabled else None)
         return app
+
+    @classmethod
+    def invalidate_tags(cls, *tags: str, namespace: str | None = None) -> None:
+        """Makes every entry stored under any of these tags miss, in every process: one command
+        per tag (no key scan). Tags are as ``@cache(tags=...)`` filled them: a field's value is
+        percent-encoded outside ``[A-Za-z0-9_-]`` (``user:{user.id}`` with id 42 is ``user:42``).
+        Blocking (one round trip per tag); in ``async def`` code use ``ainvalidate_tags``. A
+        backend failure is logged once per outage, never raised."""
+        encoded = _tag_bytes(tags)
+        if not cls.enabled:
+            return
+        handle = cls.handle(namespace)
+        ticket = handle.ticket()
+        try:
+            handle.cache.invalidate_tags(encoded)
+            handle.backend_ok(ticket)
+        except _httpcache.Error as e:
+            handle.backend_failed(ticket, "invalidate tags", e.code, str(e))
+
+    @classmethod
+    async def ainvalidate_tags(cls, *tags: str, namespace: str | None = None) -> None:
+        """``invalidate_tags`` without blocking the event loop (the tags' writes are pipelined)."""
+        encoded = _tag_bytes(tags)
+        if not cls.enabled:
+            return
+        handle = cls.handle(namespace)
+        ticket = handle.ticket()
+        loop = asyncio.get_running_loop()
+        status, message = await handle.adapter(loop).invalidate_tags(loop, encoded)
+        if status == _httpcache.OK:
+            handle.backend_ok(ticket)
+        else:
+            handle.backend_failed(ticket, "invalidate tags", status, message)
 
     @classmethod
     def stats(cls) -> dict[str, int | bool]:

@@ -15,10 +15,10 @@ import inspect
 import logging
 from typing import Any, Callable, Iterable, TypeVar
 
-from ._cached_call import CachedCall, invalidate_async, invalidate_sync
+from ._cached_call import CachedCall, invalidate_async, invalidate_sync, invalidate_tags_async, invalidate_tags_sync
 from ._config import HTTPCache, check_namespace, check_request_no_cache
 from ._injected import add_params, injected_params
-from ._keys import KeyBuilder, claim, claimed_in
+from ._keys import KeyBuilder, TagBuilder, claim, claimed_in
 from ._ttl import TtlChoice
 from ._typed import ResultCoder, check_coder
 
@@ -45,6 +45,7 @@ def cache(
     coder: Any = None,
     request_no_cache: str | None = None,
     revalidate: bool = False,
+    tags: Iterable[str] | None = None,
 ) -> Callable[[F], F]:
     """Caches the result of an ``async def`` or ``def`` function (or FastAPI handler).
 
@@ -76,6 +77,11 @@ def cache(
     invalidation; the first load after one shows the new data (with max-age, a browser keeps
     its copy for up to max-age after @invalidate_cache).
 
+    ``tags``: templates like ``key``'s (``["catalog", "user:{user.id}"]``); an entry is stored
+    under the call's tags, and ``HTTPCache.invalidate_tags(...)`` or
+    ``@invalidate_cache(tags=...)`` of any of them makes it miss, in O(1) per tag, with no
+    extra round trip on a Redis hit (see the C header's "Tags").
+
     TTL precedence: ``ttl_func`` (sync or async, no arguments, returns seconds) >
     ``ttl_in_seconds`` > end of week (``expire_end_of_week``/``end_of_week``) > end of day (the
     default, ``expire_end_of_day``/``end_of_day``; also the fallback when every option is off).
@@ -95,6 +101,7 @@ def cache(
     if condition is not None and not callable(condition):
         raise TypeError(f"{what}: condition must be callable, got {condition!r}")
     check_coder(coder, what)
+    tags = TagBuilder.check(tags, what)
     if request_no_cache is not None:
         check_request_no_cache(request_no_cache, what)
 
@@ -109,6 +116,7 @@ def cache(
         call = CachedCall(func, keys, ttl, namespace, condition, values, injected)
         call.request_no_cache = request_no_cache
         call.revalidate = bool(revalidate)
+        call.tags = None if tags is None else TagBuilder(func, tags, what)
         # key_builder and default keys use templates named after the function: functions made by
         # one factory (same qualified name) share them, as they would share a fixed key.
         claim(namespace, keys.claims, keys.source, what, HTTPCache.namespace, call)
@@ -128,20 +136,26 @@ def invalidate_cache(
     obj: str | None = None,
     obj_attr: str | None = None,
     namespace: str | None = None,
+    *,
+    tags: Iterable[str] | None = None,
 ) -> Callable[[F], F]:
-    """Deletes cache keys around a call: before it runs (so readers during the call do not get
-    the old value) and again after it returns or raises, so the keys are gone when the call
-    returns even if a concurrent reader re-cached one during the call."""
+    """Deletes cache keys, and invalidates ``tags`` (templates like ``@cache``'s), around a
+    call: before it runs (so readers during the call do not get the old value) and again after
+    it returns or raises, so the entries are gone when the call returns even if a concurrent
+    reader re-cached one during the call."""
     templates = ([key] if key is not None else []) + (list(keys) if keys is not None else [])
-    what = f"invalidate_cache(keys={templates!r})"
-    if not templates:
-        raise ValueError("invalidate_cache: give key or keys")
+    what = f"invalidate_cache(keys={templates!r})" if tags is None else f"invalidate_cache(keys={templates!r}, tags={tags!r})"
+    if not templates and tags is None:
+        raise ValueError("invalidate_cache: give key, keys or tags")
+    tags = TagBuilder.check(tags, what)
     if namespace is not None:
         check_namespace(namespace)
 
     def decorate(func: F) -> F:
         _check_callable(what, func)
-        return _thin_wrapper(func, Invalidation(func, KeyBuilder(func, templates, obj, obj_attr, what), namespace))
+        builder = KeyBuilder(func, templates, obj, obj_attr, what) if templates else None
+        tag_builder = None if tags is None else TagBuilder(func, tags, what)
+        return _thin_wrapper(func, Invalidation(func, builder, tag_builder, namespace))
 
     return decorate
 
@@ -170,16 +184,20 @@ def _thin_wrapper(func: F, target: CachedCall | Invalidation) -> F:
 
 
 class Invalidation:
-    """The keys one ``@invalidate_cache`` deletes, and the two ways of deleting them. A failed
-    delete is an outage like any other: logged once per outage, never raised to the caller."""
+    """The keys one ``@invalidate_cache`` deletes and the tags it invalidates, and the two ways
+    of doing so. A failure is an outage like any other: logged once per outage, never raised
+    to the caller."""
 
-    __slots__ = ("func", "keys", "namespace", "checked")
+    __slots__ = ("func", "keys", "tags", "namespace", "checked")
 
-    def __init__(self, func: Callable[..., Any], keys: KeyBuilder, namespace: str | None) -> None:
+    def __init__(
+        self, func: Callable[..., Any], keys: KeyBuilder | None, tags: TagBuilder | None, namespace: str | None,
+    ) -> None:
         self.func = func
         self.keys = keys
+        self.tags = tags
         self.namespace = namespace
-        self.checked = False
+        self.checked = self.keys is None
 
     def _check_claims(self) -> None:
         """Warns once when a template names no live @cache's key in the namespace it deletes in:
@@ -196,32 +214,46 @@ class Invalidation:
                     f" (@cache uses it in namespace {', '.join(map(repr, elsewhere))})" if elsewhere else "",
                 )
 
-    def call_sync(self, args: tuple, kwargs: dict) -> Any:
+    def _targets(self, args: tuple, kwargs: dict) -> tuple[list[bytes], list[bytes]] | None:
+        """This call's keys and tags, or None: nothing to invalidate (a field is missing)."""
         if not self.checked:
             self._check_claims()
-        keys = self.keys.build(args, kwargs)
-        if keys is None or not HTTPCache.enabled:
+        keys = self.keys.build(args, kwargs) if self.keys is not None else []
+        tags = self.tags.build(args, kwargs) if self.tags is not None else []
+        if keys is None or tags is None or not HTTPCache.enabled:
+            return None
+        return keys, tags
+
+    def call_sync(self, args: tuple, kwargs: dict) -> Any:
+        targets = self._targets(args, kwargs)
+        if targets is None:
             return self.func(*args, **kwargs)
-        self.delete_sync(keys)
+        self.delete_sync(*targets)
         try:
             return self.func(*args, **kwargs)
         finally:
-            self.delete_sync(keys)
+            self.delete_sync(*targets)
 
     async def call_async(self, args: tuple, kwargs: dict) -> Any:
-        if not self.checked:
-            self._check_claims()
-        keys = self.keys.build(args, kwargs)
-        if keys is None or not HTTPCache.enabled:
+        targets = self._targets(args, kwargs)
+        if targets is None:
             return await self.func(*args, **kwargs)
-        await self.delete_async(keys)
+        await self.delete_async(*targets)
         try:
             return await self.func(*args, **kwargs)
         finally:
-            await self.delete_async(keys)
+            await self.delete_async(*targets)
 
-    def delete_sync(self, keys: list[bytes]) -> None:
-        invalidate_sync(HTTPCache.handle(self.namespace), keys)
+    def delete_sync(self, keys: list[bytes], tags: list[bytes]) -> None:
+        handle = HTTPCache.handle(self.namespace)
+        if keys:
+            invalidate_sync(handle, keys)
+        if tags:
+            invalidate_tags_sync(handle, tags)
 
-    async def delete_async(self, keys: list[bytes]) -> None:
-        await invalidate_async(HTTPCache.handle(self.namespace), asyncio.get_running_loop(), keys)
+    async def delete_async(self, keys: list[bytes], tags: list[bytes]) -> None:
+        handle, loop = HTTPCache.handle(self.namespace), asyncio.get_running_loop()
+        if keys:
+            await invalidate_async(handle, loop, keys)
+        if tags:
+            await invalidate_tags_async(handle, loop, tags)

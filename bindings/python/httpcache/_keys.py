@@ -212,6 +212,47 @@ class KeyBuilder:
         return self.private
 
 
+MAX_TAGS = 32
+MAX_TAG_BYTES = 1024
+
+
+class TagBuilder:
+    """The tags of one decorated function's entries (``tags=["catalog", "user:{user.id}"]``):
+    templates like keys', with the same named fields, filled the same way by the core (so no
+    value can reach another tag). A call whose tag cannot be filled, or comes out over 1024
+    bytes, runs uncached (an entry without one of its tags would outlive that tag's
+    invalidation) or, for an invalidation, invalidates nothing, said once."""
+
+    __slots__ = ("keys", "what")
+
+    def __init__(self, func: Callable[..., Any], tags: list[str], what: str) -> None:
+        self.what = f"{what} tags"
+        self.keys = KeyBuilder(func, tags, None, None, self.what)
+
+    @staticmethod
+    def check(tags: Any, what: str) -> list[str] | None:
+        """The decorator's ``tags`` as a list (None stays None), checked before decorating."""
+        if tags is None:
+            return None
+        if isinstance(tags, (str, bytes)) or not hasattr(tags, "__iter__"):
+            raise TypeError(f"{what}: tags must be a list of str, got {tags!r}")
+        tags = list(tags)
+        if not 1 <= len(tags) <= MAX_TAGS:
+            raise ValueError(f"{what}: give 1..{MAX_TAGS} tags, got {len(tags)}")
+        return tags
+
+    @property
+    def templates(self) -> list[bytes]:
+        return self.keys.templates
+
+    def build(self, args: tuple, kwargs: dict) -> list[bytes] | None:
+        built = self.keys.build(args, kwargs)
+        if built is not None and any(len(t) > MAX_TAG_BYTES for t in built):
+            self.keys._warn_once("long", f"a tag is over {MAX_TAG_BYTES} bytes; running uncached")
+            return None
+        return built
+
+
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 

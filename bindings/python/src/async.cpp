@@ -60,6 +60,18 @@ void on_done(int status, int64_t count, void* payload) {
 }  // namespace
 
 class async_context {
+  // Pointers and lengths of byte strings for the C calls, borrowed from the list.
+  struct list {
+    std::vector<const void*> ptrs;
+    std::vector<size_t> lens;
+    explicit list(const std::vector<std::string>& items) {
+      for (const auto& s : items) {
+        ptrs.push_back(s.data());
+        lens.push_back(s.size());
+      }
+    }
+  };
+
  public:
   async_context(const cache_object& cache, py::object watch) : cache_(cache.shared()), watch_(std::move(watch)) {
     httpcache_async* raw = nullptr;
@@ -83,27 +95,42 @@ class async_context {
   // Each start call hands the future (a new reference) to the library as the payload; the
   // completion steals it back. On a start failure (bad key) the completion never runs, so the
   // reference is dropped here and the error raised.
-  void get(const std::string& key, py::object future) {
+  void get(const std::string& key, py::object future, const std::vector<std::string>& tags) {
     PyObject* f = future.release().ptr();
-    start([&] { return httpcache_async_get(ctx(), key.data(), key.size(), &on_get, f); }, f);
+    if (tags.empty()) return start([&] { return httpcache_async_get(ctx(), key.data(), key.size(), &on_get, f); }, f);
+    list t(tags);
+    start([&] {
+      return httpcache_async_get_tagged(ctx(), key.data(), key.size(), t.ptrs.data(), t.lens.data(), tags.size(),
+                                        &on_get, f);
+    }, f);
   }
 
-  void set(const std::string& key, const std::string& value, const policy& p, py::object future) {
+  void set(const std::string& key, const std::string& value, const policy& p, py::object future,
+           const std::vector<std::string>& tags) {
     httpcache_ttl_policy cp = p.to_c();
     PyObject* f = future.release().ptr();
-    start([&] { return httpcache_async_set(ctx(), key.data(), key.size(), value.data(), value.size(), &cp, &on_done, f); },
+    if (tags.empty())
+      return start([&] {
+        return httpcache_async_set(ctx(), key.data(), key.size(), value.data(), value.size(), &cp, &on_done, f);
+      }, f);
+    list t(tags);
+    start([&] {
+      return httpcache_async_set_tagged(ctx(), key.data(), key.size(), t.ptrs.data(), t.lens.data(), tags.size(),
+                                        value.data(), value.size(), &cp, &on_done, f);
+    }, f);
+  }
+
+  void invalidate_tags(const std::vector<std::string>& tags, py::object future) {
+    list t(tags);
+    PyObject* f = future.release().ptr();
+    start([&] { return httpcache_async_invalidate_tags(ctx(), t.ptrs.data(), t.lens.data(), tags.size(), &on_done, f); },
           f);
   }
 
   void invalidate(const std::vector<std::string>& keys, py::object future) {
-    std::vector<const void*> ptrs;
-    std::vector<size_t> lens;
-    for (const auto& k : keys) {
-      ptrs.push_back(k.data());
-      lens.push_back(k.size());
-    }
+    list k(keys);
     PyObject* f = future.release().ptr();
-    start([&] { return httpcache_async_invalidate(ctx(), ptrs.data(), lens.data(), keys.size(), &on_done, f); }, f);
+    start([&] { return httpcache_async_invalidate(ctx(), k.ptrs.data(), k.lens.data(), keys.size(), &on_done, f); }, f);
   }
 
   void release(const std::string& key, py::object future) {
@@ -173,15 +200,18 @@ void init_async(py::module_& m) {
       .def(py::init<const cache_object&, py::object>(), py::arg("cache"), py::arg("watch"),
            py::keep_alive<1, 2>(),
            "watch(fd, events) is called whenever the events to watch on fd change (0: stop).")
-      .def("get", &async_context::get, py::arg("key"), py::arg("future"),
+      .def("get", &async_context::get, py::arg("key"), py::arg("future"), py::arg("tags") = std::vector<std::string>(),
            "Starts a lookup; future gets (status, value, ttl_ms): value is bytes on a hit, the error "
            "message (str) on EBACKEND/ETIMEOUT, else None.")
       .def("set", &async_context::set, py::arg("key"), py::arg("value"), py::arg("policy"), py::arg("future"),
+           py::arg("tags") = std::vector<std::string>(),
            "Starts a store; future gets (status, ttl_seconds applied, or the error message on "
            "EBACKEND/ETIMEOUT). ValueError for a bad key, "
            "policy or an oversized value (the future is untouched).")
       .def("invalidate", &async_context::invalidate, py::arg("keys"), py::arg("future"),
            "Starts deleting keys; future gets (status, deleted, or the error message on EBACKEND/ETIMEOUT).")
+      .def("invalidate_tags", &async_context::invalidate_tags, py::arg("tags"), py::arg("future"),
+           "Starts giving each tag a new generation; future gets (status, 0, or the error message).")
       .def("release", &async_context::release, py::arg("key"), py::arg("future"),
            "Gives up the lease this context's miss of key took (nothing will be stored); future gets "
            "(status, 1 if the placeholder was deleted else 0, or the error message on EBACKEND/ETIMEOUT).")

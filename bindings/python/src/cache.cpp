@@ -237,28 +237,47 @@ int64_t set(const cache_object& c, const std::string& key, const std::string& va
   return ttl_seconds;
 }
 
-size_t invalidate(const cache_object& c, const std::vector<std::string>& keys) {
-  cache_ptr h = c.shared();
+// Pointers and lengths of a list of byte strings, for the C calls (borrowed from `items`).
+struct views {
   std::vector<const void*> ptrs;
   std::vector<size_t> lens;
-  for (const auto& k : keys) {
-    ptrs.push_back(k.data());
-    lens.push_back(k.size());
+  explicit views(const std::vector<std::string>& items) {
+    for (const auto& s : items) {
+      ptrs.push_back(s.data());
+      lens.push_back(s.size());
+    }
   }
+};
+
+size_t invalidate(const cache_object& c, const std::vector<std::string>& keys) {
+  cache_ptr h = c.shared();
+  views v(keys);
   size_t deleted = 0;
-  nogil([&] { return httpcache_cache_invalidate(&deleted, h.get(), ptrs.data(), lens.data(), keys.size()); });
+  nogil([&] { return httpcache_cache_invalidate(&deleted, h.get(), v.ptrs.data(), v.lens.data(), keys.size()); });
   return deleted;
 }
 
-py::tuple get_or_compute(const cache_object& c, const std::string& key, const policy& p, py::function compute) {
+void invalidate_tags(const cache_object& c, const std::vector<std::string>& tags) {
+  cache_ptr h = c.shared();
+  views v(tags);
+  nogil([&] { return httpcache_cache_invalidate_tags(h.get(), v.ptrs.data(), v.lens.data(), tags.size()); });
+}
+
+py::tuple get_or_compute(const cache_object& c, const std::string& key, const policy& p, py::function compute,
+                         const std::vector<std::string>& tags) {
   cache_ptr h = c.shared();
   httpcache_ttl_policy cp = p.to_c();
   compute_state state{compute, std::nullopt, h.get(), &key};
+  views tag_views(tags);
   const auto since = clock_type::now();
   owned_buf value;
   int64_t ttl_ms = 0;
   httpcache_outcome outcome = HTTPCACHE_OUTCOME_UNCACHED;
   captured_error err = call_nogil([&] {
+    if (!tags.empty())
+      return httpcache_cache_get_or_compute_tagged(&value.buf, &ttl_ms, &outcome, h.get(), key.data(), key.size(),
+                                                   tag_views.ptrs.data(), tag_views.lens.data(), tags.size(), &cp,
+                                                   &compute_trampoline, &state);
     return httpcache_cache_get_or_compute(&value.buf, &ttl_ms, &outcome, h.get(), key.data(), key.size(), &cp,
                                           &compute_trampoline, &state);
   });
@@ -327,9 +346,12 @@ void def_calls(cache_class& cls) {
            "Stores value; returns the TTL applied (seconds).")
       .def("invalidate", &invalidate, py::arg("keys"), "Deletes keys in one round trip; returns how many existed.")
       .def("get_or_compute", &get_or_compute, py::arg("key"), py::arg("policy"), py::arg("compute"),
+           py::arg("tags") = std::vector<std::string>(),
            "(value, ttl_ms, outcome, failure). On a miss compute() runs once, with the GIL, and returns "
            "bytes or (bytes, store). Fails open: a backend failure runs compute and returns uncached, "
-           "failure saying why (else None).")
+           "failure saying why (else None). With tags, a hit must carry their current generations.")
+      .def("invalidate_tags", &invalidate_tags, py::arg("tags"),
+           "Gives each tag a new generation: every entry stored under one of them misses from now on.")
       .def("stats", &stats, "The handle's counters (httpcache_cache_stats) as a dict.");
 }
 
