@@ -578,8 +578,8 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64
  * invalidating a tag gives it a new generation: one SET per tag, whatever the
  * number of entries, with no KEYS or SCAN, on one server, Sentinel or a
  * cluster. A tagged lookup reads the entry and its tags' generations in one
- * pipeline: on one server (or Sentinel) a hit costs the same round trip as an
- * untagged one; on a cluster the tags live on other nodes (the non-blocking
+ * pipeline (GET, PTTL, MGET): on one server (or Sentinel) a hit costs the same
+ * round trip as an untagged one; on a cluster the tags live on other nodes (the non-blocking
  * context asks them at the same time; the blocking calls one after another).
  * A lookup creates a generation that does not exist yet (SET NX), so an entry
  * is never stamped with "none": a tag key that expires or is evicted makes its
@@ -593,7 +593,7 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64
  * byte and "httpcache-tags"). A computation that began before a tag's
  * invalidation is stamped with the old generation, so it is never served after
  * it. Tags are 1..1024 bytes (any bytes), at most 32 per call; duplicates
- * count once. Redis ACL: SET, GET, PTTL and EVAL, as for the untagged calls.
+ * count once. Redis ACL: MGET besides the untagged calls' SET, GET, PTTL and EVAL.
  * ------------------------------------------------------------------------ */
 
 /**

@@ -5,7 +5,7 @@
 #   bench/python/run.sh [--quick]        --quick: shorter runs, for a smoke test (numbers not for reports)
 # Sets up bench/.venv-bench (setup_venv.sh, a no-op when up to date), starts a private
 # redis-server on a free loopback port and a TLS one (tests/fixtures/redis_server.sh), runs
-# bench_calls.py, bench_models.py, bench_tls.py and bench_http.py (twice: as is, then with gc.freeze() in the apps, the p99 analysis), and stops
+# bench_calls.py, bench_models.py, bench_tags.py, bench_tls.py and bench_http.py (twice: as is, then with gc.freeze() in the apps, the p99 analysis), and stops
 # everything it started by pid, also on errors and Ctrl-C. About 5-6 min.
 #
 # The measurements run under flock /tmp/httpcache-build.lock, so no build shares the 2 cores with
@@ -52,6 +52,7 @@ cd "$work"  # away from the checkout: `import httpcache` comes from the venv
 echo "bench/python: measuring (waits for $lockfile unless HTTPCACHE_BUILD_LOCK_HELD is set)" >&2
 locked "$py" "$here/bench_calls.py" --redis-url "$url" "${calls_args[@]}" > "$work/calls.md"
 locked "$py" "$here/bench_models.py" --redis-url "$url" "${calls_args[@]}" > "$work/models.md"
+locked "$py" "$here/bench_tags.py" --redis-url "$url" "${calls_args[@]}" > "$work/tags.md"
 locked "$py" "$here/bench_tls.py" --redis-url "$tls_url" "${calls_args[@]}" > "$work/tls.md"
 locked "$py" "$here/bench_http.py" --redis-url "$url" --workdir "$work/http" "${http_args[@]}" > "$work/http.md"
 locked "$py" "$here/bench_http.py" --redis-url "$url" --workdir "$work/http" "${freeze_args[@]}" > "$work/http-freeze.md"
@@ -65,6 +66,8 @@ fi
   cat "$work/calls.md"
   echo
   cat "$work/models.md"
+  echo
+  cat "$work/tags.md"
   echo
   cat "$work/tls.md"
   echo

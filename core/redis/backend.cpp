@@ -50,35 +50,42 @@ class redis_backend final : public backend, private detail::fork_participant {
     return detail::parse_lookup(replies[0].get(), replies[1].get());
   }
 
-  // The entry's GET and PTTL and each tag's SET NX and GET, pipelined: one round trip.
+  // The entry's GET and PTTL and one MGET of the tags, pipelined: one round trip. A tag without a
+  // generation (new, or its key evicted) then gets one (SET NX, GET): one more, only then.
   lookup_result get_stamped(std::string_view key, const std::vector<std::string_view>& tag_keys,
                             const std::vector<std::string>& candidates,
                             std::vector<std::string>& generations) override {
-    const std::string ttl_text = std::to_string(tag_ttl_ms);
     std::vector<command> cmds;
-    cmds.reserve(2 + 2 * tag_keys.size());
     if (!key.empty()) {
       cmds.push_back(detail::get_command(key));
       cmds.push_back(detail::pttl_command(key));
     }
+    if (!tag_keys.empty()) cmds.push_back(detail::mget_command(tag_keys));
+    auto replies = exchange(pointers(cmds));
+    lookup_result r;
+    if (!key.empty()) r = detail::parse_lookup(replies[0].get(), replies[1].get());
+    generations.assign(tag_keys.size(), std::string());
+    if (tag_keys.empty()) return r;
+    const redisReply* m = replies.back().get();
+    detail::throw_if_error(m);
+    std::vector<std::size_t> absent;
     for (std::size_t i = 0; i < tag_keys.size(); ++i) {
+      const redisReply* g = m->type == REDIS_REPLY_ARRAY && i < m->elements ? m->element[i] : nullptr;
+      if (g && g->type == REDIS_REPLY_STRING) generations[i].assign(g->str, g->len);
+      else absent.push_back(i);
+    }
+    if (absent.empty()) return r;
+    const std::string ttl_text = std::to_string(tag_ttl_ms);
+    cmds.clear();
+    for (std::size_t i : absent) {
       cmds.push_back(detail::lock_command(tag_keys[i], candidates[i], ttl_text));
       cmds.push_back(detail::get_command(tag_keys[i]));
     }
-    std::vector<const command*> ptrs;
-    for (const auto& c : cmds) ptrs.push_back(&c);
-    auto replies = exchange(ptrs);
-    std::size_t at = 0;
-    lookup_result r;
-    if (!key.empty()) {
-      r = detail::parse_lookup(replies[0].get(), replies[1].get());
-      at = 2;
-    }
-    generations.assign(tag_keys.size(), std::string());
-    for (std::size_t i = 0; i < tag_keys.size(); ++i, at += 2) {
-      detail::throw_if_error(replies[at].get());  // SET NX: OK or NIL, unless the server refused
-      const redisReply* g = replies[at + 1].get();
-      if (g->type == REDIS_REPLY_STRING) generations[i].assign(g->str, g->len);
+    replies = exchange(pointers(cmds));
+    for (std::size_t n = 0; n < absent.size(); ++n) {
+      detail::throw_if_error(replies[2 * n].get());  // SET NX: OK or NIL, unless the server refused
+      const redisReply* g = replies[2 * n + 1].get();
+      if (g->type == REDIS_REPLY_STRING) generations[absent[n]].assign(g->str, g->len);
     }
     return r;
   }
@@ -146,6 +153,12 @@ class redis_backend final : public backend, private detail::fork_participant {
   }
 
  private:
+  static std::vector<const command*> pointers(const std::vector<command>& cmds) {
+    std::vector<const command*> ptrs;
+    for (const auto& c : cmds) ptrs.push_back(&c);
+    return ptrs;
+  }
+
   std::vector<reply_ptr> exchange(const std::vector<const command*>& commands) {
     if (!locator_) return pool_->exchange(commands);
     std::shared_ptr<detail::redis_pool> pool = master_pool();

@@ -57,6 +57,13 @@ command del_command(const std::vector<std::string_view>& keys) {
   return c;
 }
 
+command mget_command(const std::vector<std::string_view>& keys) {
+  command c;
+  c.add("MGET");
+  for (auto k : keys) c.add(k);
+  return c;
+}
+
 command get_command(std::string_view key) {
   command c;
   c.add("GET");

@@ -44,6 +44,8 @@ command del_command(const std::vector<std::string_view>& keys);
 // GET key and PTTL key: a hit in one round trip when pipelined.
 command get_command(std::string_view key);
 command pttl_command(std::string_view key);
+// MGET key... (one slot on a cluster: the caller's concern)
+command mget_command(const std::vector<std::string_view>& keys);
 
 // The lookup from the GET and PTTL replies. NIL is a miss, and so is WRONGTYPE (a value of another
 // type that someone else wrote there). Throws backend_error if PTTL failed.

@@ -46,7 +46,7 @@ struct request;
 using lease_done_fn = std::function<void(int status, const request& r)>;
 
 struct request {
-  enum class kind { get, set, del, lease };
+  enum class kind { get, set, del, lease, peek };  // peek: a lone GET, completed through lease_done
   request(kind k, get_done_fn g, count_done_fn c) : what(k), get_done(std::move(g)), count_done(std::move(c)) {}
 
   kind what;
@@ -121,18 +121,26 @@ class redis_session final : public async_session {
     start(req, {&cmd});
   }
 
-  // A lease-shaped request (SET NX, GET, PTTL) outside the lease book: the tag's generation.
+  // A tag's generation: a GET, and only when there is none a lease-shaped request (SET NX, GET,
+  // PTTL) outside the lease book, which creates it.
   void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) override {
-    auto* req = new request(request::kind::lease, nullptr, nullptr);
-    req->replies_left = 3;
-    req->lease_done = [done = std::move(done)](int st, const request& r) {
+    auto* req = new request(request::kind::peek, nullptr, nullptr);
+    req->lease_done = [this, tag_key, candidate, done = std::move(done)](int st, const request& r) {
       if (st != 0) return done(st, {}, 0);
-      done(0, r.found ? std::string_view(r.value) : std::string_view(), 0);
+      if (r.found || closing_) return done(0, r.value, 0);
+      auto* create = new request(request::kind::lease, nullptr, nullptr);
+      create->replies_left = 3;
+      create->lease_done = [done](int st2, const request& r2) {
+        if (st2 != 0) return done(st2, {}, 0);
+        done(0, r2.found ? std::string_view(r2.value) : std::string_view(), 0);
+      };
+      const std::string ttl_text = std::to_string(tag_ttl_ms);
+      detail::command set_nx = detail::lock_command(tag_key, candidate, ttl_text),
+                      get_cmd = detail::get_command(tag_key), pttl_cmd = detail::pttl_command(tag_key);
+      start(create, {&set_nx, &get_cmd, &pttl_cmd});
     };
-    const std::string ttl_text = std::to_string(tag_ttl_ms);
-    detail::command set_nx = detail::lock_command(tag_key, candidate, ttl_text),
-                    get_cmd = detail::get_command(tag_key), pttl_cmd = detail::pttl_command(tag_key);
-    start(req, {&set_nx, &get_cmd, &pttl_cmd});
+    detail::command get_cmd = detail::get_command(tag_key);
+    start(req, {&get_cmd});
   }
 
   void del_if(const std::string& key, std::string value, count_done_fn done) override {
@@ -339,7 +347,8 @@ class redis_session final : public async_session {
       if (text.substr(0, 8) == "READONLY") readonly_ = true;  // a replica now: see on_reply
     }
     // An error reply fails the request, except to a GET: WRONGTYPE reads as a miss.
-    const bool is_get_reply = req->what == request::kind::get || (req->what == request::kind::lease && req->replies_left < 3);
+    const bool is_get_reply = req->what == request::kind::get || req->what == request::kind::peek ||
+                              (req->what == request::kind::lease && req->replies_left < 3);
     if (reply->type == REDIS_REPLY_ERROR && !is_get_reply) {
       const std::string_view text(reply->str, reply->len);
       req->status = status_of(errc::backend);
@@ -376,6 +385,12 @@ class redis_session final : public async_session {
         break;
       case request::kind::del:
         if (reply->type == REDIS_REPLY_INTEGER) req->count = reply->integer;
+        break;
+      case request::kind::peek:
+        if (reply->type == REDIS_REPLY_STRING) {
+          req->found = true;
+          req->value.assign(reply->str, reply->len);
+        }
         break;
     }
   }
@@ -432,7 +447,7 @@ class redis_session final : public async_session {
     std::unique_ptr<request> owned(req);
     if (status == status_of(errc::backend) || status == status_of(errc::timeout))
       note_backend_failure(status, req->detail.empty() ? "backend error" : std::move(req->detail), req->outage);
-    if (req->what == request::kind::lease) {
+    if (req->what == request::kind::lease || req->what == request::kind::peek) {
       req->lease_done(status, *req);
     } else if (req->what == request::kind::get) {
       if (status == 0 && !req->found) status = status_of(errc::not_found);
