@@ -226,7 +226,7 @@ static void on_get(int status, const void *value, size_t len, int64_t ttl_ms, vo
   (void)ttl_ms;
   a->calls++;
   a->status = status;
-  memcpy(a->value, value, len < 63 ? len : 63);
+  if (len) memcpy(a->value, value, len < 63 ? len : 63);
   a->value[len < 63 ? len : 63] = '\0';
 }
 static void on_done(int status, int64_t count, void *payload) {
