@@ -33,7 +33,7 @@ def test_every_module_is_one_of_the_named_jobs():
     assert set(MODULES) == {
         "_config", "_keys", "_codec", "_rules", "_headers", "_ttl", "_asyncio", "_early_hits", "_cached_call",
         "_injected",
-        "_decorators",
+        "_decorators", "_invalidation",
         "_backend",
         "_fields", "_routes", "_typed",
     }

@@ -30,6 +30,7 @@ from typing import Any, Callable
 from . import _httpcache
 from ._codec import MISS, RECORD, ResponseMemo, decode_value, encode_response, encode_value, is_response, is_value_record
 from ._config import HTTPCache, Handle
+from ._invalidation import invalidate_async, invalidate_sync
 from ._asyncio import Flight
 from ._early_hits import early_verdict, note_response
 from ._headers import (
@@ -476,43 +477,3 @@ async def _release(adapter: Any, loop: Any, key: bytes) -> None:
         await adapter.release(loop, key)
     except Exception:  # noqa: BLE001 - the context closed, the backend failed: it expires by itself
         pass
-
-
-def invalidate_sync(handle: Handle, keys: list[bytes]) -> None:
-    """Deletes keys, blocking; a failure is an outage like any other (logged once, not raised)."""
-    ticket = handle.ticket()
-    try:
-        handle.cache.invalidate(keys)
-        handle.backend_ok(ticket)
-    except _httpcache.Error as e:
-        handle.backend_failed(ticket, "invalidate", e.code, str(e))
-
-
-async def invalidate_async(handle: Handle, loop: Any, keys: list[bytes]) -> None:
-    """Deletes keys on the loop's context (also voiding this loop's flights of them)."""
-    ticket = handle.ticket()
-    status, deleted_or_message = await handle.adapter(loop).invalidate(loop, keys)
-    if status == _OK:
-        handle.backend_ok(ticket)
-    else:
-        handle.backend_failed(ticket, "invalidate", status, deleted_or_message)
-
-
-def invalidate_tags_sync(handle: Handle, tags: list[bytes]) -> None:
-    """Invalidates tags, blocking; a failure is an outage like any other (logged once, not raised)."""
-    ticket = handle.ticket()
-    try:
-        handle.cache.invalidate_tags(tags)
-        handle.backend_ok(ticket)
-    except _httpcache.Error as e:
-        handle.backend_failed(ticket, "invalidate tags", e.code, str(e))
-
-
-async def invalidate_tags_async(handle: Handle, loop: Any, tags: list[bytes]) -> None:
-    """Invalidates tags on the loop's context (also voiding this loop's flights and shared reads)."""
-    ticket = handle.ticket()
-    status, message = await handle.adapter(loop).invalidate_tags(loop, tags)
-    if status == _OK:
-        handle.backend_ok(ticket)
-    else:
-        handle.backend_failed(ticket, "invalidate tags", status, message)

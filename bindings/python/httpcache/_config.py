@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from . import _httpcache
 from ._asyncio import LoopAdapter
 from ._early_hits import attach as attach_early_hits
+from ._invalidation import invalidate_async, invalidate_sync
 from ._keys import recheck_default
 
 logger = logging.getLogger("httpcache")
@@ -421,30 +422,15 @@ class HTTPCache(metaclass=_HTTPCacheType):
         Blocking (one round trip per tag); in ``async def`` code use ``ainvalidate_tags``. A
         backend failure is logged once per outage, never raised."""
         encoded = _tag_bytes(tags)
-        if not cls.enabled:
-            return
-        handle = cls.handle(namespace)
-        ticket = handle.ticket()
-        try:
-            handle.cache.invalidate_tags(encoded)
-            handle.backend_ok(ticket)
-        except _httpcache.Error as e:
-            handle.backend_failed(ticket, "invalidate tags", e.code, str(e))
+        if cls.enabled:
+            invalidate_sync(cls.handle(namespace), tags=encoded)
 
     @classmethod
     async def ainvalidate_tags(cls, *tags: str, namespace: str | None = None) -> None:
         """``invalidate_tags`` without blocking the event loop (the tags' writes are pipelined)."""
         encoded = _tag_bytes(tags)
-        if not cls.enabled:
-            return
-        handle = cls.handle(namespace)
-        ticket = handle.ticket()
-        loop = asyncio.get_running_loop()
-        status, message = await handle.adapter(loop).invalidate_tags(loop, encoded)
-        if status == _httpcache.OK:
-            handle.backend_ok(ticket)
-        else:
-            handle.backend_failed(ticket, "invalidate tags", status, message)
+        if cls.enabled:
+            await invalidate_async(cls.handle(namespace), asyncio.get_running_loop(), tags=encoded)
 
     @classmethod
     def stats(cls) -> dict[str, int | bool]:

@@ -15,9 +15,10 @@ import inspect
 import logging
 from typing import Any, Callable, Iterable, TypeVar
 
-from ._cached_call import CachedCall, invalidate_async, invalidate_sync, invalidate_tags_async, invalidate_tags_sync
+from ._cached_call import CachedCall
 from ._config import HTTPCache, check_namespace, check_request_no_cache
 from ._injected import add_params, injected_params
+from ._invalidation import invalidate_async, invalidate_sync
 from ._keys import KeyBuilder, TagBuilder, claim, claimed_in
 from ._ttl import TtlChoice
 from ._typed import ResultCoder, check_coder
@@ -245,15 +246,7 @@ class Invalidation:
             await self.delete_async(*targets)
 
     def delete_sync(self, keys: list[bytes], tags: list[bytes]) -> None:
-        handle = HTTPCache.handle(self.namespace)
-        if keys:
-            invalidate_sync(handle, keys)
-        if tags:
-            invalidate_tags_sync(handle, tags)
+        invalidate_sync(HTTPCache.handle(self.namespace), keys, tags)
 
     async def delete_async(self, keys: list[bytes], tags: list[bytes]) -> None:
-        handle, loop = HTTPCache.handle(self.namespace), asyncio.get_running_loop()
-        if keys:
-            await invalidate_async(handle, loop, keys)
-        if tags:
-            await invalidate_tags_async(handle, loop, tags)
+        await invalidate_async(HTTPCache.handle(self.namespace), asyncio.get_running_loop(), keys, tags)
