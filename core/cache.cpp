@@ -240,7 +240,7 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
     if (leader) return lead(full, policy, compute, flight, backend_up, seen, "", tags);
     auto observed = single_flight::observed(flight, wait);
     if (!observed) return compute_uncached(full, compute, unused, backend_up);  // the leader is stuck
-    bool joinable = arrived <= observed->generation;
+    bool joinable = arrived <= observed->generation && observed->tags == tags.signature();
     if (joinable && !observed->value && !observed->placeholder.empty()) {
       // The leader computes under (or saw) a placeholder. We may join only if that placeholder
       // is still there for us: an invalidation since removed it. Our own lease attempt tells
@@ -293,10 +293,12 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
   }
 }
 
-void cache::publish(const flight_ptr& flight, const std::string& full, std::string placeholder, bool value) const {
+void cache::publish(const flight_ptr& flight, const std::string& full, std::string placeholder, bool value,
+                    const tag_set& tags) const {
   // The generation is read after the observation and before computing: an invalidation counted
   // in it happened before this flight's computation began.
-  single_flight::publish(flight, {std::move(placeholder), generation(full).load(std::memory_order_acquire), value});
+  single_flight::publish(flight, {std::move(placeholder), generation(full).load(std::memory_order_acquire), value,
+                                  tags.signature()});
 }
 
 get_or_compute_result cache::lead(const std::string& full, const ttl_policy& policy,
@@ -326,11 +328,11 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
                                          bool backend_up, const std::string& seen, const std::string& granted,
                                          bool& shareable, tag_set& tags) {
   if (!granted.empty()) {
-    publish(flight, full, granted, false);
+    publish(flight, full, granted, false, tags);
     return compute_leased(full, policy, compute, granted, shareable, tags);
   }
   if (!backend_up) {
-    publish(flight, full, "", false);
+    publish(flight, full, "", false, tags);
     return compute_uncached(full, compute, shareable, false);
   }
   // A placeholder our lookup saw may be gone already (its holder stored, or gave up): the lease
@@ -344,7 +346,7 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
     try {
       locked = backend_->try_lock(lock_key, token, options_.lock_ttl_ms);
     } catch (const backend_error&) {
-      publish(flight, full, "", false);
+      publish(flight, full, "", false, tags);
       return compute_uncached(full, compute, shareable, false);
     }
     if (locked) {
@@ -364,12 +366,12 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
       lookup_result hit = backend_->get(full);
       if (accept(full, hit, tags, false)) {
         stats::bump(stats_.coalesced);
-        publish(flight, full, "", true);
+        publish(flight, full, "", true, tags);
         shareable = true;
         return {std::move(hit.value), hit.ttl_ms, outcome::coalesced};
       }
     } catch (const backend_error&) {
-      publish(flight, full, "", false);
+      publish(flight, full, "", false, tags);
       return compute_uncached(full, compute, shareable, false);
     }
   }
@@ -385,20 +387,20 @@ get_or_compute_result cache::lease_and_compute(const std::string& full, const tt
   try {
     l = guarded([&] { return store_->lease(full, placeholder, lease_ms()); });
   } catch (const backend_error&) {
-    publish(flight, full, "", false);
+    publish(flight, full, "", false, tags);
     return compute_uncached(full, compute, shareable, false);
   }
   if (l.granted) {
-    publish(flight, full, placeholder, false);
+    publish(flight, full, placeholder, false, tags);
     return compute_leased(full, policy, compute, placeholder, shareable, tags);
   }
   if (accept(full, l.current, tags, false)) {
     stats::bump(stats_.hits);
-    publish(flight, full, "", true);
+    publish(flight, full, "", true, tags);
     shareable = true;
     return {std::move(l.current.value), l.current.ttl_ms, outcome::hit};
   }
-  publish(flight, full, l.current.found ? l.current.value : std::string(), false);
+  publish(flight, full, l.current.found ? l.current.value : std::string(), false, tags);
   return compute_uncached(full, compute, shareable);
 }
 
@@ -529,11 +531,11 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
           left = missing.size();
           return stamp(missing);
         }
-        return finish(static_cast<int>(errc::not_found), {}, 0);
+        return refuse();
       case tag_set::verdict::stale:
         break;
     }
-    if (retried) return finish(static_cast<int>(errc::not_found), {}, 0);
+    if (retried) return refuse();
     retried = true;
     auto self = shared_from_this();
     session.del_if(full, value, [self](int, std::int64_t) {
@@ -545,6 +547,13 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
         self->one_done();
       });
     });
+  }
+
+  // A miss this call may not store after: no lease is held (its last get found a value), so a
+  // plain SET could land after an invalidation. Without generations, async_set refuses.
+  void refuse() {
+    tags.forget_generations();
+    finish(static_cast<int>(errc::not_found), {}, 0);
   }
 
   void finish(int st, std::string_view v, std::int64_t ttl) {

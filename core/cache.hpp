@@ -117,7 +117,8 @@ class cache {
                                          bool& shareable, bool fenced = true);
   bool accept(const std::string& full, lookup_result& r, tag_set& tags, bool drop_stale);
   lookup_result lookup(const std::string& full, tag_set& tags);
-  void publish(const flight_ptr& flight, const std::string& full, std::string placeholder, bool value) const;
+  void publish(const flight_ptr& flight, const std::string& full, std::string placeholder, bool value,
+               const tag_set& tags) const;
 
   std::string ns_;
   time_zone zone_;

@@ -35,6 +35,9 @@ class single_flight {
     std::string placeholder;  // the lease placeholder it computes under, or saw; "" for none
     std::uint64_t generation = 0;
     bool value = false;  // it found a value (no computation)
+    // The generations of the tags it read before computing (tag_set::signature): a caller that
+    // read others (a tag was invalidated in between, by any process) must not share its value.
+    std::string tags;
   };
 
   // A leader's failure as a value: each follower throws its own exception from it. (Sharing the

@@ -41,7 +41,7 @@ bool is_generation(std::string_view g) {
 // A decimal number ending at '\n' at the front of `in` (consumed), at most `limit`.
 bool take_number(std::string_view& in, std::size_t limit, std::size_t& n) {
   auto nl = in.find('\n');
-  if (nl == std::string_view::npos || nl == 0 || nl > 4) return false;
+  if (nl == std::string_view::npos || nl == 0 || nl > 4 || (nl > 1 && in[0] == '0')) return false;  // one encoding
   auto [end, ec] = std::from_chars(in.data(), in.data() + nl, n);
   if (ec != std::errc() || end != in.data() + nl || n > limit) return false;
   in.remove_prefix(nl + 1);
@@ -112,6 +112,15 @@ bool tag_set::complete() const {
   });
 }
 
+std::string tag_set::signature() const {
+  std::string out;
+  for (const auto& t : tags_) {
+    auto g = generation(t);
+    out.append(g ? *g : std::string_view("-")).append(1, ',');
+  }
+  return out;
+}
+
 std::string tag_set::wrap(std::string_view value) const {
   std::vector<tag_stamp> stamps;
   for (const auto& t : tags_) stamps.push_back({t, *generation(t)});
@@ -131,7 +140,7 @@ tag_set::verdict tag_set::judge(std::string_view value, std::string_view& payloa
     if (std::none_of(stamps.begin(), stamps.end(), [&](const tag_stamp& s) { return s.tag == t; })) return verdict::stale;
   for (const auto& s : stamps) {
     auto g = generation(s.tag);
-    if (!g) missing.emplace_back(s.tag);
+    if (!g || g->empty()) missing.emplace_back(s.tag);  // none read yet, or it could not be read
     else if (*g != s.generation) return verdict::stale;
   }
   return missing.empty() ? verdict::current : verdict::unknown;

@@ -67,11 +67,16 @@ class tag_set {
   // The generation read for tag, or nullopt when none was read for it.
   std::optional<std::string_view> generation(std::string_view tag) const;
   void learn(std::string_view tag, std::string generation);
+  // Drops what was read: complete() is false, so nothing computed now will be stored.
+  void forget_generations() { known_.clear(); }
   // Every named tag has a generation: an entry computed now may be stored, stamped with them.
   bool complete() const;
+  // The generations read for the named tags, in order (which flights a caller may join).
+  std::string signature() const;
   std::string wrap(std::string_view value) const;
 
-  // What a stored value means to this call: current (payload is the value inside the envelope,
+  // What a stored value means to this call (a generation that could not be read counts as
+  // unknown, never as a mismatch): current (payload is the value inside the envelope,
   // or the whole value when it has none), stale, or unknown (some stamped tags have no
   // generation known yet: `missing` lists them). Current means every stamp matches the
   // generation known for its tag and, for a call naming tags, that each of them is stamped: an

@@ -18,7 +18,9 @@ venv_py="$work/venv/bin/python"
 unset PYTHONPATH
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 "$venv_py" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$work/wheel" "$src"
-"$venv_py" - "$work/wheel" <<'PY'
+# The version the wheel must say: the C header's (the package's own follows it).
+version="$(sed -nE 's/^#define HTTPCACHE_VERSION_STRING "([^"]+)".*/\1/p' "$src/include/httpcache.h")"
+"$venv_py" - "$work/wheel" "$version" <<'PY'
 import pathlib
 import sys
 import zipfile
@@ -32,7 +34,7 @@ for need in ("httpcache/__init__.py", "httpcache/libhttpcache.so.1", "httpcache/
     assert need in names, (need, sorted(names))
 assert any(n.startswith("httpcache/_httpcache.cpython-") for n in names), sorted(names)
 assert not any(n.startswith(("include/", "lib/", "bin/")) or n.endswith(".a") for n in names), sorted(names)
-for line in ("Name: httpcache", "Version: 1.3.0", "Requires-Python: >=3.11"):
+for line in ("Name: httpcache", f"Version: {sys.argv[2]}", "Requires-Python: >=3.11"):
     assert line in meta, (line, meta)
 assert "MIT" in meta, meta
 # No runtime dependencies: every Requires-Dist belongs to an extra (fastapi, test).
