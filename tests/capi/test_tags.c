@@ -4,10 +4,14 @@
  * - a computation that began before a tag's invalidation is never served after it (a looped
  *   property over random tag sets, with the invalidation made from another handle while the
  *   callback computes);
+ * - a caller of a flight's process that read a tag's new generation (invalidated by another
+ *   handle while the flight computed) does not share the flight's value;
  * - readers that name no tags still refuse stale entries and get the value without envelope;
  * - a tagged call refuses an entry stored without its tags;
  * - bad tag lists are refused before anything runs. */
 #define _DEFAULT_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +180,62 @@ static void test_never_stale_memory(void **state) { (void)state, never_stale(mem
 static void test_never_stale_redis(void **state) { (void)state, never_stale(test_redis_url); }
 static void test_never_stale_cluster(void **state) { (void)state, never_stale(test_cluster_url); }
 
+/* ---- a flight whose tag is invalidated elsewhere while it computes is not joined ---- */
+typedef struct {
+  httpcache_cache *cache;
+  atomic_int started, release;
+  char got[64];
+} slow_leader;
+
+static int slow_produce(httpcache_buf *out, uint32_t *flags, void *payload) {
+  slow_leader *l = payload;
+  (void)flags;
+  atomic_store(&l->started, 1);
+  /* long enough for the late caller to find the flight, well within its singleflight_wait_ms */
+  for (int i = 0; i < 300 && !atomic_load(&l->release); ++i) test_sleep_ms(1);
+  return httpcache_buf_set(out, "before", 6);
+}
+
+static void *leader_main(void *arg) {
+  slow_leader *l = arg;
+  const void *tags[] = {"t"};
+  size_t lens[] = {1};
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  if (httpcache_cache_get_or_compute_tagged(&v, NULL, NULL, l->cache, "k", 1, tags, lens, 1, &minute, slow_produce, l) ==
+      HTTPCACHE_OK)
+    snprintf(l->got, sizeof l->got, "%.*s", (int)v.size, v.ptr);
+  httpcache_buf_dispose(&v);
+  return NULL;
+}
+
+static void not_joined(url_fn url) {
+  const char *ns = test_unique_namespace("tagflight");
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *c = NULL, *other;
+  opts.singleflight_wait_ms = 5000;
+  assert_int_equal(httpcache_cache_open(&c, url(), ns, "UTC", &opts), HTTPCACHE_OK);
+  other = open_cache(url, ns);
+  slow_leader l = {c, 0, 0, ""};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, leader_main, &l), 0);
+  while (!atomic_load(&l.started)) test_sleep_ms(1);
+  invalidate_tag(other, "t"); /* another process, as far as c's flights know */
+  const char *tags[] = {"t"};
+  producer late = {0, "after", NULL, NULL};
+  char got[64];
+  httpcache_outcome o;
+  assert_int_equal(tagged(c, "k", tags, 1, &late, got, &o), HTTPCACHE_OK);
+  atomic_store(&l.release, 1);
+  pthread_join(t, NULL);
+  assert_string_equal(l.got, "before"); /* the leader's own caller gets its value */
+  assert_string_equal(got, "after");    /* the late caller never does */
+  assert_int_equal(late.calls, 1);
+  httpcache_cache_free(c);
+  httpcache_cache_free(other);
+}
+static void test_not_joined_redis(void **state) { (void)state, not_joined(test_redis_url); }
+static void test_not_joined_cluster(void **state) { (void)state, not_joined(test_cluster_url); }
+
 /* ---- bad input ---- */
 static void test_bad_tags(void **state) {
   (void)state;
@@ -315,6 +375,7 @@ int main(void) {
       cmocka_unit_test(test_groups_memory),      cmocka_unit_test(test_groups_redis),
       cmocka_unit_test(test_groups_cluster),     cmocka_unit_test(test_never_stale_memory),
       cmocka_unit_test(test_never_stale_redis),  cmocka_unit_test(test_never_stale_cluster),
+      cmocka_unit_test(test_not_joined_redis),   cmocka_unit_test(test_not_joined_cluster),
       cmocka_unit_test(test_bad_tags),           cmocka_unit_test(test_async_memory),
       cmocka_unit_test(test_async_redis),        cmocka_unit_test(test_async_cluster),
   };
