@@ -65,8 +65,10 @@ int httpcache_async_get_tagged(httpcache_async* ctx, const void* key, size_t key
     ctx->cache->impl->async_get(
         *ctx->session, k, tag_list(tags, tag_lens, ntags),
         [ctx, k, done, payload](int status, std::string_view value, std::int64_t ttl_ms, const core::tag_set& read) {
-          if (status == HTTPCACHE_ENOTFOUND) remember_miss(*ctx, k, read);
-          done(described(status), value.data(), value.size(), ttl_ms, payload);
+          if (status != HTTPCACHE_ENOTFOUND) return done(described(status), value.data(), value.size(), ttl_ms, payload);
+          remember_miss(*ctx, k, read);
+          const std::string read_as = read.signature();  // equal bytes: the same generations
+          done(status, read_as.data(), read_as.size(), ttl_ms, payload);
         });
   });
 }

@@ -1029,7 +1029,11 @@ HTTPCACHE_EXTERN(int) httpcache_async_release(httpcache_async *ctx, const void *
  * generations are asked in one pipeline; `done` gets a hit only when the
  * entry is stamped with each tag's current generation. After a miss, the
  * context remembers the generations read, and httpcache_async_set_tagged()
- * of that key stamps its value with them.
+ * of that key stamps its value with them. On HTTPCACHE_ENOTFOUND, value and
+ * its length describe the generations read (opaque bytes: two misses read
+ * the same generations when the bytes are equal), so a caller sharing one
+ * computation among several misses can refuse to share across a tag's
+ * invalidation.
  * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key or tag list: done is not called).
  * Since v1.4.
  */

@@ -220,3 +220,34 @@ def test_no_read_older_than_an_invalidation_of_its_tags(kind, redis_url, ops):
 
 
 _names = __import__("itertools").count()
+
+
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+def test_an_async_flight_is_not_shared_across_a_tag_invalidation(kind, namespace, request):
+    """A tag invalidated by another process while a flight of this loop computes: a caller
+    arriving after it computes its own value instead of sharing the flight's."""
+    from httpcache import _httpcache
+
+    url = request.getfixturevalue("redis_url" if kind == "redis" else "cluster_url")
+    HTTPCache.init(url, namespace=namespace)
+    elsewhere = _httpcache.Cache(url, namespace)  # another process's handle, as far as flights know
+    started = asyncio.Event()
+    versions = iter(["before", "after"])
+
+    @cache(key="tg.flight", ttl_in_seconds=60, tags=["t"])
+    async def slow() -> str:
+        value = next(versions)
+        if value == "before":
+            started.set()
+            await asyncio.sleep(0.3)
+        return value
+
+    async def scenario() -> tuple[str, str]:
+        leader = asyncio.create_task(slow())
+        await started.wait()
+        elsewhere.invalidate_tags([b"t"])
+        late = await slow()
+        return await leader, late
+
+    assert asyncio.run(scenario()) == ("before", "after")
+    elsewhere.close()

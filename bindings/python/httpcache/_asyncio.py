@@ -114,13 +114,16 @@ class Flight:
     once, inside the completion (``_SharedRead.set_result``), before any task runs, so its
     leader never sends a set the session would fence with the new lease."""
 
-    __slots__ = ("future", "lease", "generation", "void", "set_sent", "tags")
+    __slots__ = ("future", "lease", "generation", "void", "set_sent", "tags", "read")
 
-    def __init__(self, future: Any, lease: int, generation: int, tags: list[bytes] | None = None) -> None:
+    def __init__(
+        self, future: Any, lease: int, generation: int, tags: list[bytes] | None = None, read: bytes | None = None,
+    ) -> None:
         self.future = future
         self.lease = lease
         self.generation = generation
         self.tags = tags or []  # its set stamps the value with the generations its miss read
+        self.read = read  # those generations (opaque): a miss that read others must not join
         self.void = False
         self.set_sent = False  # a set used (or gave up) the lease: nothing to release
 

@@ -366,7 +366,7 @@ class CachedCall:
         ticket = handle.ticket()
         # HTTPCache.attach()'s GET of this request; a tagged call reads its tags' generations itself.
         verdict = None if tags else early_verdict(key, self.namespace)
-        lease = 0
+        lease, read = 0, None
         if verdict is None:
             status, value, ttl_ms = await adapter.start_get(loop, key, tags)
         else:
@@ -381,24 +381,27 @@ class CachedCall:
             handle.backend_ok(ticket)
             backend_up = True
             lease = ttl_ms  # on a miss: the lease number (see _asyncio.Flight)
+            read = value  # a tagged miss: the tags' generations it read
         else:
             handle.backend_failed(ticket, "get", status, value)
             backend_up = False
-        return await self._single_flight(args, kwargs, handle, loop, adapter, key, backend_up, ticket, lease, tags)
+        return await self._single_flight(args, kwargs, handle, loop, adapter, key, backend_up, ticket, (lease, tags, read))
 
-    async def _single_flight(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket, lease, tags) -> Any:  # noqa: ANN001
+    async def _single_flight(self, args, kwargs, handle, loop, adapter, key, backend_up, ticket, miss) -> Any:  # noqa: ANN001
         """Concurrent misses of one key on this loop share one computation, and its failure (the
         same exception). Fenced: a call joins a flight only with the same lease number (see
         _asyncio.Flight), so one arriving after an invalidation never gets a value computed
         before it. If the computing call declines to store or is too slow, each waiting call
         computes its own."""
+        lease, tags, read = miss  # its lease number, tags and their generations read (see _asyncio.Flight)
         flights = adapter.flights
         leader = flights.get(key)
-        if leader is not None and not leader.void and leader.lease == lease and (lease or leader.generation == adapter.generation):
+        if (leader is not None and not leader.void and leader.lease == lease and leader.read == read
+                and (lease or leader.generation == adapter.generation)):
             return await self._join(leader, args, kwargs, handle, loop, adapter, key, ticket)
         if leader is not None:
             leader.void = True  # a newer lease (or an invalidation): that flight must not store
-        flight = Flight(loop.create_future(), lease, adapter.generation, tags)
+        flight = Flight(loop.create_future(), lease, adapter.generation, tags, read)
         flights[key] = flight
         shared = None
         try:
