@@ -47,6 +47,18 @@ std::vector<std::string> tag_list(const void* const* tags, const size_t* tag_len
   return list;
 }
 
+call_args call_args_of(const httpcache_call* call) {
+  call_args a;
+  if (!call) return a;
+  if (call->version != HTTPCACHE_CALL_VERSION)
+    throw error(errc::version, fmt::format("unsupported httpcache_call version {}", call->version));
+  if (call->ntags) a.tags = tag_list(call->tags, call->tag_lens, call->ntags);
+  tag_set checked(a.tags);
+  a.stale = {call->stale_while_revalidate_ms, call->stale_if_error_ms};
+  validate_stale_windows(a.stale);
+  return a;
+}
+
 }  // namespace httpcache::capi
 
 using namespace httpcache::capi;
@@ -195,8 +207,11 @@ int httpcache_cache_invalidate(size_t* deleted, httpcache_cache* cache, const vo
 
 namespace {
 
+// The windows the compute callback running on this thread may set (httpcache_compute_stale).
+thread_local std::optional<core::stale_windows>* computing_windows = nullptr;
+
 int get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpcache_outcome* outcome, httpcache_cache* cache,
-                   std::string_view key, const std::vector<std::string>& tags, const httpcache_ttl_policy* policy,
+                   std::string_view key, const call_args& args, const httpcache_ttl_policy* policy,
                    httpcache_compute_cb compute, void* payload) {
   // A backend failure is not the call's (it fails open), but httpcache_error_last() says why.
   core::last_backend_failure().detail.clear();
@@ -207,16 +222,19 @@ int get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpcache_outcome* out
       uint32_t flags = HTTPCACHE_COMPUTE_STORE;
       // The callback's own cache calls (other handles too) must not leave their failures as ours.
       core::backend_failure ours = core::last_backend_failure();
-      int rc = compute(&produced, &flags, payload);
-      core::last_backend_failure() = std::move(ours);
       core::computed c;
+      auto* outer = computing_windows;  // a callback may compute another key inside (nested calls)
+      computing_windows = &c.stale;
+      int rc = compute(&produced, &flags, payload);
+      computing_windows = outer;
+      core::last_backend_failure() = std::move(ours);
       if (rc == 0) c.value.assign(produced.ptr ? produced.ptr : "", produced.size);
       httpcache_buf_dispose(&produced);
       if (rc != 0) throw callback_failed{rc};
       c.store = (flags & HTTPCACHE_COMPUTE_DONT_STORE) == 0;
       return c;
     };
-    r = cache->impl->get_or_compute(key, to_core_policy(*policy), produce, tags);
+    r = cache->impl->get_or_compute(key, to_core_policy(*policy), produce, args.tags, args.stale);
     fill_buf(value, r.value.data(), r.value.size());
     if (ttl_ms) *ttl_ms = r.ttl_ms;
     if (outcome) *outcome = static_cast<httpcache_outcome>(r.outcome);
@@ -236,24 +254,29 @@ int httpcache_cache_get_or_compute(httpcache_buf* value, int64_t* ttl_ms, httpca
   if (reject_if(!value || !cache || !policy || !compute, "value, cache, policy or compute is NULL") ||
       bad_key(key))
     return HTTPCACHE_EINVALID;
-  return get_or_compute(value, ttl_ms, outcome, cache, bytes(key, key_len), {}, policy, compute, payload);
+  return get_or_compute(value, ttl_ms, outcome, cache, bytes(key, key_len), call_args(), policy, compute, payload);
 }
 
-int httpcache_cache_get_or_compute_tagged(httpcache_buf* value, int64_t* ttl_ms, httpcache_outcome* outcome,
-                                          httpcache_cache* cache, const void* key, size_t key_len,
-                                          const void* const* tags, const size_t* tag_lens, size_t ntags,
-                                          const httpcache_ttl_policy* policy, httpcache_compute_cb compute,
-                                          void* payload) {
+int httpcache_cache_get_or_compute_ex(httpcache_buf* value, int64_t* ttl_ms, httpcache_outcome* outcome,
+                                      httpcache_cache* cache, const void* key, size_t key_len,
+                                      const httpcache_ttl_policy* policy, const httpcache_call* call,
+                                      httpcache_compute_cb compute, void* payload) {
   if (reject_if(!value || !cache || !policy || !compute, "value, cache, policy or compute is NULL") ||
       bad_key(key))
     return HTTPCACHE_EINVALID;
-  std::vector<std::string> list;
-  int rc = guard([&] {
-    list = tag_list(tags, tag_lens, ntags);
-    core::tag_set checked(list);  // every tag checked before the callback could run
-  });
+  call_args args;
+  int rc = guard([&] { args = call_args_of(call); });  // checked before the callback could run
   if (rc != HTTPCACHE_OK) return rc;
-  return get_or_compute(value, ttl_ms, outcome, cache, bytes(key, key_len), list, policy, compute, payload);
+  return get_or_compute(value, ttl_ms, outcome, cache, bytes(key, key_len), args, policy, compute, payload);
+}
+
+int httpcache_compute_stale(int64_t stale_while_revalidate_ms, int64_t stale_if_error_ms) {
+  core::stale_windows w{stale_while_revalidate_ms, stale_if_error_ms};
+  return guard([&] {
+    core::validate_stale_windows(w);
+    if (!computing_windows) throw core::error(core::errc::invalid, "httpcache_compute_stale is for compute callbacks only");
+    *computing_windows = w;
+  });
 }
 
 int httpcache_cache_invalidate_tags(httpcache_cache* cache, const void* const* tags, const size_t* tag_lens,

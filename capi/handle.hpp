@@ -18,8 +18,13 @@ struct httpcache_cache {
 struct httpcache_async {
   httpcache_cache* cache;
   std::unique_ptr<httpcache::async_session> session;
-  // The generations each tagged miss read, per key, for httpcache_async_set_tagged().
-  std::unordered_map<std::string, httpcache::tag_set> tagged_misses;
+  // Per key, what its last get left for the set that follows: the generations a tagged miss
+  // read (httpcache_async_set_ex stamps with them) and the refresh lock a stale read took.
+  struct read {
+    httpcache::tag_set tags;
+    std::string refresh_token;
+  };
+  std::unordered_map<std::string, read> reads;
 };
 
 namespace httpcache::capi {
@@ -32,6 +37,13 @@ ttl_policy to_core_policy(const httpcache_ttl_policy& policy);
 std::vector<std::string_view> key_views(const void* const* keys, const size_t* key_lens, size_t nkeys);
 // A C tag list (1..32 tags) as strings; the core validates each. Throws error(errc::invalid).
 std::vector<std::string> tag_list(const void* const* tags, const size_t* tag_lens, size_t ntags);
+
+// A C httpcache_call, checked (NULL: no tags, no windows). Throws error(errc::invalid / version).
+struct call_args {
+  std::vector<std::string> tags;
+  stale_windows stale;
+};
+call_args call_args_of(const httpcache_call* call);
 
 // Views of C headers (name, value), borrowed; a NULL name or value with a size throws
 // error(errc::invalid) naming it.

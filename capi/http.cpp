@@ -43,6 +43,17 @@ int httpcache_http_cache_control(httpcache_buf* out, int64_t max_age_s, unsigned
   });
 }
 
+int httpcache_http_stale(int64_t* while_revalidate_s, int64_t* if_error_s, const httpcache_header* headers,
+                         size_t nheaders) {
+  if (reject_if(!while_revalidate_s || !if_error_s, "an out pointer is NULL") || reject_if(!headers && nheaders, "headers is NULL"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    const auto d = http::read_stale(header_views(headers, nheaders));
+    *while_revalidate_s = d.while_revalidate.value_or(-1);
+    *if_error_s = d.if_error.value_or(-1);
+  });
+}
+
 int httpcache_http_request_flags(unsigned* out, const httpcache_header* headers, size_t nheaders) {
   if (reject_if(!out || (!headers && nheaders), "out or headers is NULL")) return HTTPCACHE_EINVALID;
   return guard([&] {

@@ -65,14 +65,18 @@ class lease_book {
   void forget(const std::string& key) {
     if (auto it = records_.find(key); it != records_.end()) it->second = record{std::string(), it->second.number, false};
   }
+  // A set of key must replace `value` (a stale entry being refreshed; empty: refused).
+  void expect(const std::string& key, std::string value);
   // For a set: 0 no record (plain SET), 1 fenced with *placeholder, -1 refused. Consumes the record.
-  int take(const std::string& key, std::string& placeholder);
+  // *expected: the record was an expect() (a release must not delete what the key holds).
+  int take(const std::string& key, std::string& placeholder, bool* expected = nullptr);
 
  private:
   struct record {
     std::string placeholder;
     std::int64_t number;
     bool ours;
+    bool expected = false;
   };
   static constexpr std::size_t max_records = 65536;  // beyond: the oldest half is forgotten
   void make_room();
@@ -117,11 +121,14 @@ class async_session {
     (void)key;
     done(0, 0);
   }
-  // Tags (tags.hpp). The generation stored under tag_key, created as `candidate` when there is
-  // none (SET NX, then GET): done(0, generation) ("" when the key holds no string), or a failure.
-  // No lease is taken or voided. Requests queued together go out together, so an entry's get
-  // and its tags' stamps cost one round trip.
-  virtual void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) = 0;
+  // Tags (tags.hpp) and refresh locks (stale.hpp). What key holds, set to `candidate` (PX
+  // ttl_ms) when it holds nothing (GET; then SET NX and GET): done(0, value) ("" when the key
+  // holds no string), or a failure. No lease is taken or voided. Requests queued together go out
+  // together, so an entry's get and its tags' stamps cost one round trip.
+  virtual void stamp(const std::string& key, const std::string& candidate, std::int64_t ttl_ms, get_done_fn done) = 0;
+  // The next set of key from this session replaces `value` only (empty: it is refused), as a
+  // caller refreshing a stale entry stores over the entry it saw. release() then forgets it.
+  virtual void expect(const std::string& key, std::string value) = 0;
   // Deletes key if it still holds `value` (count 1), as a reader that found it stale does.
   virtual void del_if(const std::string& key, std::string value, count_done_fn done) = 0;
   virtual void process(unsigned ready_events) = 0;

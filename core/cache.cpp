@@ -76,6 +76,17 @@ namespace {
 void check_not_lease(std::string_view value) {
   if (is_lease(value)) throw error(errc::invalid, "the value starts with the bytes reserved for lease placeholders");
   if (is_tagged(value)) throw error(errc::invalid, "the value starts with the bytes reserved for tagged entries");
+  if (is_fresh_wrapped(value)) throw error(errc::invalid, "the value starts with the bytes reserved for stale windows");
+}
+
+// A computed value that would read back as something else: never stored.
+bool is_reserved(std::string_view value) { return is_lease(value) || is_tagged(value) || is_fresh_wrapped(value); }
+
+// What is stored for a value: inside its freshness envelope when it has windows, inside its tags'
+// envelope when it has tags.
+std::string stamped(std::string_view value, std::int64_t seconds, const stale_windows& windows, const tag_set& tags) {
+  std::string inner = windows.any() ? wrap_fresh(now_unix_ms() + seconds * 1000, windows, value) : std::string(value);
+  return tags.empty() ? inner : tags.wrap(inner);
 }
 
 std::vector<std::string> tag_keys_of(std::string_view ns, const std::vector<std::string>& tags) {
@@ -115,6 +126,10 @@ lookup_result cache::get(std::string_view key) {
   lookup_result r = backend_->get(full);
   tag_set none;
   if (!accept(full, r, none, false)) r = lookup_result{};  // a computation in progress, or stale: a miss
+  if (r.found && is_fresh_wrapped(r.value)) {  // fresh: its freshness is its TTL; stale: a miss here
+    get_or_compute_result fresh = served(std::move(r), outcome::hit);
+    r = fresh.outcome == outcome::hit ? lookup_result{true, std::move(fresh.value), fresh.ttl_ms} : lookup_result{};
+  }
   stats::bump(r.found ? stats_.hits : stats_.misses);
   return r;
 }
@@ -135,7 +150,7 @@ lookup_result cache::lookup(const std::string& full, tag_set& tags) {
 // go (stamped tags this call knows no generation of are read first: one more round trip). A
 // hit's value becomes the payload inside its envelope. A stale entry is deleted (if it is still
 // there) when drop_stale, so that the lease that follows can be taken.
-bool cache::accept(const std::string& full, lookup_result& r, tag_set& tags, bool drop_stale) {
+bool cache::accept(const std::string& full, lookup_result& r, tag_set& tags, bool drop_stale, std::string* raw) {
   if (!r.found || is_lease(r.value)) return false;
   std::string_view payload;
   std::vector<std::string> missing;
@@ -154,7 +169,11 @@ bool cache::accept(const std::string& full, lookup_result& r, tag_set& tags, boo
     v = tags.judge(r.value, payload, missing);
   }
   if (v == tag_set::verdict::current) {
-    if (payload.size() != r.value.size()) r.value = std::string(payload);
+    if (payload.size() != r.value.size()) {
+      std::string inner(payload);
+      if (raw) *raw = std::move(r.value);
+      r.value = std::move(inner);
+    }
     return true;
   }
   if (drop_stale) {
@@ -209,10 +228,12 @@ computed cache::run(const std::string& full, const std::function<computed()>& co
 // placeholder seen, no invalidation through this handle since it started), or compute alone.
 get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_policy& policy,
                                             const std::function<computed()>& compute,
-                                            const std::vector<std::string>& tag_names) {
+                                            const std::vector<std::string>& tag_names,
+                                            const stale_windows& stale) {
   std::string full = full_key(key);
   validate_ttl_policy(policy);
-  tag_set tags(tag_names);
+  validate_stale_windows(stale);
+  call_options call{tag_set(tag_names), stale};
   if (computing_here(this, full)) {  // re-entrant: never wait for ourselves
     bool unused = false;
     return compute_uncached(full, compute, unused);
@@ -220,27 +241,35 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
   const std::uint64_t arrived = generation(full).load(std::memory_order_acquire);
   bool backend_up = true;
   std::string seen;  // a placeholder our lookup found
+  std::optional<lookup_result> found;
+  std::string raw;  // the stored bytes, when accept() took an envelope off
   try {
-    lookup_result hit = lookup(full, tags);
-    if (accept(full, hit, tags, true)) {
-      stats::bump(stats_.hits);
-      return {std::move(hit.value), hit.ttl_ms, outcome::hit};
+    lookup_result hit = lookup(full, call.tags);
+    if (accept(full, hit, call.tags, true, &raw)) {
+      if (!is_fresh_wrapped(hit.value)) {
+        stats::bump(stats_.hits);
+        return {std::move(hit.value), hit.ttl_ms, outcome::hit};
+      }
+      found = std::move(hit);
     }
-    if (hit.found) seen = std::move(hit.value);
-    stats::bump(stats_.misses);
+    if (!found) {
+      if (hit.found) seen = std::move(hit.value);
+      stats::bump(stats_.misses);
+    }
   } catch (const backend_error&) {
     backend_up = false;  // fail open: compute as if uncached (counted by the guarded backend)
   }
+  if (found) return fresh_or_stale(full, policy, compute, call, std::move(*found), std::move(raw));
 
   const auto wait = std::chrono::milliseconds(options_.singleflight_wait_ms);
   bool leader = false;
   flight_ptr flight = flights_.join(full, leader);
   bool unused = false;
   for (int round = 0;; ++round) {
-    if (leader) return lead(full, policy, compute, flight, backend_up, seen, "", tags);
+    if (leader) return lead(full, policy, compute, flight, backend_up, seen, "", call);
     auto observed = single_flight::observed(flight, wait);
     if (!observed) return compute_uncached(full, compute, unused, backend_up);  // the leader is stuck
-    bool joinable = arrived <= observed->generation && observed->tags == tags.signature();
+    bool joinable = arrived <= observed->generation && observed->tags == call.tags.signature();
     if (joinable && !observed->value && !observed->placeholder.empty()) {
       // The leader computes under (or saw) a placeholder. We may join only if that placeholder
       // is still there for us: an invalidation since removed it. Our own lease attempt tells
@@ -249,10 +278,10 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
         std::string mine = make_lease_placeholder();
         try {
           lease_result l = guarded([&] { return store_->lease(full, mine, lease_ms()); });
-          if (l.granted) return lead(full, policy, compute, flights_.replace(full), true, "", mine, tags);
-          if (accept(full, l.current, tags, false)) {
+          if (l.granted) return lead(full, policy, compute, flights_.replace(full), true, "", mine, call);
+          if (accept(full, l.current, call.tags, false)) {
             stats::bump(stats_.hits);
-            return {std::move(l.current.value), l.current.ttl_ms, outcome::hit};
+            return served(std::move(l.current), outcome::hit);
           }
           seen = l.current.found ? std::move(l.current.value) : std::string();
         } catch (const backend_error&) {
@@ -272,10 +301,10 @@ get_or_compute_result cache::get_or_compute(std::string_view key, const ttl_poli
         std::string mine = make_lease_placeholder();
         try {
           lease_result l = guarded([&] { return store_->lease(full, mine, lease_ms()); });
-          if (l.granted) return compute_leased(full, policy, compute, mine, unused, tags);
-          if (accept(full, l.current, tags, false)) {
+          if (l.granted) return compute_leased(full, policy, compute, mine, unused, call);
+          if (accept(full, l.current, call.tags, false)) {
             stats::bump(stats_.hits);
-            return {std::move(l.current.value), l.current.ttl_ms, outcome::hit};
+            return served(std::move(l.current), outcome::hit);
           }
         } catch (const backend_error&) {
           backend_up = false;
@@ -304,10 +333,10 @@ void cache::publish(const flight_ptr& flight, const std::string& full, std::stri
 get_or_compute_result cache::lead(const std::string& full, const ttl_policy& policy,
                                   const std::function<computed()>& compute, const flight_ptr& flight,
                                   bool backend_up, const std::string& seen, const std::string& granted,
-                                  tag_set& tags) {
+                                  call_options& call) {
   try {
     bool shareable = false;
-    get_or_compute_result r = lead_flight(full, policy, compute, flight, backend_up, seen, granted, shareable, tags);
+    get_or_compute_result r = lead_flight(full, policy, compute, flight, backend_up, seen, granted, shareable, call);
     std::optional<single_flight::shared_result> shared;
     if (shareable) shared = single_flight::shared_result{r.value, std::max<std::int64_t>(r.ttl_ms, 0), static_cast<int>(r.outcome)};
     flights_.finish(full, flight, std::move(shared));
@@ -326,19 +355,19 @@ get_or_compute_result cache::lead(const std::string& full, const ttl_policy& pol
 get_or_compute_result cache::lead_flight(const std::string& full, const ttl_policy& policy,
                                          const std::function<computed()>& compute, const flight_ptr& flight,
                                          bool backend_up, const std::string& seen, const std::string& granted,
-                                         bool& shareable, tag_set& tags) {
+                                         bool& shareable, call_options& call) {
   if (!granted.empty()) {
-    publish(flight, full, granted, false, tags);
-    return compute_leased(full, policy, compute, granted, shareable, tags);
+    publish(flight, full, granted, false, call.tags);
+    return compute_leased(full, policy, compute, granted, shareable, call);
   }
   if (!backend_up) {
-    publish(flight, full, "", false, tags);
+    publish(flight, full, "", false, call.tags);
     return compute_uncached(full, compute, shareable, false);
   }
   // A placeholder our lookup saw may be gone already (its holder stored, or gave up): the lease
   // attempt looks again in the same round trip.
   (void)seen;
-  if (options_.lock_ttl_ms == 0) return lease_and_compute(full, policy, compute, flight, shareable, tags);
+  if (options_.lock_ttl_ms == 0) return lease_and_compute(full, policy, compute, flight, shareable, call);
   const std::string lock_key = lock_key_for(full), token = random_token();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.singleflight_wait_ms);
   for (int delay_ms = 2;; delay_ms = std::min(delay_ms * 2, 50)) {
@@ -346,13 +375,13 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
     try {
       locked = backend_->try_lock(lock_key, token, options_.lock_ttl_ms);
     } catch (const backend_error&) {
-      publish(flight, full, "", false, tags);
+      publish(flight, full, "", false, call.tags);
       return compute_uncached(full, compute, shareable, false);
     }
     if (locked) {
       get_or_compute_result r;
       try {
-        r = lease_and_compute(full, policy, compute, flight, shareable, tags);
+        r = lease_and_compute(full, policy, compute, flight, shareable, call);
       } catch (...) {
         try { backend_->unlock(lock_key, token); } catch (const backend_error&) {}
         throw;
@@ -360,18 +389,18 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
       try { backend_->unlock(lock_key, token); } catch (const backend_error&) {}
       return r;
     }
-    if (std::chrono::steady_clock::now() >= deadline) return lease_and_compute(full, policy, compute, flight, shareable, tags);
+    if (std::chrono::steady_clock::now() >= deadline) return lease_and_compute(full, policy, compute, flight, shareable, call);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     try {
       lookup_result hit = backend_->get(full);
-      if (accept(full, hit, tags, false)) {
+      if (accept(full, hit, call.tags, false)) {
         stats::bump(stats_.coalesced);
-        publish(flight, full, "", true, tags);
+        publish(flight, full, "", true, call.tags);
         shareable = true;
-        return {std::move(hit.value), hit.ttl_ms, outcome::coalesced};
+        return served(std::move(hit), outcome::coalesced);
       }
     } catch (const backend_error&) {
-      publish(flight, full, "", false, tags);
+      publish(flight, full, "", false, call.tags);
       return compute_uncached(full, compute, shareable, false);
     }
   }
@@ -381,32 +410,32 @@ get_or_compute_result cache::lead_flight(const std::string& full, const ttl_poli
 // when refused) and computes under it; a value found instead is a hit.
 get_or_compute_result cache::lease_and_compute(const std::string& full, const ttl_policy& policy,
                                                const std::function<computed()>& compute, const flight_ptr& flight,
-                                               bool& shareable, tag_set& tags) {
+                                               bool& shareable, call_options& call) {
   std::string placeholder = make_lease_placeholder();
   lease_result l;
   try {
     l = guarded([&] { return store_->lease(full, placeholder, lease_ms()); });
   } catch (const backend_error&) {
-    publish(flight, full, "", false, tags);
+    publish(flight, full, "", false, call.tags);
     return compute_uncached(full, compute, shareable, false);
   }
   if (l.granted) {
-    publish(flight, full, placeholder, false, tags);
-    return compute_leased(full, policy, compute, placeholder, shareable, tags);
+    publish(flight, full, placeholder, false, call.tags);
+    return compute_leased(full, policy, compute, placeholder, shareable, call);
   }
-  if (accept(full, l.current, tags, false)) {
+  if (accept(full, l.current, call.tags, false)) {
     stats::bump(stats_.hits);
-    publish(flight, full, "", true, tags);
+    publish(flight, full, "", true, call.tags);
     shareable = true;
-    return {std::move(l.current.value), l.current.ttl_ms, outcome::hit};
+    return served(std::move(l.current), outcome::hit);
   }
-  publish(flight, full, l.current.found ? l.current.value : std::string(), false, tags);
+  publish(flight, full, l.current.found ? l.current.value : std::string(), false, call.tags);
   return compute_uncached(full, compute, shareable);
 }
 
 get_or_compute_result cache::compute_leased(const std::string& full, const ttl_policy& policy,
                                             const std::function<computed()>& compute,
-                                            const std::string& placeholder, bool& shareable, tag_set& tags) {
+                                            const std::string& placeholder, bool& shareable, call_options& call) {
   auto release = [&] {
     try {
       guarded([&] {
@@ -416,7 +445,7 @@ get_or_compute_result cache::compute_leased(const std::string& full, const ttl_p
     } catch (const backend_error&) {
     }
   };
-  if (!tags.complete()) {  // a tag's generation could not be read: what we compute is not stored
+  if (!call.tags.complete()) {  // a tag's generation could not be read: what we compute is not stored
     release();
     return compute_uncached(full, compute, shareable);
   }
@@ -431,7 +460,7 @@ get_or_compute_result cache::compute_leased(const std::string& full, const ttl_p
   // Only a value its producer wanted cached may be handed to concurrent callers.
   shareable = fresh.store && result.value.size() <= options_.max_value_bytes;
   if (fresh.store && result.value.size() > options_.max_value_bytes) stats::bump(stats_.oversized);
-  if (!shareable || is_lease(result.value) || is_tagged(result.value)) {
+  if (!shareable || is_reserved(result.value)) {
     release();  // nothing to store: the next caller may take the lease at once
     stats::bump(stats_.uncached);
     return result;
@@ -441,9 +470,9 @@ get_or_compute_result cache::compute_leased(const std::string& full, const ttl_p
     std::int64_t seconds = ttl(policy, now_unix_ms());
     // Refused when an invalidation (or an explicit set) replaced our placeholder meanwhile: the
     // value is still this caller's (and its waiters', who arrived before the invalidation).
-    const std::string stamped = tags.empty() ? std::string() : tags.wrap(result.value);
-    const std::string_view stored = tags.empty() ? std::string_view(result.value) : std::string_view(stamped);
-    if (guarded([&] { return store_->store_leased(full, placeholder, stored, seconds * 1000); })) {
+    const stale_windows windows = fresh.stale.value_or(call.stale);
+    const std::string stored = stamped(result.value, seconds, windows, call.tags);
+    if (guarded([&] { return store_->store_leased(full, placeholder, stored, seconds * 1000 + windows.longest()); })) {
       result.ttl_ms = seconds * 1000;
       result.outcome = outcome::stored;
       stats::bump(stats_.stores);
@@ -457,6 +486,92 @@ get_or_compute_result cache::compute_leased(const std::string& full, const ttl_p
     release();
     stats::bump(stats_.uncached);
   }
+  return result;
+}
+
+// A hit found on the way to computing (a lease attempt's answer, a poll): served as it is, fresh
+// or stale (with the remaining freshness as its TTL), never refreshed from here.
+get_or_compute_result cache::served(lookup_result&& hit, outcome o) const {
+  freshness f;
+  std::string_view inner;
+  if (!is_fresh_wrapped(hit.value) || !unwrap_fresh(hit.value, f, inner)) return {std::move(hit.value), hit.ttl_ms, o};
+  const std::int64_t left = f.fresh_until_ms - now_unix_ms();
+  return {std::string(inner), left, left > 0 ? o : outcome::stale};
+}
+
+// A hit of an entry with stale windows (raw: its stored bytes; empty when they are hit.value).
+get_or_compute_result cache::fresh_or_stale(const std::string& full, const ttl_policy& policy,
+                                            const std::function<computed()>& compute, call_options& call,
+                                            lookup_result hit, std::string raw) {
+  freshness f;
+  std::string_view inner;
+  const std::int64_t now = now_unix_ms();
+  if (!unwrap_fresh(hit.value, f, inner)) {  // not written by us: computed, not stored
+    stats::bump(stats_.misses);
+    bool unused = false;
+    return compute_uncached(full, compute, unused);
+  }
+  stats::bump(stats_.hits);
+  if (now < f.fresh_until_ms) return {std::string(inner), f.fresh_until_ms - now, outcome::hit};
+  if (raw.empty()) raw = std::move(hit.value);
+  return serve_stale(full, policy, compute, call, raw, std::string(inner), f, now);
+}
+
+// An entry past its freshness, within its windows: the caller that takes the key's refresh lock
+// recomputes and stores over the entry it saw (only while it is still there: an invalidation in
+// between wins); the others get the stale value within stale-while-revalidate, or compute
+// (unstored) past it. A computation that fails within stale-if-error is answered with it.
+get_or_compute_result cache::serve_stale(const std::string& full, const ttl_policy& policy,
+                                         const std::function<computed()>& compute, call_options& call,
+                                         const std::string& raw, std::string value, const freshness& f,
+                                         std::int64_t now) {
+  const std::int64_t staleness = now - f.fresh_until_ms;
+  const std::string lock = lock_key_for(full), token = make_lease_placeholder();
+  bool won = false;
+  try {
+    won = guarded([&] { return store_->lease(lock, token, lease_ms()); }).granted;
+  } catch (const backend_error&) {
+  }
+  auto unlock = [&] {
+    try {
+      guarded([&] {
+        store_->release(lock, token);
+        return 0;
+      });
+    } catch (const backend_error&) {
+    }
+  };
+  get_or_compute_result stale{std::move(value), f.fresh_until_ms - now, outcome::stale};
+  if (!won && staleness <= f.windows.while_revalidate_ms) return stale;
+  computed fresh;
+  try {
+    fresh = run(full, compute);
+  } catch (...) {
+    if (won) unlock();
+    if (staleness <= f.windows.if_error_ms) return stale;
+    throw;
+  }
+  get_or_compute_result result{std::move(fresh.value), 0, outcome::uncached};
+  const bool storable = won && fresh.store && result.value.size() <= options_.max_value_bytes &&
+                        !is_reserved(result.value) && call.tags.complete();
+  if (storable) {
+    try {
+      std::int64_t seconds = ttl(policy, now_unix_ms());
+      const stale_windows windows = fresh.stale.value_or(call.stale);
+      const std::string stored = stamped(result.value, seconds, windows, call.tags);
+      if (guarded([&] { return store_->store_leased(full, raw, stored, seconds * 1000 + windows.longest()); })) {
+        result.ttl_ms = seconds * 1000;
+        result.outcome = outcome::stored;
+        stats::bump(stats_.stores);
+      } else {
+        result.ttl_ms = -1;  // the entry changed since we saw it (an invalidation): fencing
+      }
+    } catch (const backend_error&) {
+    } catch (const error&) {
+    }
+  }
+  if (result.outcome != outcome::stored) stats::bump(stats_.uncached);
+  if (won) unlock();
   return result;
 }
 
@@ -489,6 +604,9 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
   std::string value;
   std::int64_t ttl_ms = 0;
   bool retried = false;
+  // A stale entry (stale.hpp): its value, freshness and the refresh lock this call tried.
+  std::string stale_value, refresh_token;
+  freshness fresh;
 
   tagged_lookup(async_session& s, std::string f, std::string n, tag_set t, cache::tagged_get_done_fn d, stats* c)
       : session(s), full(std::move(f)), ns(std::move(n)), tags(std::move(t)), done(std::move(d)), counters(c) {}
@@ -508,7 +626,7 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
   void stamp(const std::vector<std::string>& names) {
     auto self = shared_from_this();
     for (const auto& name : names)
-      session.stamp(tag_key(ns, name), make_generation(), [self, name](int st, std::string_view g, std::int64_t) {
+      session.stamp(tag_key(ns, name), make_generation(), tag_ttl_ms, [self, name](int st, std::string_view g, std::int64_t) {
         self->tags.learn(name, st == 0 ? std::string(g) : std::string());
         self->one_done();
       });
@@ -524,7 +642,7 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
     std::vector<std::string> missing;
     switch (tags.judge(value, payload, missing)) {
       case tag_set::verdict::current:
-        return finish(0, payload, ttl_ms);
+        return found(payload);
       case tag_set::verdict::unknown:
         if (!retried) {
           retried = true;
@@ -549,6 +667,32 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
     });
   }
 
+  // A current entry: served, unless it is past its freshness (then see refresh()).
+  void found(std::string_view payload) {
+    std::string_view inner;
+    if (!is_fresh_wrapped(payload)) return finish(0, payload, ttl_ms);
+    if (!unwrap_fresh(payload, fresh, inner)) return refuse();  // not written by us: a miss, not stored
+    const std::int64_t now = now_unix_ms();
+    if (now < fresh.fresh_until_ms) return finish(0, inner, fresh.fresh_until_ms - now);
+    stale_value.assign(inner);
+    const std::string token = make_lease_placeholder();
+    auto self = shared_from_this();
+    session.stamp(lock_key_for(full), token, default_lease_ms, [self, token](int st, std::string_view holder, std::int64_t) {
+      self->refresh(st == 0 && holder == token ? token : std::string());
+    });
+  }
+
+  // Stale: the caller holding the refresh lock gets errc::stale and refreshes (its set replaces
+  // the entry it saw, only while it is still there); the others get the stale value within
+  // stale-while-revalidate, or errc::stale past it (they compute; their set is refused).
+  void refresh(std::string token) {
+    const std::int64_t now = now_unix_ms(), staleness = now - fresh.fresh_until_ms;
+    if (token.empty() && staleness <= fresh.windows.while_revalidate_ms) return finish(0, stale_value, -staleness);
+    session.expect(full, token.empty() ? std::string() : value);
+    refresh_token = std::move(token);
+    finish(static_cast<int>(errc::stale), stale_value, -staleness);
+  }
+
   // A miss this call may not store after: no lease is held (its last get found a value), so a
   // plain SET could land after an invalidation. Without generations, async_set refuses.
   void refuse() {
@@ -557,9 +701,9 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
   }
 
   void finish(int st, std::string_view v, std::int64_t ttl) {
-    if (st == 0) stats::bump(counters->hits);
+    if (st == 0 || st == static_cast<int>(errc::stale)) stats::bump(counters->hits);
     if (st == static_cast<int>(errc::not_found)) stats::bump(counters->misses);
-    done(st, v, ttl, tags);
+    done(st, v, ttl, tags, refresh_token);
   }
 };
 
@@ -571,7 +715,7 @@ void cache::async_get(async_session& s, std::string_view key, const std::vector<
   tag_set names(tags);
   if (names.empty()) {  // the common case: no state to keep unless the entry is tagged
     s.get(full, [this, &s, full, done = std::move(done)](int status, std::string_view value, std::int64_t ttl_ms) {
-      if (status == 0 && is_tagged(value)) {
+      if (status == 0 && (is_tagged(value) || is_fresh_wrapped(value))) {
         auto look = std::make_shared<tagged_lookup>(s, full, ns_, tag_set(), done, &stats_);
         look->value.assign(value);
         look->ttl_ms = ttl_ms;
@@ -580,7 +724,7 @@ void cache::async_get(async_session& s, std::string_view key, const std::vector<
       if (status == 0) stats::bump(stats_.hits);
       if (status == static_cast<int>(errc::not_found)) stats::bump(stats_.misses);
       static const tag_set none;
-      done(status, value, ttl_ms, none);
+      done(status, value, ttl_ms, none, std::string());
     });
     return;
   }
@@ -588,24 +732,27 @@ void cache::async_get(async_session& s, std::string_view key, const std::vector<
 }
 
 void cache::async_set(async_session& s, std::string_view key, std::string_view value, const ttl_policy& policy,
-                      count_done_fn done, const tag_set* tags) const {
+                      count_done_fn done, const tag_set* tags, const stale_windows& stale) const {
   std::string full = full_key(key);
   check_value_size(value.size());
   check_not_lease(value);
+  validate_stale_windows(stale);
   std::int64_t seconds = ttl(policy, now_unix_ms());
-  std::string stamped;
-  if (tags && !tags->empty()) {
-    // A tag whose generation the get could not read: the value is not stored (its lease goes).
-    if (!tags->complete()) return s.release(full, [done = std::move(done)](int, std::int64_t) {
-      done(static_cast<int>(errc::not_found), 0);
-    });
-    stamped = tags->wrap(value);
-    value = stamped;
-  }
-  s.set(full, value, seconds * 1000, [counters = &stats_, seconds, done = std::move(done)](int status, std::int64_t) {
-    if (status == 0) stats::bump(counters->stores);
-    done(status, status == 0 ? seconds : 0);
-  });
+  // A tag whose generation the get could not read: the value is not stored (its lease goes).
+  if (tags && !tags->empty() && !tags->complete())
+    return s.release(full, [done = std::move(done)](int, std::int64_t) { done(static_cast<int>(errc::not_found), 0); });
+  static const tag_set none;
+  const std::string stored = stamped(value, seconds, stale, tags ? *tags : none);
+  s.set(full, stored, seconds * 1000 + stale.longest(),
+        [counters = &stats_, seconds, done = std::move(done)](int status, std::int64_t) {
+          if (status == 0) stats::bump(counters->stores);
+          done(status, status == 0 ? seconds : 0);
+        });
+}
+
+void cache::async_end_refresh(async_session& s, std::string_view key, std::string refresh_token) const {
+  if (refresh_token.empty()) return;
+  s.del_if(lock_key_for(full_key(key)), std::move(refresh_token), [](int, std::int64_t) {});
 }
 
 void cache::async_invalidate_tags(async_session& s, const std::vector<std::string_view>& tags,

@@ -18,6 +18,7 @@
 #include "options.hpp"  // cache_options
 #include "single_flight.hpp"
 #include "stats.hpp"
+#include "stale.hpp"
 #include "tags.hpp"
 #include "ttl.hpp"
 #include "url.hpp"
@@ -27,12 +28,20 @@ namespace httpcache {
 class guarded_backend;
 
 // coalesced: a concurrent caller computed the value; this one waited and shares it.
-enum class outcome : int { hit = 1, stored = 2, uncached = 3, coalesced = 4 };
+// stale: an entry past its freshness served within its windows (see stale.hpp).
+enum class outcome : int { hit = 1, stored = 2, uncached = 3, coalesced = 4, stale = 5 };
 
 // What a compute step produced. Failures are exceptions, which propagate unchanged.
 struct computed {
   std::string value;
   bool store = true;
+  std::optional<stale_windows> stale;  // this value's own windows (its response's Cache-Control)
+};
+
+// What one get_or_compute call asks besides its key and policy.
+struct call_options {
+  tag_set tags;
+  stale_windows stale;  // the windows its stored values get (a computation may set its own)
 };
 
 struct get_or_compute_result {
@@ -72,7 +81,8 @@ class cache {
   // and a stored value is stamped with the generations read before computing.
   get_or_compute_result get_or_compute(std::string_view key, const ttl_policy& policy,
                                        const std::function<computed()>& compute,
-                                       const std::vector<std::string>& tags = {});
+                                       const std::vector<std::string>& tags = {},
+                                       const stale_windows& stale = {});
 
   // Non-blocking calls through a session from open_async(). Arguments are checked (and the TTL
   // computed) before anything starts, so a bad call throws and no callback runs.
@@ -82,12 +92,18 @@ class cache {
   bool breaker_open() const noexcept { return breaker_.is_open(); }
   // The tags' generations come with the answer (read in the same round trip): a caller that
   // computes after a miss passes them to async_set, which stamps the value with them.
-  using tagged_get_done_fn =
-      std::function<void(int status, std::string_view value, std::int64_t ttl_ms, const tag_set& tags)>;
+  // A stale entry (stale.hpp) past its freshness comes as status 0 within stale-while-revalidate
+  // (ttl_ms: minus its staleness), or errc::stale when this caller should recompute: with
+  // refresh_token non-empty it holds the key's refresh lock (its async_set replaces the stale
+  // entry; end_refresh releases the lock after), without one another caller does (its set is
+  // refused).
+  using tagged_get_done_fn = std::function<void(int status, std::string_view value, std::int64_t ttl_ms,
+                                                const tag_set& tags, const std::string& refresh_token)>;
+  void async_end_refresh(async_session& s, std::string_view key, std::string refresh_token) const;
   void async_get(async_session& s, std::string_view key, const std::vector<std::string>& tags,
                  tagged_get_done_fn done) const;
   void async_set(async_session& s, std::string_view key, std::string_view value, const ttl_policy& policy,
-                 count_done_fn done, const tag_set* tags = nullptr) const;
+                 count_done_fn done, const tag_set* tags = nullptr, const stale_windows& stale = {}) const;
   void async_invalidate_tags(async_session& s, const std::vector<std::string_view>& tags, count_done_fn done) const;
   void async_invalidate(async_session& s, const std::vector<std::string_view>& keys, count_done_fn done) const;
   void async_release(async_session& s, std::string_view key, count_done_fn done) const;
@@ -102,20 +118,27 @@ class cache {
   computed run(const std::string& full, const std::function<computed()>& compute);
   get_or_compute_result lead(const std::string& full, const ttl_policy& policy,
                              const std::function<computed()>& compute, const flight_ptr& flight, bool backend_up,
-                             const std::string& seen, const std::string& granted, tag_set& tags);
+                             const std::string& seen, const std::string& granted, call_options& call);
   get_or_compute_result lead_flight(const std::string& full, const ttl_policy& policy,
                                     const std::function<computed()>& compute, const flight_ptr& flight,
                                     bool backend_up, const std::string& seen, const std::string& granted,
-                                    bool& shareable, tag_set& tags);
+                                    bool& shareable, call_options& call);
   get_or_compute_result lease_and_compute(const std::string& full, const ttl_policy& policy,
                                           const std::function<computed()>& compute, const flight_ptr& flight,
-                                          bool& shareable, tag_set& tags);
+                                          bool& shareable, call_options& call);
   get_or_compute_result compute_leased(const std::string& full, const ttl_policy& policy,
                                        const std::function<computed()>& compute, const std::string& placeholder,
-                                       bool& shareable, tag_set& tags);
+                                       bool& shareable, call_options& call);
   get_or_compute_result compute_uncached(const std::string& full, const std::function<computed()>& compute,
                                          bool& shareable, bool fenced = true);
-  bool accept(const std::string& full, lookup_result& r, tag_set& tags, bool drop_stale);
+  bool accept(const std::string& full, lookup_result& r, tag_set& tags, bool drop_stale, std::string* raw = nullptr);
+  get_or_compute_result served(lookup_result&& hit, outcome o) const;
+  get_or_compute_result fresh_or_stale(const std::string& full, const ttl_policy& policy,
+                                       const std::function<computed()>& compute, call_options& call,
+                                       lookup_result hit, std::string raw);
+  get_or_compute_result serve_stale(const std::string& full, const ttl_policy& policy,
+                                    const std::function<computed()>& compute, call_options& call,
+                                    const std::string& raw, std::string value, const freshness& f, std::int64_t now);
   lookup_result lookup(const std::string& full, tag_set& tags);
   void publish(const flight_ptr& flight, const std::string& full, std::string placeholder, bool value,
                const tag_set& tags) const;

@@ -20,6 +20,7 @@ enum class errc : int {
   timeout = -8,
   version = -9,
   canceled = -10,
+  stale = -11,  // a stale entry the caller should recompute (see stale.hpp)
 };
 
 class error : public std::runtime_error {

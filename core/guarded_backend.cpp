@@ -43,14 +43,15 @@ class guarded_session final : public async_session {
     if (!owner_.admit()) return done(breaker_skip(), 0);
     inner_->release(key, wrap(std::move(done)));
   }
-  void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) override {
+  void stamp(const std::string& tag_key, const std::string& candidate, std::int64_t ttl_ms, get_done_fn done) override {
     if (!owner_.admit()) return done(breaker_skip(), {}, 0);
-    inner_->stamp(tag_key, candidate, [owner = &owner_, done = std::move(done)](int status, std::string_view g,
-                                                                               std::int64_t t) {
+    inner_->stamp(tag_key, candidate, ttl_ms, [owner = &owner_, done = std::move(done)](int status, std::string_view g,
+                                                                                       std::int64_t t) {
       owner->record(status, outage_of(status));
       done(status, g, t);
     });
   }
+  void expect(const std::string& key, std::string value) override { inner_->expect(key, std::move(value)); }
   void del_if(const std::string& key, std::string value, count_done_fn done) override {
     if (!owner_.admit()) return done(breaker_skip(), 0);
     inner_->del_if(key, std::move(value), wrap(std::move(done)));

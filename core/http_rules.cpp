@@ -259,6 +259,21 @@ verdict judge(int status, const std::vector<header_view>& headers, bool per_user
   return {std::string(), cap};
 }
 
+stale_directives read_stale(const std::vector<header_view>& headers) {
+  std::string control;
+  for (const auto& [name, value] : headers)
+    if (iequals(name, "cache-control")) {
+      if (!control.empty()) control += ", ";
+      control += value;
+    }
+  stale_directives out;
+  auto ds = parse_cache_control(control);
+  if (!ds) return out;
+  if (const auto* d = find(*ds, "stale-while-revalidate")) out.while_revalidate = seconds_of(d->arg);
+  if (const auto* d = find(*ds, "stale-if-error")) out.if_error = seconds_of(d->arg);
+  return out;
+}
+
 namespace {
 
 // The opaque-tag of an entity-tag (W/ dropped: the weak comparison of section 8.8.3.2).

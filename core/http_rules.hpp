@@ -58,6 +58,14 @@ struct verdict {
 // one, `now` seconds since the epoch (for Expires).
 verdict judge(int status, const std::vector<header_view>& headers, bool per_user, std::int64_t now);
 
+// The stale windows a response's own Cache-Control allows (RFC 5861: stale-while-revalidate=N,
+// stale-if-error=N, in seconds); nullopt where it says nothing (or does not parse).
+struct stale_directives {
+  std::optional<std::int64_t> while_revalidate;
+  std::optional<std::int64_t> if_error;
+};
+stale_directives read_stale(const std::vector<header_view>& headers);
+
 // What a request's own Cache-Control asks of a cache (RFC 9111 section 5.2.1): no-store (its
 // response must not be stored), no-cache or max-age=0 (a stored response must be revalidated;
 // Pragma: no-cache counts when there is no Cache-Control).

@@ -38,10 +38,17 @@ std::int64_t lease_book::granted(const std::string& key, std::string placeholder
   return next_;
 }
 
-int lease_book::take(const std::string& key, std::string& placeholder) {
+void lease_book::expect(const std::string& key, std::string value) {
+  make_room();
+  const bool ours = !value.empty();
+  records_[key] = record{std::move(value), ++next_, ours, true};
+}
+
+int lease_book::take(const std::string& key, std::string& placeholder, bool* expected) {
   auto it = records_.find(key);
   if (it == records_.end()) return 0;
   int r = it->second.ours ? 1 : -1;
+  if (expected) *expected = it->second.expected;
   placeholder = std::move(it->second.placeholder);
   records_.erase(it);
   return r;
@@ -192,14 +199,16 @@ class memory_session final : public async_session {
     std::vector<std::string_view> views(keys.begin(), keys.end());
     done(0, static_cast<std::int64_t>(store_.del(views)));
   }
+  void expect(const std::string& key, std::string value) override { leases_.expect(key, std::move(value)); }
   void release(const std::string& key, count_done_fn done) override {
     std::string placeholder;
-    if (leases_.take(key, placeholder) <= 0) return done(0, 0);
+    bool expected = false;
+    if (leases_.take(key, placeholder, &expected) <= 0 || expected) return done(0, 0);
     store_.release(key, placeholder);
     done(0, 1);
   }
-  void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) override {
-    lease_result l = store_.lease(tag_key, candidate, tag_ttl_ms);
+  void stamp(const std::string& key, const std::string& candidate, std::int64_t ttl_ms, get_done_fn done) override {
+    lease_result l = store_.lease(key, candidate, ttl_ms);
     if (l.granted) return done(0, candidate, 0);
     done(0, l.current.found ? std::string_view(l.current.value) : std::string_view(), 0);
   }

@@ -116,7 +116,8 @@ typedef enum httpcache_error_code {
   HTTPCACHE_EBACKEND = -7,  /**< The backend failed: connection refused, I/O error, error reply. */
   HTTPCACHE_ETIMEOUT = -8,  /**< The backend did not answer within the configured timeout. */
   HTTPCACHE_EVERSION = -9,  /**< An options struct has a version this library does not know. */
-  HTTPCACHE_ECANCELED = -10 /**< A non-blocking request was canceled because its context was freed. */
+  HTTPCACHE_ECANCELED = -10, /**< A non-blocking request was canceled because its context was freed. */
+  HTTPCACHE_ESTALE = -11     /**< A stale entry the caller should recompute (see "Stale entries"; since v1.4). */
 } httpcache_error_code;
 
 /** Details of the last failure on this thread. */
@@ -501,7 +502,8 @@ typedef enum httpcache_outcome {
   HTTPCACHE_OUTCOME_HIT = 1,       /**< Served from the cache. */
   HTTPCACHE_OUTCOME_STORED = 2,    /**< Computed and stored. */
   HTTPCACHE_OUTCOME_UNCACHED = 3,  /**< Computed, not stored (declined, too large, or backend down). */
-  HTTPCACHE_OUTCOME_COALESCED = 4  /**< A concurrent caller on this handle computed it; shared (single-flight); ttl_ms 0 if its store was refused (fencing). */
+  HTTPCACHE_OUTCOME_COALESCED = 4, /**< A concurrent caller on this handle computed it; shared (single-flight); ttl_ms 0 if its store was refused (fencing). */
+  HTTPCACHE_OUTCOME_STALE = 5      /**< An entry past its freshness, served within its stale windows; ttl_ms is minus its staleness (since v1.4). */
 } httpcache_outcome;
 
 /**
@@ -585,6 +587,8 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64
  * is never stamped with "none": a tag key that expires or is evicted makes its
  * entries miss rather than bring back invalidated ones.
  *
+ * Tags are given in an httpcache_call (httpcache_cache_get_or_compute_ex(),
+ * httpcache_async_get_ex(), httpcache_async_set_ex()).
  * A tagged call accepts only entries stamped with each of its tags (an entry
  * stored without them, earlier or by another writer, is a miss for it); any
  * lookup (httpcache_cache_get() too) refuses an entry with a stale stamp, and
@@ -596,21 +600,72 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64
  * count once. Redis ACL: MGET besides the untagged calls' SET, GET, PTTL and EVAL.
  * ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------
+ * Stale entries (since v1.4): stale-while-revalidate and stale-if-error
+ *
+ * A value stored with windows (httpcache_call, or httpcache_compute_stale()
+ * from inside the compute callback, e.g. from the response's own
+ * Cache-Control) stays in the store for the longer window past its TTL, in an
+ * envelope that says when it stops being fresh and its windows: readers need
+ * no configuration to honour them. Past its freshness:
+ *  - within stale-while-revalidate, callers get it as it is
+ *    (HTTPCACHE_OUTCOME_STALE; ttl_ms is minus its staleness) while exactly one
+ *    caller, across processes, recomputes: the one that takes the key's refresh
+ *    lock (`httpcache-lock!<ns>:<key>`, SET NX PX, released by token);
+ *  - the refreshed value replaces the stale entry only while the entry is still
+ *    the one that caller saw (an EVAL comparing it), so an invalidation in
+ *    between wins;
+ *  - within stale-if-error, a computation that fails is answered with the stale
+ *    entry (HTTPCACHE_OUTCOME_STALE) instead of its failure.
+ * An invalidated entry is never served stale: invalidation deletes it, and a
+ * tag's invalidation makes it a miss. httpcache_cache_get() treats a stale
+ * entry as a miss, and gives a fresh one's remaining freshness as its TTL.
+ * Windows are 0..366 days in ms. Values stored with the setters may not begin
+ * with the envelope's reserved prefix (a NUL byte and "httpcache-fresh").
+ * ------------------------------------------------------------------------ */
+
+/** The version of httpcache_call this header describes. */
+#define HTTPCACHE_CALL_VERSION 1
+
+/** What a call asks besides its key and TTL policy. Initialize with HTTPCACHE_CALL_INIT. */
+typedef struct httpcache_call {
+  uint32_t version;              /**< HTTPCACHE_CALL_VERSION. */
+  const void *const *tags;       /**< ntags tags (see "Tags"), or NULL with ntags 0. */
+  const size_t *tag_lens;
+  size_t ntags;
+  int64_t stale_while_revalidate_ms; /**< Windows of the values this call stores (see "Stale entries"). */
+  int64_t stale_if_error_ms;
+} httpcache_call;
+#define HTTPCACHE_CALL_INIT {HTTPCACHE_CALL_VERSION, NULL, NULL, 0, 0, 0}
+
 /**
- * httpcache_cache_get_or_compute() with tags: a hit must carry each tag's
- * current generation, and the stored value is stamped with them.
- * @param tags, tag_lens ntags tags (1..32); every tag is checked before
- *        anything is sent.
+ * httpcache_cache_get_or_compute() with tags and stale windows (call may be
+ * NULL: as httpcache_cache_get_or_compute()). With tags, a hit must carry
+ * each tag's current generation, and the stored value is stamped with them.
+ * A stale entry is served, refreshed or used on failure as "Stale entries"
+ * says (the refresh lock is one more round trip; the refreshing caller's own
+ * call computes at once and returns its value).
  * @return as httpcache_cache_get_or_compute(); HTTPCACHE_EINVALID also for a
- *         bad tag list (the callback is not called).
+ *         bad tag list or window, HTTPCACHE_EVERSION for an unknown
+ *         call->version (the callback is not called).
  * Since v1.4.
  */
-HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute_tagged(httpcache_buf *value, int64_t *ttl_ms,
-                                                            httpcache_outcome *outcome, httpcache_cache *cache,
-                                                            const void *key, size_t key_len,
-                                                            const void *const *tags, const size_t *tag_lens,
-                                                            size_t ntags, const httpcache_ttl_policy *policy,
-                                                            httpcache_compute_cb compute, void *payload);
+HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute_ex(httpcache_buf *value, int64_t *ttl_ms,
+                                                        httpcache_outcome *outcome, httpcache_cache *cache,
+                                                        const void *key, size_t key_len,
+                                                        const httpcache_ttl_policy *policy, const httpcache_call *call,
+                                                        httpcache_compute_cb compute, void *payload);
+
+/**
+ * Sets the stale windows of the value the running compute callback produces
+ * (on its thread), overriding the call's: for a value whose own metadata says
+ * how stale it may be served (a response's Cache-Control stale-while-revalidate
+ * and stale-if-error).
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (a bad window, or no compute
+ *         callback of this library running on this thread).
+ * Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_compute_stale(int64_t stale_while_revalidate_ms, int64_t stale_if_error_ms);
 
 /**
  * Invalidates tags: every entry stamped with one of them misses from now on,
@@ -782,6 +837,17 @@ typedef struct httpcache_http_verdict {
  */
 HTTPCACHE_EXTERN(int) httpcache_http_judge(httpcache_http_verdict *out, int status, const httpcache_header *headers,
                                            size_t nheaders, unsigned flags, int64_t now_unix_s);
+
+/**
+ * The stale windows a response's own Cache-Control allows (RFC 5861:
+ * stale-while-revalidate=N and stale-if-error=N), in seconds; -1 for each it
+ * does not give (or when its Cache-Control does not parse). Several
+ * Cache-Control headers are read as one list.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL arguments).
+ * Thread-safe. Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_stale(int64_t *while_revalidate_s, int64_t *if_error_s,
+                                           const httpcache_header *headers, size_t nheaders);
 
 /**
  * The Cache-Control a stored response is sent with when max_age_s seconds of
@@ -1025,39 +1091,48 @@ HTTPCACHE_EXTERN(int) httpcache_async_release(httpcache_async *ctx, const void *
                                               httpcache_async_done_cb done, void *payload);
 
 /**
- * httpcache_async_get() with tags (see "Tags"): the entry and the tags'
- * generations are asked in one pipeline; `done` gets a hit only when the
- * entry is stamped with each tag's current generation. After a miss, the
- * context remembers the generations read, and httpcache_async_set_tagged()
- * of that key stamps its value with them. On HTTPCACHE_ENOTFOUND, value and
- * its length describe the generations read (opaque bytes: two misses read
- * the same generations when the bytes are equal), so a caller sharing one
- * computation among several misses can refuse to share across a tag's
- * invalidation.
- * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key or tag list: done is not called).
+ * httpcache_async_get() with a call's tags (see "Tags"; call may be NULL):
+ * the entry and the tags' generations are asked in one pipeline; `done` gets
+ * a hit only when the entry is stamped with each tag's current generation.
+ * After a miss, the context remembers the generations read, and
+ * httpcache_async_set_ex() of that key with the same tags stamps its value
+ * with them. On HTTPCACHE_ENOTFOUND of a tagged call, value and its length
+ * describe the generations read (opaque bytes: two misses read the same
+ * generations when the bytes are equal), so a caller sharing one computation
+ * among several misses can refuse to share across a tag's invalidation.
+ *
+ * An entry past its freshness (see "Stale entries"; any httpcache_async_get
+ * too): within stale-while-revalidate while another caller refreshes it,
+ * status HTTPCACHE_OK with ttl_ms <= 0 (minus its staleness); when this
+ * context should recompute it, HTTPCACHE_ESTALE with the stale value and
+ * ttl_ms <= 0: this context then holds the key's refresh lock (its next set
+ * of the key replaces the stale entry only while it is still there, then
+ * releases the lock; httpcache_async_release() releases it too), or, past
+ * stale-while-revalidate while another caller refreshes, its set is refused.
+ * A caller may answer with the stale value if its computation fails within
+ * its stale-if-error window.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key or call: done is not called).
  * Since v1.4.
  */
-HTTPCACHE_EXTERN(int) httpcache_async_get_tagged(httpcache_async *ctx, const void *key, size_t key_len,
-                                                 const void *const *tags, const size_t *tag_lens, size_t ntags,
-                                                 httpcache_async_get_cb done, void *payload);
+HTTPCACHE_EXTERN(int) httpcache_async_get_ex(httpcache_async *ctx, const void *key, size_t key_len,
+                                             const httpcache_call *call, httpcache_async_get_cb done, void *payload);
 
 /**
- * httpcache_async_set() of a value computed after a miss of
- * httpcache_async_get_tagged() with the same key and tags: stored stamped
- * with the generations that miss read (fenced by its lease, as
- * httpcache_async_set()). When this context holds no such miss (never made,
+ * httpcache_async_set() with a call's tags and stale windows (call may be
+ * NULL). With tags, the value is stored stamped with the generations the
+ * context's last tagged miss of the key read (fenced by its lease, as
+ * httpcache_async_set()); when the context holds no such miss (never made,
  * other tags, or forgotten: up to 65,536 are remembered), or a generation
  * could not be read, nothing is stored, the lease is given up and done gets
  * HTTPCACHE_ENOTFOUND: a value whose generations are unknown could outlive an
  * invalidation.
- * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key, tags, policy or oversized value: done is not called).
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (bad key, call, policy or oversized value: done is not called).
  * Since v1.4.
  */
-HTTPCACHE_EXTERN(int) httpcache_async_set_tagged(httpcache_async *ctx, const void *key, size_t key_len,
-                                                 const void *const *tags, const size_t *tag_lens, size_t ntags,
-                                                 const void *value, size_t value_len,
-                                                 const httpcache_ttl_policy *policy, httpcache_async_done_cb done,
-                                                 void *payload);
+HTTPCACHE_EXTERN(int) httpcache_async_set_ex(httpcache_async *ctx, const void *key, size_t key_len,
+                                             const void *value, size_t value_len,
+                                             const httpcache_ttl_policy *policy, const httpcache_call *call,
+                                             httpcache_async_done_cb done, void *payload);
 
 /**
  * httpcache_cache_invalidate_tags() without blocking: one SET per tag,

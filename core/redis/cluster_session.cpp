@@ -98,12 +98,13 @@ class cluster_session final : public async_session {
   }
 
   // Tag stamps and conditional deletes go to the key's owner, parked like a get until it is known.
-  void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) override {
+  void stamp(const std::string& tag_key, const std::string& candidate, std::int64_t ttl_ms, get_done_fn done) override {
     if (pid_ != detail::current_pid()) forget_inherited();
-    if (must_wait(tag_key)) return park(waiting{waiting::kind::stamp, tag_key, candidate, 0, {}, std::move(done), nullptr});
+    if (must_wait(tag_key))
+      return park(waiting{waiting::kind::stamp, tag_key, candidate, ttl_ms, {}, std::move(done), nullptr});
     async_session* node = node_for(tag_key);
     if (!node) return done(no_owner(), {}, 0);
-    node->stamp(tag_key, candidate, [c = &cluster_, done = std::move(done)](int status, std::string_view g, std::int64_t t) {
+    node->stamp(tag_key, candidate, ttl_ms, [c = &cluster_, done = std::move(done)](int status, std::string_view g, std::int64_t t) {
       if (is_failure(status)) c->request_refresh();
       done(status, g, t);
     });
@@ -115,6 +116,12 @@ class cluster_session final : public async_session {
     async_session* node = node_for(key);
     if (!node) return done(no_owner(), 0);
     node->del_if(key, std::move(value), refreshing(std::move(done)));
+  }
+
+  // The entry was read through the key's owner, whose session keeps the expectation.
+  void expect(const std::string& key, std::string value) override {
+    if (pid_ != detail::current_pid()) forget_inherited();
+    if (async_session* node = map_known(key) ? node_for(key) : nullptr) node->expect(key, std::move(value));
   }
 
   // The lease is held by the node session that answered the miss: the slot's owner.
@@ -231,7 +238,7 @@ class cluster_session final : public async_session {
           case waiting::kind::get: get(w.key, std::move(w.get_done)); break;
           case waiting::kind::set: set(w.key, w.value, w.ttl_ms, std::move(w.count_done)); break;
           case waiting::kind::del: del(w.keys, std::move(w.count_done)); break;
-          case waiting::kind::stamp: stamp(w.key, w.value, std::move(w.get_done)); break;
+          case waiting::kind::stamp: stamp(w.key, w.value, w.ttl_ms, std::move(w.get_done)); break;
           case waiting::kind::del_if: del_if(w.key, std::move(w.value), std::move(w.count_done)); break;
         }
       } else if (now >= w.deadline_ms) {

@@ -113,9 +113,12 @@ class redis_session final : public async_session {
     start(req, {&cmd});
   }
 
+  void expect(const std::string& key, std::string value) override { leases_.expect(key, std::move(value)); }
+
   void release(const std::string& key, count_done_fn done) override {
     std::string placeholder;
-    if (leases_.take(key, placeholder) <= 0) return done(0, 0);
+    bool expected = false;
+    if (leases_.take(key, placeholder, &expected) <= 0 || expected) return done(0, 0);
     auto* req = new request(request::kind::del, nullptr, std::move(done));  // the script returns 1 or 0
     auto cmd = detail::unlock_command(key, placeholder);
     start(req, {&cmd});
@@ -123,9 +126,9 @@ class redis_session final : public async_session {
 
   // A tag's generation: a GET, and only when there is none a lease-shaped request (SET NX, GET,
   // PTTL) outside the lease book, which creates it.
-  void stamp(const std::string& tag_key, const std::string& candidate, get_done_fn done) override {
+  void stamp(const std::string& tag_key, const std::string& candidate, std::int64_t ttl_ms, get_done_fn done) override {
     auto* req = new request(request::kind::peek, nullptr, nullptr);
-    req->lease_done = [this, tag_key, candidate, done = std::move(done)](int st, const request& r) {
+    req->lease_done = [this, tag_key, candidate, ttl_ms, done = std::move(done)](int st, const request& r) {
       if (st != 0) return done(st, {}, 0);
       if (r.found || closing_) return done(0, r.value, 0);
       auto* create = new request(request::kind::lease, nullptr, nullptr);
@@ -134,7 +137,7 @@ class redis_session final : public async_session {
         if (st2 != 0) return done(st2, {}, 0);
         done(0, r2.found ? std::string_view(r2.value) : std::string_view(), 0);
       };
-      const std::string ttl_text = std::to_string(tag_ttl_ms);
+      const std::string ttl_text = std::to_string(ttl_ms);
       detail::command set_nx = detail::lock_command(tag_key, candidate, ttl_text),
                       get_cmd = detail::get_command(tag_key), pttl_cmd = detail::pttl_command(tag_key);
       start(create, {&set_nx, &get_cmd, &pttl_cmd});

@@ -72,6 +72,13 @@ class async_context {
         lens.push_back(s.size());
       }
     }
+    httpcache_call call() const {  // these as a call's tags
+      httpcache_call c = HTTPCACHE_CALL_INIT;
+      c.tags = ptrs.data();
+      c.tag_lens = lens.data();
+      c.ntags = ptrs.size();
+      return c;
+    }
   };
 
  public:
@@ -101,24 +108,20 @@ class async_context {
     PyObject* f = future.release().ptr();
     if (tags.empty()) return start([&] { return httpcache_async_get(ctx(), key.data(), key.size(), &on_get, f); }, f);
     list t(tags);
-    start([&] {
-      return httpcache_async_get_tagged(ctx(), key.data(), key.size(), t.ptrs.data(), t.lens.data(), tags.size(),
-                                        &on_get, f);
-    }, f);
+    httpcache_call call = t.call();
+    start([&] { return httpcache_async_get_ex(ctx(), key.data(), key.size(), &call, &on_get, f); }, f);
   }
 
   void set(const std::string& key, const std::string& value, const policy& p, py::object future,
-           const std::vector<std::string>& tags) {
+           const std::vector<std::string>& tags, std::pair<int64_t, int64_t> stale) {
     httpcache_ttl_policy cp = p.to_c();
-    PyObject* f = future.release().ptr();
-    if (tags.empty())
-      return start([&] {
-        return httpcache_async_set(ctx(), key.data(), key.size(), value.data(), value.size(), &cp, &on_done, f);
-      }, f);
     list t(tags);
+    httpcache_call call = t.call();
+    call.stale_while_revalidate_ms = stale.first;
+    call.stale_if_error_ms = stale.second;
+    PyObject* f = future.release().ptr();
     start([&] {
-      return httpcache_async_set_tagged(ctx(), key.data(), key.size(), t.ptrs.data(), t.lens.data(), tags.size(),
-                                        value.data(), value.size(), &cp, &on_done, f);
+      return httpcache_async_set_ex(ctx(), key.data(), key.size(), value.data(), value.size(), &cp, &call, &on_done, f);
     }, f);
   }
 
@@ -206,7 +209,7 @@ void init_async(py::module_& m) {
            "Starts a lookup; future gets (status, value, ttl_ms): value is bytes on a hit, the error "
            "message (str) on EBACKEND/ETIMEOUT, else None.")
       .def("set", &async_context::set, py::arg("key"), py::arg("value"), py::arg("policy"), py::arg("future"),
-           py::arg("tags") = std::vector<std::string>(),
+           py::arg("tags") = std::vector<std::string>(), py::arg("stale") = std::pair<int64_t, int64_t>(0, 0),
            "Starts a store; future gets (status, ttl_seconds applied, or the error message on "
            "EBACKEND/ETIMEOUT). ValueError for a bad key, "
            "policy or an oversized value (the future is untouched).")

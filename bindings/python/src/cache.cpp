@@ -75,9 +75,13 @@ int compute_trampoline(httpcache_buf* value, uint32_t* flags, void* payload) {
     py::object data = result;
     if (PyTuple_Check(result.ptr())) {
       py::tuple t = py::reinterpret_borrow<py::tuple>(result);
-      if (t.size() != 2) throw py::type_error("compute must return bytes or (bytes, store)");
+      if (t.size() != 2 && t.size() != 3) throw py::type_error("compute must return bytes, (bytes, store) or (bytes, store, stale)");
       data = t[0];
       if (!PyObject_IsTrue(t[1].ptr())) *flags |= HTTPCACHE_COMPUTE_DONT_STORE;
+      if (t.size() == 3 && !t[2].is_none()) {  // this value's own windows, (swr_ms, sie_ms)
+        auto w = t[2].cast<std::pair<int64_t, int64_t>>();
+        if (httpcache_compute_stale(w.first, w.second) != HTTPCACHE_OK) throw py::value_error(httpcache_error_last()->message);
+      }
     }
     if (!PyBytes_Check(data.ptr())) throw py::type_error("compute must return bytes or (bytes, store)");
     char* ptr = nullptr;
@@ -264,7 +268,7 @@ void invalidate_tags(const cache_object& c, const std::vector<std::string>& tags
 }
 
 py::tuple get_or_compute(const cache_object& c, const std::string& key, const policy& p, py::function compute,
-                         const std::vector<std::string>& tags) {
+                         const std::vector<std::string>& tags, std::pair<int64_t, int64_t> stale) {
   cache_ptr h = c.shared();
   httpcache_ttl_policy cp = p.to_c();
   compute_state state{compute, std::nullopt, h.get(), &key};
@@ -273,15 +277,20 @@ py::tuple get_or_compute(const cache_object& c, const std::string& key, const po
   owned_buf value;
   int64_t ttl_ms = 0;
   httpcache_outcome outcome = HTTPCACHE_OUTCOME_UNCACHED;
+  httpcache_call call = HTTPCACHE_CALL_INIT;
+  call.tags = tag_views.ptrs.data();
+  call.tag_lens = tag_views.lens.data();
+  call.ntags = tags.size();
+  call.stale_while_revalidate_ms = stale.first;
+  call.stale_if_error_ms = stale.second;
   captured_error err = call_nogil([&] {
-    if (!tags.empty())
-      return httpcache_cache_get_or_compute_tagged(&value.buf, &ttl_ms, &outcome, h.get(), key.data(), key.size(),
-                                                   tag_views.ptrs.data(), tag_views.lens.data(), tags.size(), &cp,
-                                                   &compute_trampoline, &state);
-    return httpcache_cache_get_or_compute(&value.buf, &ttl_ms, &outcome, h.get(), key.data(), key.size(), &cp,
-                                          &compute_trampoline, &state);
+    return httpcache_cache_get_or_compute_ex(&value.buf, &ttl_ms, &outcome, h.get(), key.data(), key.size(), &cp,
+                                             &call, &compute_trampoline, &state);
   });
-  // The callable's own exception comes back unchanged (same object, same traceback).
+  // The callable's own exception comes back unchanged (same object, same traceback), unless a
+  // stale entry answered it (stale-if-error): then it is the call's `failure`.
+  if (state.error && outcome == HTTPCACHE_OUTCOME_STALE && err.code == HTTPCACHE_OK)
+    return py::make_tuple(value.to_bytes(), ttl_ms, static_cast<int>(outcome), state.error->value());
   if (state.error) throw std::move(*state.error);
   if (err.code == HTTPCACHE_EUSER) {
     // A waiter of a flight whose computation raised: the same exception object.
@@ -346,10 +355,13 @@ void def_calls(cache_class& cls) {
            "Stores value; returns the TTL applied (seconds).")
       .def("invalidate", &invalidate, py::arg("keys"), "Deletes keys in one round trip; returns how many existed.")
       .def("get_or_compute", &get_or_compute, py::arg("key"), py::arg("policy"), py::arg("compute"),
-           py::arg("tags") = std::vector<std::string>(),
+           py::arg("tags") = std::vector<std::string>(), py::arg("stale") = std::pair<int64_t, int64_t>(0, 0),
            "(value, ttl_ms, outcome, failure). On a miss compute() runs once, with the GIL, and returns "
            "bytes or (bytes, store). Fails open: a backend failure runs compute and returns uncached, "
-           "failure saying why (else None). With tags, a hit must carry their current generations.")
+           "failure saying why (else None). With tags, a hit must carry their current generations. "
+           "stale: (stale-while-revalidate ms, stale-if-error ms) of what it stores; compute may return "
+           "(bytes, store, (swr_ms, sie_ms)) to set its own. OUTCOME_STALE: a stale entry served (failure: "
+           "the exception it answered, within stale-if-error).")
       .def("invalidate_tags", &invalidate_tags, py::arg("tags"),
            "Gives each tag a new generation: every entry stored under one of them misses from now on.")
       .def("stats", &stats, "The handle's counters (httpcache_cache_stats) as a dict.");
@@ -374,6 +386,7 @@ void init_cache(py::module_& m) {
   m.attr("OUTCOME_STORED") = static_cast<int>(HTTPCACHE_OUTCOME_STORED);
   m.attr("OUTCOME_UNCACHED") = static_cast<int>(HTTPCACHE_OUTCOME_UNCACHED);
   m.attr("OUTCOME_COALESCED") = static_cast<int>(HTTPCACHE_OUTCOME_COALESCED);
+  m.attr("OUTCOME_STALE") = static_cast<int>(HTTPCACHE_OUTCOME_STALE);
   m.attr("OPTIONS") = options_tuple();
   py::tuple tls_names(std::size(tls_string_options) + 2);
   for (std::size_t i = 0; i < std::size(tls_string_options); ++i) tls_names[i] = py::str(tls_string_options[i]);

@@ -71,6 +71,7 @@ void init_errors(py::module_& m) {
   m.attr("ETIMEOUT") = static_cast<int>(HTTPCACHE_ETIMEOUT);
   m.attr("EVERSION") = static_cast<int>(HTTPCACHE_EVERSION);
   m.attr("ECANCELED") = static_cast<int>(HTTPCACHE_ECANCELED);
+  m.attr("ESTALE") = static_cast<int>(HTTPCACHE_ESTALE);
 
   m.def("strerror", [](int code) { return std::string(httpcache_strerror(code)); }, py::arg("code"),
         "A short description of a status code.");

@@ -159,6 +159,18 @@ void init_response(py::module_& m) {
       "(why it may not be stored or None, the seconds of freshness its handler allows or None) of a "
       "response (httpcache_http_judge). headers: (name, value) pairs of bytes, any case.");
   m.def(
+      "http_stale",
+      [](const header_pairs& headers) {
+        auto hs = c_headers(headers);
+        int64_t swr = -1, sie = -1;
+        int rc = httpcache_http_stale(&swr, &sie, hs.data(), hs.size());
+        if (rc != HTTPCACHE_OK) raise_for(rc);
+        return py::make_tuple(swr < 0 ? py::none() : py::object(py::int_(swr)), sie < 0 ? py::none() : py::object(py::int_(sie)));
+      },
+      py::arg("headers"),
+      "(stale-while-revalidate seconds or None, stale-if-error seconds or None) a response's own "
+      "Cache-Control allows (httpcache_http_stale).");
+  m.def(
       "http_cache_control",
       [](int64_t max_age, bool per_user, std::optional<std::string> handler) {
         owned_buf out;
