@@ -27,6 +27,7 @@ from . import _httpcache
 _READ = _httpcache.EV_READ
 _WRITE = _httpcache.EV_WRITE
 _ENOTFOUND = _httpcache.ENOTFOUND
+_ESTALE = _httpcache.ESTALE
 
 
 class _Watcher:
@@ -157,6 +158,8 @@ class _SharedRead:
         for fut in self.waiters:
             if not fut.done():
                 fut.set_result(result)
+                if result[0] == _ESTALE:  # one caller refreshes; the others are served the stale value
+                    result = (_httpcache.OK, result[1], result[2])
 
 
 class LoopAdapter:
@@ -220,12 +223,13 @@ class LoopAdapter:
 
     async def set(
         self, loop: Any, key: bytes, value: bytes, policy: _httpcache.Policy, tags: list[bytes] | None = None,
+        stale: tuple[int, int] = (0, 0),
     ) -> tuple[int, int]:
         """(status, ttl seconds applied; on EBACKEND/ETIMEOUT the error message instead). ValueError
         for a bad key/policy or an oversized value. With tags: stamped with the generations this
         context's miss of the key read (ENOTFOUND without one)."""
         fut = loop.create_future()
-        self._ctx.set(key, value, policy, fut, tags or [])
+        self._ctx.set(key, value, policy, fut, tags or [], stale)
         if not fut.done():
             self._arm(loop)
         return await fut

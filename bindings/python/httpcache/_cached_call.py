@@ -49,6 +49,9 @@ _ENOTFOUND = _httpcache.ENOTFOUND
 _HIT = _httpcache.OUTCOME_HIT
 _STORED = _httpcache.OUTCOME_STORED
 _COALESCED = _httpcache.OUTCOME_COALESCED
+_STALE = _httpcache.OUTCOME_STALE
+_ESTALE = _httpcache.ESTALE
+_NO_WINDOWS = (0, 0)
 
 
 class Computed:
@@ -57,7 +60,7 @@ class Computed:
     they are a response record, and their TTL in seconds. The leader of an async flight hands it
     to its waiters, who are served its data and ttl."""
 
-    __slots__ = ("result", "injected", "data", "is_response", "cap", "ttl")
+    __slots__ = ("result", "injected", "data", "is_response", "cap", "ttl", "stale")
 
     def __init__(self, result: Any, injected: Any, data: bytes | None, is_response: bool, cap: int | None) -> None:
         self.result = result
@@ -65,6 +68,7 @@ class Computed:
         self.data = data
         self.is_response = is_response
         self.cap = cap  # the most seconds the response's handler allows, or None
+        self.stale: tuple[int, int] | None = None  # the response's own stale windows (ms), if it gives any
         self.ttl = 0
 
     def expire_in(self, seconds: int | None) -> None:
@@ -81,7 +85,7 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "revalidate", "tags", "__weakref__",
+        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "revalidate", "tags", "stale", "stale_warned", "__weakref__",
     )
 
     def __init__(
@@ -95,6 +99,8 @@ class CachedCall:
         self.request_no_cache: str | None = None  # "ignore" | "honor"; None: init()'s
         self.revalidate = False  # responses tell clients Cache-Control: no-cache (with the ETag)
         self.tags: TagBuilder | None = None  # the tags its entries are stored under
+        self.stale = _NO_WINDOWS  # (stale-while-revalidate ms, stale-if-error ms) of its entries
+        self.stale_warned = False
         self.keys = keys
         self.ttl = ttl
         self.namespace = namespace
@@ -180,6 +186,25 @@ class CachedCall:
             note_response(self.endpoint, key, self.namespace)
         return result
 
+    def answered_stale(self, failure: BaseException) -> None:
+        """A computation failed and a stale entry answered it (stale-if-error): said once per
+        function at WARNING (then at DEBUG), since the caller saw no error."""
+        level = logging.DEBUG if self.stale_warned else logging.WARNING
+        self.stale_warned = True
+        logger.log(level, "httpcache: %s raised %s: %s; answered with its stale entry (stale-if-error)",
+                   self.where, type(failure).__name__, failure)
+
+    def stale_if_error_ms(self, stale: bytes) -> int:
+        """How stale (ms) an entry may be to answer a failed refresh: the decorator's window, else
+        the stored response's own Cache-Control stale-if-error."""
+        if self.stale[1] or not stale.startswith(RECORD) or is_value_record(stale):
+            return self.stale[1]
+        hit = self.memo.decode_record(stale)
+        if hit is MISS or not hit.handler_cache_control:
+            return 0
+        _, sie = _httpcache.http_stale([(b"cache-control", hit.handler_cache_control.encode("latin-1"))])
+        return (sie or 0) * 1000
+
     def revalidates(self, kwargs: dict) -> bool:
         """Whether this call's request asks to revalidate (Cache-Control: no-cache, max-age=0)
         and the decorator (or init()) honours it: the entry is then invalidated first, and the
@@ -220,14 +245,28 @@ class CachedCall:
                 return Computed(result, injected, None, False, None)
             record = self._response_record(response)
             response.raw_headers.extend(injected.raw_headers[:before] if injected is not None else ())
-            return Computed(response, None, *record)
+            return self._with_windows(Computed(response, None, *record), response)
         if is_response(result):
-            return Computed(result, injected, *self._response_record(result))
+            return self._with_windows(Computed(result, injected, *self._response_record(result)), result)
         data = self.values.encode(result)
         if data is None or injected is None:
             return Computed(result, injected, data, False, None)
         data, _, cap = encode_value(data, injected, self.per_user, self.where)
         return Computed(result, injected, data, False, cap)
+
+    def _with_windows(self, computed: Computed, response: Any) -> Computed:
+        """A response's own Cache-Control stale-while-revalidate / stale-if-error (read by the
+        core, ``httpcache_http_stale``) replace the decorator's windows for its entry."""
+        if computed.data is not None:
+            swr, sie = _httpcache.http_stale(response.raw_headers)
+            if swr is not None or sie is not None:
+                own = ((swr or 0) * 1000, (sie or 0) * 1000)
+                computed.stale = own if own != _NO_WINDOWS else None
+        return computed
+
+    def windows(self, computed: Computed) -> tuple[int, int]:
+        """The stale windows (ms) an entry is stored with: its response's own, else the decorator's."""
+        return computed.stale if computed.stale is not None else self.stale
 
     def _response_record(self, response: Any) -> tuple[bytes | None, bool, int | None]:
         """(record, True, cap) of a response to store; with revalidate, the response being
@@ -282,8 +321,12 @@ class CachedCall:
         current = self.current
         current.call = handle, args, kwargs
         ticket = handle.ticket()
-        value, ttl_ms, outcome, failure = handle.cache.get_or_compute(key, self.ttl_callback, self.compute_callback, tags)
-        if outcome == _HIT or outcome == _COALESCED:
+        value, ttl_ms, outcome, failure = handle.cache.get_or_compute(
+            key, self.ttl_callback, self.compute_callback, tags, self.stale
+        )
+        if outcome == _STALE and failure is not None:
+            self.answered_stale(failure)
+        if outcome == _HIT or outcome == _COALESCED or outcome == _STALE:
             # COALESCED: a concurrent call on this handle computed it; this call's function did
             # not run, as on a hit. That says nothing about the backend (the value is shared even
             # when it could not be stored).
@@ -306,7 +349,9 @@ class CachedCall:
         computed = self._compute_sync(*current.call)
         # Set after the function ran: a nested call of this function on this thread set its own.
         current.computed = computed
-        return (b"", False) if computed.data is None else (computed.data, True)
+        if computed.data is None:
+            return b"", False
+        return (computed.data, True) if computed.stale is None else (computed.data, True, computed.stale)
 
     def _compute_sync(self, handle: Handle, args: tuple, kwargs: dict) -> Computed:
         before = self.headers_before(kwargs)
@@ -382,6 +427,9 @@ class CachedCall:
             backend_up = True
             lease = ttl_ms  # on a miss: the lease number (see _asyncio.Flight)
             read = value  # a tagged miss: the tags' generations it read
+        elif status == _ESTALE:  # a stale entry this call refreshes (the others are served it)
+            handle.backend_ok(ticket)
+            return await self._refresh(args, kwargs, handle, loop, adapter, key, tags, (value, ttl_ms), ticket)
         else:
             handle.backend_failed(ticket, "get", status, value)
             backend_up = False
@@ -425,6 +473,25 @@ class CachedCall:
             if lease > 0 and not flight.set_sent and not flight.void:
                 await _release(adapter, loop, key)
 
+    async def _refresh(self, args, kwargs, handle, loop, adapter, key, tags, stale, ticket) -> Any:  # noqa: ANN001
+        """Recomputes a stale entry (the context holds its refresh lock: its set replaces the entry
+        only while it is still the one read). A failure within stale-if-error is answered with
+        the stale entry; the lock is given back whenever nothing is stored."""
+        value, ttl_ms = stale
+        flight = Flight(loop.create_future(), 0, adapter.generation, tags)
+        try:
+            return (await self._compute_async(args, kwargs, handle, loop, adapter, key, ticket, flight)).result
+        except Exception as e:
+            if -ttl_ms <= self.stale_if_error_ms(value):
+                result = self.hit(key, value, ttl_ms / 1000, kwargs)
+                if result is not MISS:
+                    self.answered_stale(e)
+                    return result
+            raise
+        finally:
+            if not flight.set_sent:
+                await _release(adapter, loop, key)
+
     async def _join(self, leader, args, kwargs, handle, loop, adapter, key, ticket) -> Any:  # noqa: ANN001
         """A call that found its key's flight under its own lease: served what the leader
         computed, or, when the leader has nothing to share (a result not to be stored, a
@@ -460,7 +527,9 @@ class CachedCall:
         """The TTL the backend stored `computed` with, fenced by the flight's lease, or None."""
         flight.set_sent = True
         try:
-            status, ttl_s = await adapter.set(loop, key, computed.data, _httpcache.Policy.seconds(computed.ttl), flight.tags)
+            status, ttl_s = await adapter.set(
+                loop, key, computed.data, _httpcache.Policy.seconds(computed.ttl), flight.tags, self.windows(computed)
+            )
         except ValueError as e:  # value over max_value_bytes (counted by the core)
             flight.set_sent = False  # refused before it was sent: the lease is still ours
             logger.warning("httpcache: result of %s not cached: %s", self.where, e)

@@ -47,6 +47,8 @@ def cache(
     request_no_cache: str | None = None,
     revalidate: bool = False,
     tags: Iterable[str] | None = None,
+    stale_while_revalidate: int | None = None,
+    stale_if_error: int | None = None,
 ) -> Callable[[F], F]:
     """Caches the result of an ``async def`` or ``def`` function (or FastAPI handler).
 
@@ -83,6 +85,12 @@ def cache(
     ``@invalidate_cache(tags=...)`` of any of them makes it miss, in O(1) per tag, with no
     extra round trip on a Redis hit (see the C header's "Tags").
 
+    ``stale_while_revalidate`` / ``stale_if_error`` (seconds, RFC 5861; a response's own
+    Cache-Control directives of those names win for its entry): past its TTL, an entry is
+    served as it is for that long while exactly one caller, in any process, recomputes it; a
+    computation that raises is answered with it within stale-if-error. An invalidated entry is
+    never served stale. Stale answers say ``Age`` > ``max-age``, with no Warning header.
+
     TTL precedence: ``ttl_func`` (sync or async, no arguments, returns seconds) >
     ``ttl_in_seconds`` > end of week (``expire_end_of_week``/``end_of_week``) > end of day (the
     default, ``expire_end_of_day``/``end_of_day``; also the fallback when every option is off).
@@ -103,6 +111,8 @@ def cache(
         raise TypeError(f"{what}: condition must be callable, got {condition!r}")
     check_coder(coder, what)
     tags = TagBuilder.check(tags, what)
+    windows = (_window(stale_while_revalidate, "stale_while_revalidate", what),
+               _window(stale_if_error, "stale_if_error", what))
     if request_no_cache is not None:
         check_request_no_cache(request_no_cache, what)
 
@@ -118,6 +128,7 @@ def cache(
         call.request_no_cache = request_no_cache
         call.revalidate = bool(revalidate)
         call.tags = None if tags is None else TagBuilder(func, tags, what)
+        call.stale = windows
         # key_builder and default keys use templates named after the function: functions made by
         # one factory (same qualified name) share them, as they would share a fixed key.
         claim(namespace, keys.claims, keys.source, what, HTTPCache.namespace, call)
@@ -159,6 +170,17 @@ def invalidate_cache(
         return _thin_wrapper(func, Invalidation(func, builder, tag_builder, namespace))
 
     return decorate
+
+
+def _window(seconds: Any, name: str, what: str) -> int:
+    """A stale window in ms (None: 0); TypeError/ValueError for anything but 0..366 days."""
+    if seconds is None:
+        return 0
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise TypeError(f"{what}: {name} must be whole seconds (int), got {seconds!r}")
+    if not 0 <= seconds <= 366 * 86400:
+        raise ValueError(f"{what}: {name}={seconds} must be 0..{366 * 86400} seconds")
+    return seconds * 1000
 
 
 def _check_callable(what: str, func: Any) -> None:

@@ -46,12 +46,13 @@ def cache_headers(
     (RFC 9111 section 5.1), so a proxy in front computes the expiry we do; without a stored-at
     time, max-age is what is left. `handler` is the handler's own Cache-Control, kept as
     _control says."""
-    seconds = max(seconds, 0)
+    left = max(seconds, 0)  # a stale entry (stale-while-revalidate, -if-error) has none left
     now = time.time()
     age = max(now - stored_at, 0) if hit and stored_at else None
-    # max-age is the lifetime (what is left plus the age, exact to the millisecond), Age whole seconds.
-    control = _control(int(seconds) if age is None else round(seconds + age), per_user, handler)
-    expires = (b"expires", _http_date(round(now + seconds)))
+    # max-age is the lifetime (what is left plus the age, exact to the millisecond: a stale
+    # entry's `seconds` is minus its staleness, so Age > max-age says so), Age whole seconds.
+    control = _control(int(left) if age is None else max(round(seconds + age), 0), per_user, handler)
+    expires = (b"expires", _http_date(round(now + left)))
     if not hit:
         return [(b"cache-control", control), expires]
     if age is None:

@@ -46,10 +46,12 @@ py::object failure_message() { return py::str(httpcache_error_last()->message); 
 void on_get(int status, const void* value, size_t value_len, int64_t ttl_ms, void* payload) {
   py::gil_scoped_acquire gil;
   // A tagged miss describes the tags' generations it read (bytes); any other miss has none.
+  // A stale entry to refresh (ESTALE) comes with its value.
   const bool described_miss = status == HTTPCACHE_ENOTFOUND && value_len > 0;
-  py::object v = status == HTTPCACHE_OK || described_miss ? py::object(py::bytes(static_cast<const char*>(value), value_len))
-                 : failed(status)                         ? failure_message()
-                                                          : py::object(py::none());
+  const bool with_value = status == HTTPCACHE_OK || status == HTTPCACHE_ESTALE || described_miss;
+  py::object v = with_value       ? py::object(py::bytes(static_cast<const char*>(value), value_len))
+                 : failed(status) ? failure_message()
+                                  : py::object(py::none());
   resolve(static_cast<PyObject*>(payload), status, py::make_tuple(status, std::move(v), ttl_ms));
 }
 
