@@ -13,22 +13,50 @@ namespace {
 
 constexpr unsigned known_flags = HTTPCACHE_HTTP_PER_USER;
 
+// Views of C slices; a NULL pointer with a size throws error(errc::invalid).
+std::vector<std::string_view> slice_views(const httpcache_slice* slices, size_t n) {
+  std::vector<std::string_view> views;
+  for (size_t i = 0; i < n; ++i) {
+    if (!slices[i].data && slices[i].size) throw httpcache::error(httpcache::errc::invalid, "a varied name is NULL");
+    views.emplace_back(slices[i].data ? static_cast<const char*>(slices[i].data) : "", slices[i].size);
+  }
+  return views;
+}
+
 }  // namespace
 
 extern "C" {
 
 int httpcache_http_judge(httpcache_http_verdict* out, int status, const httpcache_header* headers, size_t nheaders,
                          unsigned flags, int64_t now_unix_s) {
+  return httpcache_http_judge_varied(out, status, headers, nheaders, flags, now_unix_s, nullptr, 0);
+}
+
+int httpcache_http_judge_varied(httpcache_http_verdict* out, int status, const httpcache_header* headers,
+                                size_t nheaders, unsigned flags, int64_t now_unix_s, const httpcache_slice* varied,
+                                size_t nvaried) {
   if (reject_if(!out, "out is NULL") || reject_if(!headers && nheaders, "headers is NULL") ||
-      reject_if(flags & ~known_flags, "unknown flags"))
+      reject_if(!varied && nvaried, "varied is NULL") || reject_if(flags & ~known_flags, "unknown flags"))
     return HTTPCACHE_EINVALID;
   return guard([&] {
-    const auto v = http::judge(status, header_views(headers, nheaders), (flags & HTTPCACHE_HTTP_PER_USER) != 0, now_unix_s);
+    const auto v = http::judge(status, header_views(headers, nheaders), (flags & HTTPCACHE_HTTP_PER_USER) != 0,
+                               now_unix_s, slice_views(varied, nvaried));
     out->storable = v.refused.empty() ? 1 : 0;
     out->lifetime_s = v.cap ? *v.cap : -1;
     const std::size_t n = std::min(v.refused.size(), sizeof out->reason - 1);
     std::memcpy(out->reason, v.refused.data(), n);
     out->reason[n] = '\0';
+  });
+}
+
+int httpcache_http_variant(httpcache_buf* out, const httpcache_header* request_headers, size_t nheaders,
+                           const httpcache_slice* varied, size_t nvaried) {
+  if (reject_if(!out, "out is NULL") || reject_if(!request_headers && nheaders, "request_headers is NULL") ||
+      reject_if(!varied && nvaried, "varied is NULL"))
+    return HTTPCACHE_EINVALID;
+  return guard([&] {
+    const std::string v = http::variant(header_views(request_headers, nheaders), slice_views(varied, nvaried));
+    fill_buf(out, v.data(), v.size());
   });
 }
 

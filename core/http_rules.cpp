@@ -9,6 +9,9 @@
 
 #include <fmt/format.h>
 
+#include "error.hpp"
+#include "key.hpp"
+
 namespace httpcache::http {
 
 namespace {
@@ -219,7 +222,8 @@ std::optional<std::int64_t> parse_http_date(std::string_view text) {
   return epoch_of(year, month, day, h, m, s);
 }
 
-verdict judge(int status, const std::vector<header_view>& headers, bool per_user, std::int64_t now) {
+verdict judge(int status, const std::vector<header_view>& headers, bool per_user, std::int64_t now,
+              const std::vector<std::string_view>& varied) {
   if (status < 200 || status > 299 || status == 206) return {fmt::format("status {}", status), std::nullopt};
   std::string control;
   std::optional<std::string_view> expires;
@@ -234,6 +238,7 @@ verdict judge(int status, const std::vector<header_view>& headers, bool per_user
         const std::string field = lowered(trim(rest.substr(0, comma)));
         rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
         if (field.empty() || (per_user && (field == "authorization" || field == "cookie"))) continue;
+        if (std::any_of(varied.begin(), varied.end(), [&](std::string_view v) { return iequals(v, field); })) continue;
         return {fmt::format("Vary: {}{}", value, per_user ? "" : " under a key shared by users"), std::nullopt};
       }
     } else if (iequals(name, "expires")) {
@@ -257,6 +262,35 @@ verdict judge(int status, const std::vector<header_view>& headers, bool per_user
   }
   if (cap && *cap == 0) return {"its handler allows 0 seconds of freshness", std::nullopt};
   return {std::string(), cap};
+}
+
+std::string variant(const std::vector<header_view>& request_headers, const std::vector<std::string_view>& varied) {
+  std::vector<std::string> names;
+  for (auto v : varied) {
+    if (!is_token(v)) throw error(errc::invalid, "a varied header name must be an HTTP token");
+    names.push_back(lowered(v));
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::string out;
+  for (const auto& name : names) {
+    std::string joined;
+    bool present = false;
+    for (const auto& [n, value] : request_headers)
+      if (iequals(n, name)) {
+        if (present) joined += ", ";
+        joined += trim(value);
+        present = true;
+      }
+    out += '.';
+    if (!present) {
+      out += 'n';
+      continue;
+    }
+    out += 'v';
+    append_key_value(out, joined);
+  }
+  return out;
 }
 
 stale_directives read_stale(const std::vector<header_view>& headers) {

@@ -11,9 +11,10 @@
 // - Cache-Control: not no-store, not no-cache (it may not be served without revalidation, and
 //   recomputing is our revalidation), not private unless the key is per-user; a max-age=0 /
 //   s-maxage=0 (or an Expires already past) is not stored;
-// - Vary: none, except Authorization or Cookie under a per-user key. The key does not hold the
-//   request's headers, so one variant would answer every request: section 4.1 lets a cache
-//   decline to store rather than key variants.
+// - Vary: none, except Authorization or Cookie under a per-user key, and the request headers the
+//   caller keys variants by (`varied`: see variant()). Any other Vary is declined: the key does
+//   not hold that header, so one variant would answer every request (section 4.1 lets a cache
+//   decline to store); `Vary: *` always is.
 // The freshness the handler allows (s-maxage, we being a shared cache, else max-age, else
 // Expires) caps the stored TTL and what clients are told.
 #pragma once
@@ -56,7 +57,15 @@ struct verdict {
 
 // The storage verdict for a response (headers in any case) under a per-user key or a shared
 // one, `now` seconds since the epoch (for Expires).
-verdict judge(int status, const std::vector<header_view>& headers, bool per_user, std::int64_t now);
+verdict judge(int status, const std::vector<header_view>& headers, bool per_user, std::int64_t now,
+              const std::vector<std::string_view>& varied = {});
+
+// The part of a key that tells a request's variant apart (RFC 9111 section 4.1): for each header
+// in `varied` (names in any case; sorted, lower-cased, duplicates dropped), "." and the
+// percent-encoded (as key values are) "v" + its values in the request joined by ", ", or "n"
+// when the request has none. Injective: two requests get the same part only when their values
+// of every varied header are equal. Throws error(errc::invalid) for an empty or non-token name.
+std::string variant(const std::vector<header_view>& request_headers, const std::vector<std::string_view>& varied);
 
 // The stale windows a response's own Cache-Control allows (RFC 5861: stale-while-revalidate=N,
 // stale-if-error=N, in seconds); nullopt where it says nothing (or does not parse).

@@ -137,6 +137,8 @@ std::string format_key(std::string_view tmpl, const std::vector<std::string_view
   return key;
 }
 
+void append_key_value(std::string& out, std::string_view value) { append_encoded(out, value); }
+
 std::string full_key(std::string_view ns, std::string_view key) {
   validate_key(key);
   std::string out;

@@ -26,6 +26,9 @@ void validate_key(std::string_view key);
 // argument may be empty: a missing value must never turn a per-user key into a shared one.
 std::string format_key(std::string_view tmpl, const std::vector<std::string_view>& args);
 
+// Appends value percent-encoded as format_key encodes a field (outside [A-Za-z0-9_-]).
+void append_key_value(std::string& out, std::string_view value);
+
 // `ns:key`, after validating key.
 std::string full_key(std::string_view ns, std::string_view key);
 

@@ -17,18 +17,6 @@ namespace {
   throw error(errc::invalid, fmt::format("not a valid response record: {}", why));
 }
 
-bool is_token_char(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) {
-  if (s.empty() || s.size() > 256) return false;
-  for (char c : s)
-    if (!is_token_char(c)) return false;
-  return true;
-}
-
 bool is_line_safe(std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos; }
 
 // Takes the next line (without its '\n') off the front of data.
@@ -81,6 +69,19 @@ bool has_etag(const header_list& headers) {
 }
 
 }  // namespace
+
+static bool is_token_char(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_token(std::string_view s) {
+  if (s.empty() || s.size() > 256) return false;
+  for (char c : s)
+    if (!is_token_char(c)) return false;
+  return true;
+}
+
 
 std::string encode_record(int status, std::string_view media_type, const header_list& headers, std::string_view body) {
   check_status_and_media(status, media_type);

@@ -30,6 +30,9 @@
 
 namespace httpcache {
 
+// An HTTP token (RFC 9110 section 5.6.2) of 1..256 bytes: what a header name must be.
+bool is_token(std::string_view s);
+
 inline constexpr std::string_view record_magic = "HTTPCACHE-RESPONSE 1\n";
 inline constexpr std::string_view record_magic_v2 = "HTTPCACHE-RESPONSE 2\n";
 inline constexpr std::size_t max_record_headers = 256;

@@ -806,9 +806,12 @@ HTTPCACHE_EXTERN(int) httpcache_response_header(httpcache_header *out, const htt
  *    revalidation, and recomputing it is the revalidation), not private
  *    unless the key is one user's (HTTPCACHE_HTTP_PER_USER); max-age=0,
  *    s-maxage=0 or an Expires already past is not stored;
- *  - Vary: none, except Authorization or Cookie under a per-user key (the
- *    key does not hold the request's headers, so one variant would answer
- *    every request; RFC 9111 section 4.1 lets a cache decline to store).
+ *  - Vary: none, except Authorization or Cookie under a per-user key, and
+ *    the request headers the caller keys variants by
+ *    (httpcache_http_judge_varied() with httpcache_http_variant()); any other
+ *    Vary is declined: the key does not hold that header, so one variant would
+ *    answer every request (RFC 9111 section 4.1 lets a cache decline to
+ *    store). `Vary: *` always is.
  * The freshness its handler allows (s-maxage, this being a shared cache, else
  * max-age, else Expires minus now) caps the TTL it is stored for and what
  * clients are told.
@@ -837,6 +840,34 @@ typedef struct httpcache_http_verdict {
  */
 HTTPCACHE_EXTERN(int) httpcache_http_judge(httpcache_http_verdict *out, int status, const httpcache_header *headers,
                                            size_t nheaders, unsigned flags, int64_t now_unix_s);
+
+/**
+ * httpcache_http_judge() for a key that tells variants apart by the request
+ * headers named in `varied` (see httpcache_http_variant()): a Vary naming
+ * only those (and credentials under a per-user key) is accepted.
+ * @return as httpcache_http_judge(); HTTPCACHE_EINVALID also for NULL varied with nvaried > 0.
+ * Thread-safe. Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_judge_varied(httpcache_http_verdict *out, int status,
+                                                  const httpcache_header *headers, size_t nheaders, unsigned flags,
+                                                  int64_t now_unix_s, const httpcache_slice *varied, size_t nvaried);
+
+/**
+ * The bytes to append to a key so that each variant of a response (RFC 9111
+ * section 4.1) has its own entry: for each header named in `varied` (any
+ * case; sorted, lower-cased, duplicates dropped), "." then "v" and its
+ * values in the request joined by ", " and percent-encoded as key fields are,
+ * or "n" when the request has none. Two requests get the same bytes only when
+ * their values of every varied header are equal, so a value cannot reach
+ * another variant. The Python package appends a NUL byte, "vary" and these
+ * bytes to a call's key (`@cache(vary=[...])`); a C program sharing its
+ * entries does the same.
+ * @param[out] out the bytes; caller disposes.
+ * @return HTTPCACHE_OK; HTTPCACHE_EINVALID (NULL arguments, a name that is not an HTTP token).
+ * Thread-safe. Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_http_variant(httpcache_buf *out, const httpcache_header *request_headers,
+                                             size_t nheaders, const httpcache_slice *varied, size_t nvaried);
 
 /**
  * The stale windows a response's own Cache-Control allows (RFC 5861:

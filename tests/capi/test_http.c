@@ -289,6 +289,36 @@ static void test_http_request_flags(void **state) {
   assert_non_null(strstr(httpcache_error_last()->message, "header value 0 is NULL"));
 }
 
+/* Variants: the key part from the request's values, and the verdict that accepts their Vary. */
+static void test_http_variants(void **state) {
+  (void)state;
+  const httpcache_slice varied[] = {{"X-Tenant", 8}, {"accept-language", 15}, {"Accept-Language", 15}};
+  const httpcache_header two[] = {{{"Accept-Language", 15}, {"en", 2}}, {{"accept-language", 15}, {" fr ", 4}}};
+  const httpcache_header dotted[] = {{{"accept-language", 15}, {"en.vfr", 6}}};
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  assert_int_equal(httpcache_http_variant(&v, two, 2, varied, 3), HTTPCACHE_OK);
+  assert_int_equal(v.size, strlen(".ven%2C%20fr.n"));
+  assert_memory_equal(v.ptr, ".ven%2C%20fr.n", v.size); /* sorted names, joined values, "n": absent */
+  assert_int_equal(httpcache_http_variant(&v, dotted, 1, varied, 3), HTTPCACHE_OK);
+  assert_memory_equal(v.ptr, ".ven%2Evfr.n", v.size); /* a value cannot forge a separator */
+  assert_int_equal(httpcache_http_variant(&v, NULL, 0, varied, 3), HTTPCACHE_OK);
+  assert_memory_equal(v.ptr, ".n.n", v.size);
+  const httpcache_slice bad[] = {{"not a token", 11}};
+  assert_int_equal(httpcache_http_variant(&v, two, 2, bad, 1), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_http_variant(&v, two, 2, NULL, 1), HTTPCACHE_EINVALID);
+  httpcache_buf_dispose(&v);
+
+  const httpcache_header vary[] = {{{"Vary", 4}, {"Accept-Language", 15}}};
+  const httpcache_header star[] = {{{"Vary", 4}, {"*", 1}}};
+  httpcache_http_verdict out;
+  assert_int_equal(httpcache_http_judge(&out, 200, vary, 1, 0, 0), HTTPCACHE_OK);
+  assert_int_equal(out.storable, 0);
+  assert_int_equal(httpcache_http_judge_varied(&out, 200, vary, 1, 0, 0, varied, 3), HTTPCACHE_OK);
+  assert_int_equal(out.storable, 1);
+  assert_int_equal(httpcache_http_judge_varied(&out, 200, star, 1, 0, 0, varied, 3), HTTPCACHE_OK);
+  assert_int_equal(out.storable, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_http_judge_table),
@@ -298,6 +328,7 @@ int main(void) {
       cmocka_unit_test(test_http_record_v2),
       cmocka_unit_test(test_http_not_modified),
       cmocka_unit_test(test_http_request_flags),
+      cmocka_unit_test(test_http_variants),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

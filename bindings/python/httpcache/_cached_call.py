@@ -85,7 +85,7 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "revalidate", "tags", "stale", "stale_warned", "__weakref__",
+        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "revalidate", "tags", "stale", "stale_warned", "vary", "__weakref__",
     )
 
     def __init__(
@@ -100,6 +100,7 @@ class CachedCall:
         self.revalidate = False  # responses tell clients Cache-Control: no-cache (with the ETag)
         self.tags: TagBuilder | None = None  # the tags its entries are stored under
         self.stale = _NO_WINDOWS  # (stale-while-revalidate ms, stale-if-error ms) of its entries
+        self.vary: list[str] = []  # request headers whose values tell its entries apart (RFC 9111 4.1)
         self.stale_warned = False
         self.keys = keys
         self.ttl = ttl
@@ -182,7 +183,7 @@ class CachedCall:
     def hit(self, key: bytes, value: bytes, ttl_s: float, kwargs: dict) -> Any:
         """serve() for bytes read from the backend, which HTTPCache.attach() may learn."""
         result = self.serve(value, ttl_s, kwargs)
-        if result is not MISS and self.keys.fixed is not None and value.startswith(RECORD) and not is_value_record(value):
+        if result is not MISS and self.learnable() and value.startswith(RECORD) and not is_value_record(value):
             note_response(self.endpoint, key, self.namespace)
         return result
 
@@ -204,6 +205,24 @@ class CachedCall:
             return 0
         _, sie = _httpcache.http_stale([(b"cache-control", hit.handler_cache_control.encode("latin-1"))])
         return (sie or 0) * 1000
+
+    def learnable(self) -> bool:
+        """Whether HTTPCache.attach() may answer this route's requests from its one key: a fixed
+        key that no request header changes."""
+        return self.keys.fixed is not None and not self.vary
+
+    def key_of(self, args: tuple, kwargs: dict) -> bytes | None:
+        """This call's key (its variant's, with vary), or None: it runs uncached."""
+        built = self.keys.build(args, kwargs)  # [key] (one template), or None
+        if built is None or not self.vary:
+            return None if built is None else built[0]
+        request = kwargs.get(self.request_param) if self.request_param is not None else None
+        headers = request.scope.get("headers", []) if request is not None else []
+        key = built[0] + b"\0vary" + _httpcache.http_variant(headers, self.vary)
+        if len(key) > _httpcache.MAX_KEY_BYTES:
+            self.keys._warn_once("vary", "a variant's key is over the key size limit; running uncached")
+            return None
+        return key
 
     def revalidates(self, kwargs: dict) -> bool:
         """Whether this call's request asks to revalidate (Cache-Control: no-cache, max-age=0)
@@ -251,7 +270,7 @@ class CachedCall:
         data = self.values.encode(result)
         if data is None or injected is None:
             return Computed(result, injected, data, False, None)
-        data, _, cap = encode_value(data, injected, self.per_user, self.where)
+        data, _, cap = encode_value(data, injected, self.per_user, self.where, self.vary)
         return Computed(result, injected, data, False, cap)
 
     def _with_windows(self, computed: Computed, response: Any) -> Computed:
@@ -271,7 +290,7 @@ class CachedCall:
     def _response_record(self, response: Any) -> tuple[bytes | None, bool, int | None]:
         """(record, True, cap) of a response to store; with revalidate, the response being
         returned says no-cache as its record does."""
-        record, cap = encode_response(response, self.per_user, self.where, self.revalidate)
+        record, cap = encode_response(response, self.per_user, self.where, self.revalidate, self.vary)
         if record is not None and self.revalidate:
             response.raw_headers.append((b"cache-control", b"no-cache"))
         return record, True, cap
@@ -299,7 +318,7 @@ class CachedCall:
         if computed.is_response:
             ensure_etag(computed.result)
             set_cache_headers(computed.result, computed.ttl, self.per_user, hit=False)
-            if stored_ttl is not None and self.keys.fixed is not None:
+            if stored_ttl is not None and self.learnable():
                 note_response(self.endpoint, key, self.namespace)
         elif computed.injected is not None:
             set_cache_headers(computed.injected, computed.ttl, self.per_user, hit=False)
@@ -308,10 +327,9 @@ class CachedCall:
     # -- def functions: the core's get_or_compute decides (single-flight, lock, store)
 
     def call_sync(self, args: tuple, kwargs: dict) -> Any:
-        built = self.keys.build(args, kwargs)  # [key] (one template), or None: run uncached
-        if built is None or not HTTPCache.enabled:
+        key = self.key_of(args, kwargs)
+        if key is None or not HTTPCache.enabled:
             return self.run(args, kwargs)
-        key = built[0]
         tags = self.tags.build(args, kwargs) if self.tags is not None else []
         if tags is None:
             return self.run(args, kwargs)
@@ -396,10 +414,9 @@ class CachedCall:
     # -- async def functions: non-blocking get and set; single-flight per loop here
 
     async def call_async(self, args: tuple, kwargs: dict) -> Any:
-        built = self.keys.build(args, kwargs)  # [key] (one template), or None: run uncached
-        if built is None or not HTTPCache.enabled:
+        key = self.key_of(args, kwargs)
+        if key is None or not HTTPCache.enabled:
             return await self.run(args, kwargs)
-        key = built[0]
         tags = self.tags.build(args, kwargs) if self.tags is not None else []
         if tags is None:
             return await self.run(args, kwargs)

@@ -79,7 +79,7 @@ def _refused(where: str | None, reason: str) -> None:
 
 
 def encode_response(
-    response: Any, per_user: bool, where: str | None = None, revalidate: bool = False,
+    response: Any, per_user: bool, where: str | None = None, revalidate: bool = False, varied: list[str] = (),  # type: ignore[assignment]
 ) -> tuple[bytes | None, int | None]:
     """(the record of a response or None when it must not be stored, the most seconds its handler
     allows or None). Not stored: a body not fully in memory (streaming, files), what the HTTP
@@ -90,7 +90,7 @@ def encode_response(
     if not isinstance(body, (bytes, bytearray, memoryview)):
         return None, None
     raw = [(name.lower(), value) for name, value in response.raw_headers]
-    allowed = verdict(response.status_code, raw, per_user)
+    allowed = verdict(response.status_code, raw, per_user, varied)
     if allowed.refused is not None:
         _refused(where, allowed.refused)
         return None, None
@@ -147,7 +147,9 @@ VALUE_MEDIA = b"application/x-httpcache-value+json"
 _WITH_STATUS = b"; status"
 
 
-def encode_value(data: bytes, injected: Any, per_user: bool, where: str) -> tuple[bytes | None, bool, int | None]:
+def encode_value(
+    data: bytes, injected: Any, per_user: bool, where: str, varied: list[str] = (),  # type: ignore[assignment]
+) -> tuple[bytes | None, bool, int | None]:
     """The stored form of a plain result's bytes `data` whose handler may have set a status or headers on
     its injected response: judged like a returned Response (``_rules``), stored as a value
     record, or as the plain JSON when the handler set nothing."""
@@ -155,7 +157,7 @@ def encode_value(data: bytes, injected: Any, per_user: bool, where: str) -> tupl
     status = injected.status_code
     if not raw and status is None:
         return data, False, None
-    allowed = verdict(status or 200, raw, per_user)
+    allowed = verdict(status or 200, raw, per_user, varied)
     if allowed.refused is not None:
         _refused(where, allowed.refused)
         return None, False, None

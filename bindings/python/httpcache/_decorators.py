@@ -15,6 +15,7 @@ import inspect
 import logging
 from typing import Any, Callable, Iterable, TypeVar
 
+from . import _httpcache
 from ._cached_call import CachedCall
 from ._config import HTTPCache, check_namespace, check_request_no_cache
 from ._injected import add_params, injected_params
@@ -49,6 +50,7 @@ def cache(
     tags: Iterable[str] | None = None,
     stale_while_revalidate: int | None = None,
     stale_if_error: int | None = None,
+    vary: Iterable[str] | None = None,
 ) -> Callable[[F], F]:
     """Caches the result of an ``async def`` or ``def`` function (or FastAPI handler).
 
@@ -91,6 +93,11 @@ def cache(
     computation that raises is answered with it within stale-if-error. An invalidated entry is
     never served stale. Stale answers say ``Age`` > ``max-age``, with no Warning header.
 
+    ``vary``: request header names (``["Accept-Language"]``) whose values tell a response's
+    variants apart (RFC 9111 section 4.1): each variant gets its own entry (the key gets the
+    request's values, encoded by the core: ``httpcache_http_variant``), and a response whose
+    ``Vary`` names only these may be stored; any other ``Vary`` is not stored.
+
     TTL precedence: ``ttl_func`` (sync or async, no arguments, returns seconds) >
     ``ttl_in_seconds`` > end of week (``expire_end_of_week``/``end_of_week``) > end of day (the
     default, ``expire_end_of_day``/``end_of_day``; also the fallback when every option is off).
@@ -113,6 +120,7 @@ def cache(
     tags = TagBuilder.check(tags, what)
     windows = (_window(stale_while_revalidate, "stale_while_revalidate", what),
                _window(stale_if_error, "stale_if_error", what))
+    varied = _varied(vary, what)
     if request_no_cache is not None:
         check_request_no_cache(request_no_cache, what)
 
@@ -129,6 +137,7 @@ def cache(
         call.revalidate = bool(revalidate)
         call.tags = None if tags is None else TagBuilder(func, tags, what)
         call.stale = windows
+        call.vary = varied
         # key_builder and default keys use templates named after the function: functions made by
         # one factory (same qualified name) share them, as they would share a fixed key.
         claim(namespace, keys.claims, keys.source, what, HTTPCache.namespace, call)
@@ -170,6 +179,23 @@ def invalidate_cache(
         return _thin_wrapper(func, Invalidation(func, builder, tag_builder, namespace))
 
     return decorate
+
+
+def _varied(vary: Any, what: str) -> list[str]:
+    """The header names of ``vary``, lower-cased and sorted; TypeError/ValueError otherwise."""
+    if vary is None:
+        return []
+    if isinstance(vary, (str, bytes)) or not hasattr(vary, "__iter__"):
+        raise TypeError(f"{what}: vary must be a list of header names, got {vary!r}")
+    vary = list(vary)
+    if not all(isinstance(v, str) for v in vary):
+        raise TypeError(f"{what}: vary must be a list of header names (str), got {vary!r}")
+    names = sorted({v.lower() for v in vary})
+    try:
+        _httpcache.http_variant([], names)  # the core checks each is an HTTP token
+    except ValueError as e:
+        raise ValueError(f"{what}: vary={vary!r}: {e}") from None
+    return names
 
 
 def _window(seconds: Any, name: str, what: str) -> int:

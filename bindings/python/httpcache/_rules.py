@@ -7,7 +7,8 @@ sharing the entries judges a response as Python does; include/httpcache.h lists 
 - status 2xx except 206; no ``Set-Cookie``;
 - ``Cache-Control``: not ``no-store``, not ``no-cache``, not ``private`` unless the key is per-user;
   a ``max-age=0`` / ``s-maxage=0`` (or an ``Expires`` already past) is not stored;
-- ``Vary``: none, except ``Authorization`` or ``Cookie`` under a per-user key.
+- ``Vary``: none, except ``Authorization`` or ``Cookie`` under a per-user key, and the headers
+  ``@cache(vary=[...])`` keys variants by.
 
 The freshness the handler allows (``s-maxage``, else ``max-age``, else ``Expires``) caps the stored
 TTL and what clients are told.
@@ -29,7 +30,8 @@ class Verdict(NamedTuple):
     cap: int | None = None
 
 
-def verdict(status: int, headers: Iterable[tuple[bytes, bytes]], per_user: bool) -> Verdict:
-    """The storage verdict for a response (raw header pairs, any case)."""
-    refused, cap = _httpcache.http_judge(status, list(headers), per_user, int(time.time()))
+def verdict(status: int, headers: Iterable[tuple[bytes, bytes]], per_user: bool, varied: list[str] = ()) -> Verdict:  # type: ignore[assignment]
+    """The storage verdict for a response (raw header pairs, any case) under a key that tells
+    apart the variants of the request headers `varied` (a Vary naming only those is accepted)."""
+    refused, cap = _httpcache.http_judge(status, list(headers), per_user, int(time.time()), list(varied))
     return Verdict(refused, cap)

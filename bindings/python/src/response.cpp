@@ -44,6 +44,13 @@ std::vector<httpcache_header> c_headers(const header_pairs& pairs) {
   return out;
 }
 
+std::vector<httpcache_slice> c_slices(const std::vector<std::string>& items) {
+  std::vector<httpcache_slice> out;
+  out.reserve(items.size());
+  for (const auto& s : items) out.push_back(httpcache_slice{s.data(), s.size()});
+  return out;
+}
+
 }  // namespace
 
 void init_response(py::module_& m) {
@@ -147,17 +154,32 @@ void init_response(py::module_& m) {
   m.attr("HTTP_PER_USER") = HTTPCACHE_HTTP_PER_USER;
   m.def(
       "http_judge",
-      [](int status, const header_pairs& headers, bool per_user, int64_t now) {
+      [](int status, const header_pairs& headers, bool per_user, int64_t now, const std::vector<std::string>& varied) {
         auto hs = c_headers(headers);
+        auto vs = c_slices(varied);
         httpcache_http_verdict v{};
-        int rc = httpcache_http_judge(&v, status, hs.data(), hs.size(), per_user ? HTTPCACHE_HTTP_PER_USER : 0u, now);
+        int rc = httpcache_http_judge_varied(&v, status, hs.data(), hs.size(), per_user ? HTTPCACHE_HTTP_PER_USER : 0u,
+                                             now, vs.data(), vs.size());
         if (rc != HTTPCACHE_OK) raise_for(rc);
         return py::make_tuple(v.storable ? py::none() : py::object(py::str(v.reason)),
                               v.lifetime_s < 0 ? py::none() : py::object(py::int_(v.lifetime_s)));
       },
       py::arg("status"), py::arg("headers"), py::arg("per_user"), py::arg("now"),
+      py::arg("varied") = std::vector<std::string>(),
       "(why it may not be stored or None, the seconds of freshness its handler allows or None) of a "
       "response (httpcache_http_judge). headers: (name, value) pairs of bytes, any case.");
+  m.def(
+      "http_variant",
+      [](const header_pairs& request_headers, const std::vector<std::string>& varied) {
+        auto hs = c_headers(request_headers);
+        auto vs = c_slices(varied);
+        owned_buf out;
+        int rc = httpcache_http_variant(&out.buf, hs.data(), hs.size(), vs.data(), vs.size());
+        if (rc != HTTPCACHE_OK) raise_for(rc);
+        return out.to_bytes();
+      },
+      py::arg("request_headers"), py::arg("varied"),
+      "The bytes telling a request's variant apart, for its key (httpcache_http_variant).");
   m.def(
       "http_stale",
       [](const header_pairs& headers) {
