@@ -210,3 +210,25 @@ def test_bad_windows_are_refused():
         cache(key="k", stale_while_revalidate=1.5)
     with pytest.raises(ValueError):
         cache(key="k", stale_if_error=-1)
+
+
+def test_attach_serves_stale_early_and_hands_the_refresh_to_the_route(redis_url, redis_client, namespace):
+    """HTTPCache.attach(): a stale entry within stale-while-revalidate is answered before routing
+    while another process refreshes; when this request should refresh, its route does."""
+    HTTPCache.init(redis_url, namespace=namespace)
+    calls: list[str] = []
+    app = HTTPCache.attach(make_app(calls, [False]))
+    client = TestClient(app)
+    assert client.get("/swr").json() == {"version": 1}
+    assert client.get("/swr").json() == {"version": 1}  # learned and answered early
+    time.sleep(1.2)
+    lock_key = f"httpcache-lock!{namespace}:st.swr"
+    assert redis_client.set(lock_key, b"someone-else", nx=True, px=10_000)
+    try:
+        stale = client.get("/swr")
+    finally:
+        redis_client.delete(lock_key)
+    assert stale.json() == {"version": 1} and calls == ["swr"] and int(stale.headers["age"]) >= 1
+    assert client.get("/swr").json() == {"version": 2}  # this request refreshed, through its route
+    assert client.get("/swr").json() == {"version": 2} and calls == ["swr", "swr"]
+    assert redis_client.get(lock_key) is None  # the refresh lock was given back

@@ -34,10 +34,11 @@ from typing import Any
 
 from . import _httpcache
 from ._codec import MISS, ResponseMemo
-from ._headers import NOT_MODIFIED_KEEPS, cache_headers, is_conditional, not_modified
+from ._headers import cache_headers, is_conditional, kept_for_304, not_modified
 
 _OK = _httpcache.OK
 _ENOTFOUND = _httpcache.ENOTFOUND
+_ESTALE = _httpcache.ESTALE
 
 MAX_SIGNATURES = 4096
 """Bound of the table of learned request signatures: query strings are chosen by clients."""
@@ -237,17 +238,19 @@ class EarlyHits:
                     scope["route"] = learned.route
                     scope["endpoint"] = learned.endpoint
                     scope["path_params"] = learned.path_params
-                    headers = response.raw_headers + cache_headers(
-                        ttl_ms / 1000, False, True, response.handler_cache_control, response.stored_at
-                    )
-                    status_code, body = response.status_code, response.body
+                    added = cache_headers(ttl_ms / 1000, False, True, response.handler_cache_control, response.stored_at)
                     if is_conditional(scope) and not_modified(response, scope):
-                        status_code, body = 304, b""
-                        headers = [(n, v) for n, v in headers if n in NOT_MODIFIED_KEEPS]
+                        status_code, body, headers = 304, b"", kept_for_304(response) + added
+                    else:
+                        status_code, body, headers = response.status_code, response.body, response.raw_headers + added
                     await send({"type": "http.response.start", "status": status_code, "headers": headers})
                     await send({"type": "http.response.body", "body": body})
                     return
-            verdict = _verdict(handle, ticket, learned, status, value, ttl_ms)
+            if status == _ESTALE:  # the refresh of a stale entry: its @cache wrapper reads again and takes it
+                await handle.adapter(loop).release(loop, learned.key)
+                handle.backend_ok(ticket)
+            else:
+                verdict = _verdict(handle, ticket, learned, status, value, ttl_ms)
         learn = Learning(verdict)
         token = learning.set(learn)
         app, root_path = scope.get("app"), scope.get("root_path", "")

@@ -103,17 +103,36 @@ def not_modified(response: Any, scope: dict) -> bool:
 
 
 def not_modified_response(full: Any, added: list[tuple[bytes, bytes]]) -> Any:
-    """The 304 of a stored response (only read) with the cache headers `added`: the headers that
-    describe the entry, no body. Built without Response.__init__ (no body to render)."""
-    from starlette.responses import Response
-
-    response = object.__new__(Response)
+    """The 304 of a stored response (only read) with the cache headers `added` (cache_headers():
+    all of them describe the entry): the headers that describe the entry, no body. Built without
+    Response.__init__ (no body to render); the stored headers it keeps are picked once per
+    template, which every 304 of the entry shares."""
+    response = object.__new__(_response_class())
     response.status_code = 304
     response.body = b""
     response.background = None
-    response.raw_headers = [(n, v) for n, v in full.raw_headers if n in NOT_MODIFIED_KEEPS]
-    response.raw_headers.extend((n, v) for n, v in added if n in NOT_MODIFIED_KEEPS)
+    response.raw_headers = kept_for_304(full) + added
     return response
+
+
+def kept_for_304(full: Any) -> list[tuple[bytes, bytes]]:
+    """The stored headers a 304 of `full` (a shared template, only read) repeats: picked once."""
+    kept = full.__dict__.get("_kept_for_304")
+    if kept is None:
+        kept = full._kept_for_304 = [(n, v) for n, v in full.raw_headers if n in NOT_MODIFIED_KEEPS]
+    return kept
+
+
+_RESPONSE: list[Any] = []
+
+
+def _response_class() -> Any:
+    """starlette's Response, imported at the first 304 (the package does not need starlette)."""
+    if not _RESPONSE:
+        from starlette.responses import Response
+
+        _RESPONSE.append(Response)
+    return _RESPONSE[0]
 
 
 def ensure_etag(response: Any) -> None:
