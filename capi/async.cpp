@@ -96,7 +96,8 @@ int httpcache_async_set_ex(httpcache_async* ctx, const void* key, size_t key_len
     ctx->cache->impl->async_set(
         *ctx->session, k, value_len ? bytes(value, value_len) : std::string_view(), to_core_policy(*policy),
         [ctx, k, read, done, payload](int status, std::int64_t n) {
-          ctx->cache->impl->async_end_refresh(*ctx->session, k, std::move(read->refresh_token));
+          if (status != HTTPCACHE_ECANCELED)  // canceled: the session is closing; the lock expires
+            ctx->cache->impl->async_end_refresh(*ctx->session, k, std::move(read->refresh_token));
           done(described(status), n, payload);
         },
         &read->tags, args.stale);

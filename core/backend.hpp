@@ -62,8 +62,10 @@ class lease_book {
   std::int64_t granted(const std::string& key, std::string placeholder);
   // A get found a value (or nothing, after a refused lease attempt): a lease this session held
   // for the key is void from now on (a later set of the key is refused, until the next miss).
+  // A refresher's record (expect()) stays: its compare-and-set is fenced by the bytes it expects.
   void forget(const std::string& key) {
-    if (auto it = records_.find(key); it != records_.end()) it->second = record{std::string(), it->second.number, false};
+    if (auto it = records_.find(key); it != records_.end() && !it->second.expected)
+      it->second = record{std::string(), it->second.number, false};
   }
   // A set of key must replace `value` (a stale entry being refreshed; empty: refused).
   void expect(const std::string& key, std::string value);

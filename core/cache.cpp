@@ -39,6 +39,22 @@ std::vector<std::string> full_keys(const cache& c, const std::vector<std::string
 // Lock keys start with a name no namespace can have ('!' is not a namespace character), so they
 // never collide with cached keys.
 std::string lock_key_for(const std::string& full) { return "httpcache-lock!" + full; }
+// A stale entry's refresh lock (stale.hpp): its own name, so that a refresh in progress never
+// makes lock_ttl_ms's callers wait for a value it may not store.
+std::string refresh_key_for(const std::string& full) { return "httpcache-refresh!" + full; }
+
+// Whether a refresh of `raw` by a call naming `tags` may store: only when it stamps the same tags
+// the entry carries (a refresher naming fewer would drop the others, and the value would outlive
+// their invalidation).
+bool same_tags(std::string_view raw, const tag_set& tags) {
+  std::vector<tag_stamp> stamps;
+  std::string_view payload;
+  if (!is_tagged(raw)) return tags.empty();
+  if (!unwrap_tagged(raw, stamps, payload) || stamps.size() != tags.tags().size()) return false;
+  return std::all_of(stamps.begin(), stamps.end(), [&](const tag_stamp& s) {
+    return std::find(tags.tags().begin(), tags.tags().end(), s.tag) != tags.tags().end();
+  });
+}
 
 std::string random_token() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -506,15 +522,23 @@ get_or_compute_result cache::fresh_or_stale(const std::string& full, const ttl_p
   freshness f;
   std::string_view inner;
   const std::int64_t now = now_unix_ms();
-  if (!unwrap_fresh(hit.value, f, inner)) {  // not written by us: computed, not stored
+  if (raw.empty()) raw = hit.value;
+  if (!unwrap_fresh(hit.value, f, inner)) {  // not written by us: dropped (if still there), a miss
     stats::bump(stats_.misses);
+    try {
+      guarded([&] {
+        store_->release(full, raw);
+        return 0;
+      });
+    } catch (const backend_error&) {
+    }
     bool unused = false;
     return compute_uncached(full, compute, unused);
   }
   stats::bump(stats_.hits);
-  if (now < f.fresh_until_ms) return {std::string(inner), f.fresh_until_ms - now, outcome::hit};
-  if (raw.empty()) raw = std::move(hit.value);
-  return serve_stale(full, policy, compute, call, raw, std::string(inner), f, now);
+  std::string value(inner);  // inner points into hit.value
+  if (now < f.fresh_until_ms) return {std::move(value), f.fresh_until_ms - now, outcome::hit};
+  return serve_stale(full, policy, compute, call, raw, std::move(value), f, now);
 }
 
 // An entry past its freshness, within its windows: the caller that takes the key's refresh lock
@@ -526,7 +550,7 @@ get_or_compute_result cache::serve_stale(const std::string& full, const ttl_poli
                                          const std::string& raw, std::string value, const freshness& f,
                                          std::int64_t now) {
   const std::int64_t staleness = now - f.fresh_until_ms;
-  const std::string lock = lock_key_for(full), token = make_lease_placeholder();
+  const std::string lock = refresh_key_for(full), token = make_lease_placeholder();
   bool won = false;
   try {
     won = guarded([&] { return store_->lease(lock, token, lease_ms()); }).granted;
@@ -553,7 +577,7 @@ get_or_compute_result cache::serve_stale(const std::string& full, const ttl_poli
   }
   get_or_compute_result result{std::move(fresh.value), 0, outcome::uncached};
   const bool storable = won && fresh.store && result.value.size() <= options_.max_value_bytes &&
-                        !is_reserved(result.value) && call.tags.complete();
+                        !is_reserved(result.value) && call.tags.complete() && same_tags(raw, call.tags);
   if (storable) {
     try {
       std::int64_t seconds = ttl(policy, now_unix_ms());
@@ -599,6 +623,7 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
   tag_set tags;
   cache::tagged_get_done_fn done;
   stats* counters;
+  std::int64_t lease_ms = default_lease_ms;  // the refresh lock's lifetime (the handle's lease)
   std::size_t left = 0;
   int status = 0;
   std::string value;
@@ -677,7 +702,8 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
     stale_value.assign(inner);
     const std::string token = make_lease_placeholder();
     auto self = shared_from_this();
-    session.stamp(lock_key_for(full), token, default_lease_ms, [self, token](int st, std::string_view holder, std::int64_t) {
+    session.stamp(refresh_key_for(full), token, lease_ms, [self, token](int st, std::string_view holder, std::int64_t) {
+      if (st == static_cast<int>(errc::canceled)) return self->finish(st, {}, 0);  // the session is closing
       self->refresh(st == 0 && holder == token ? token : std::string());
     });
   }
@@ -688,7 +714,8 @@ struct tagged_lookup : std::enable_shared_from_this<tagged_lookup> {
   void refresh(std::string token) {
     const std::int64_t now = now_unix_ms(), staleness = now - fresh.fresh_until_ms;
     if (token.empty() && staleness <= fresh.windows.while_revalidate_ms) return finish(0, stale_value, -staleness);
-    session.expect(full, token.empty() ? std::string() : value);
+    // A refresher naming other tags than the entry's would drop some: it computes, unstored.
+    session.expect(full, token.empty() || !same_tags(value, tags) ? std::string() : value);
     refresh_token = std::move(token);
     finish(static_cast<int>(errc::stale), stale_value, -staleness);
   }
@@ -717,6 +744,7 @@ void cache::async_get(async_session& s, std::string_view key, const std::vector<
     s.get(full, [this, &s, full, done = std::move(done)](int status, std::string_view value, std::int64_t ttl_ms) {
       if (status == 0 && (is_tagged(value) || is_fresh_wrapped(value))) {
         auto look = std::make_shared<tagged_lookup>(s, full, ns_, tag_set(), done, &stats_);
+        look->lease_ms = lease_ms();
         look->value.assign(value);
         look->ttl_ms = ttl_ms;
         return look->judge();
@@ -728,7 +756,9 @@ void cache::async_get(async_session& s, std::string_view key, const std::vector<
     });
     return;
   }
-  std::make_shared<tagged_lookup>(s, std::move(full), ns_, std::move(names), std::move(done), &stats_)->start();
+  auto look = std::make_shared<tagged_lookup>(s, std::move(full), ns_, std::move(names), std::move(done), &stats_);
+  look->lease_ms = lease_ms();
+  look->start();
 }
 
 void cache::async_set(async_session& s, std::string_view key, std::string_view value, const ttl_policy& policy,
@@ -752,7 +782,7 @@ void cache::async_set(async_session& s, std::string_view key, std::string_view v
 
 void cache::async_end_refresh(async_session& s, std::string_view key, std::string refresh_token) const {
   if (refresh_token.empty()) return;
-  s.del_if(lock_key_for(full_key(key)), std::move(refresh_token), [](int, std::int64_t) {});
+  s.del_if(refresh_key_for(full_key(key)), std::move(refresh_token), [](int, std::int64_t) {});
 }
 
 void cache::async_invalidate_tags(async_session& s, const std::vector<std::string_view>& tags,

@@ -11,6 +11,7 @@
 
 #include "error.hpp"
 #include "key.hpp"
+#include "stale.hpp"
 
 namespace httpcache::http {
 
@@ -238,7 +239,8 @@ verdict judge(int status, const std::vector<header_view>& headers, bool per_user
         const std::string field = lowered(trim(rest.substr(0, comma)));
         rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
         if (field.empty() || (per_user && (field == "authorization" || field == "cookie"))) continue;
-        if (std::any_of(varied.begin(), varied.end(), [&](std::string_view v) { return iequals(v, field); })) continue;
+        if (field != "*" && std::any_of(varied.begin(), varied.end(), [&](std::string_view v) { return iequals(v, field); }))
+          continue;
         return {fmt::format("Vary: {}{}", value, per_user ? "" : " under a key shared by users"), std::nullopt};
       }
     } else if (iequals(name, "expires")) {
@@ -267,7 +269,7 @@ verdict judge(int status, const std::vector<header_view>& headers, bool per_user
 std::string variant(const std::vector<header_view>& request_headers, const std::vector<std::string_view>& varied) {
   std::vector<std::string> names;
   for (auto v : varied) {
-    if (!is_token(v)) throw error(errc::invalid, "a varied header name must be an HTTP token");
+    if (!is_token(v) || v == "*") throw error(errc::invalid, "a varied header name must be an HTTP token other than *");
     names.push_back(lowered(v));
   }
   std::sort(names.begin(), names.end());
@@ -303,8 +305,12 @@ stale_directives read_stale(const std::vector<header_view>& headers) {
   stale_directives out;
   auto ds = parse_cache_control(control);
   if (!ds) return out;
+  // Clamped to the longest window an entry may have (a handler's huge value must not fail it).
+  constexpr std::int64_t most = max_stale_window_ms / 1000;
   if (const auto* d = find(*ds, "stale-while-revalidate")) out.while_revalidate = seconds_of(d->arg);
   if (const auto* d = find(*ds, "stale-if-error")) out.if_error = seconds_of(d->arg);
+  for (auto* w : {&out.while_revalidate, &out.if_error})
+    if (*w && **w > most) *w = most;
   return out;
 }
 

@@ -27,7 +27,9 @@ namespace {
 // A non-negative decimal with no leading zero, ended by `end`, at the front of in (consumed).
 bool take(std::string_view& in, char end, std::int64_t& n) {
   auto stop = in.find(end);
-  if (stop == std::string_view::npos || stop == 0 || stop > 19 || (stop > 1 && in[0] == '0')) return false;
+  if (stop == std::string_view::npos || stop == 0 || stop > 19 || (stop > 1 && in[0] == '0') || in[0] < '0' ||
+      in[0] > '9')  // one encoding: no sign, no leading zero (found by fuzz_fresh: "-0")
+    return false;
   auto [ptr, ec] = std::from_chars(in.data(), in.data() + stop, n);
   if (ec != std::errc() || ptr != in.data() + stop || n < 0) return false;
   in.remove_prefix(stop + 1);

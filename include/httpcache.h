@@ -611,7 +611,7 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get_or_compute(httpcache_buf *value, int64
  *  - within stale-while-revalidate, callers get it as it is
  *    (HTTPCACHE_OUTCOME_STALE; ttl_ms is minus its staleness) while exactly one
  *    caller, across processes, recomputes: the one that takes the key's refresh
- *    lock (`httpcache-lock!<ns>:<key>`, SET NX PX, released by token);
+ *    lock (`httpcache-refresh!<ns>:<key>`, SET NX PX, released by token);
  *  - the refreshed value replaces the stale entry only while the entry is still
  *    the one that caller saw (an EVAL comparing it), so an invalidation in
  *    between wins;

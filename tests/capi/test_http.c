@@ -317,6 +317,10 @@ static void test_http_variants(void **state) {
   assert_int_equal(out.storable, 1);
   assert_int_equal(httpcache_http_judge_varied(&out, 200, star, 1, 0, 0, varied, 3), HTTPCACHE_OK);
   assert_int_equal(out.storable, 0);
+  const httpcache_slice any[] = {{"*", 1}}; /* found by review: "*" is a token, but varies on everything */
+  assert_int_equal(httpcache_http_judge_varied(&out, 200, star, 1, 0, 0, any, 1), HTTPCACHE_OK);
+  assert_int_equal(out.storable, 0);
+  assert_int_equal(httpcache_http_variant(&v, two, 2, any, 1), HTTPCACHE_EINVALID);
 }
 
 int main(void) {

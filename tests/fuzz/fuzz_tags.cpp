@@ -73,7 +73,7 @@ tag_set::verdict expected_verdict(const std::vector<tag_stamp>& stamps, const ta
   }
   for (const auto& s : stamps) {
     auto g = set.generation(s.tag);
-    if (!g) missing.emplace_back(s.tag);
+    if (!g || g->empty()) missing.emplace_back(s.tag);  // an unread generation is unknown, never a mismatch
     else if (*g != s.generation) return tag_set::verdict::stale;
   }
   return missing.empty() ? tag_set::verdict::current : tag_set::verdict::unknown;

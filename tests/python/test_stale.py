@@ -78,7 +78,7 @@ def test_stale_while_revalidate_answers_at_once_and_says_its_age(redis_url, redi
     assert refreshed.json() == {"version": 2}
     time.sleep(1.2)
     # stale again: while another caller holds the refresh, a caller is answered with the stale one
-    lock_key = f"httpcache-lock!{namespace}:st.swr"  # the core's refresh lock, held "elsewhere"
+    lock_key = f"httpcache-refresh!{namespace}:st.swr"  # the core's refresh lock, held "elsewhere"
     assert redis_client.set(lock_key, b"someone-else", nx=True, px=10_000)
     try:
         stale = client.get("/swr")
@@ -222,7 +222,7 @@ def test_attach_serves_stale_early_and_hands_the_refresh_to_the_route(redis_url,
     assert client.get("/swr").json() == {"version": 1}
     assert client.get("/swr").json() == {"version": 1}  # learned and answered early
     time.sleep(1.2)
-    lock_key = f"httpcache-lock!{namespace}:st.swr"
+    lock_key = f"httpcache-refresh!{namespace}:st.swr"
     assert redis_client.set(lock_key, b"someone-else", nx=True, px=10_000)
     try:
         stale = client.get("/swr")
@@ -232,3 +232,81 @@ def test_attach_serves_stale_early_and_hands_the_refresh_to_the_route(redis_url,
     assert client.get("/swr").json() == {"version": 2}  # this request refreshed, through its route
     assert client.get("/swr").json() == {"version": 2} and calls == ["swr", "swr"]
     assert redis_client.get(lock_key) is None  # the refresh lock was given back
+
+
+def test_an_async_refresh_never_stores_across_an_invalidation(url, namespace):
+    """Found by review: a task refreshing a stale entry, the key invalidated, another task of the
+    same loop missing (a new lease) and failing: the refresh's value, computed before the
+    invalidation, is never stored under the other task's lease."""
+    HTTPCache.init(url, namespace=namespace)
+    runs: list[int] = []
+    gates = {"refresh": asyncio.Event(), "miss": asyncio.Event()}
+
+    @cache(key="st.fence", ttl_in_seconds=1, stale_while_revalidate=30)
+    async def f() -> str:
+        runs.append(1)
+        if len(runs) == 2:
+            await gates["refresh"].wait()
+            return "computed before the invalidation"
+        if len(runs) == 3:
+            await gates["miss"].wait()
+            raise RuntimeError("the miss fails")
+        return f"v{len(runs)}"
+
+    async def scenario() -> tuple[str, str]:
+        assert await f() == "v1"
+        await asyncio.sleep(1.2)
+        refresh = asyncio.create_task(f())
+        while len(runs) < 2:
+            await asyncio.sleep(0.005)
+        HTTPCache.handle().cache.invalidate([b"st.fence"])
+        miss = asyncio.create_task(f())
+        while len(runs) < 3:
+            await asyncio.sleep(0.005)
+        gates["refresh"].set()
+        refreshed = await refresh
+        gates["miss"].set()
+        with pytest.raises(RuntimeError):
+            await miss
+        return refreshed, await f()
+
+    refreshed, later = asyncio.run(scenario())
+    assert refreshed == "computed before the invalidation"  # its own caller gets it
+    assert later == "v4"  # never served after the invalidation
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_refresh_naming_no_tags_does_not_drop_the_entrys_tags(kind, redis_url):
+    """Found by review: a caller naming no tags refreshing a tagged stale entry would store it
+    without the tags, so a tag invalidation during its computation would not reach it."""
+    from httpcache import _httpcache
+
+    c = _httpcache.Cache("memory://" if kind == "memory" else redis_url, namespace=f"tl{time.time_ns()}")
+    policy = _httpcache.Policy.seconds(1)
+    assert c.get_or_compute(b"k", policy, lambda: b"v1", [b"user"], (30000, 0))[0] == b"v1"
+    time.sleep(1.2)
+
+    def compute() -> bytes:
+        c.invalidate_tags([b"user"])
+        return b"computed before the tag's invalidation"
+
+    value, ttl_ms, outcome, _ = c.get_or_compute(b"k", policy, compute, [], (30000, 0))
+    assert value == b"computed before the tag's invalidation" and outcome != _httpcache.OUTCOME_STORED
+    assert c.get_or_compute(b"k", policy, lambda: b"v3", [], (30000, 0))[0] == b"v3"
+    c.close()
+
+
+def test_a_huge_handler_window_is_clamped_not_an_error(namespace):
+    """Found by review: a handler's stale-while-revalidate=99999999 made a def route fail."""
+    HTTPCache.init("memory://", namespace=namespace)
+    app = FastAPI()
+
+    @app.get("/sync")
+    @cache(key="st.huge", ttl_in_seconds=10)
+    def huge(response: Response):
+        response.headers["cache-control"] = "max-age=10, stale-while-revalidate=99999999"
+        return {"ok": 1}
+
+    client = TestClient(app)
+    assert client.get("/sync").status_code == 200
+    assert client.get("/sync").headers.get("cache-hit") == "true"

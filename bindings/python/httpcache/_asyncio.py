@@ -134,15 +134,16 @@ class _SharedRead:
     is in flight: the library calls done()/set_result() on it (as on a future), and it resolves
     each caller's own future at once, in the same loop pass, then leaves the table of reads."""
 
-    __slots__ = ("table", "shared_as", "key", "waiters", "finished", "flights")
+    __slots__ = ("table", "shared_as", "key", "waiters", "finished", "flights", "reread")
 
-    def __init__(self, table: dict, shared_as: Any, first: Any, flights: dict, key: bytes) -> None:
+    def __init__(self, table: dict, shared_as: Any, first: Any, flights: dict, key: bytes, reread: Any) -> None:
         self.table = table
         self.shared_as = shared_as  # its entry in the table: the key, with the tags if any
         self.key = key
         self.waiters = [first]
         self.finished = False
         self.flights = flights
+        self.reread = reread  # reread(future): the same GET again, for that future alone
 
     def done(self) -> bool:
         return self.finished
@@ -155,11 +156,15 @@ class _SharedRead:
             flight = self.flights.get(self.key)
             if flight is not None and flight.lease != result[2]:
                 flight.void = True  # a new lease: the old one was invalidated (see Flight)
+        refresher = result[0] == _ESTALE
         for fut in self.waiters:
-            if not fut.done():
+            if fut.done():
+                continue
+            if refresher or result[0] != _ESTALE:
                 fut.set_result(result)
-                if result[0] == _ESTALE:  # one caller refreshes; the others are served the stale value
-                    result = (_httpcache.OK, result[1], result[2])
+                refresher = False
+            else:  # one caller refreshes a stale entry; each other one asks for itself (see reread)
+                self.reread(fut)
 
 
 class LoopAdapter:
@@ -184,6 +189,14 @@ class LoopAdapter:
         # who arrives after it (the lease numbers tell the same for invalidations from anywhere
         # the backend is reachable; this covers the rest).
         self.generation = 0
+
+    def _reread(self, loop: Any, key: bytes, tags: list[bytes] | None, fut: Any) -> None:
+        """A GET of `key` for `fut` alone: a waiter of a shared read that found a stale entry this
+        context refreshes is answered by the core as any other caller would be (the stale value
+        within stale-while-revalidate, else ESTALE: compute, unstored)."""
+        self._ctx.get(key, fut, tags or [])
+        if not fut.done():
+            self._arm(loop)
 
     def _arm(self, loop: Any) -> None:
         # One timer for the earliest deadline; it re-arms itself while requests are pending. Only
@@ -213,7 +226,7 @@ class LoopAdapter:
         if shared is not None:
             shared.waiters.append(mine)
             return mine
-        read = _SharedRead(self.reads, shared_as, mine, self.flights, key)
+        read = _SharedRead(self.reads, shared_as, mine, self.flights, key, lambda fut: self._reread(loop, key, tags, fut))
         self._ctx.get(key, read, tags or [])  # a lone request is written inside the call (by the core session)
         if mine.done():  # memory://: completed inside the call, nothing to share
             return mine

@@ -495,7 +495,13 @@ class CachedCall:
         only while it is still the one read). A failure within stale-if-error is answered with
         the stale entry; the lock is given back whenever nothing is stored."""
         value, ttl_ms = stale
+        # Registered as the key's flight, so that a miss of the key on this loop (after an
+        # invalidation: a new lease) makes it void: its set would be fenced with that lease.
         flight = Flight(loop.create_future(), 0, adapter.generation, tags)
+        flights = adapter.flights
+        if flights.get(key) is not None:
+            flights[key].void = True
+        flights[key] = flight
         try:
             return (await self._compute_async(args, kwargs, handle, loop, adapter, key, ticket, flight)).result
         except Exception as e:
@@ -506,7 +512,11 @@ class CachedCall:
                     return result
             raise
         finally:
-            if not flight.set_sent:
+            if flights.get(key) is flight:
+                del flights[key]
+            if not flight.future.done():
+                flight.future.set_result(None)  # nobody joins a refresh; a waiter would compute its own
+            if not flight.set_sent and not flight.void:  # void: the key's record is a newer miss's
                 await _release(adapter, loop, key)
 
     async def _join(self, leader, args, kwargs, handle, loop, adapter, key, ticket) -> Any:  # noqa: ANN001
