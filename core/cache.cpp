@@ -572,7 +572,13 @@ get_or_compute_result cache::serve_stale(const std::string& full, const ttl_poli
     fresh = run(full, compute);
   } catch (...) {
     if (won) unlock();
-    if (staleness <= f.windows.if_error_ms) return stale;
+    // Measured after the computation. Within stale-while-revalidate the refresher's caller is
+    // answered as the others were (RFC 5861 revalidates in the background: no client sees it).
+    const std::int64_t now_stale = now_unix_ms() - f.fresh_until_ms;
+    if (now_stale <= f.windows.if_error_ms || (won && staleness <= f.windows.while_revalidate_ms)) {
+      stale.ttl_ms = -now_stale;
+      return stale;
+    }
     throw;
   }
   get_or_compute_result result{std::move(fresh.value), 0, outcome::uncached};

@@ -139,13 +139,19 @@ static void if_error(url_fn url) {
   const char *ns = test_unique_namespace("sie");
   httpcache_cache *c = open_cache(url, ns);
   producer v1 = PRODUCER("v1"), failing = PRODUCER("x"), own = PRODUCER("own");
+  answer a0;
   failing.fail = 7;
   own.own_swr = 0, own.own_sie = 5000; /* its own: no window from the call */
   assert_int_equal(call(c, "sie", 0, 5000, NULL, &v1).outcome, HTTPCACHE_OUTCOME_STORED);
   assert_int_equal(call(c, "own", 0, 0, NULL, &own).outcome, HTTPCACHE_OUTCOME_STORED);
   assert_int_equal(call(c, "short", 0, 1000, NULL, &v1).outcome, HTTPCACHE_OUTCOME_STORED);
   assert_int_equal(call(c, "none", 0, 0, NULL, &v1).outcome, HTTPCACHE_OUTCOME_STORED);
+  assert_int_equal(call(c, "swronly", 5000, 0, NULL, &v1).outcome, HTTPCACHE_OUTCOME_STORED);
   test_sleep_ms(1100);
+  /* the refresher's own caller, within stale-while-revalidate: answered as the others are */
+  a0 = call(c, "swronly", 5000, 0, NULL, &failing);
+  assert_int_equal(a0.rc, HTTPCACHE_OK);
+  assert_int_equal(a0.outcome, HTTPCACHE_OUTCOME_STALE);
   answer a = call(c, "sie", 0, 5000, NULL, &failing);
   assert_int_equal(a.rc, HTTPCACHE_OK); /* the failure is answered with the stale value */
   assert_int_equal(a.outcome, HTTPCACHE_OUTCOME_STALE);

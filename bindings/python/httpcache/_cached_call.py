@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from . import _httpcache
@@ -495,6 +496,7 @@ class CachedCall:
         only while it is still the one read). A failure within stale-if-error is answered with
         the stale entry; the lock is given back whenever nothing is stored."""
         value, ttl_ms = stale
+        started_ms = int(time.time() * 1000)
         # Registered as the key's flight, so that a miss of the key on this loop (after an
         # invalidation: a new lease) makes it void: its set would be fenced with that lease.
         flight = Flight(loop.create_future(), 0, adapter.generation, tags)
@@ -505,8 +507,11 @@ class CachedCall:
         try:
             return (await self._compute_async(args, kwargs, handle, loop, adapter, key, ticket, flight)).result
         except Exception as e:
-            if -ttl_ms <= self.stale_if_error_ms(value):
-                result = self.hit(key, value, ttl_ms / 1000, kwargs)
+            # Measured now; within stale-while-revalidate the refresher's caller is answered as
+            # the others were (RFC 5861 revalidates in the background: no client sees it).
+            stale_ms = int(time.time() * 1000) - started_ms - ttl_ms
+            if stale_ms <= self.stale_if_error_ms(value) or -ttl_ms <= self.stale[0]:
+                result = self.hit(key, value, -stale_ms / 1000, kwargs)
                 if result is not MISS:
                     self.answered_stale(e)
                     return result
