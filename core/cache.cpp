@@ -482,20 +482,10 @@ get_or_compute_result cache::compute_leased(const std::string& full, const ttl_p
     return result;
   }
   try {
-    // A TTL callback that fails or returns <= 0 costs the store, not the caller's value.
-    std::int64_t seconds = ttl(policy, now_unix_ms());
     // Refused when an invalidation (or an explicit set) replaced our placeholder meanwhile: the
     // value is still this caller's (and its waiters', who arrived before the invalidation).
-    const stale_windows windows = fresh.stale.value_or(call.stale);
-    const std::string stored = stamped(result.value, seconds, windows, call.tags);
-    if (guarded([&] { return store_->store_leased(full, placeholder, stored, seconds * 1000 + windows.longest()); })) {
-      result.ttl_ms = seconds * 1000;
-      result.outcome = outcome::stored;
-      stats::bump(stats_.stores);
-    } else {
-      result.ttl_ms = -1;  // refused: the lease was voided (fencing)
-      stats::bump(stats_.uncached);
-    }
+    store_in_place_of(full, placeholder, policy, fresh.stale, call, result);
+    if (result.outcome != outcome::stored) stats::bump(stats_.uncached);
   } catch (const backend_error&) {
     stats::bump(stats_.uncached);
   } catch (const error&) {
@@ -503,6 +493,24 @@ get_or_compute_result cache::compute_leased(const std::string& full, const ttl_p
     stats::bump(stats_.uncached);
   }
   return result;
+}
+
+// Stores result.value, stamped, in place of `expected` (our lease's placeholder, or the stale
+// bytes a refresh read) only while the key still holds exactly that (fencing: ttl_ms -1 when
+// refused). A TTL callback that fails or returns <= 0 throws: it costs the store, not the value.
+void cache::store_in_place_of(const std::string& full, const std::string& expected, const ttl_policy& policy,
+                              const std::optional<stale_windows>& own, const call_options& call,
+                              get_or_compute_result& result) {
+  const std::int64_t seconds = ttl(policy, now_unix_ms());
+  const stale_windows windows = own.value_or(call.stale);
+  const std::string stored = stamped(result.value, seconds, windows, call.tags);
+  if (guarded([&] { return store_->store_leased(full, expected, stored, seconds * 1000 + windows.longest()); })) {
+    result.ttl_ms = seconds * 1000;
+    result.outcome = outcome::stored;
+    stats::bump(stats_.stores);
+  } else {
+    result.ttl_ms = -1;
+  }
 }
 
 // A hit found on the way to computing (a lease attempt's answer, a poll): served as it is, fresh
@@ -586,16 +594,7 @@ get_or_compute_result cache::serve_stale(const std::string& full, const ttl_poli
                         !is_reserved(result.value) && call.tags.complete() && same_tags(raw, call.tags);
   if (storable) {
     try {
-      std::int64_t seconds = ttl(policy, now_unix_ms());
-      const stale_windows windows = fresh.stale.value_or(call.stale);
-      const std::string stored = stamped(result.value, seconds, windows, call.tags);
-      if (guarded([&] { return store_->store_leased(full, raw, stored, seconds * 1000 + windows.longest()); })) {
-        result.ttl_ms = seconds * 1000;
-        result.outcome = outcome::stored;
-        stats::bump(stats_.stores);
-      } else {
-        result.ttl_ms = -1;  // the entry changed since we saw it (an invalidation): fencing
-      }
+      store_in_place_of(full, raw, policy, fresh.stale, call, result);  // refused: the entry changed
     } catch (const backend_error&) {
     } catch (const error&) {
     }

@@ -133,6 +133,9 @@ class cache {
                                          bool& shareable, bool fenced = true);
   bool accept(const std::string& full, lookup_result& r, tag_set& tags, bool drop_stale, std::string* raw = nullptr);
   get_or_compute_result served(lookup_result&& hit, outcome o) const;
+  void store_in_place_of(const std::string& full, const std::string& expected, const ttl_policy& policy,
+                         const std::optional<stale_windows>& own, const call_options& call,
+                         get_or_compute_result& result);
   get_or_compute_result fresh_or_stale(const std::string& full, const ttl_policy& policy,
                                        const std::function<computed()>& compute, call_options& call,
                                        lookup_result hit, std::string raw);

@@ -111,6 +111,12 @@ def redis_confined_lock_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def redis_confined_tags_url() -> str:
+    """The ACL user `confined_tags`: `confined`'s rights plus MGET and the tag and refresh keys."""
+    return (_redis_dir() / "url_confined_tags").read_text().strip()
+
+
+@pytest.fixture(scope="session")
 def redis_client(redis_url):
     client = redis_py.Redis.from_url(redis_url)
     client.ping()

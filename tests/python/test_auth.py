@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """AUTH and least privilege, end to end, against the fixture's ACL users
 (tests/fixtures/redis_server.sh): `app` (a password, every permission), `confined` (GET SET DEL
-PTTL EVAL on keys `confined:*`, nothing else; AUTH needs no permission) and `confined_lock`
-(the same plus `httpcache-lock!confined:*` for lock_ttl_ms). The ACL lines are those of
+PTTL EVAL on keys `confined:*`, nothing else; AUTH needs no permission), `confined_lock`
+(the same plus `httpcache-lock!confined:*` for lock_ttl_ms) and `confined_tags` (plus MGET and
+the tag and refresh keys). The ACL lines are those of
 README.md's "Redis permissions"."""
 
 from __future__ import annotations
@@ -204,3 +205,30 @@ def test_stampede_lock_needs_eval_and_the_lock_keys(redis_confined_url, redis_co
 
 def test_confined_lock_user_core_paths(redis_confined_lock_url):
     _confined_paths(redis_confined_lock_url)
+
+
+def test_tags_and_stale_windows_need_their_keys(redis_confined_url, redis_confined_tags_url):
+    """The README's rule for tags and stale windows: `confined` (no tag keys) computes tagged
+    calls without storing (NOPERM, counted as errors); `confined_tags` stores, invalidates by tag
+    and refreshes a stale entry, with no error."""
+    import time
+
+    key = _key("tags")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+
+    HTTPCache.init(redis_url=redis_confined_url, namespace="confined", breaker_failures=100)
+    f = cache(key=key, ttl_in_seconds=60, tags=["t1"])(compute)
+    assert f() == 1 and f() == 2 and HTTPCache.stats()["stores"] == 0 and HTTPCache.stats()["errors"] >= 2
+
+    HTTPCache.init(redis_url=redis_confined_tags_url, namespace="confined")
+    f = cache(key=key, ttl_in_seconds=1, tags=["t1"], stale_while_revalidate=30)(compute)
+    assert f() == 3 and f() == 3
+    HTTPCache.invalidate_tags("t1")
+    assert f() == 4 and f() == 4
+    time.sleep(1.2)
+    assert f() == 5 and f() == 5  # the refresh took httpcache-refresh!confined:... and stored
+    assert HTTPCache.stats()["errors"] == 0
