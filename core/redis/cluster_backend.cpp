@@ -11,6 +11,7 @@
 
 #include "cluster_session.hpp"
 #include "cluster_slots.hpp"
+#include "../tags.hpp"
 
 namespace httpcache {
 
@@ -122,6 +123,43 @@ class redis_cluster final : public backend {
       detail::throw_if_error(r[0].get());
       return r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1;
     });
+  }
+
+  // The entry from its node, then one pipeline of GETs per node holding some of the tags: 1 + the
+  // number of those nodes in round trips (not one per tag). A tag without a generation, or whose
+  // GET was redirected or failed, takes the redirect-aware lease() path (SET NX, GET).
+  lookup_result get_stamped(std::string_view key, const std::vector<std::string_view>& tag_keys,
+                            const std::vector<std::string>& candidates,
+                            std::vector<std::string>& generations) override {
+    lookup_result r;
+    if (!key.empty()) r = get(key);
+    generations.assign(tag_keys.size(), std::string());
+    std::map<int, std::vector<std::size_t>> by_node;
+    for (std::size_t i = 0; i < tag_keys.size(); ++i) by_node[map_.owner_of(cluster_key_slot(tag_keys[i]))].push_back(i);
+    std::vector<std::size_t> unread;
+    for (const auto& [node, indexes] : by_node) {
+      std::vector<command> gets;
+      for (std::size_t i : indexes) gets.push_back(detail::get_command(tag_keys[i]));
+      std::vector<const command*> cmds;
+      for (const auto& g : gets) cmds.push_back(&g);
+      std::vector<reply_ptr> replies;
+      try {
+        replies = map_.pool(node).exchange(cmds);
+      } catch (const backend_error&) {
+        map_.refresh_map();
+      }
+      for (std::size_t j = 0; j < indexes.size(); ++j) {
+        const redisReply* g = j < replies.size() ? replies[j].get() : nullptr;
+        if (g && g->type == REDIS_REPLY_STRING) generations[indexes[j]].assign(g->str, g->len);
+        else unread.push_back(indexes[j]);
+      }
+    }
+    for (std::size_t i : unread) {
+      lease_result l = lease(tag_keys[i], candidates[i], tag_ttl_ms);
+      if (l.granted) generations[i] = candidates[i];
+      else if (l.current.found) generations[i] = std::move(l.current.value);
+    }
+    return r;
   }
 
   std::unique_ptr<async_session> open_async(watch_fn watch) override {
