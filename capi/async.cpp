@@ -114,9 +114,7 @@ int httpcache_async_invalidate_tags(httpcache_async* ctx, const void* const* tag
   if (reject_if(!ctx || !done, "ctx or done is NULL")) return HTTPCACHE_EINVALID;
   return guard([&] {
     std::vector<std::string> list = tag_list(tags, tag_lens, ntags);
-    core::tag_set checked(list);
-    std::vector<std::string_view> views(list.begin(), list.end());
-    ctx->cache->impl->async_invalidate_tags(*ctx->session, views,
+    ctx->cache->impl->async_invalidate_tags(*ctx->session, std::vector<std::string_view>(list.begin(), list.end()),
                                             [done, payload](int status, std::int64_t n) { done(described(status), n, payload); });
   });
 }

@@ -23,27 +23,31 @@ ttl_policy to_core_policy(const httpcache_ttl_policy& policy) {
   return p;
 }
 
-std::vector<std::string_view> key_views(const void* const* keys, const size_t* key_lens, size_t nkeys) {
-  if (nkeys == 0) throw error(errc::invalid, "no keys given");
-  if (!keys || !key_lens) throw error(errc::invalid, "keys or key_lens is NULL");
+namespace {
+
+// Views of a C list of byte strings (pointers + lengths) of `what` ("key", "tag"), checked.
+std::vector<std::string_view> list_views(const void* const* items, const size_t* lens, size_t n, const char* what) {
+  if (n == 0) throw error(errc::invalid, fmt::format("no {}s given", what));
+  if (!items || !lens) throw error(errc::invalid, fmt::format("{0}s or {0}_lens is NULL", what));
   std::vector<std::string_view> views;
-  views.reserve(nkeys);
-  for (size_t i = 0; i < nkeys; ++i) {
-    if (!keys[i]) throw error(errc::invalid, fmt::format("key {} is NULL", i));
-    views.push_back(bytes(keys[i], key_lens[i]));
+  views.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!items[i]) throw error(errc::invalid, fmt::format("{} {} is NULL", what, i));
+    views.push_back(bytes(items[i], lens[i]));
   }
   return views;
 }
 
+}  // namespace
+
+std::vector<std::string_view> key_views(const void* const* keys, const size_t* key_lens, size_t nkeys) {
+  return list_views(keys, key_lens, nkeys, "key");
+}
+
 std::vector<std::string> tag_list(const void* const* tags, const size_t* tag_lens, size_t ntags) {
-  if (ntags == 0) throw error(errc::invalid, "no tags given");
-  if (!tags || !tag_lens) throw error(errc::invalid, "tags or tag_lens is NULL");
-  std::vector<std::string> list;
-  list.reserve(ntags);
-  for (size_t i = 0; i < ntags; ++i) {
-    if (!tags[i]) throw error(errc::invalid, fmt::format("tag {} is NULL", i));
-    list.emplace_back(bytes(tags[i], tag_lens[i]));
-  }
+  const auto views = list_views(tags, tag_lens, ntags, "tag");
+  std::vector<std::string> list(views.begin(), views.end());
+  tag_set checked(list);  // every tag, and their number, before anything runs
   return list;
 }
 
@@ -53,7 +57,6 @@ call_args call_args_of(const httpcache_call* call) {
   if (call->version != HTTPCACHE_CALL_VERSION)
     throw error(errc::version, fmt::format("unsupported httpcache_call version {}", call->version));
   if (call->ntags) a.tags = tag_list(call->tags, call->tag_lens, call->ntags);
-  tag_set checked(a.tags);
   a.stale = {call->stale_while_revalidate_ms, call->stale_if_error_ms};
   validate_stale_windows(a.stale);
   return a;
@@ -284,9 +287,7 @@ int httpcache_cache_invalidate_tags(httpcache_cache* cache, const void* const* t
   if (reject_if(!cache, "cache is NULL")) return HTTPCACHE_EINVALID;
   return guard([&] {
     std::vector<std::string> list = tag_list(tags, tag_lens, ntags);
-    core::tag_set checked(list);
-    std::vector<std::string_view> views(list.begin(), list.end());
-    cache->impl->invalidate_tags(views);
+    cache->impl->invalidate_tags(std::vector<std::string_view>(list.begin(), list.end()));
   });
 }
 

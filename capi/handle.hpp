@@ -35,7 +35,8 @@ ttl_policy to_core_policy(const httpcache_ttl_policy& policy);
 
 // Checks and views a C key list (pointers + lengths). Throws error(errc::invalid).
 std::vector<std::string_view> key_views(const void* const* keys, const size_t* key_lens, size_t nkeys);
-// A C tag list (1..32 tags) as strings; the core validates each. Throws error(errc::invalid).
+// A C tag list as strings, checked as the core checks tags (1..32 of 1..1024 bytes). Throws
+// error(errc::invalid).
 std::vector<std::string> tag_list(const void* const* tags, const size_t* tag_lens, size_t ntags);
 
 // A C httpcache_call, checked (NULL: no tags, no windows). Throws error(errc::invalid / version).
