@@ -153,12 +153,18 @@ lookup_result cache::get(std::string_view key) {
 // The entry and the tags' generations in one round trip (the store creates a missing one).
 lookup_result cache::lookup(const std::string& full, tag_set& tags) {
   if (tags.empty()) return backend_->get(full);
-  const std::vector<std::string> keys = tag_keys_of(ns_, tags.tags());
-  std::vector<std::string> candidates, generations;
-  for (std::size_t i = 0; i < keys.size(); ++i) candidates.push_back(make_generation());
+  return read_stamped(full, tags.tags(), tags);
+}
+
+// The entry at `full` (empty: none is read) and the generations of the tags `names`, learned by
+// `tags`, in one round trip where the store can. Throws backend_error.
+lookup_result cache::read_stamped(const std::string& full, const std::vector<std::string>& names, tag_set& tags) {
+  const std::vector<std::string> keys = tag_keys_of(ns_, names);
+  std::vector<std::string> candidates(keys.size()), generations;
+  for (auto& c : candidates) c = make_generation();
   std::vector<std::string_view> views(keys.begin(), keys.end());
   lookup_result r = guarded([&] { return store_->get_stamped(full, views, candidates, generations); });
-  for (std::size_t i = 0; i < keys.size(); ++i) tags.learn(tags.tags()[i], std::move(generations[i]));
+  for (std::size_t i = 0; i < names.size(); ++i) tags.learn(names[i], std::move(generations[i]));
   return r;
 }
 
@@ -172,16 +178,11 @@ bool cache::accept(const std::string& full, lookup_result& r, tag_set& tags, boo
   std::vector<std::string> missing;
   tag_set::verdict v = tags.judge(r.value, payload, missing);
   if (v == tag_set::verdict::unknown) {
-    const std::vector<std::string> keys = tag_keys_of(ns_, missing);
-    std::vector<std::string> candidates, generations;
-    for (std::size_t i = 0; i < keys.size(); ++i) candidates.push_back(make_generation());
-    std::vector<std::string_view> views(keys.begin(), keys.end());
     try {
-      guarded([&] { return store_->get_stamped({}, views, candidates, generations); });
+      read_stamped({}, missing, tags);
     } catch (const backend_error&) {
-      generations.assign(keys.size(), std::string());  // unknown: not a hit
+      for (const auto& m : missing) tags.learn(m, std::string());  // unknown: not a hit
     }
-    for (std::size_t i = 0; i < keys.size(); ++i) tags.learn(missing[i], std::move(generations[i]));
     v = tags.judge(r.value, payload, missing);
   }
   if (v == tag_set::verdict::current) {

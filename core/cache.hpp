@@ -143,6 +143,7 @@ class cache {
                                     const std::function<computed()>& compute, call_options& call,
                                     const std::string& raw, std::string value, const freshness& f, std::int64_t now);
   lookup_result lookup(const std::string& full, tag_set& tags);
+  lookup_result read_stamped(const std::string& full, const std::vector<std::string>& names, tag_set& tags);
   void publish(const flight_ptr& flight, const std::string& full, std::string placeholder, bool value,
                const tag_set& tags) const;
 
