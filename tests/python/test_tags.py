@@ -13,6 +13,8 @@ cluster, sync and async handlers:
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 
 import pytest
 from fastapi import FastAPI
@@ -197,7 +199,7 @@ def test_no_read_older_than_an_invalidation_of_its_tags(kind, redis_url, ops):
     its tags, the version current at the read."""
     import itertools
 
-    namespace = f"prop{next(_names)}"
+    namespace = f"prop{os.getpid()}_{time.time_ns()}_{next(_names)}"  # unique across runs: entries live 60 s
     HTTPCache.init("memory://" if kind == "memory" else redis_url, namespace=namespace)
     db = dict.fromkeys(TAGS, 0)
     readers = {}
