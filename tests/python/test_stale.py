@@ -136,7 +136,7 @@ def test_one_refresh_among_tasks(url, namespace):
     assert sorted(answers) == [1] * 19 + [2] and len(runs) == 2
 
 
-def _process_worker(url: str, namespace: str, start_at: float, out) -> None:
+def _process_worker(url: str, namespace: str, go, out) -> None:
     import redis
 
     HTTPCache.init(url, namespace=namespace)
@@ -148,8 +148,8 @@ def _process_worker(url: str, namespace: str, start_at: float, out) -> None:
         time.sleep(0.3)
         return int(n)
 
-    while time.time() < start_at:
-        time.sleep(0.001)
+    out.put("ready")
+    go.wait(60)
     out.put([slow() for _ in range(5)])
 
 
@@ -162,13 +162,16 @@ def test_one_refresh_among_processes(redis_url, redis_client, namespace):
 
     assert slow() == 1
     time.sleep(1.2)
-    ctx = multiprocessing.get_context("fork")
-    out = ctx.Queue()
-    start_at = time.time() + 0.5
-    procs = [ctx.Process(target=_process_worker, args=(redis_url, namespace, start_at, out)) for _ in range(4)]
+    # Fresh interpreters (spawn), released together once all are ready: forking this process,
+    # whose threads may hold locks, is what the cache's users must not do either.
+    ctx = multiprocessing.get_context("spawn")
+    out, go = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_process_worker, args=(redis_url, namespace, go, out)) for _ in range(4)]
     for p in procs:
         p.start()
-    answers = [out.get(timeout=30) for _ in procs]
+    assert [out.get(timeout=120) for _ in procs] == ["ready"] * 4
+    go.set()
+    answers = [out.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(10)
     assert int(redis_client.get(f"{namespace}-runs")) == 2  # exactly one refresh across 4 processes
