@@ -2,6 +2,8 @@
 // Lifecycle, keys, TTLs and the blocking calls of the C ABI.
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include "../core/error.hpp"
 #include "../core/key.hpp"
 #include "../core/url.hpp"
@@ -71,16 +73,23 @@ namespace {
 
 bool bad_key(const void* key) { return reject_if(!key, "key is NULL"); }
 
-// Each field of httpcache_options over the core's default, unless 0 ("the default"). The list
-// and the defaults are the core's (core/options.hpp); capi/mirrors.hpp checks the C struct has
-// exactly those fields.
+// Each field of httpcache_options over the core's default, unless 0 ("the default") or beyond the
+// caller's version of the struct. The list and the defaults are the core's (core/options.hpp);
+// capi/mirrors.hpp checks the C struct has exactly those fields.
 core::cache_options to_core_options(const httpcache_options* opts) {
   core::cache_options o;
+  // The deployment's switch (see near_cache in include/httpcache.h): the default, under the options.
+  if (const char* on = std::getenv("HTTPCACHE_NEAR_CACHE"); on && std::string_view(on) == "1") o.near_cache = 1;
   if (!opts) return o;
+  const size_t size = options_size(opts->version);
+  if (size > offsetof(httpcache_options, near_cache) && opts->near_cache > HTTPCACHE_NEAR_CACHE_OFF)
+    throw core::error(core::errc::invalid, fmt::format("near_cache {} is neither HTTPCACHE_NEAR_CACHE_ON nor "
+                                                       "HTTPCACHE_NEAR_CACHE_OFF", opts->near_cache));
 #define HTTPCACHE_COPY_OPTION(name, type) \
-  if (opts->name) o.name = opts->name;
+  if (offsetof(httpcache_options, name) < size && opts->name) o.name = opts->name;
   HTTPCACHE_OPTION_LIST(HTTPCACHE_COPY_OPTION)
 #undef HTTPCACHE_COPY_OPTION
+  if (o.near_cache == HTTPCACHE_NEAR_CACHE_OFF) o.near_cache = 0;
   return o;
 }
 
@@ -293,7 +302,7 @@ int httpcache_cache_invalidate_tags(httpcache_cache* cache, const void* const* t
 
 int httpcache_cache_stats(httpcache_stats* out, const httpcache_cache* cache) {
   if (reject_if(!out || !cache, "out or cache is NULL")) return HTTPCACHE_EINVALID;
-  if (out->version != HTTPCACHE_STATS_VERSION) {
+  if (out->version != 1 && out->version != HTTPCACHE_STATS_VERSION) {
     set_error(HTTPCACHE_EVERSION, fmt::format("unsupported httpcache_stats version {}", out->version));
     return HTTPCACHE_EVERSION;
   }
@@ -309,6 +318,11 @@ int httpcache_cache_stats(httpcache_stats* out, const httpcache_cache* cache) {
   out->oversized = read(s.oversized);
   out->coalesced = read(s.coalesced);
   out->breaker_open = cache->impl->breaker_open() ? 1 : 0;
+  if (out->version >= 2) {
+    out->near_hits = read(s.near_hits);
+    out->near_invalidations = read(s.near_invalidations);
+    out->near_flushes = read(s.near_flushes);
+  }
   clear_error();
   return HTTPCACHE_OK;
 }

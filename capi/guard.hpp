@@ -35,6 +35,7 @@ inline bool reject_if(bool bad, const char* message) noexcept {
 // 0 for a version this library does not know.
 inline size_t options_size(unsigned int version) noexcept {
   if (version == 1) return offsetof(httpcache_options, ssl_ca_certs);
+  if (version == 2) return offsetof(httpcache_options, near_cache);
   if (version == HTTPCACHE_OPTIONS_VERSION) return sizeof(httpcache_options);
   return 0;
 }

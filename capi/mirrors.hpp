@@ -96,11 +96,14 @@ inline constexpr bool has_fields = brace_initializable<T, std::make_index_sequen
                                    !brace_initializable<T, std::make_index_sequence<N + 1>>::value;
 
 // Version 2 appended the seven TLS fields (ssl_ca_certs .. ssl_check_hostname), which are not
-// numeric options and so not in the list: copied one by one in capi/cache.cpp.
+// numeric options and so not in the list: copied one by one in capi/cache.cpp. Version 3's
+// near_* options follow them and are in the list.
 inline constexpr std::size_t tls_option_count = 7;
 static_assert(has_fields<httpcache_options, 1 + option_count + tls_option_count>,
               "httpcache_options has a field that HTTPCACHE_OPTION_LIST (core/options.hpp) lacks, or the other way round");
-static_assert(option_offsets[option_count - 1] < offsetof(httpcache_options, ssl_ca_certs),
-              "the numeric options are version 1's: they come before the TLS fields");
+static_assert(option_offsets[find_option("lock_ttl_ms") - option_table] < offsetof(httpcache_options, ssl_ca_certs),
+              "version 1's numeric options come before the TLS fields");
+static_assert(option_offsets[find_option("near_cache") - option_table] > offsetof(httpcache_options, ssl_check_hostname),
+              "version 3's options come after the TLS fields");
 
 }  // namespace httpcache::capi::mirrors

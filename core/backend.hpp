@@ -138,6 +138,30 @@ class async_session {
   virtual std::size_t pending() const = 0;
 };
 
+// ---- Server-assisted invalidation (near_cache.hpp) ----
+// What a store reports to the near tier in front of it: one key changed (or expired, or was
+// evicted), or anything may have changed (the report link was lost, the database was flushed,
+// the store's nodes changed). Called on the feed's own thread.
+class invalidation_sink {
+ public:
+  virtual void invalidated(std::string_view key) noexcept = 0;
+  virtual void invalidated_all() noexcept = 0;
+
+ protected:
+  ~invalidation_sink() = default;
+};
+
+// A running report of the changes to every key under some prefixes, made by the store itself
+// (Redis: CLIENT TRACKING). Destroying it stops it.
+class invalidation_feed {
+ public:
+  virtual ~invalidation_feed() = default;
+  // Whether every change the store makes from now on is reported: the feed is connected to every
+  // node that may hold such a key now. While it is not, the near tier serves and keeps nothing.
+  // Cheap (atomic loads): asked on every near hit. In a forked child, starts the child's own feed.
+  virtual bool covers() noexcept = 0;
+};
+
 class backend {
  public:
   virtual ~backend() = default;
@@ -178,6 +202,14 @@ class backend {
   // it (key empty: none is read), and each tag key's generation, created as candidates[i] when
   // there is none (SET NX PX tag_ttl_ms, then GET): generations[i], "" when it could not be read.
   // One round trip on one server; the default asks lease() once per tag.
+  // A report of the changes to the keys under `prefixes` (a near tier in front of this store), or
+  // null when the store cannot report them (an embedded store has nothing to report).
+  virtual std::unique_ptr<invalidation_feed> watch(const std::vector<std::string>& prefixes,
+                                                   invalidation_sink& sink) {
+    (void)prefixes, (void)sink;
+    return nullptr;
+  }
+
   virtual lookup_result get_stamped(std::string_view key, const std::vector<std::string_view>& tag_keys,
                                     const std::vector<std::string>& candidates,
                                     std::vector<std::string>& generations);
@@ -189,6 +221,10 @@ struct backend_options {
   std::uint32_t pool_size = 8;
   std::uint64_t memory_max_entries = 100000;
   std::uint64_t memory_max_bytes = 64ull << 20;
+  // The near tier (near_cache.hpp) in front of a Redis store.
+  std::uint32_t near_cache = 0;                  // 1: on (the C API's 2, off, arrives as 0)
+  std::uint64_t near_max_bytes = 32ull << 20;    // keys and values it keeps, at most
+  std::uint32_t near_max_age_ms = 60000;         // how long it keeps an entry, at most
 };
 
 }  // namespace httpcache

@@ -10,6 +10,7 @@
 #include "guarded_backend.hpp"
 #include "key.hpp"
 #include "memory_backend.hpp"
+#include "near_cache.hpp"
 #include "redis/backend.hpp"
 #include "redis/cluster_backend.hpp"
 #include "url.hpp"
@@ -73,6 +74,9 @@ cache::cache(std::string_view url, std::string_view ns, std::string_view tz, con
   backend_url where = parse_url(url);
   if (where.tls.enabled) where.tls.fill_from(tls);
   auto store = make_backend(where, options_);
+  if (options_.near_cache && where.scheme != url_scheme::memory)  // an embedded store is near already
+    store = std::make_unique<near_tier>(std::move(store), ns_,
+                                        near_options{options_.near_max_bytes, options_.near_max_age_ms}, stats_);
   store_ = store.get();
   auto guard = std::make_unique<guarded_backend>(std::move(store), breaker_, stats_);
   guard_ = guard.get();

@@ -31,7 +31,8 @@ struct cache_options : backend_options {
   std::uint32_t lock_ttl_ms = 0;  // cross-process stampede lock on the backend; 0 = off
 };
 
-// X(name, type), in the field order of httpcache_options (after `version`). `name` is the field
+// X(name, type), in the field order of httpcache_options (after `version`; the TLS fields, which
+// are not numbers, sit between version 1's options and version 3's, near_cache on). `name` is the field
 // of cache_options and of httpcache_options, and the Python keyword; `type` is its type in both.
 // In httpcache_options, 0 means "the default": the value cache_options{} holds.
 #define HTTPCACHE_OPTION_LIST(X)           \
@@ -44,7 +45,10 @@ struct cache_options : backend_options {
   X(breaker_failures, std::uint32_t)       \
   X(breaker_cooldown_ms, std::uint32_t)    \
   X(singleflight_wait_ms, std::uint32_t)   \
-  X(lock_ttl_ms, std::uint32_t)
+  X(lock_ttl_ms, std::uint32_t)            \
+  X(near_cache, std::uint32_t)             \
+  X(near_max_bytes, std::uint64_t)         \
+  X(near_max_age_ms, std::uint32_t)
 
 struct option_info {
   std::string_view name;

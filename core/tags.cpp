@@ -18,11 +18,15 @@ void validate_tag(std::string_view tag) {
     throw error(errc::invalid, fmt::format("tag is {} bytes, over the limit of {}", tag.size(), max_tag_bytes));
 }
 
+std::string tag_key_prefix(std::string_view ns) {
+  std::string out("httpcache-tag!");
+  out.append(ns).append(1, ':');
+  return out;
+}
+
 std::string tag_key(std::string_view ns, std::string_view tag) {
   validate_tag(tag);
-  std::string out("httpcache-tag!");
-  out.append(ns).append(1, ':').append(tag);
-  return out;
+  return tag_key_prefix(ns).append(tag);
 }
 
 std::string make_generation() {

@@ -37,6 +37,8 @@ inline bool is_tagged(std::string_view value) noexcept {
 
 // Throws error(errc::invalid) unless tag is 1..max_tag_bytes (any bytes).
 void validate_tag(std::string_view tag);
+// What every tag key of namespace ns starts with: `httpcache-tag!<ns>:`.
+std::string tag_key_prefix(std::string_view ns);
 // `httpcache-tag!<ns>:<tag>`: '!' is no namespace character, so it collides with no entry.
 std::string tag_key(std::string_view ns, std::string_view tag);
 // A new generation (generation_bytes of hex).

@@ -177,7 +177,7 @@ typedef struct httpcache_slice {
  * Options
  * ------------------------------------------------------------------------ */
 
-#define HTTPCACHE_OPTIONS_VERSION 2
+#define HTTPCACHE_OPTIONS_VERSION 3
 
 /** httpcache_options.ssl_cert_reqs: whether the server's certificate is verified. */
 #define HTTPCACHE_SSL_CERT_REQUIRED 0 /**< Default: chain and host name checked. */
@@ -185,6 +185,10 @@ typedef struct httpcache_slice {
 /** httpcache_options.ssl_check_hostname: whether the certificate must name the host. */
 #define HTTPCACHE_SSL_CHECK_HOSTNAME 0    /**< Default. */
 #define HTTPCACHE_SSL_NO_CHECK_HOSTNAME 1 /**< The chain is still verified. */
+
+/** httpcache_options.near_cache (version 3). */
+#define HTTPCACHE_NEAR_CACHE_ON 1
+#define HTTPCACHE_NEAR_CACHE_OFF 2 /**< Off, whatever HTTPCACHE_NEAR_CACHE in the environment says. */
 
 /**
  * Options of httpcache_cache_open(). Zero in a field means "the default".
@@ -214,9 +218,22 @@ typedef struct httpcache_options {
   const char *ssl_server_hostname; /**< Name checked in the certificate and sent as SNI; NULL: the URL's host. */
   uint32_t ssl_cert_reqs;          /**< HTTPCACHE_SSL_CERT_REQUIRED (default) or HTTPCACHE_SSL_CERT_NONE. */
   uint32_t ssl_check_hostname;     /**< HTTPCACHE_SSL_CHECK_HOSTNAME (default) or HTTPCACHE_SSL_NO_CHECK_HOSTNAME. */
+  /* Since version 3 (v1.4): the near tier, an in-process copy of the entries a Redis backend
+   * (one server, Sentinel, Cluster; with or without TLS) served, kept coherent by the server:
+   * CLIENT TRACKING in BCAST mode on the namespace's keys, over one extra connection per node
+   * (its user needs CLIENT and SUBSCRIBE). A near hit needs no round trip. A change made by any
+   * client (another process, redis-cli, an expiry, an eviction) drops the copy when the server
+   * reports it, within a few milliseconds on loopback; writes through this handle drop it at
+   * once. While a report link is down or unanswered (PING every 250 ms, answered within
+   * command_timeout_ms) the tier is emptied and serves nothing, and so after FLUSHDB/FLUSHALL
+   * and a change of the nodes (failover, resharding onto a new node). Ignored for memory://.
+   * Stats: near_hits, near_invalidations, near_flushes (httpcache_stats version 2). */
+  uint32_t near_cache;             /**< HTTPCACHE_NEAR_CACHE_ON or HTTPCACHE_NEAR_CACHE_OFF; 0: the default, off unless the environment variable HTTPCACHE_NEAR_CACHE is "1" (a deployment's switch for every handle of a process). */
+  uint64_t near_max_bytes;         /**< Bytes of keys and values it keeps (LRU eviction); default 32 MiB. A value over an eighth of it is never kept. */
+  uint32_t near_max_age_ms;        /**< How long it keeps an entry at most (never past the entry's TTL in Redis); default 60000. */
 } httpcache_options;
 
-#define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0}
+#define HTTPCACHE_OPTIONS_INIT {HTTPCACHE_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0}
 
 /**
  * Fills opts with the defaults of `version` (pass HTTPCACHE_OPTIONS_VERSION):
@@ -959,7 +976,7 @@ HTTPCACHE_EXTERN(int) httpcache_http_not_modified_by(int *out, const char *etag,
  * Statistics
  * ------------------------------------------------------------------------ */
 
-#define HTTPCACHE_STATS_VERSION 1
+#define HTTPCACHE_STATS_VERSION 2
 
 /** Counters since the handle was opened. Set `version` before the call; fields are only appended. */
 typedef struct httpcache_stats {
@@ -976,13 +993,18 @@ typedef struct httpcache_stats {
   uint64_t oversized;       /**< Values over max_value_bytes. */
   uint64_t coalesced;       /**< Callers that waited for a concurrent caller's computation. */
   int breaker_open;         /**< 1 while the breaker is open, else 0. */
+  /* Since version 2 (v1.4): the near tier (httpcache_options.near_cache). */
+  uint64_t near_hits;          /**< Hits the near tier answered without a round trip (counted in hits too). */
+  uint64_t near_invalidations; /**< Keys the server reported changed. */
+  uint64_t near_flushes;       /**< Times the near tier was emptied: a report link lost or unanswered, FLUSHDB, nodes changed. */
 } httpcache_stats;
 
-#define HTTPCACHE_STATS_INIT {HTTPCACHE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define HTTPCACHE_STATS_INIT {HTTPCACHE_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /**
  * Reads the handle's counters (blocking and non-blocking calls alike).
- * @param[out] out counters; out->version must be HTTPCACHE_STATS_VERSION.
+ * @param[out] out counters; out->version is HTTPCACHE_STATS_VERSION, or 1 (a program built
+ *                 against v1.0-v1.3: the fields of version 2 are not written).
  * @return HTTPCACHE_OK; HTTPCACHE_EINVALID; HTTPCACHE_EVERSION. Thread-safe. Since v1.0.
  */
 HTTPCACHE_EXTERN(int) httpcache_cache_stats(httpcache_stats *out, const httpcache_cache *cache);

@@ -12,6 +12,7 @@
 #include "sentinel.hpp"
 #include "session.hpp"
 #include "tls.hpp"
+#include "tracking.hpp"
 #include "../tags.hpp"
 
 namespace httpcache {
@@ -138,6 +139,26 @@ class redis_backend final : public backend, private detail::fork_participant {
     auto replies = exchange({&store});
     detail::throw_if_error(replies[0].get());
     return replies[0]->type == REDIS_REPLY_INTEGER && replies[0]->integer == 1;
+  }
+
+  // One link to the server, or to the master Sentinel names now (a failover changes the
+  // locator's version: the near tier stops at once, and the feed links to the new master).
+  std::unique_ptr<invalidation_feed> watch(const std::vector<std::string>& prefixes,
+                                           invalidation_sink& sink) override {
+    detail::targets_fn targets;
+    const std::atomic<std::uint64_t>* topology = nullptr;
+    if (locator_) {
+      topology = &locator_->version();
+      targets = [l = locator_.get()]() -> std::optional<detail::watch_targets> {
+        const std::uint64_t version = l->version().load();
+        auto m = l->known_master();
+        if (!m) return std::nullopt;
+        return detail::watch_targets{version, {*m}};
+      };
+    } else {
+      targets = [where = endpoint_of(url_)] { return std::optional<detail::watch_targets>({0, {where}}); };
+    }
+    return detail::make_tracking_feed(url_, options_, tls_.get(), std::move(targets), topology, prefixes, sink);
   }
 
   std::unique_ptr<async_session> open_async(watch_fn watch) override {

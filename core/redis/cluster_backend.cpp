@@ -11,6 +11,7 @@
 
 #include "cluster_session.hpp"
 #include "cluster_slots.hpp"
+#include "tracking.hpp"
 #include "../tags.hpp"
 
 namespace httpcache {
@@ -166,6 +167,22 @@ class redis_cluster final : public backend {
     // Without a watch callback no descriptor is ever watched: every request would time out.
     if (!watch) throw error(errc::invalid, "a Redis handle's non-blocking context needs a watch callback");
     return make_cluster_session(map_, std::move(watch));
+  }
+
+  // One link per master that owns slots; a change of that set (a failover, a new node given
+  // slots) changes the map's version: the near tier stops at once and the feed links anew.
+  std::unique_ptr<invalidation_feed> watch(const std::vector<std::string>& prefixes,
+                                           invalidation_sink& sink) override {
+    auto targets = [m = &map_]() -> std::optional<detail::watch_targets> {
+      auto owners = m->owners();
+      if (!owners) {
+        m->prefetch_map();
+        return std::nullopt;
+      }
+      return detail::watch_targets{owners->first, std::move(owners->second)};
+    };
+    return detail::make_tracking_feed(map_.url(), map_.options(), map_.tls().get(), std::move(targets),
+                                      &map_.owners_version(), prefixes, sink);
   }
 
  private:

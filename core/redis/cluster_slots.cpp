@@ -161,6 +161,29 @@ void slot_map::note_moved(int slot, const std::string& host, int port) {
   int node = node_index(host, port);
   std::unique_lock<std::shared_mutex> lock(map_mutex_);
   slot_owner_[static_cast<std::size_t>(slot)] = node;
+  note_owners_locked();
+}
+
+void slot_map::note_owners_locked() {
+  std::vector<bool> seen(nodes_.size() + 1, false);
+  std::vector<int> owners;
+  for (int o : slot_owner_)
+    if (o >= 0 && !seen[static_cast<std::size_t>(o)]) {
+      seen[static_cast<std::size_t>(o)] = true;
+      owners.push_back(o);
+    }
+  std::sort(owners.begin(), owners.end());
+  if (owners == owner_set_) return;
+  owners_version_.fetch_add(1, std::memory_order_acq_rel);
+  owner_set_ = std::move(owners);
+}
+
+std::optional<std::pair<std::uint64_t, std::vector<endpoint>>> slot_map::owners() {
+  std::shared_lock<std::shared_mutex> lock(map_mutex_);
+  if (owner_set_.empty()) return std::nullopt;
+  std::vector<endpoint> where;
+  for (int o : owner_set_) where.push_back(nodes_[static_cast<std::size_t>(o)]->where());
+  return std::make_pair(owners_version_.load(std::memory_order_acquire), std::move(where));
 }
 
 int slot_map::owner_of(std::uint16_t slot) {
@@ -263,6 +286,7 @@ void slot_map::install_map(const redisReply* reply, const std::string& answering
   }
   std::unique_lock<std::shared_mutex> lock(map_mutex_);
   slot_owner_ = owners;
+  note_owners_locked();
 }
 
 }  // namespace httpcache::detail

@@ -7,6 +7,7 @@
 #include <hiredis/hiredis.h>
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -75,6 +76,10 @@ class slot_map final : private fork_participant {
   void prefetch_map();
 
   void note_moved(int slot, const std::string& host, int port);
+  // The masters that own slots now, and a version that changes whenever that set changes (the
+  // near tier's feed links to each of them); nothing while the map is unknown.
+  std::optional<std::pair<std::uint64_t, std::vector<endpoint>>> owners();
+  const std::atomic<std::uint64_t>& owners_version() const noexcept { return owners_version_; }
   const backend_url& url() const { return url_; }
   const std::shared_ptr<const tls_client>& tls() const { return tls_; }
   const backend_options& options() const { return options_; }
@@ -91,6 +96,7 @@ class slot_map final : private fork_participant {
   };
   void refresher_loop(refresher& r);
   void install_map(const redisReply* reply, const std::string& answering_host);
+  void note_owners_locked();
 
   void before_fork() noexcept override;
   void after_fork_parent() noexcept override;
@@ -103,6 +109,8 @@ class slot_map final : private fork_participant {
   std::array<int, cluster_slot_count> slot_owner_;
   std::vector<std::unique_ptr<redis_pool>> nodes_;
   std::map<std::string, int> index_;
+  std::vector<int> owner_set_;                    // the distinct owners in slot_owner_, sorted
+  std::atomic<std::uint64_t> owners_version_{1};  // bumped, under map_mutex_, when owner_set_ changes
   // One refresh at a time. Held across I/O, so not across fork(): a child replaces it instead (a
   // thread of the parent may have held it).
   std::unique_ptr<std::mutex> refresh_mutex_ = std::make_unique<std::mutex>();

@@ -96,6 +96,7 @@ void sentinel_locator::lost() {
 
 void sentinel_locator::set_master(const endpoint& m) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!master_ || master_->name() != m.name()) version_.fetch_add(1, std::memory_order_acq_rel);
   master_ = m;
   failed_at_ms_ = -1;
 }

@@ -39,6 +39,8 @@ class sentinel_locator final : private fork_participant {
   std::optional<endpoint> known_master();
   // The master failed a caller: ask the sentinels again (in the background).
   void lost();
+  // Changes whenever the master named changes (the near tier's feed follows it).
+  const std::atomic<std::uint64_t>& version() const noexcept { return version_; }
 
  private:
   struct watcher {
@@ -67,6 +69,7 @@ class sentinel_locator final : private fork_participant {
   const std::shared_ptr<const tls_client> tls_;
   std::mutex mutex_;  // guards master_ and the last failure; never held across I/O
   std::optional<endpoint> master_;
+  std::atomic<std::uint64_t> version_{1};  // bumped, under mutex_, when master_ names another node
   std::int64_t failed_at_ms_ = -1;  // when the last ask found no master (steady_ms), and why
   std::string failed_why_;
   std::atomic<bool> stopping_{false};  // the destructor's word to the watcher's loops

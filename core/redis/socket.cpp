@@ -130,6 +130,42 @@ int wait(socket_t s, unsigned events, int timeout_ms, int* err) {
   }
 }
 
+int wait_any(std::vector<watched>& sockets, int timeout_ms, int* err) {
+  std::vector<pollfd> polled;
+  polled.reserve(sockets.size());
+  for (const auto& w : sockets)
+    polled.push_back(pollfd{w.s, static_cast<short>(((w.events & want_read) ? POLLIN : 0) |
+                                                    ((w.events & want_write) ? POLLOUT : 0)), 0});
+  const std::int64_t deadline = steady_ms() + timeout_ms;
+  for (;;) {
+    const std::int64_t left = timeout_ms < 0 ? -1 : std::max<std::int64_t>(0, deadline - steady_ms());
+    const int n = ::poll(polled.data(), polled.size(), static_cast<int>(left));
+    if (n >= 0) {
+      for (std::size_t i = 0; i < sockets.size(); ++i) {
+        const short r = polled[i].revents;
+        sockets[i].ready = (r & (POLLERR | POLLHUP | POLLNVAL)) ? sockets[i].events
+                                                                 : ((r & POLLIN) ? want_read : 0) | ((r & POLLOUT) ? want_write : 0);
+      }
+      return n;
+    }
+    if (errno != EINTR) {
+      *err = errno;
+      return -1;
+    }
+  }
+}
+
+bool wake_pair(socket_t out[2], int* err) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+    *err = errno;
+    return false;
+  }
+  out[0] = fds[0];
+  out[1] = fds[1];
+  return true;
+}
+
 void close(socket_t s) noexcept {
   if (s != invalid_socket) ::close(s);
 }

@@ -45,6 +45,17 @@ long recv_some(socket_t s, void* data, std::size_t len, int* err);
 // failure (*err set). timeout_ms < 0 waits without limit.
 int wait(socket_t s, unsigned events, int timeout_ms, int* err);
 
+// Waits on several sockets at once: sets each one's `ready` (as wait() returns it). Returns the
+// number of ready sockets, 0 on timeout, or -1 on failure (*err set).
+struct watched {
+  socket_t s = invalid_socket;
+  unsigned events = 0;
+  unsigned ready = 0;
+};
+int wait_any(std::vector<watched>& sockets, int timeout_ms, int* err);
+// A connected pair of sockets, for waking a thread that waits on the first: false (*err set) on
+// failure.
+bool wake_pair(socket_t out[2], int* err);
 void close(socket_t s) noexcept;
 
 // The system's text for an error number.

@@ -216,7 +216,7 @@ static void test_tls_bad_settings(void **state) {
   assert_int_equal(v1.version, 1);
   assert_int_equal(httpcache_cache_open(&cache, "memory://", "t", NULL, &v1), HTTPCACHE_OK);
   httpcache_cache_free(cache);
-  assert_int_equal(httpcache_options_init(&v1, 3), HTTPCACHE_EVERSION);
+  assert_int_equal(httpcache_options_init(&v1, HTTPCACHE_OPTIONS_VERSION + 1), HTTPCACHE_EVERSION);
 }
 
 static void on_async_get(int status, const void *value, size_t len, int64_t ttl_ms, void *payload) {

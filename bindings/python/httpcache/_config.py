@@ -46,6 +46,9 @@ STAT_COUNTERS = (
     "uncached",
     "oversized",
     "coalesced",
+    "near_hits",
+    "near_invalidations",
+    "near_flushes",
 )
 
 
@@ -286,6 +289,14 @@ class HTTPCache(metaclass=_HTTPCacheType):
     holder blocks nobody past lock_ttl_ms. ``async def`` functions do not take that lock: their
     single-flight is per event loop.
 
+    ``near_cache=True`` (Redis, Sentinel and Cluster URLs) keeps an in-process copy of the entries
+    this process read, served with no round trip and kept coherent by Redis itself (CLIENT
+    TRACKING): a change by any client, expiry or eviction drops the copy within milliseconds,
+    and the copy is dropped whole while the server's reports cannot be heard. Finer settings:
+    ``near_max_bytes`` (default 32 MiB) and ``near_max_age_ms`` (default 60000: the longest an
+    entry is kept here, never past its TTL in Redis). ``HTTPCACHE_NEAR_CACHE=1`` in the
+    environment turns it on by default.
+
     Logging goes to the ``httpcache`` logger (never print): a WARNING when the backend becomes
     unavailable (once per outage, not per call) and an INFO when it is back; a WARNING for each
     result not cached because it is not JSON or over max_value_bytes.
@@ -334,6 +345,8 @@ class HTTPCache(metaclass=_HTTPCacheType):
         tz_name = check_zone(tz)
         namespace = check_namespace(namespace)
         recheck_default(namespace)
+        if isinstance(options.get("near_cache"), bool):  # True: on; False: off, whatever the environment says
+            options["near_cache"] = 1 if options["near_cache"] else 2
         for name, value in options.items():
             if name in TLS_OPTIONS:
                 continue
@@ -436,7 +449,9 @@ class HTTPCache(metaclass=_HTTPCacheType):
     def stats(cls) -> dict[str, int | bool]:
         """The core's counters (httpcache_cache_stats), summed over the handles HTTPCache holds
         (one per namespace), since init(): hits, misses, stores, errors (backend failures),
-        breaker_trips, breaker_skips, uncached, oversized, coalesced, and breaker_open (True
+        breaker_trips, breaker_skips, uncached, oversized, coalesced, near_hits (hits the near
+        tier answered with no round trip, counted in hits too), near_invalidations (keys Redis
+        reported changed), near_flushes (times the near tier was emptied), and breaker_open (True
         while any handle's circuit breaker is open).
 
         ``async def`` functions use the core's non-blocking get and set, so their results not

@@ -323,6 +323,9 @@ py::dict stats(const cache_object& c) {
   d["oversized"] = st.oversized;
   d["coalesced"] = st.coalesced;
   d["breaker_open"] = st.breaker_open != 0;
+  d["near_hits"] = st.near_hits;
+  d["near_invalidations"] = st.near_invalidations;
+  d["near_flushes"] = st.near_flushes;
   return d;
 }
 

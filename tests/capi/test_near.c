@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT
+ * The near tier (httpcache_options.near_cache) against the real redis-server and cluster: a near
+ * hit makes no round trip; a change by another handle or by a raw client (SET, DEL, PEXPIRE,
+ * FLUSHDB) is seen within a bound measured here (p50/p99 over 1000 trials, printed); while the
+ * report link is killed (CLIENT KILL) or the server is stopped (SIGSTOP) nothing is served from
+ * the tier; reads stay monotonic while another handle writes in a loop. */
+#define _POSIX_C_SOURCE 200809L
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "support.h"
+
+static const httpcache_ttl_policy one_minute = {HTTPCACHE_TTL_SECONDS, 60, NULL, NULL};
+
+static httpcache_cache *open_with(const char *url, const char *ns, uint32_t near, uint32_t command_timeout_ms) {
+  httpcache_options o = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *c = NULL;
+  o.near_cache = near;
+  o.command_timeout_ms = command_timeout_ms;
+  assert_int_equal(httpcache_cache_open(&c, url, ns, NULL, &o), HTTPCACHE_OK);
+  return c;
+}
+
+static httpcache_stats stats_of(const httpcache_cache *c) {
+  httpcache_stats s = HTTPCACHE_STATS_INIT;
+  assert_int_equal(httpcache_cache_stats(&s, c), HTTPCACHE_OK);
+  return s;
+}
+
+static redisContext *raw_at(const char *url) {
+  const char *colon = strrchr(url, ':');
+  redisContext *c = redisConnect("127.0.0.1", atoi(colon + 1));
+  assert_non_null(c);
+  assert_int_equal(c->err, 0);
+  return c;
+}
+
+static void raw(redisContext *c, const char *fmt, const char *a, const char *b) {
+  redisReply *r = b ? redisCommand(c, fmt, a, b) : redisCommand(c, fmt, a);
+  assert_non_null(r);
+  assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+  freeReplyObject(r);
+}
+
+/* What get returns for key: its value into out (NUL-terminated), or "" on a miss. */
+static int read_key(httpcache_cache *c, const char *key, char *out, size_t cap) {
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  int rc = httpcache_cache_get(&v, NULL, c, key, strlen(key));
+  out[0] = 0;
+  if (rc == HTTPCACHE_OK) snprintf(out, cap, "%.*s", (int)v.size, v.ptr);
+  httpcache_buf_dispose(&v);
+  return rc;
+}
+
+/* Reads key until the near tier answers it (its feed must first be subscribed). */
+static void warm(httpcache_cache *c, const char *key) {
+  char v[256];
+  int64_t deadline = test_now_ms() + 3000;
+  uint64_t before = stats_of(c).near_hits;
+  while (stats_of(c).near_hits == before) {
+    assert_true(test_now_ms() < deadline);
+    read_key(c, key, v, sizeof v);
+    test_sleep_ms(1);
+  }
+}
+
+/* Microseconds until key reads as `want` ("" for a miss), failing past 2 s. */
+static int64_t until_seen(httpcache_cache *c, const char *key, const char *want) {
+  char v[256];
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    read_key(c, key, v, sizeof v);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (strcmp(v, want) == 0) break;
+    assert_true(t1.tv_sec - t0.tv_sec < 2);
+  }
+  return (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+}
+
+static int by_value(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* A near hit makes no round trip: the server counts no command while the tier answers. */
+static void test_near_hit_needs_no_round_trip(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0);
+  redisContext *r = raw_at(test_redis_url());
+  char full[300], v[64];
+  redisReply *before, *after;
+  (void)state;
+  snprintf(full, sizeof full, "%s:k", ns);
+  assert_int_equal(httpcache_cache_set(NULL, a, "k", 1, "v1", 2, &one_minute), HTTPCACHE_OK);
+  warm(a, "k");
+  before = redisCommand(r, "INFO commandstats");
+  for (int i = 0; i < 1000; ++i) {
+    assert_int_equal(read_key(a, "k", v, sizeof v), HTTPCACHE_OK);
+    assert_string_equal(v, "v1");
+  }
+  after = redisCommand(r, "INFO commandstats");
+  { /* cmdstat_get's line is unchanged: no GET reached the server */
+    const char *g0 = strstr(before->str, "cmdstat_get:"), *g1 = strstr(after->str, "cmdstat_get:");
+    assert_non_null(g0);
+    assert_non_null(g1);
+    assert_int_equal(strcspn(g0, "\r\n") == strcspn(g1, "\r\n") && strncmp(g0, g1, strcspn(g0, "\r\n")) == 0, 1);
+  }
+  assert_true(stats_of(a).near_hits >= 1000);
+  freeReplyObject(before);
+  freeReplyObject(after);
+  redisFree(r);
+  httpcache_cache_free(a);
+}
+
+/* Raw SET, DEL and PEXPIRE by another client, and another handle's set, invalidate and tag
+ * invalidation: each is seen by the near handle within 200 ms. */
+static void test_near_sees_every_kind_of_change(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0);
+  httpcache_cache *b = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_OFF, 0);
+  redisContext *r = raw_at(test_redis_url());
+  char full[300];
+  (void)state;
+  snprintf(full, sizeof full, "%s:k", ns);
+  raw(r, "SET %s v1 PX 60000", full, NULL);
+  warm(a, "k");
+  raw(r, "SET %s v2 PX 60000", full, NULL);
+  assert_true(until_seen(a, "k", "v2") < 200000);
+  warm(a, "k");
+  raw(r, "DEL %s", full, NULL);
+  assert_true(until_seen(a, "k", "") < 200000);
+  raw(r, "SET %s v3 PX 60000", full, NULL);
+  warm(a, "k");
+  raw(r, "PEXPIRE %s %s", full, "1");
+  assert_true(until_seen(a, "k", "") < 200000);
+  assert_int_equal(httpcache_cache_set(NULL, b, "k", 1, "v4", 2, &one_minute), HTTPCACHE_OK);
+  warm(a, "k");
+  assert_int_equal(httpcache_cache_set(NULL, b, "k", 1, "v5", 2, &one_minute), HTTPCACHE_OK);
+  assert_true(until_seen(a, "k", "v5") < 200000);
+  warm(a, "k");
+  {
+    const void *keys[] = {"k"};
+    size_t lens[] = {1};
+    assert_int_equal(httpcache_cache_invalidate(NULL, b, keys, lens, 1), HTTPCACHE_OK);
+  }
+  assert_true(until_seen(a, "k", "") < 200000);
+  assert_true(stats_of(a).near_invalidations >= 5);
+  redisFree(r);
+  httpcache_cache_free(b);
+  httpcache_cache_free(a);
+}
+
+/* A's own writes are read back at once (no wait for the server's report). */
+static void test_near_reads_its_own_writes(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0);
+  char v[64], want[64];
+  (void)state;
+  assert_int_equal(httpcache_cache_set(NULL, a, "k", 1, "v0", 2, &one_minute), HTTPCACHE_OK);
+  warm(a, "k");
+  for (int i = 1; i < 200; ++i) {
+    snprintf(want, sizeof want, "v%d", i);
+    assert_int_equal(httpcache_cache_set(NULL, a, "k", 1, want, strlen(want), &one_minute), HTTPCACHE_OK);
+    assert_int_equal(read_key(a, "k", v, sizeof v), HTTPCACHE_OK);
+    assert_string_equal(v, want);
+  }
+  httpcache_cache_free(a);
+}
+
+/* Writes by a raw client seen by the near handle: p50 and p99 over 1000 trials (printed), p99
+ * under 50 ms on loopback. */
+static void measure_bound(const char *url, const char *what) {
+  const char *ns = test_unique_namespace("nearbound");
+  httpcache_cache *a = open_with(url, ns, HTTPCACHE_NEAR_CACHE_ON, 0);
+  redisContext *r = raw_at(url);
+  static int64_t us[1000];
+  char full[300], value[32];
+  snprintf(full, sizeof full, "%s:{b}k", ns);
+  raw(r, "SET %s 0 PX 60000", full, NULL);
+  for (int i = 0; i < 1000; ++i) {
+    warm(a, "{b}k");
+    snprintf(value, sizeof value, "%d", i + 1);
+    raw(r, "SET %s %s PX 60000", full, value);
+    us[i] = until_seen(a, "{b}k", value);
+  }
+  qsort(us, 1000, sizeof us[0], by_value);
+  printf("near tier, %s: a raw SET seen after p50 %lld us, p99 %lld us, max %lld us (1000 trials)\n", what,
+         (long long)us[499], (long long)us[989], (long long)us[999]);
+  assert_true(us[989] < 50000);
+  redisFree(r);
+  httpcache_cache_free(a);
+}
+
+static void test_near_bound_one_server(void **state) {
+  (void)state;
+  measure_bound(test_redis_url(), "one server");
+}
+
+/* On a cluster, the handle is given the master of {b}'s slot as its one seed (it learns the
+ * others), so that measure_bound's raw client writes to that master. */
+static void test_near_bound_cluster(void **state) {
+  const char *u = test_cluster_url(); /* redis+cluster://127.0.0.1:P1,... */
+  redisContext *seed = redisConnect("127.0.0.1", atoi(strchr(strstr(u, "://") + 3, ':') + 1));
+  redisReply *slots, *keyslot;
+  char url[128] = "";
+  (void)state;
+  assert_int_equal(seed->err, 0);
+  keyslot = redisCommand(seed, "CLUSTER KEYSLOT {b}");
+  slots = redisCommand(seed, "CLUSTER SLOTS");
+  assert_int_equal(slots->type, REDIS_REPLY_ARRAY);
+  for (size_t i = 0; i < slots->elements; ++i) {
+    redisReply *range = slots->element[i];
+    if (range->element[0]->integer <= keyslot->integer && keyslot->integer <= range->element[1]->integer)
+      snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%lld", range->element[2]->element[1]->integer);
+  }
+  assert_true(url[0] != 0);
+  freeReplyObject(slots);
+  freeReplyObject(keyslot);
+  redisFree(seed);
+  measure_bound(url, "cluster");
+}
+
+/* CLIENT KILL of the report link: the tier is emptied at once (near_flushes), a change made
+ * while it is down is read from Redis, and near hits come back once it is linked again. */
+static void test_near_link_killed(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0);
+  redisContext *r = raw_at(test_redis_url());
+  char full[300];
+  uint64_t flushes;
+  (void)state;
+  snprintf(full, sizeof full, "%s:k", ns);
+  raw(r, "SET %s before PX 60000", full, NULL);
+  warm(a, "k");
+  flushes = stats_of(a).near_flushes;
+  raw(r, "CLIENT KILL TYPE %s", "pubsub", NULL);
+  raw(r, "SET %s after PX 60000", full, NULL);
+  assert_true(until_seen(a, "k", "after") < 200000);
+  assert_true(stats_of(a).near_flushes > flushes);
+  warm(a, "k"); /* linked again: hits come back */
+  raw(r, "SET %s again PX 60000", full, NULL);
+  assert_true(until_seen(a, "k", "again") < 200000);
+  redisFree(r);
+  httpcache_cache_free(a);
+}
+
+/* SIGSTOP of the server: once its PINGs go unanswered the tier serves nothing (a get goes to
+ * the stopped server and times out instead of answering from memory); after SIGCONT near hits
+ * return. */
+static void test_near_server_stopped(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 300);
+  char v[64];
+  uint64_t hits;
+  (void)state;
+  assert_int_equal(httpcache_cache_set(NULL, a, "k", 1, "v", 1, &one_minute), HTTPCACHE_OK);
+  warm(a, "k");
+  assert_int_equal(kill(test_redis_pid(), SIGSTOP), 0);
+  test_sleep_ms(800); /* a PING every 250 ms, unanswered after command_timeout_ms (300) */
+  hits = stats_of(a).near_hits;
+  assert_int_not_equal(read_key(a, "k", v, sizeof v), HTTPCACHE_OK);
+  assert_int_equal(stats_of(a).near_hits, hits);
+  assert_true(stats_of(a).near_flushes >= 1);
+  assert_int_equal(kill(test_redis_pid(), SIGCONT), 0);
+  test_sleep_ms(600); /* the breaker's cool-down */
+  warm(a, "k");
+  httpcache_cache_free(a);
+}
+
+/* FLUSHDB (a null report): everything the tier holds goes. */
+static void test_near_flushdb(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0);
+  redisContext *r = raw_at(test_redis_url());
+  uint64_t flushes;
+  (void)state;
+  assert_int_equal(httpcache_cache_set(NULL, a, "k", 1, "v", 1, &one_minute), HTTPCACHE_OK);
+  warm(a, "k");
+  flushes = stats_of(a).near_flushes;
+  raw(r, "FLUSHDB", NULL, NULL);
+  assert_true(until_seen(a, "k", "") < 200000);
+  assert_true(stats_of(a).near_flushes > flushes);
+  redisFree(r);
+  httpcache_cache_free(a);
+}
+
+/* While another handle writes versions 1..N, the near handle's reads never go back to an older
+ * version once it has seen a newer one, and it sees each within the bound. */
+static void test_near_reads_are_monotonic(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0);
+  httpcache_cache *b = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_OFF, 0);
+  char v[64], want[64];
+  long seen = 0;
+  (void)state;
+  assert_int_equal(httpcache_cache_set(NULL, b, "m", 1, "0", 1, &one_minute), HTTPCACHE_OK);
+  warm(a, "m");
+  for (long i = 1; i <= 300; ++i) {
+    int64_t deadline = test_now_ms() + 2000;
+    snprintf(want, sizeof want, "%ld", i);
+    assert_int_equal(httpcache_cache_set(NULL, b, "m", 1, want, strlen(want), &one_minute), HTTPCACHE_OK);
+    for (;;) {
+      assert_int_equal(read_key(a, "m", v, sizeof v), HTTPCACHE_OK);
+      assert_true(atol(v) >= seen);
+      seen = atol(v);
+      if (seen == i) break;
+      assert_true(test_now_ms() < deadline);
+    }
+  }
+  httpcache_cache_free(b);
+  httpcache_cache_free(a);
+}
+
+/* near_cache takes ON, OFF or 0; anything else is refused with a message. */
+static void test_near_bad_option(void **state) {
+  httpcache_options o = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *c = NULL;
+  (void)state;
+  o.near_cache = 7;
+  assert_int_equal(httpcache_cache_open(&c, test_redis_url(), "x", NULL, &o), HTTPCACHE_EINVALID);
+  assert_non_null(strstr(httpcache_error_last()->message, "near_cache 7"));
+  assert_null(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_near_hit_needs_no_round_trip),
+      cmocka_unit_test(test_near_sees_every_kind_of_change),
+      cmocka_unit_test(test_near_reads_its_own_writes),
+      cmocka_unit_test(test_near_bound_one_server),
+      cmocka_unit_test(test_near_bound_cluster),
+      cmocka_unit_test(test_near_link_killed),
+      cmocka_unit_test_teardown(test_near_server_stopped, test_redis_restore),
+      cmocka_unit_test(test_near_flushdb),
+      cmocka_unit_test(test_near_reads_are_monotonic),
+      cmocka_unit_test(test_near_bad_option),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
