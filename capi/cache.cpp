@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <optional>
 
 #include "../core/error.hpp"
 #include "../core/key.hpp"
@@ -194,6 +195,22 @@ int httpcache_cache_get(httpcache_buf* value, int64_t* ttl_ms, httpcache_cache* 
     fill_buf(value, r.value.data(), r.value.size());
     if (ttl_ms) *ttl_ms = r.ttl_ms;
   });
+}
+
+int httpcache_cache_peek(httpcache_buf* value, int64_t* ttl_ms, httpcache_cache* cache, const void* key,
+                         size_t key_len) {
+  if (reject_if(!value || !cache, "value or cache is NULL") || bad_key(key)) return HTTPCACHE_EINVALID;
+  bool held = false;
+  const int rc = guard([&] {
+    std::optional<core::lookup_result> r = cache->impl->peek(bytes(key, key_len));
+    if (!r) return;  // the common answer on a near miss: no exception for it
+    held = true;
+    fill_buf(value, r->value.data(), r->value.size());
+    if (ttl_ms) *ttl_ms = r->ttl_ms;
+  });
+  if (rc != HTTPCACHE_OK || held) return rc;
+  set_error(HTTPCACHE_ENOTFOUND, "not held in this process");
+  return HTTPCACHE_ENOTFOUND;
 }
 
 int httpcache_cache_set(int64_t* ttl_seconds, httpcache_cache* cache, const void* key, size_t key_len,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -170,6 +171,12 @@ class backend {
   virtual void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) = 0;
   virtual std::size_t del(const std::vector<std::string_view>& keys) = 0;
   virtual std::unique_ptr<async_session> open_async(watch_fn watch) = 0;
+  // What get() would return, when this process can answer it without any I/O (an embedded store,
+  // a near tier covering the key); nothing otherwise. Never blocks.
+  virtual std::optional<lookup_result> peek(std::string_view key) {
+    (void)key;
+    return std::nullopt;
+  }
 
   // Cross-process stampede lock (SET NX PX; released only by its holder's token). A store shared
   // by one process only needs none: its default "acquires" at once.

@@ -154,6 +154,19 @@ lookup_result cache::get(std::string_view key) {
   return r;
 }
 
+std::optional<lookup_result> cache::peek(std::string_view key) {
+  const std::string full = full_key(key);
+  std::optional<lookup_result> r = backend_->peek(full);
+  if (!r || !r->found || is_lease(r->value) || is_tagged(r->value)) return std::nullopt;
+  if (is_fresh_wrapped(r->value)) {
+    get_or_compute_result fresh = served(std::move(*r), outcome::hit);
+    if (fresh.outcome != outcome::hit) return std::nullopt;  // stale: the caller's normal path decides
+    r = lookup_result{true, std::move(fresh.value), fresh.ttl_ms};
+  }
+  stats::bump(stats_.hits);
+  return r;
+}
+
 // The entry and the tags' generations in one round trip (the store creates a missing one).
 lookup_result cache::lookup(const std::string& full, tag_set& tags) {
   if (tags.empty()) return backend_->get(full);

@@ -66,6 +66,10 @@ class cache {
 
   // Blocking calls; thread-safe. Backend failures throw backend_error.
   lookup_result get(std::string_view key);  // a tagged entry is checked (tags.hpp) and unwrapped
+  // get(), when this process can answer it without I/O (memory://, the near tier): a hit, or a
+  // miss the store is sure of. Nothing when the answer needs the store (a key not held here, a
+  // tagged entry, a lease in progress, a stale entry). Never blocks; counts what it answers.
+  std::optional<lookup_result> peek(std::string_view key);
   std::int64_t set(std::string_view key, std::string_view value, const ttl_policy& policy);  // -> TTL seconds
   std::size_t invalidate(const std::vector<std::string_view>& keys);
   // Gives each tag a new generation: every entry stamped with one of them misses from now on.

@@ -19,6 +19,7 @@ class memory_backend final : public backend {
   void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override;
   std::size_t del(const std::vector<std::string_view>& keys) override;
   std::unique_ptr<async_session> open_async(watch_fn watch) override;
+  std::optional<lookup_result> peek(std::string_view key) override { return get(key); }
   // Leases: the same rules as on Redis, with the placeholder as an ordinary entry (so an
   // eviction or a del() voids it too), all under the one mutex.
   lease_result lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) override;

@@ -121,9 +121,13 @@ bool near_tier::watched(std::string_view key) const {
                      [&](const std::string& p) { return key.substr(0, p.size()) == p; });
 }
 
-std::optional<lookup_result> near_tier::near_hit(std::string_view key) {
+std::optional<lookup_result> near_tier::held(std::string_view key) {
   if (!feed_->covers()) return std::nullopt;
-  auto hit = entries_.find(key, steady_ms());
+  return entries_.find(key, steady_ms());
+}
+
+std::optional<lookup_result> near_tier::near_hit(std::string_view key) {
+  auto hit = held(key);
   if (hit) stats::bump(stats_.near_hits);
   return hit;
 }
@@ -218,14 +222,17 @@ lookup_result near_tier::get_stamped(std::string_view key, const std::vector<std
                                      const std::vector<std::string>& candidates,
                                      std::vector<std::string>& generations) {
   lookup_result entry;
-  bool all_near = key.empty() || (entry = near_hit(key).value_or(lookup_result{})).found;
+  bool all_near = key.empty() || (entry = held(key).value_or(lookup_result{})).found;
   generations.assign(tag_keys.size(), std::string());
   for (std::size_t i = 0; all_near && i < tag_keys.size(); ++i) {
-    auto g = near_hit(tag_keys[i]);
+    auto g = held(tag_keys[i]);
     all_near = g.has_value();
     if (all_near) generations[i] = std::move(g->value);
   }
-  if (all_near) return entry;
+  if (all_near) {
+    if (!key.empty()) stats::bump(stats_.near_hits);  // one call answered here (the caller judges the tags)
+    return entry;
+  }
   reservations r{*this, {}};
   if (!key.empty()) r.add(key);
   for (auto k : tag_keys) r.add(k);
@@ -257,7 +264,7 @@ class near_session final : public async_session {
     });
   }
   void stamp(const std::string& key, const std::string& candidate, std::int64_t ttl_ms, get_done_fn done) override {
-    if (auto hit = tier_.near_hit(key)) return done(0, hit->value, 0);
+    if (auto hit = tier_.held(key)) return done(0, hit->value, 0);
     const std::uint64_t ticket = tier_.reserve(key);
     inner_->stamp(key, candidate, ttl_ms,
                   [&tier = tier_, key, ticket, done = std::move(done)](int status, std::string_view value,

@@ -104,6 +104,7 @@ class near_tier final : public backend, private invalidation_sink {
   void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override;
   std::size_t del(const std::vector<std::string_view>& keys) override;
   std::unique_ptr<async_session> open_async(watch_fn watch) override;
+  std::optional<lookup_result> peek(std::string_view key) override { return near_hit(key); }
   bool try_lock(std::string_view lock_key, std::string_view token, std::int64_t ttl_ms) override {
     return store_->try_lock(lock_key, token, ttl_ms);
   }
@@ -117,7 +118,9 @@ class near_tier final : public backend, private invalidation_sink {
                             std::vector<std::string>& generations) override;
 
   // For the non-blocking session (near_cache.cpp): the same steps as the blocking calls.
+  // near_hit() counts a near hit; held() is the same lookup, uncounted (a tag's generation).
   std::optional<lookup_result> near_hit(std::string_view key);
+  std::optional<lookup_result> held(std::string_view key);
   std::uint64_t reserve(std::string_view key);
   void keep(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms);
   void cancel(std::string_view key, std::uint64_t ticket) { entries_.cancel(key, ticket); }

@@ -56,8 +56,14 @@ struct option_info {
   std::uint64_t maximum;        // the field's type limit
 };
 
+// The largest value an option takes: its type's, but for near_cache, a choice of two (the C
+// API's HTTPCACHE_NEAR_CACHE_ON 1 and HTTPCACHE_NEAR_CACHE_OFF 2).
+constexpr std::uint64_t option_limit(std::string_view name, std::uint64_t type_max) {
+  return name == "near_cache" ? 2 : type_max;
+}
+
 #define HTTPCACHE_OPTION_INFO(name, type) \
-  option_info{#name, cache_options{}.name, std::numeric_limits<type>::max()},
+  option_info{#name, cache_options{}.name, option_limit(#name, std::numeric_limits<type>::max())},
 inline constexpr option_info option_table[] = {HTTPCACHE_OPTION_LIST(HTTPCACHE_OPTION_INFO)};
 #undef HTTPCACHE_OPTION_INFO
 

@@ -17,7 +17,7 @@ struct stats {
   std::atomic<std::uint64_t> uncached{0};        // computed values not stored (declined, too large, backend down)
   std::atomic<std::uint64_t> oversized{0};       // values over max_value_bytes
   std::atomic<std::uint64_t> coalesced{0};       // callers that waited for another's computation
-  std::atomic<std::uint64_t> near_hits{0};       // hits the near tier answered (counted in hits too)
+  std::atomic<std::uint64_t> near_hits{0};       // lookups it answered, one per call (in hits too; in misses for an invalidated tag)
   std::atomic<std::uint64_t> near_invalidations{0};  // keys the store reported changed
   std::atomic<std::uint64_t> near_flushes{0};    // times the near tier was emptied (link lost, FLUSHDB, nodes changed)
 

@@ -228,7 +228,7 @@ typedef struct httpcache_options {
    * command_timeout_ms) the tier is emptied and serves nothing, and so after FLUSHDB/FLUSHALL
    * and a change of the nodes (failover, resharding onto a new node). Ignored for memory://.
    * Stats: near_hits, near_invalidations, near_flushes (httpcache_stats version 2). */
-  uint32_t near_cache;             /**< HTTPCACHE_NEAR_CACHE_ON or HTTPCACHE_NEAR_CACHE_OFF; 0: the default, off unless the environment variable HTTPCACHE_NEAR_CACHE is "1" (a deployment's switch for every handle of a process). */
+  uint32_t near_cache;             /**< HTTPCACHE_NEAR_CACHE_ON or HTTPCACHE_NEAR_CACHE_OFF; 0 (default): off, unless the environment variable HTTPCACHE_NEAR_CACHE is "1" (a deployment's switch for every handle of a process). */
   uint64_t near_max_bytes;         /**< Bytes of keys and values it keeps (LRU eviction); default 32 MiB. A value over an eighth of it is never kept. */
   uint32_t near_max_age_ms;        /**< How long it keeps an entry at most (never past the entry's TTL in Redis); default 60000. */
 } httpcache_options;
@@ -458,6 +458,23 @@ HTTPCACHE_EXTERN(int) httpcache_cache_ttl(int64_t *out_seconds, const httpcache_
  */
 HTTPCACHE_EXTERN(int) httpcache_cache_get(httpcache_buf *value, int64_t *ttl_ms, httpcache_cache *cache,
                                           const void *key, size_t key_len);
+
+/**
+ * httpcache_cache_get() answered from this process alone: the near tier
+ * (httpcache_options.near_cache) or the embedded store (memory://). Never does
+ * any I/O and never blocks, so an event loop may call it before starting a
+ * non-blocking get. A tagged entry, a stale one, one being computed
+ * (a lease), or a key this process does not hold is not answered here.
+ *
+ * @param[out] value the stored bytes; caller disposes. Untouched unless OK.
+ * @param[out] ttl_ms remaining time to live in milliseconds (may be NULL).
+ * @return HTTPCACHE_OK (hit, counted as one); HTTPCACHE_ENOTFOUND (not answered
+ *         here: the entry may still be in Redis, ask httpcache_cache_get() or
+ *         httpcache_async_get()); HTTPCACHE_EINVALID.
+ * Since v1.4.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_peek(httpcache_buf *value, int64_t *ttl_ms, httpcache_cache *cache,
+                                           const void *key, size_t key_len);
 
 /**
  * Stores a value (copied) with the policy's TTL: one command with the expiry.
@@ -994,7 +1011,7 @@ typedef struct httpcache_stats {
   uint64_t coalesced;       /**< Callers that waited for a concurrent caller's computation. */
   int breaker_open;         /**< 1 while the breaker is open, else 0. */
   /* Since version 2 (v1.4): the near tier (httpcache_options.near_cache). */
-  uint64_t near_hits;          /**< Hits the near tier answered without a round trip (counted in hits too). */
+  uint64_t near_hits;          /**< Lookups the near tier answered without a round trip, one per call: counted in hits too, or in misses when the entry it held turned out to carry an invalidated tag. */
   uint64_t near_invalidations; /**< Keys the server reported changed. */
   uint64_t near_flushes;       /**< Times the near tier was emptied: a report link lost or unanswered, FLUSHDB, nodes changed. */
 } httpcache_stats;

@@ -117,8 +117,8 @@ static void test_near_hit_needs_no_round_trip(void **state) {
   httpcache_cache_free(a);
 }
 
-/* Raw SET, DEL and PEXPIRE by another client, and another handle's set, invalidate and tag
- * invalidation: each is seen by the near handle within 200 ms. */
+/* Raw SET, DEL and PEXPIRE by another client, and another handle's set and invalidate: each is
+ * seen by the near handle within 200 ms (tests/python/test_near.py adds tag invalidations). */
 static void test_near_sees_every_kind_of_change(void **state) {
   const char *ns = test_unique_namespace("near");
   httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0);
@@ -316,6 +316,39 @@ static void test_near_reads_are_monotonic(void **state) {
   httpcache_cache_free(a);
 }
 
+/* httpcache_cache_peek answers from the process alone: a near hit once warm, ENOTFOUND (not an
+ * error, no I/O) for a key the tier does not hold or while the server is stopped; on memory://
+ * every hit and miss. */
+static void test_near_peek(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 300), *m = NULL;
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  int64_t ttl_ms = 0, t0;
+  (void)state;
+  assert_int_equal(httpcache_cache_set(NULL, a, "k", 1, "v", 1, &one_minute), HTTPCACHE_OK);
+  assert_int_equal(httpcache_cache_peek(&v, NULL, a, "k", 1), HTTPCACHE_ENOTFOUND); /* not read yet */
+  warm(a, "k");
+  assert_int_equal(httpcache_cache_peek(&v, &ttl_ms, a, "k", 1), HTTPCACHE_OK);
+  assert_true(v.size == 1 && v.ptr[0] == 'v' && ttl_ms > 50000 && ttl_ms <= 60000);
+  assert_int_equal(httpcache_cache_peek(&v, NULL, a, "absent", 6), HTTPCACHE_ENOTFOUND);
+  assert_int_equal(httpcache_cache_peek(&v, NULL, a, NULL, 1), HTTPCACHE_EINVALID);
+  assert_int_equal(kill(test_redis_pid(), SIGSTOP), 0);
+  t0 = test_now_ms();
+  assert_int_equal(httpcache_cache_peek(&v, NULL, a, "absent", 6), HTTPCACHE_ENOTFOUND);
+  assert_true(test_now_ms() - t0 < 50); /* never waits for the stopped server */
+  test_sleep_ms(800);
+  assert_int_equal(httpcache_cache_peek(&v, NULL, a, "k", 1), HTTPCACHE_ENOTFOUND); /* link lost: emptied */
+  assert_int_equal(kill(test_redis_pid(), SIGCONT), 0);
+  assert_int_equal(httpcache_cache_open(&m, "memory://", ns, NULL, NULL), HTTPCACHE_OK);
+  assert_int_equal(httpcache_cache_set(NULL, m, "k", 1, "mem", 3, &one_minute), HTTPCACHE_OK);
+  assert_int_equal(httpcache_cache_peek(&v, NULL, m, "k", 1), HTTPCACHE_OK);
+  assert_true(v.size == 3 && memcmp(v.ptr, "mem", 3) == 0);
+  assert_int_equal(httpcache_cache_peek(&v, NULL, m, "absent", 6), HTTPCACHE_ENOTFOUND);
+  httpcache_buf_dispose(&v);
+  httpcache_cache_free(m);
+  httpcache_cache_free(a);
+}
+
 /* near_cache takes ON, OFF or 0; anything else is refused with a message. */
 static void test_near_bad_option(void **state) {
   httpcache_options o = HTTPCACHE_OPTIONS_INIT;
@@ -339,6 +372,7 @@ int main(void) {
       cmocka_unit_test(test_near_flushdb),
       cmocka_unit_test(test_near_reads_are_monotonic),
       cmocka_unit_test(test_near_bad_option),
+      cmocka_unit_test_teardown(test_near_peek, test_redis_restore),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

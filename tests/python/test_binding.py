@@ -184,13 +184,16 @@ def documented_default(comment: str) -> int:
 
 
 def test_options_table_is_the_c_struct():
-    # The numeric options, then the TLS settings (version 2), which Cache() takes as keywords too.
+    # Version 1's numeric options, the TLS settings (version 2), which Cache() takes as keywords
+    # too, then version 3's numeric options (the near tier).
     fields = c_options()
-    numeric, tls = fields[: len(h.OPTIONS)], fields[len(h.OPTIONS):]
+    tls = [f for f in fields if f[1].startswith("ssl_")]
+    numeric = [f for f in fields if not f[1].startswith("ssl_")]
+    assert fields == numeric[:10] + tls + numeric[10:]
     assert [name for name, _, _ in h.OPTIONS] == [name for _, name, _ in numeric]
     assert sorted(h.TLS_OPTIONS) == sorted(name for _, name, _ in tls)
     for (name, default, maximum), (ctype, _, comment) in zip(h.OPTIONS, numeric):
-        assert maximum == TYPE_MAX[ctype], name
+        assert maximum == (2 if name == "near_cache" else TYPE_MAX[ctype]), name  # ON 1, OFF 2
         assert default == documented_default(comment), name  # the header's words are the core's values
     defaults = {name: default for name, default, _ in h.OPTIONS}
     assert defaults["connect_timeout_ms"] == defaults["command_timeout_ms"] == 1000

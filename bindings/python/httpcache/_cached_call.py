@@ -29,7 +29,9 @@ import time
 from typing import Any, Callable
 
 from . import _httpcache
-from ._codec import MISS, RECORD, ResponseMemo, decode_value, encode_response, encode_value, is_response, is_value_record
+from ._codec import (
+    MISS, RECORD, ResponseMemo, decode_json, decode_value, encode_response, encode_value, is_response, is_value_record,
+)
 from ._config import HTTPCache, Handle
 from ._invalidation import invalidate_async, invalidate_sync
 from ._asyncio import Flight
@@ -53,6 +55,7 @@ _COALESCED = _httpcache.OUTCOME_COALESCED
 _STALE = _httpcache.OUTCOME_STALE
 _ESTALE = _httpcache.ESTALE
 _NO_WINDOWS = (0, 0)
+_VARIED_KEYS = 256
 
 
 class Computed:
@@ -107,10 +110,13 @@ class CachedCall:
         self.ttl = ttl
         self.namespace = namespace
         self.per_user = keys.per_user  # responses are one user's: Cache-Control private
-        # Keys that vary per call are many, each read by few: only a fixed key is memoized.
-        self.memo = ResponseMemo() if keys.fixed is not None else ResponseMemo(max_bytes=0)
+        # What hits decode, per key while its stored bytes are unchanged: one key, or the last
+        # _VARIED_KEYS of a key that varies per call (a near or memory:// hit then costs a copy).
+        memo_keys = 1 if keys.fixed is not None else _VARIED_KEYS
+        self.memo = ResponseMemo(max_keys=memo_keys)
         self.where = getattr(func, "__qualname__", repr(func))
         self.values = values if values is not None else ResultCoder(func, self.where)
+        self.values.memo.max_keys = memo_keys
         self.endpoint: Any = None  # the wrapper routing calls, for HTTPCache.attach()
         # get_or_compute's callbacks take no arguments and are made once, so that a hit builds no
         # callable: call_sync leaves the call's (handle, args, kwargs) in `current` (per thread;
@@ -134,29 +140,29 @@ class CachedCall:
         """The decorated function's own call (without the parameter the wrapper added)."""
         return self.func(*args, **(without_params(kwargs, self.added) if self.added else kwargs))
 
-    def serve(self, value: bytes, ttl_s: float, kwargs: dict) -> Any:
+    def serve(self, key: bytes, value: bytes, ttl_s: float, kwargs: dict) -> Any:
         """Stored bytes as the caller gets them (a Response with the hit's headers for a response
         record, or its 304 when the request's preconditions say the client has it; a plain
         result, whose status, headers and cache headers go on the injected response), or MISS
         when they cannot be decoded."""
         injected = self.injected(kwargs)
         if not value.startswith(RECORD):
-            result = self.values.decode(value)
+            result = self.values.decode_hit(key, value)
             if injected is not None and result is not MISS:
                 set_cache_headers(injected, ttl_s, self.per_user, hit=True)
             return result
         if is_value_record(value):
-            return self._serve_value(value, ttl_s, injected)
+            return self._serve_value(key, value, ttl_s, injected)
         request = kwargs.get(self.request_param) if self.request_param is not None else None
         if request is not None and is_conditional(request.scope):
-            template = self.memo.template(value)  # only read: the 304 copies what it keeps
+            template = self.memo.template(value, key)  # only read: the 304 copies what it keeps
             if template is not MISS and not_modified(template, request.scope):
                 added = cache_headers(ttl_s, self.per_user, True, template.handler_cache_control, template.stored_at)
                 hit = not_modified_response(template, added)
                 if injected is not None:
                     hit.raw_headers.extend(injected.raw_headers)
                 return hit
-        hit = self.memo.decode_record(value)
+        hit = self.memo.decode_record(value, key)
         if hit is not MISS:
             # A decoded response has none of these headers (they are never stored): append them.
             hit.raw_headers.extend(cache_headers(ttl_s, self.per_user, True, hit.handler_cache_control, hit.stored_at))
@@ -166,12 +172,12 @@ class CachedCall:
                     hit.status_code = injected.status_code
         return hit
 
-    def _serve_value(self, value: bytes, ttl_s: float, injected: Any) -> Any:
+    def _serve_value(self, key: bytes, value: bytes, ttl_s: float, injected: Any) -> Any:
         decoded = decode_value(value)
         if decoded is MISS:
             return MISS
         data, status, headers = decoded
-        result = self.values.decode(data)
+        result = self.values.decode_hit(key, data)
         if result is MISS:
             return MISS
         if injected is not None:
@@ -183,10 +189,24 @@ class CachedCall:
 
     def hit(self, key: bytes, value: bytes, ttl_s: float, kwargs: dict) -> Any:
         """serve() for bytes read from the backend, which HTTPCache.attach() may learn."""
-        result = self.serve(value, ttl_s, kwargs)
+        result = self.serve(key, value, ttl_s, kwargs)
         if result is not MISS and self.learnable() and value.startswith(RECORD) and not is_value_record(value):
             note_response(self.endpoint, key, self.namespace)
         return result
+
+    def near(self, handle: Handle, key: bytes, kwargs: dict) -> Any:
+        """A hit this process answers alone (the near tier, memory://), with no I/O, or MISS. A
+        plain JSON result decoded before comes back from the core already copied (peek with the
+        memo's states); other bytes are served as any hit's."""
+        values = self.values
+        plain = values.decode is decode_json and self.response_param is None
+        answer = handle.cache.peek(key, values.memo.states if plain else None)
+        if answer is None:
+            return MISS
+        value, ttl_ms = answer
+        if type(value) is not bytes:
+            return value
+        return self.hit(key, value, ttl_ms / 1000, kwargs)
 
     def answered_stale(self, failure: BaseException) -> None:
         """A computation failed and a stale entry answered it (stale-if-error): said once per
@@ -337,6 +357,10 @@ class CachedCall:
         handle = HTTPCache.handle(self.namespace)
         if self.revalidates(kwargs):
             invalidate_sync(handle, [key])
+        elif not tags:
+            result = self.near(handle, key, kwargs)
+            if result is not MISS:
+                return result
         current = self.current
         current.call = handle, args, kwargs
         ticket = handle.ticket()
@@ -422,13 +446,20 @@ class CachedCall:
         if tags is None:
             return await self.run(args, kwargs)
         handle = HTTPCache.handle(self.namespace)
+        revalidate = self.revalidates(kwargs)
+        # HTTPCache.attach()'s GET of this request (taken after a revalidation's invalidation);
+        # a tagged call reads its tags' generations itself.
+        verdict = None if tags or revalidate else early_verdict(key, self.namespace)
+        if verdict is None and not tags and not revalidate:
+            result = self.near(handle, key, kwargs)
+            if result is not MISS:
+                return result
         loop = asyncio.get_running_loop()
         adapter = handle.adapter(loop)
-        if self.revalidates(kwargs):
+        if revalidate:
             await invalidate_async(handle, loop, [key])
+            verdict = None if tags else early_verdict(key, self.namespace)
         ticket = handle.ticket()
-        # HTTPCache.attach()'s GET of this request; a tagged call reads its tags' generations itself.
-        verdict = None if tags else early_verdict(key, self.namespace)
         lease, read = 0, None
         if verdict is None:
             status, value, ttl_ms = await adapter.start_get(loop, key, tags)
@@ -533,7 +564,7 @@ class CachedCall:
         except asyncio.TimeoutError:
             shared = None
         if shared is not None:
-            result = self.serve(shared.data, shared.ttl, kwargs)
+            result = self.serve(key, shared.data, shared.ttl, kwargs)
             if result is not MISS:
                 handle.count("coalesced")
                 return result

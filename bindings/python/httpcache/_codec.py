@@ -36,6 +36,8 @@ from typing import Any
 from . import _httpcache
 from ._rules import verdict
 
+copy_json = _httpcache.copy_json
+
 logger = logging.getLogger("httpcache")
 
 MAGIC = b"HTTPCACHE-RESPONSE 1\n"  # a version-1 record; version 2 starts "HTTPCACHE-RESPONSE 2\n"
@@ -222,21 +224,33 @@ def _copy_response(template: Any) -> Any:
     return copy
 
 
+def _remember(states: dict, key: bytes, state: tuple, max_keys: int) -> None:
+    """states[key] = state, forgetting the oldest key first when max_keys are held. Threads may
+    race here (the GIL orders each step, not the whole): a lost race forgets another key."""
+    if key not in states and len(states) >= max_keys:
+        try:
+            del states[next(iter(states))]
+        except (RuntimeError, StopIteration, KeyError):
+            pass
+    states[key] = state
+
+
 class ResponseMemo:
-    """The last response record decoded under one key, reused while the stored bytes are
-    unchanged: copying a Response is an order of magnitude cheaper than decoding a record and
-    building one (docs/design.md). One per fixed-key decorator, and one per key HTTPCache.attach() serves: the memory is
-    bounded by the code, not by the traffic."""
+    """The response records last decoded under some keys, each reused while its key's stored bytes
+    are unchanged: copying a Response is an order of magnitude cheaper than decoding a record and
+    building one (docs/design.md). One per decorated function (a fixed key: one key; keys that
+    vary: the last `max_keys`), and one per key HTTPCache.attach() serves."""
 
-    __slots__ = ("state", "max_bytes")
+    __slots__ = ("states", "max_bytes", "max_keys")
 
-    def __init__(self, max_bytes: int | None = 64 << 10) -> None:
-        self.state: tuple[bytes, Any] | None = None  # (stored bytes, template); replaced whole
+    def __init__(self, max_bytes: int | None = 64 << 10, max_keys: int = 1) -> None:
+        self.states: dict[bytes, tuple[bytes, Any]] = {}  # key -> (stored bytes, template); replaced whole
         self.max_bytes = max_bytes  # larger records are decoded each time; None: no limit
+        self.max_keys = max_keys
 
-    def _lookup(self, value: bytes) -> tuple[Any, bool]:
+    def _lookup(self, value: bytes, key: bytes) -> tuple[Any, bool]:
         # (the Response of record `value` or MISS, whether it is the memo's shared template)
-        state = self.state
+        state = self.states.get(key)
         if state is not None and state[0] == value:
             return state[1], True
         result = decode_record(value)
@@ -246,16 +260,42 @@ class ResponseMemo:
             or not hasattr(result, "__dict__")  # a response class we could not copy
         ):
             return result, False
-        self.state = (value, result)
+        _remember(self.states, key, (value, result), self.max_keys)
         return result, True
 
-    def template(self, value: bytes) -> Any:
+    def template(self, value: bytes, key: bytes = b"") -> Any:
         """The Response of record `value`, or MISS; possibly shared with every later call on the
         same bytes: read it, never change it (the memo replaces it whole when the bytes change,
         so a reader holds one consistent version across its awaits)."""
-        return self._lookup(value)[0]
+        return self._lookup(value, key)[0]
 
-    def decode_record(self, value: bytes) -> Any:
+    def decode_record(self, value: bytes, key: bytes = b"") -> Any:
         """decode_record(value): a Response of the caller's own (a copy of the template), or MISS."""
-        response, shared = self._lookup(value)
+        response, shared = self._lookup(value, key)
         return _copy_response(response) if shared else response
+
+
+class ValueMemo:
+    """Plain JSON results last decoded under some keys, each reused while its key's stored bytes
+    are unchanged and handed to every caller as an independent copy (copy_json: new dicts and
+    lists, shared immutable leaves), which costs a fraction of decoding the text again
+    (docs/design.md "Near tier")."""
+
+    __slots__ = ("states", "max_keys")
+
+    max_bytes = 64 << 10  # larger texts are decoded each time
+
+    def __init__(self, max_keys: int) -> None:
+        self.states: dict[bytes, tuple[bytes, Any]] = {}
+        self.max_keys = max_keys
+
+    def decode(self, key: bytes, value: bytes) -> Any:
+        """decode_json(value), as an object of the caller's own, or MISS."""
+        state = self.states.get(key)
+        if state is not None and state[0] == value:
+            return copy_json(state[1])
+        result = decode_json(value)
+        if result is MISS or len(value) > self.max_bytes:
+            return result
+        _remember(self.states, key, (value, result), self.max_keys)
+        return copy_json(result)  # the memo keeps the decoded one, never handed out

@@ -450,9 +450,10 @@ class HTTPCache(metaclass=_HTTPCacheType):
         """The core's counters (httpcache_cache_stats), summed over the handles HTTPCache holds
         (one per namespace), since init(): hits, misses, stores, errors (backend failures),
         breaker_trips, breaker_skips, uncached, oversized, coalesced, near_hits (hits the near
-        tier answered with no round trip, counted in hits too), near_invalidations (keys Redis
-        reported changed), near_flushes (times the near tier was emptied), and breaker_open (True
-        while any handle's circuit breaker is open).
+        tier answered with no round trip, counted in hits too, or in misses for an entry whose tag
+        was invalidated), near_invalidations (keys Redis reported changed), near_flushes (times
+        the near tier was emptied), and breaker_open (True while any handle's circuit breaker is
+        open).
 
         ``async def`` functions use the core's non-blocking get and set, so their results not
         stored and their callers served by another task's computation (single-flight per event

@@ -27,7 +27,7 @@ import logging
 import typing
 from typing import Any, Callable
 
-from ._codec import MISS, RECORD, decode_json
+from ._codec import MISS, RECORD, ValueMemo, decode_json
 
 logger = logging.getLogger("httpcache")
 
@@ -61,10 +61,11 @@ def check_coder(coder: Any, what: str) -> None:
 class ResultCoder:
     """One decorated function's way of storing plain results (see the module's docstring)."""
 
-    __slots__ = ("func", "where", "coder", "adapter", "ready", "warned", "decode")
+    __slots__ = ("func", "where", "coder", "adapter", "ready", "warned", "decode", "memo")
 
     def __init__(self, func: Callable[..., Any], where: str, coder: Any = None) -> None:
         self.func = func
+        self.memo = ValueMemo(max_keys=1)  # plain JSON results, decoded once per stored version (per key)
         self.where = where
         self.coder = coder
         self.adapter: Any = None  # pydantic's TypeAdapter of the return annotation, when used
@@ -114,6 +115,14 @@ class ResultCoder:
         except Exception as e:  # noqa: BLE001 - whatever the coder, pydantic or json refuse
             self._warn(result, e)
             return None
+
+    def decode_hit(self, key: bytes, data: bytes) -> Any:
+        """decode(data) for a hit of `key`: a plain JSON result is decoded once per stored version
+        and each caller gets an independent copy; the other ways decode each time (a model
+        validated from its JSON is the caller's own)."""
+        if not self.ready:
+            self._prepare()
+        return self.memo.decode(key, data) if self.decode is decode_json else self.decode(data)
 
     def _first_decode(self, data: bytes) -> Any:
         self._prepare()

@@ -23,6 +23,11 @@ void init_keys(py::module_& m);
 void init_cache(py::module_& m);
 void init_async(py::module_& m);
 void init_response(py::module_& m);
+void init_copy(py::module_& m);
+
+// copy.cpp: an independent copy of a decoded JSON value (new reference), or null with a Python
+// error set. GIL held.
+PyObject* copy_json_value(PyObject* v);
 
 // Raises the Python exception for a failed status `rc`, with httpcache_error_last()'s message.
 // Must run on the thread that made the failing call, before any other httpcache call, and with

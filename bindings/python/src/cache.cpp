@@ -231,6 +231,34 @@ py::tuple get(const cache_object& c, const std::string& key) {
   return py::make_tuple(value.to_bytes(), ttl_ms);
 }
 
+// httpcache_cache_peek (no I/O: the GIL stays held). With `states` (a ValueMemo's dict: key ->
+// (stored bytes, decoded)), a value equal to the one decoded under key comes back decoded, as an
+// independent copy (copy_json), without making a bytes object: the near and memory:// hit of a
+// plain result, in one call.
+py::object peek(const cache_object& c, const py::bytes& key, const py::object& states) {
+  cache_ptr h = c.shared();
+  owned_buf value;
+  int64_t ttl_ms = 0;
+  const char* k = PyBytes_AS_STRING(key.ptr());
+  const int rc = httpcache_cache_peek(&value.buf, &ttl_ms, h.get(), k, static_cast<size_t>(PyBytes_GET_SIZE(key.ptr())));
+  if (rc == HTTPCACHE_ENOTFOUND) return py::none();
+  if (rc != HTTPCACHE_OK) raise_for(rc);
+  if (!states.is_none()) {
+    PyObject* state = PyDict_GetItemWithError(states.ptr(), key.ptr());  // borrowed
+    if (!state && PyErr_Occurred()) throw py::error_already_set();
+    if (state && PyTuple_CheckExact(state) && PyTuple_GET_SIZE(state) == 2) {
+      PyObject* stored = PyTuple_GET_ITEM(state, 0);
+      if (PyBytes_CheckExact(stored) && static_cast<size_t>(PyBytes_GET_SIZE(stored)) == value.buf.size &&
+          (value.buf.size == 0 || std::memcmp(PyBytes_AS_STRING(stored), value.buf.ptr, value.buf.size) == 0)) {
+        PyObject* copy = copy_json_value(PyTuple_GET_ITEM(state, 1));
+        if (!copy) throw py::error_already_set();
+        return py::make_tuple(py::reinterpret_steal<py::object>(copy), ttl_ms);
+      }
+    }
+  }
+  return py::make_tuple(value.to_bytes(), ttl_ms);
+}
+
 int64_t set(const cache_object& c, const std::string& key, const std::string& value, const policy& p) {
   cache_ptr h = c.shared();
   httpcache_ttl_policy cp = p.to_c();
@@ -354,6 +382,10 @@ void def_calls(cache_class& cls) {
            "TTL seconds of `policy` in the handle's zone.")
       .def("get", &get, py::arg("key"),
            "(value, remaining ttl_ms). CacheMiss on a miss; httpcache.Error when the backend fails.")
+      .def("peek", &peek, py::arg("key"), py::arg("states") = py::none(),
+           "get() answered from this process alone (near tier, memory://), never blocking: (value, "
+           "ttl_ms) or None. With a ValueMemo's states, a value equal to its key's decoded one comes "
+           "back as an independent decoded copy instead of bytes.")
       .def("set", &set, py::arg("key"), py::arg("value"), py::arg("policy"),
            "Stores value; returns the TTL applied (seconds).")
       .def("invalidate", &invalidate, py::arg("keys"), "Deletes keys in one round trip; returns how many existed.")

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_httpcache, m) {
   httpcache_py::init_cache(m);
   httpcache_py::init_async(m);
   httpcache_py::init_response(m);
+  httpcache_py::init_copy(m);
 }
