@@ -12,8 +12,9 @@ namespace httpcache {
 
 // ---- near_store ----
 
-std::optional<lookup_result> near_store::find(std::string_view key, std::int64_t now_ms) {
+std::optional<lookup_result> near_store::find(std::string_view key) {
   std::lock_guard<std::mutex> lock(mutex_);
+  const std::int64_t now_ms = steady_ms();
   auto at = index_.find(key);
   if (at == index_.end() || at->second->ticket != 0) return std::nullopt;
   auto it = at->second;
@@ -32,7 +33,9 @@ std::optional<lookup_result> near_store::find(std::string_view key, std::int64_t
 std::uint64_t near_store::reserve(std::string_view key) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto at = index_.find(key); at != index_.end()) erase_locked(at->second);
-  lru_.push_front(node{std::string(key), std::string(), 0, 0, ++next_ticket_});
+  // A placeholder's deadline_ms holds when the store was asked: the store's TTL counts from a
+  // moment after it, so an entry never outlives its copy in the store.
+  lru_.push_front(node{std::string(key), std::string(), steady_ms(), 0, ++next_ticket_});
   index_.emplace(lru_.front().key, lru_.begin());
   bytes_ += cost(lru_.front());
   return next_ticket_;
@@ -45,9 +48,10 @@ void near_store::fill_locked(std::string_view key, std::uint64_t ticket, std::st
   auto it = at->second;
   if (!covered || value.size() + key.size() > options_.max_bytes / 8) return erase_locked(it);
   bytes_ -= cost(*it);
+  const std::int64_t asked_ms = it->deadline_ms;
   it->value.assign(value);
   it->ticket = 0;
-  it->store_deadline_ms = ttl_ms > 0 ? now_ms + ttl_ms : 0;
+  it->store_deadline_ms = ttl_ms > 0 ? asked_ms + ttl_ms : 0;
   it->deadline_ms = now_ms + options_.max_age_ms;
   if (ttl_ms > 0) it->deadline_ms = std::min(it->deadline_ms, it->store_deadline_ms);
   bytes_ += cost(*it);
@@ -123,7 +127,7 @@ bool near_tier::watched(std::string_view key) const {
 
 std::optional<lookup_result> near_tier::held(std::string_view key) {
   if (!feed_->covers()) return std::nullopt;
-  return entries_.find(key, steady_ms());
+  return entries_.find(key);
 }
 
 std::optional<lookup_result> near_tier::near_hit(std::string_view key) {
@@ -139,7 +143,7 @@ std::uint64_t near_tier::reserve(std::string_view key) {
 
 void near_tier::keep(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms) {
   if (is_lease(value)) return entries_.cancel(key, ticket);
-  entries_.fill(key, ticket, value, ttl_ms, steady_ms(), [this] { return feed_->covers(); });
+  entries_.fill(key, ticket, value, ttl_ms, [this] { return feed_->covers(); });
 }
 
 void near_tier::invalidated(std::string_view key) noexcept {

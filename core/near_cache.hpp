@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "clock.hpp"
 #include "redis/fork.hpp"
 #include "stats.hpp"
 
@@ -42,19 +43,20 @@ class near_store final : private detail::fork_participant {
  public:
   explicit near_store(near_options options) : options_(options) {}
 
-  // A live entry (moved to the front), or nothing.
-  std::optional<lookup_result> find(std::string_view key, std::int64_t now_ms);
+  // A live entry (moved to the front), or nothing. The clock is read under the lock, as fill()
+  // reads it: a time read before waiting for the lock would be older than a fill in between,
+  // and the TTL reported would exceed the one stored.
+  std::optional<lookup_result> find(std::string_view key);
   // Reserves key before the store is read: the ticket to fill() it with, 0 when nothing may be kept.
   std::uint64_t reserve(std::string_view key);
   // Keeps what the store answered if key still holds the ticket's placeholder and `still` says
   // the feed covers the store (asked under the lock, so a flush cannot slip in between). ttl_ms:
   // the store's remaining TTL, 0 for none.
   template <typename Covers>
-  void fill(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms,
-            std::int64_t now_ms, Covers still) {
+  void fill(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms, Covers still) {
     if (ticket == 0) return;
     std::lock_guard<std::mutex> lock(mutex_);
-    fill_locked(key, ticket, value, ttl_ms, now_ms, still());
+    fill_locked(key, ticket, value, ttl_ms, steady_ms(), still());
   }
   // Drops a reservation nothing came of (the read failed or found nothing).
   void cancel(std::string_view key, std::uint64_t ticket);
@@ -69,7 +71,7 @@ class near_store final : private detail::fork_participant {
   struct node {
     std::string key;
     std::string value;
-    std::int64_t deadline_ms = 0;        // steady ms: when it goes, at the latest
+    std::int64_t deadline_ms = 0;        // steady ms: when it goes, at the latest (a placeholder: when it was made)
     std::int64_t store_deadline_ms = 0;  // steady ms: when the store's copy expires; 0: never
     std::uint64_t ticket = 0;            // a placeholder's; 0 once it holds a value
   };
