@@ -117,6 +117,12 @@ def redis_confined_tags_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def redis_confined_near_url() -> str:
+    """The ACL user `confined_near`: `confined_tags`' rights plus the near tier's report links."""
+    return (_redis_dir() / "url_confined_near").read_text().strip()
+
+
+@pytest.fixture(scope="session")
 def redis_client(redis_url):
     client = redis_py.Redis.from_url(redis_url)
     client.ping()

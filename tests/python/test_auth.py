@@ -2,8 +2,9 @@
 """AUTH and least privilege, end to end, against the fixture's ACL users
 (tests/fixtures/redis_server.sh): `app` (a password, every permission), `confined` (GET SET DEL
 PTTL EVAL on keys `confined:*`, nothing else; AUTH needs no permission), `confined_lock`
-(the same plus `httpcache-lock!confined:*` for lock_ttl_ms) and `confined_tags` (plus MGET and
-the tag and refresh keys). The ACL lines are those of
+(the same plus `httpcache-lock!confined:*` for lock_ttl_ms), `confined_tags` (plus MGET and
+the tag and refresh keys) and `confined_near` (plus the near tier's report links). The ACL lines
+are those of
 README.md's "Redis permissions"."""
 
 from __future__ import annotations
@@ -232,3 +233,33 @@ def test_tags_and_stale_windows_need_their_keys(redis_confined_url, redis_confin
     time.sleep(1.2)
     assert f() == 5 and f() == 5  # the refresh took httpcache-refresh!confined:... and stored
     assert HTTPCache.stats()["errors"] == 0
+
+
+def test_near_tier_needs_its_link_rights(redis_confined_tags_url, redis_confined_near_url):
+    """The README's rule for near_cache: `confined_tags` (no CLIENT/SUBSCRIBE) still caches, every
+    hit from Redis (the tier stays empty, no error counted: the link fails on its own);
+    `confined_near` gets near hits, tagged ones included, and sees an invalidation at once."""
+    import time
+
+    key = _key("near")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+
+    def hits_after_warm_up(f) -> int:
+        for _ in range(100):  # the link subscribes in the background
+            f()
+            time.sleep(0.01)
+        return HTTPCache.stats()["near_hits"]
+
+    HTTPCache.init(redis_url=redis_confined_tags_url, namespace="confined", near_cache=True)
+    f = cache(key=key, ttl_in_seconds=60, tags=["t2"])(compute)
+    assert hits_after_warm_up(f) == 0 and HTTPCache.stats()["errors"] == 0 and calls == [1]
+
+    HTTPCache.init(redis_url=redis_confined_near_url, namespace="confined", near_cache=True)
+    f = cache(key=key + ".2", ttl_in_seconds=60, tags=["t2"])(compute)
+    assert hits_after_warm_up(f) > 50 and len(calls) == 2
+    HTTPCache.invalidate_tags("t2")
+    assert f() == 3 and HTTPCache.stats()["errors"] == 0
