@@ -271,25 +271,10 @@ class tracking_feed final : public invalidation_feed, private fork_participant {
     l.conn->append(sub);
   }
 
-  // A live link's message: keys changed, everything changed (a null list: FLUSHDB/FLUSHALL), or
-  // the answer to its PING.
   void heard(link& l, const redisReply* r, std::int64_t now) {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return;
-    const std::string_view kind = text_of(r->element[0]);
-    if (kind == "pong") {
+    if (read_report(r, sink_) == report::pong) {
       l.ping_sent_ms = 0;
       l.next_ping_ms = now + ping_every_ms;
-      return;
-    }
-    if (kind != "message" || r->elements < 3 || text_of(r->element[1]) != channel) return;
-    const redisReply* keys = r->element[2];
-    if (keys->type == REDIS_REPLY_ARRAY) {
-      for (std::size_t i = 0; i < keys->elements; ++i)
-        if (keys->element[i]->type == REDIS_REPLY_STRING) sink_.invalidated(text_of(keys->element[i]));
-    } else if (keys->type == REDIS_REPLY_STRING) {
-      sink_.invalidated(text_of(keys));
-    } else {
-      sink_.invalidated_all();
     }
   }
 
@@ -323,6 +308,25 @@ class tracking_feed final : public invalidation_feed, private fork_participant {
 };
 
 }  // namespace
+
+report read_report(const redisReply* r, invalidation_sink& sink) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return report::other;
+  const std::string_view kind = text_of(r->element[0]);
+  if (kind == "pong") return report::pong;
+  if (kind != "message" || r->elements < 3 || text_of(r->element[1]) != channel) return report::other;
+  const redisReply* keys = r->element[2];
+  if (keys->type == REDIS_REPLY_ARRAY) {
+    for (std::size_t i = 0; i < keys->elements; ++i)
+      if (keys->element[i]->type == REDIS_REPLY_STRING) sink.invalidated(text_of(keys->element[i]));
+    return report::keys;
+  }
+  if (keys->type == REDIS_REPLY_STRING) {
+    sink.invalidated(text_of(keys));
+    return report::keys;
+  }
+  sink.invalidated_all();  // a null list: FLUSHDB / FLUSHALL
+  return report::flush;
+}
 
 std::unique_ptr<invalidation_feed> make_tracking_feed(const backend_url& auth, const backend_options& options,
                                                       const tls_client* tls, targets_fn targets,

@@ -27,6 +27,8 @@
 #include "../url.hpp"
 #include "connection.hpp"
 
+struct redisReply;
+
 namespace httpcache::detail {
 
 class tls_client;
@@ -47,5 +49,10 @@ std::unique_ptr<invalidation_feed> make_tracking_feed(const backend_url& auth, c
                                                       const tls_client* tls, targets_fn targets,
                                                       const std::atomic<std::uint64_t>* topology,
                                                       std::vector<std::string> prefixes, invalidation_sink& sink);
+
+// What a subscribed link heard, told to `sink` as it goes: changed keys (each one), everything
+// changed (a null list: FLUSHDB/FLUSHALL), the answer to its PING, or something else (ignored).
+enum class report { pong, keys, flush, other };
+report read_report(const redisReply* r, invalidation_sink& sink);
 
 }  // namespace httpcache::detail
