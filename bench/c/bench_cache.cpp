@@ -3,6 +3,8 @@
 //   raw hiredis GET+PTTL round trip   <- the limit for a networked hit
 //   raw OpenSSL GET+PTTL round trip   <- the same limit over TLS (hiredis 0.14 has no TLS)
 //   mutex-guarded unordered_map copy  <- the in-process floor for memory://
+//   memory:// hit                     <- the floor for a near hit (issue 17: Redis URL with the
+//                                        near tier on, served in-process, within 2x of it)
 // Redis and cluster URLs come from the environment (bench/run.sh starts private servers).
 #include <benchmark/benchmark.h>
 #include <hiredis/hiredis.h>
@@ -36,22 +38,46 @@ std::string env(const char* name) {
 
 int compute_payload(httpcache_buf* out, uint32_t*, void*) { return httpcache_buf_set(out, payload.data(), payload.size()); }
 
-// One handle per URL for the whole run (as an application holds it), warmed with the hot key.
-httpcache_cache* shared_cache(const std::string& url) {
+uint64_t near_hits(const httpcache_cache* cache) {
+  httpcache_stats s = HTTPCACHE_STATS_INIT;
+  if (httpcache_cache_stats(&s, cache) != HTTPCACHE_OK) std::abort();
+  return s.near_hits;
+}
+
+// One handle per URL (and near tier setting) for the whole run (as an application holds it),
+// warmed with the hot key. With the near tier on, the handle is read until the tier answers
+// (its report link must be subscribed before it keeps a copy): the timed loop then measures
+// near hits, which BM_near_hit checks.
+httpcache_cache* shared_cache(const std::string& url, bool near = false) {
   static std::mutex m;
   static std::unordered_map<std::string, httpcache_cache*> handles;
   std::lock_guard<std::mutex> lock(m);
-  auto& h = handles[url];
+  auto& h = handles[url + (near ? " near" : "")];
   if (!h) {
-    if (httpcache_cache_open(&h, url.c_str(), "bench", "UTC", nullptr) != HTTPCACHE_OK) std::abort();
+    httpcache_options o = HTTPCACHE_OPTIONS_INIT;
+    o.near_cache = near ? HTTPCACHE_NEAR_CACHE_ON : HTTPCACHE_NEAR_CACHE_OFF;
+    // A namespace of its own: the near tier tracks its namespace's prefix only.
+    if (httpcache_cache_open(&h, url.c_str(), near ? "bench_near" : "bench", "UTC", &o) != HTTPCACHE_OK) std::abort();
     if (httpcache_cache_set(nullptr, h, "hot", 3, payload.data(), payload.size(), &one_hour) != HTTPCACHE_OK)
       std::abort();
+    if (near) {
+      const uint64_t before = near_hits(h);
+      for (int i = 0; near_hits(h) == before; ++i) {
+        if (i == 3000) {
+          std::fprintf(stderr, "no near hit within 3 s on %s\n", url.c_str());
+          std::abort();
+        }
+        httpcache_buf v = HTTPCACHE_BUF_INIT;
+        httpcache_cache_get(&v, nullptr, h, "hot", 3);
+        httpcache_buf_dispose(&v);
+        usleep(1000);
+      }
+    }
   }
   return h;
 }
 
-void hit(benchmark::State& state, const std::string& url) {
-  httpcache_cache* cache = shared_cache(url);
+void hit(benchmark::State& state, httpcache_cache* cache) {
   httpcache_buf value = HTTPCACHE_BUF_INIT;
   httpcache_outcome outcome;
   for (auto _ : state) {
@@ -64,7 +90,21 @@ void hit(benchmark::State& state, const std::string& url) {
   httpcache_buf_dispose(&value);
 }
 
+void hit(benchmark::State& state, const std::string& url) { hit(state, shared_cache(url)); }
+
 void BM_redis_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_REDIS_URL")); }
+
+// A near hit: the Redis URL with the near tier on, so every hit is served in-process (no round
+// trip), beside BM_memory_hit. Fails unless every timed call was a near hit.
+void BM_near_hit(benchmark::State& state) {
+  httpcache_cache* cache = shared_cache(env("HTTPCACHE_BENCH_REDIS_URL"), true);
+  const uint64_t before = near_hits(cache);
+  hit(state, cache);
+  // Every thread's `before` is read before the start barrier and this after the end one: no timed
+  // call is missed or counted twice.
+  if (state.thread_index() == 0 && near_hits(cache) - before < uint64_t(state.iterations()) * state.threads())
+    state.SkipWithError("not every hit was a near hit (the tier was emptied during the run?)");
+}
 void BM_cluster_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_CLUSTER_URL")); }
 void BM_memory_hit(benchmark::State& state) { hit(state, "memory://"); }
 void BM_tls_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_REDIS_TLS_URL")); }
@@ -199,6 +239,7 @@ BENCHMARK(BM_raw_openssl_get_pttl)->Threads(1)->UseRealTime();
 BENCHMARK(BM_tls_hit)->Threads(1)->UseRealTime();
 BENCHMARK(BM_map_floor)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_memory_hit)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_near_hit)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_redis_miss_store)->UseRealTime();
 BENCHMARK(BM_memory_miss_store)->UseRealTime();
 BENCHMARK(BM_redis_invalidate)->Arg(1)->Arg(10)->UseRealTime();

@@ -12,6 +12,23 @@ round-robin over the variants so machine drift hits them alike. Reported: median
 p50 and p99 latency of the median run, the server's CPU time per request (utime+stime from
 /proc, i.e. what the Python process itself spends), and the ratios of issue 6. Every server is
 stopped by its pid at the end, also on errors and SIGTERM.
+
+The near tier (issue 17) adds floors and variants, measured in the same rounds:
+  floor-asgi          a bare ASGI app sending one prebuilt /b/home response (status, headers and
+                      body made at import): the server's own cost per request, the most any app
+                      on it can serve. HTTPCache.attach's early hit is held to >= 0.9x of it.
+  floor-middleware    a FastAPI app whose router is that bare app: FastAPI's own middleware stack
+                      (which attach's early hits run inside) and nothing else. No target: it
+                      says how much of the ASGI floor an early hit on a FastAPI app can reach.
+  floor-routing       the same FastAPI route returning a prebuilt JSONResponse: FastAPI's routing
+                      floor, the most a cache behind the router (a decorator) can serve; the
+                      decorator path is held to >= 0.97x of it.
+  floor-routing-user  the same with a `Depends(current_user)` user: the floor of a per-user route.
+  httpcache-near, httpcache-routed-near   the attach and decorator-only variants with
+                      HTTPCache.init(..., near_cache=True): hits need no Redis round trip.
+  httpcache-user-near the per-user route (Depends user, key from the user, decorator path), near
+                      tier on; held to >= 0.97x floor-routing-user.
+  cashews-near        cashews with `cache.setup(url, client_side=True)`, its local tier.
 """
 
 from __future__ import annotations
@@ -41,8 +58,35 @@ VARIANTS: dict[str, tuple[str, str, bool]] = {
     "authx_extra": ("apps.authx_app", "authx_extra.cache (seed, Redis)", True),
     "fastapi-cache2": ("apps.fastapi_cache_app", "fastapi-cache2 (RedisBackend)", True),
     "cashews": ("apps.cashews_app", "cashews (redis)", True),
+    # issue 17: the floors (a constant response: "cached" for the checks) and the near tier
+    "floor-asgi": ("apps.floor_asgi", "floor: bare ASGI app, prebuilt response (server floor)", True),
+    "floor-middleware": ("apps.floor_middleware", "floor: FastAPI's middleware stack around the bare app", True),
+    "floor-routing": ("apps.floor_routing", "floor: FastAPI route returning a prebuilt Response (routing floor)", True),
+    "floor-routing-user": ("apps.floor_routing_user", "floor: the same with a Depends user (per-user routing floor)", True),
+    "httpcache-near": ("apps.httpcache_near_app", "httpcache (Redis + near tier, HTTPCache.attach)", True),
+    "httpcache-routed-near": ("apps.httpcache_routed_near_app", "httpcache (Redis + near tier, decorator only)", True),
+    "httpcache-user-near": ("apps.httpcache_user_near_app",
+                            "httpcache (Redis + near tier, decorator, per-user route with a Depends user)", True),
+    "cashews-near": ("apps.cashews_near_app", "cashews (redis, client_side=True)", True),
 }
 PEERS = ["authx_extra", "fastapi-cache2", "cashews"]
+# issue 17's targets: (variant, its floor, the least req/s ratio to that floor)
+NEAR_TARGETS = [
+    ("httpcache-near", "floor-asgi", 0.9),
+    ("httpcache-routed-near", "floor-routing", 0.97),
+    ("httpcache-user-near", "floor-routing-user", 0.97),
+]
+# shown beside them, no target: the same paths without the near tier, the peer's near tier
+NEAR_CONTEXT = [
+    ("floor-middleware", "floor-asgi"),
+    ("httpcache-near", "floor-middleware"),
+    ("httpcache", "floor-asgi"),
+    ("httpcache-routed", "floor-routing"),
+    ("httpcache-user-near", "floor-routing"),
+    ("cashews-near", "floor-routing"),
+    ("cashews", "floor-routing"),
+    ("uncached", "floor-routing"),
+]
 
 
 def log(*a: Any) -> None:
@@ -283,6 +327,22 @@ def report(servers: list[Server], args: argparse.Namespace) -> str:
         if routed and peers:
             r = routed["rps"] / summary[best]["rps"]
             lines.append(f"| decorator only (no attach): req/s vs best peer ({by[best].label}) | {r:.2f}x (> 1.0) | {ok(r > 1.0)} |")
+        lines.append("")
+    near = [(v, f, t) for v, f, t in NEAR_TARGETS if v in summary and f in summary]
+    if near:
+        lines += ["| target (issue 17, near tier: req/s vs its floor) | measured | |", "|---|---:|---|"]
+        for v, f, t in near:
+            r = summary[v]["rps"] / summary[f]["rps"]
+            lines.append(f"| {by[v].label} vs {by[f].label} | {r:.2f}x (>= {t:g}) | {ok(r >= t)} |")
+        for v, f in NEAR_CONTEXT:
+            if v in summary and f in summary:
+                r = summary[v]["rps"] / summary[f]["rps"]
+                lines.append(f"| {by[v].label} vs {by[f].label} | {r:.2f}x | (no target) |")
+        if "cashews-near" in summary:
+            for v in ("httpcache-near", "httpcache-routed-near", "httpcache-user-near"):
+                if v in summary:
+                    r = summary[v]["rps"] / summary["cashews-near"]["rps"]
+                    lines.append(f"| {by[v].label} vs {by['cashews-near'].label} | {r:.2f}x | (no target) |")
         lines.append("")
     return "\n".join(lines)
 

@@ -5,8 +5,9 @@
 #   bench/python/run.sh [--quick]        --quick: shorter runs, for a smoke test (numbers not for reports)
 # Sets up bench/.venv-bench (setup_venv.sh, a no-op when up to date), starts a private
 # redis-server on a free loopback port and a TLS one (tests/fixtures/redis_server.sh), runs
-# bench_calls.py, bench_models.py, bench_tags.py, bench_tls.py and bench_http.py (twice: as is, then with gc.freeze() in the apps, the p99 analysis), and stops
-# everything it started by pid, also on errors and Ctrl-C. About 5-6 min.
+# bench_calls.py, bench_models.py, bench_tags.py, bench_near.py (issue 17's near tier), bench_tls.py and bench_http.py (twice: as is,
+# with issue 17's floors and near-tier variants, then with gc.freeze() in the apps, the p99 analysis), and stops
+# everything it started by pid, also on errors and Ctrl-C. About 11-12 min (the HTTP pass has 16 variants).
 #
 # The measurements run under flock /tmp/httpcache-build.lock, so no build shares the 2 cores with
 # them. A caller that already holds that lock (the top-level bench/run.sh) sets
@@ -18,11 +19,15 @@ work="$root/bench/.run/python"
 lockfile=/tmp/httpcache-build.lock
 
 calls_args=(--reps 5 --rep-seconds 0.25)
+# One table of 19 cases; more repetitions than calls_args: its baseline is a round trip, whose wall
+# time swings with the VM's idle wake-ups (as bench_calls.py's one-caller table).
+near_args=(--reps 9 --rep-seconds 0.2)
 http_args=(--duration 10 --warmup 2 --runs 3)
 # The second HTTP pass (analysis of p99): the same route with gc.freeze() after import.
 freeze_args=(--gc-freeze --variants uncached httpcache httpcache-routed cashews --duration 8 --warmup 2 --runs 2)
 if [ "${1:-}" = "--quick" ]; then
   calls_args=(--reps 2 --rep-seconds 0.05)
+  near_args=(--reps 2 --rep-seconds 0.05)
   http_args=(--duration 2 --warmup 1 --runs 1)
   freeze_args=(--gc-freeze --variants uncached httpcache --duration 2 --warmup 1 --runs 1)
 fi
@@ -53,6 +58,7 @@ echo "bench/python: measuring (waits for $lockfile unless HTTPCACHE_BUILD_LOCK_H
 locked "$py" "$here/bench_calls.py" --redis-url "$url" "${calls_args[@]}" > "$work/calls.md"
 locked "$py" "$here/bench_models.py" --redis-url "$url" "${calls_args[@]}" > "$work/models.md"
 locked "$py" "$here/bench_tags.py" --redis-url "$url" "${calls_args[@]}" > "$work/tags.md"
+locked "$py" "$here/bench_near.py" --redis-url "$url" "${near_args[@]}" > "$work/near.md"
 locked "$py" "$here/bench_tls.py" --redis-url "$tls_url" "${calls_args[@]}" > "$work/tls.md"
 locked "$py" "$here/bench_http.py" --redis-url "$url" --workdir "$work/http" "${http_args[@]}" > "$work/http.md"
 locked "$py" "$here/bench_http.py" --redis-url "$url" --workdir "$work/http" "${freeze_args[@]}" > "$work/http-freeze.md"
@@ -68,6 +74,8 @@ fi
   cat "$work/models.md"
   echo
   cat "$work/tags.md"
+  echo
+  cat "$work/near.md"
   echo
   cat "$work/tls.md"
   echo
