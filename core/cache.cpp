@@ -74,7 +74,8 @@ cache::cache(std::string_view url, std::string_view ns, std::string_view tz, con
   backend_url where = parse_url(url);
   if (where.tls.enabled) where.tls.fill_from(tls);
   auto store = make_backend(where, options_);
-  if (options_.near_cache && where.scheme != url_scheme::memory)  // an embedded store is near already
+  near_ = options_.near_cache && where.scheme != url_scheme::memory;  // an embedded store is near already
+  if (near_)
     store = std::make_unique<near_tier>(std::move(store), ns_,
                                         near_options{options_.near_max_bytes, options_.near_max_age_ms}, stats_);
   store_ = store.get();
@@ -164,6 +165,7 @@ std::optional<lookup_result> cache::peek(std::string_view key) {
     r = lookup_result{true, std::move(fresh.value), fresh.ttl_ms};
   }
   stats::bump(stats_.hits);
+  if (near_) stats::bump(stats_.near_hits);
   return r;
 }
 

@@ -160,6 +160,7 @@ class cache {
   std::unique_ptr<backend> backend_;  // guarded: breaker + error counters around the real store
   backend* store_ = nullptr;           // the real store, for the lease calls the guard does not know
   guarded_backend* guard_ = nullptr;
+  bool near_ = false;  // the store is the near tier (peek's answers are near hits)
   // Invalidations through this handle, striped by key: a flight records its key's generation
   // when it starts computing, and a caller that read a later one does not join it.
   mutable std::array<std::atomic<std::uint64_t>, 64> generations_{};

@@ -30,8 +30,7 @@ std::optional<lookup_result> near_store::find(std::string_view key) {
   return r;
 }
 
-std::uint64_t near_store::reserve(std::string_view key) {
-  std::lock_guard<std::mutex> lock(mutex_);
+std::uint64_t near_store::reserve_locked(std::string_view key) {
   if (auto at = index_.find(key); at != index_.end()) erase_locked(at->second);
   // A placeholder's deadline_ms holds when the store was asked: the store's TTL counts from a
   // moment after it, so an entry never outlives its copy in the store.
@@ -137,8 +136,8 @@ std::optional<lookup_result> near_tier::near_hit(std::string_view key) {
 }
 
 std::uint64_t near_tier::reserve(std::string_view key) {
-  if (!watched(key) || !feed_->covers()) return 0;
-  return entries_.reserve(key);
+  if (!watched(key)) return 0;
+  return entries_.reserve(key, [this] { return feed_->covers(); });
 }
 
 void near_tier::keep(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms) {

@@ -47,8 +47,15 @@ class near_store final : private detail::fork_participant {
   // reads it: a time read before waiting for the lock would be older than a fill in between,
   // and the TTL reported would exceed the one stored.
   std::optional<lookup_result> find(std::string_view key);
-  // Reserves key before the store is read: the ticket to fill() it with, 0 when nothing may be kept.
-  std::uint64_t reserve(std::string_view key);
+  // Reserves key before the store is read: the ticket to fill() it with, 0 when nothing may be
+  // kept. `covered` is asked under the lock: a flush that follows the loss of coverage then
+  // either comes after the placeholder (and removes it) or is seen (nothing reserved), so no
+  // read that began while the reports could not be heard is ever kept.
+  template <typename Covers>
+  std::uint64_t reserve(std::string_view key, Covers covered) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return covered() ? reserve_locked(key) : 0;
+  }
   // Keeps what the store answered if key still holds the ticket's placeholder and `still` says
   // the feed covers the store (asked under the lock, so a flush cannot slip in between). ttl_ms:
   // the store's remaining TTL, 0 for none.
@@ -77,6 +84,7 @@ class near_store final : private detail::fork_participant {
   };
   using lru_list = std::list<node>;
   static std::uint64_t cost(const node& n) { return n.key.size() + n.value.size() + 96; }
+  std::uint64_t reserve_locked(std::string_view key);
   void fill_locked(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms,
                    std::int64_t now_ms, bool covered);
   void erase_locked(lru_list::iterator it);
@@ -106,7 +114,8 @@ class near_tier final : public backend, private invalidation_sink {
   void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override;
   std::size_t del(const std::vector<std::string_view>& keys) override;
   std::unique_ptr<async_session> open_async(watch_fn watch) override;
-  std::optional<lookup_result> peek(std::string_view key) override { return near_hit(key); }
+  // Uncounted: the cache counts what it accepts (cache::peek).
+  std::optional<lookup_result> peek(std::string_view key) override { return held(key); }
   bool try_lock(std::string_view lock_key, std::string_view token, std::int64_t ttl_ms) override {
     return store_->try_lock(lock_key, token, ttl_ms);
   }

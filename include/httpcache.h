@@ -224,7 +224,8 @@ typedef struct httpcache_options {
    * (its user needs CLIENT and SUBSCRIBE). A near hit needs no round trip. A change made by any
    * client (another process, redis-cli, an expiry, an eviction) drops the copy when the server
    * reports it, within a few milliseconds on loopback; writes through this handle drop it at
-   * once. While a report link is down or unanswered (PING every 250 ms, answered within
+   * once. SWAPDB is the exception: Redis reports nothing for it (copies then last until
+   * near_max_age_ms). While a report link is down or unanswered (PING every 250 ms, answered within
    * command_timeout_ms) the tier is emptied and serves nothing, and so after FLUSHDB/FLUSHALL
    * and a change of the nodes (failover, resharding onto a new node). Ignored for memory://.
    * Stats: near_hits, near_invalidations, near_flushes (httpcache_stats version 2). */

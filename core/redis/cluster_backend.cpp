@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The blocking calls on a Redis Cluster: each key's commands go to the node owning its slot, and
-// MOVED (the map is corrected) and ASK (one ASKING hop) are followed, so a blocking caller always
+// MOVED (the map is corrected) and ASK (ASKING before each command) are followed, so a blocking caller always
 // gets the current owner's answer. Routing knowledge lives in cluster_slots; this file only
 // decides what to send where and when to retry.
 #include "cluster_backend.hpp"
@@ -195,7 +195,7 @@ class redis_cluster final : public backend {
   }
 
   // Sends commands that all concern `key` to the node owning its slot, following MOVED (the slot
-  // map is corrected) and ASK (one ASKING hop) redirections, at most max_redirects times. A node
+  // map is corrected) and ASK (ASKING before each command) redirections, at most max_redirects times. A node
   // that cannot be reached makes the map be fetched again, and the call is retried once.
   template <typename Parse>
   auto on_key(std::string_view key, std::vector<const command*> cmds, Parse&& parse)
@@ -208,9 +208,12 @@ class redis_cluster final : public backend {
     for (int hop = 0; hop <= max_redirects; ++hop) {
       const int node = ask_node >= 0 ? ask_node : map_.owner_of(slot);
       redis_pool& target = map_.pool(node);
+      // ASKING lets the next command only into an importing slot: one before each command.
       std::vector<const command*> send;
-      if (ask_node >= 0) send.push_back(&asking);
-      send.insert(send.end(), cmds.begin(), cmds.end());
+      for (const command* c : cmds) {
+        if (ask_node >= 0) send.push_back(&asking);
+        send.push_back(c);
+      }
       std::vector<reply_ptr> replies;
       try {
         replies = target.exchange(send);
@@ -221,7 +224,11 @@ class redis_cluster final : public backend {
         ask_node = -1;
         continue;
       }
-      if (ask_node >= 0) replies.erase(replies.begin());  // ASKING's +OK
+      if (ask_node >= 0) {  // drop each ASKING's +OK
+        std::vector<reply_ptr> answers;
+        for (std::size_t i = 1; i < replies.size(); i += 2) answers.push_back(std::move(replies[i]));
+        replies = std::move(answers);
+      }
       redirect r;
       for (const auto& reply : replies) {
         r = parse_redirect(reply.get(), target.where().host);
@@ -233,6 +240,7 @@ class redis_cluster final : public backend {
         ask_node = -1;
       } else {
         ask_node = map_.node_index(r.host, r.port);
+        map_.note_asked(ask_node);  // its keys must be reported too (the near tier's links)
       }
     }
     throw backend_error(errc::backend, fmt::format("more than {} cluster redirections for one key", max_redirects));

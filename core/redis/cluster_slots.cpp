@@ -173,9 +173,20 @@ void slot_map::note_owners_locked() {
       owners.push_back(o);
     }
   std::sort(owners.begin(), owners.end());
+  asked_.clear();  // the map was read again, or a MOVED came: an importing node that took its
+                   // slots is an owner now; one still importing is added again by its next ASK
   if (owners == owner_set_) return;
   owners_version_.fetch_add(1, std::memory_order_acq_rel);
   owner_set_ = std::move(owners);
+}
+
+void slot_map::note_asked(int node) {
+  std::unique_lock<std::shared_mutex> lock(map_mutex_);
+  if (std::find(owner_set_.begin(), owner_set_.end(), node) != owner_set_.end() ||
+      std::find(asked_.begin(), asked_.end(), node) != asked_.end())
+    return;
+  asked_.push_back(node);
+  owners_version_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 std::optional<std::pair<std::uint64_t, std::vector<endpoint>>> slot_map::owners() {
@@ -183,6 +194,7 @@ std::optional<std::pair<std::uint64_t, std::vector<endpoint>>> slot_map::owners(
   if (owner_set_.empty()) return std::nullopt;
   std::vector<endpoint> where;
   for (int o : owner_set_) where.push_back(nodes_[static_cast<std::size_t>(o)]->where());
+  for (int a : asked_) where.push_back(nodes_[static_cast<std::size_t>(a)]->where());
   return std::make_pair(owners_version_.load(std::memory_order_acquire), std::move(where));
 }
 

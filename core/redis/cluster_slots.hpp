@@ -76,8 +76,12 @@ class slot_map final : private fork_participant {
   void prefetch_map();
 
   void note_moved(int slot, const std::string& host, int port);
-  // The masters that own slots now, and a version that changes whenever that set changes (the
-  // near tier's feed links to each of them); nothing while the map is unknown.
+  // An ASK sent a request to `node`, which imports a slot: until it owns slots (or the map is
+  // read again) it counts among the owners, as its keys are read there.
+  void note_asked(int node);
+  // The masters that own slots now (and the nodes ASK sent requests to), and a version that
+  // changes whenever that set changes (the near tier's feed links to each of them); nothing
+  // while the map is unknown.
   std::optional<std::pair<std::uint64_t, std::vector<endpoint>>> owners();
   const std::atomic<std::uint64_t>& owners_version() const noexcept { return owners_version_; }
   const backend_url& url() const { return url_; }
@@ -110,6 +114,7 @@ class slot_map final : private fork_participant {
   std::vector<std::unique_ptr<redis_pool>> nodes_;
   std::map<std::string, int> index_;
   std::vector<int> owner_set_;                    // the distinct owners in slot_owner_, sorted
+  std::vector<int> asked_;                        // nodes ASK sent requests to, not owners (yet)
   std::atomic<std::uint64_t> owners_version_{1};  // bumped, under map_mutex_, when owner_set_ changes
   // One refresh at a time. Held across I/O, so not across fork(): a child replaces it instead (a
   // thread of the parent may have held it).

@@ -124,14 +124,16 @@ class tracking_feed final : public invalidation_feed, private fork_participant {
         if (linked && (!t || t->version != linked_version)) {
           lose();
           links.clear();
+          note_sockets(links);  // before their numbers can be reused
           linked = false;
         }
         if (!linked && t && now >= retry_at) {
           try {
             links = connect(*t, now);
+            note_sockets(links);
             linked_version = t->version;
             linked = true;
-          } catch (const backend_error&) {
+          } catch (...) {  // no address, no memory, a TLS setting refused: as a failed link
             retry_at = now + backoff;
             backoff = std::min(backoff * 2, max_backoff_ms);
           }
@@ -141,19 +143,32 @@ class tracking_feed final : public invalidation_feed, private fork_participant {
         covered_.store(linked_version, std::memory_order_release);
         backoff = 50;
       }
+      note_sockets(links);
       wait(r, links, linked ? next_check : std::max(retry_at, next_check));
       now = steady_ms();
       try {
         for (auto& l : links) step(l, now);
-      } catch (const backend_error&) {
+      } catch (...) {  // a failed link, or anything else (no memory): all links again
         lose();
         links.clear();
+        note_sockets(links);  // before their numbers can be reused
         linked = false;
         retry_at = now + backoff;
         backoff = std::min(backoff * 2, max_backoff_ms);
       }
     }
+    links.clear();
+    note_sockets(links);
     lose();
+  }
+
+  // The links' sockets as they are now, for a forked child to close (after_fork_child): a child
+  // never uses its parent's links, and keeping them open would keep the server's side of each
+  // (subscribed, tracked, its reports piling up) alive as long as the child lives.
+  void note_sockets(const std::vector<link>& links) {
+    std::lock_guard<std::mutex> lock(sockets_mutex_);
+    sockets_.clear();
+    for (const auto& l : links) sockets_.push_back(l.conn->fd());
   }
 
   static bool all_live(const std::vector<link>& links) {
@@ -280,10 +295,19 @@ class tracking_feed final : public invalidation_feed, private fork_participant {
 
   // ---- fork: the child has no thread; its first covers() starts one ----
 
-  void before_fork() noexcept override { start_mutex_.lock(); }
-  void after_fork_parent() noexcept override { start_mutex_.unlock(); }
+  void before_fork() noexcept override {
+    start_mutex_.lock();
+    sockets_mutex_.lock();
+  }
+  void after_fork_parent() noexcept override {
+    sockets_mutex_.unlock();
+    start_mutex_.unlock();
+  }
   void after_fork_child() noexcept override {
     covered_.store(not_covering);
+    for (net::socket_t fd : sockets_) net::close(fd);  // our copies only: no I/O
+    sockets_.clear();
+    sockets_mutex_.unlock();
     // The parent's thread does not exist here: its runner is abandoned, its sockets closed.
     if (runner_) {
       net::close(runner_->wake[0]);
@@ -302,6 +326,8 @@ class tracking_feed final : public invalidation_feed, private fork_participant {
   invalidation_sink& sink_;
   std::atomic<std::uint64_t> covered_{not_covering};  // the targets' version every link covers
   std::atomic<pid_t> started_by_{0};
+  std::mutex sockets_mutex_;  // guards sockets_
+  std::vector<net::socket_t> sockets_;
   std::mutex start_mutex_;  // guards runner_
   std::unique_ptr<runner> runner_;
   fork_registration registered_{*this};  // last: registered once the rest exists

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "support.h"
 
@@ -349,6 +352,92 @@ static void test_near_peek(void **state) {
   httpcache_cache_free(a);
 }
 
+/* Link losses racing reads and writes: a reader thread reads in a loop while the main thread
+ * kills the report link (CLIENT KILL TYPE pubsub) and writes a new version right after, 100
+ * times. A read that began while the link was going down must never be kept: once the link is
+ * back (near hits again) the reader sees the last version within the bound, never an older one
+ * kept for near_max_age_ms. */
+typedef struct {
+  httpcache_cache *cache;
+  volatile int stop;
+} looping_reader;
+
+static void *read_in_a_loop(void *arg) {
+  looping_reader *r = arg;
+  char v[64];
+  while (!r->stop) read_key(r->cache, "race", v, sizeof v);
+  return NULL;
+}
+
+static void test_near_link_loss_races_reads(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0);
+  redisContext *r = raw_at(test_redis_url());
+  looping_reader reader = {a, 0};
+  pthread_t tid;
+  char full[300], value[32];
+  (void)state;
+  snprintf(full, sizeof full, "%s:race", ns);
+  raw(r, "SET %s 0 PX 600000", full, NULL);
+  warm(a, "race");
+  assert_int_equal(pthread_create(&tid, NULL, read_in_a_loop, &reader), 0);
+  for (int i = 1; i <= 100; ++i) {
+    snprintf(value, sizeof value, "%d", i);
+    raw(r, "CLIENT KILL TYPE %s", "pubsub", NULL);
+    raw(r, "SET %s %s PX 600000", full, value);
+    test_sleep_ms(i % 7);
+    warm(a, "race");
+    assert_true(until_seen(a, "race", value) < 200000);
+  }
+  reader.stop = 1;
+  pthread_join(tid, NULL);
+  redisFree(r);
+  httpcache_cache_free(a);
+}
+
+/* The clients subscribed to a channel (the report links among them). */
+static long long pubsub_clients(redisContext *r) {
+  redisReply *list = redisCommand(r, "CLIENT LIST TYPE pubsub");
+  long long n = 0;
+  assert_int_equal(list->type, REDIS_REPLY_STRING);
+  for (const char *p = list->str; (p = strstr(p, " sub=")) != NULL; ++p) ++n;
+  freeReplyObject(list);
+  return n;
+}
+
+/* A forked child never keeps its parent's report links open: once the parent closes its handle,
+ * the server drops the subscribed client although the child (which never used the cache) lives. */
+static void test_near_child_closes_the_parents_links(void **state) {
+  const char *ns = test_unique_namespace("near");
+  redisContext *r = raw_at(test_redis_url());
+  httpcache_cache *a;
+  long long before, during = -1;
+  pid_t child;
+  int status;
+  (void)state;
+  before = pubsub_clients(r);
+  a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0);
+  assert_int_equal(httpcache_cache_set(NULL, a, "k", 1, "v", 1, &one_minute), HTTPCACHE_OK);
+  warm(a, "k");
+  child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    sleep(3);
+    _exit(0);
+  }
+  test_sleep_ms(100); /* the child has run its fork handlers */
+  httpcache_cache_free(a);
+  for (int tries = 0; tries < 100; ++tries) {
+    during = pubsub_clients(r);
+    if (during <= before) break;
+    test_sleep_ms(20);
+  }
+  kill(child, SIGKILL);
+  waitpid(child, &status, 0);
+  assert_true(during <= before);
+  redisFree(r);
+}
+
 /* near_cache takes ON, OFF or 0; anything else is refused with a message. */
 static void test_near_bad_option(void **state) {
   httpcache_options o = HTTPCACHE_OPTIONS_INIT;
@@ -373,6 +462,8 @@ int main(void) {
       cmocka_unit_test(test_near_reads_are_monotonic),
       cmocka_unit_test(test_near_bad_option),
       cmocka_unit_test_teardown(test_near_peek, test_redis_restore),
+      cmocka_unit_test(test_near_link_loss_races_reads),
+      cmocka_unit_test(test_near_child_closes_the_parents_links),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

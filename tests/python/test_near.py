@@ -437,3 +437,32 @@ def test_a_route_is_served_from_the_tier_and_sees_another_process_invalidate(red
               f"process's invalidation returned ({stale} stale responses)")
         fresh = client.get("/near/item")
         assert fresh.headers["x-version"] == "2" and fresh.headers["cache-hit"] == "true"
+
+
+@pytest.mark.parametrize("where", ["memory", "near"])
+def test_a_result_nested_deeper_than_the_copy_goes_is_served_decoded(where, redis_url, namespace, request):
+    """json decodes deeper values than copy_json copies (RecursionError past 512 levels): such a
+    result is handed out freshly decoded, never an error and never kept in the memo."""
+    kwargs = {"near_cache": True} if where == "near" else {}
+    HTTPCache.init(redis_url if where == "near" else "memory://", namespace=namespace, **kwargs)
+    request.addfinalizer(HTTPCache.close)
+    deep: list = []
+    for _ in range(600):
+        deep = [deep]
+    runs: list[int] = []
+
+    @cache(key="deep", ttl_in_seconds=60)
+    def f():
+        runs.append(1)
+        return deep
+
+    # Stored by another writer (the decorator itself refuses to store what it cannot check).
+    from httpcache import _httpcache
+
+    text = json.dumps(deep, separators=(",", ":")).encode()
+    HTTPCache.handle(namespace).cache.set(b"deep", text, _httpcache.Policy.seconds(60))
+    results = [f() for _ in range(50)]
+    assert runs == [] and all(json.dumps(r, separators=(",", ":")).encode() == text for r in results)
+    assert results[1] is not results[2]
+    if where == "near":
+        assert _near_stats(namespace)["near_hits"] > 0

@@ -55,7 +55,7 @@ _COALESCED = _httpcache.OUTCOME_COALESCED
 _STALE = _httpcache.OUTCOME_STALE
 _ESTALE = _httpcache.ESTALE
 _NO_WINDOWS = (0, 0)
-_VARIED_KEYS = 256
+_VARIED_KEYS = 64
 
 
 class Computed:
@@ -111,9 +111,10 @@ class CachedCall:
         self.namespace = namespace
         self.per_user = keys.per_user  # responses are one user's: Cache-Control private
         # What hits decode, per key while its stored bytes are unchanged: one key, or the last
-        # _VARIED_KEYS of a key that varies per call (a near or memory:// hit then costs a copy).
+        # _VARIED_KEYS of a key that varies per call, up to 16 KiB each (a near or memory:// hit
+        # then costs a copy; the memory held stays a few MiB per decorated function).
         memo_keys = 1 if keys.fixed is not None else _VARIED_KEYS
-        self.memo = ResponseMemo(max_keys=memo_keys)
+        self.memo = ResponseMemo(max_keys=memo_keys) if memo_keys == 1 else ResponseMemo(16 << 10, memo_keys)
         self.where = getattr(func, "__qualname__", repr(func))
         self.values = values if values is not None else ResultCoder(func, self.where)
         self.values.memo.max_keys = memo_keys

@@ -297,5 +297,9 @@ class ValueMemo:
         result = decode_json(value)
         if result is MISS or len(value) > self.max_bytes:
             return result
+        try:
+            mine = copy_json(result)  # the memo keeps the decoded one, never handed out
+        except RecursionError:  # deeper than copy_json goes (json.loads goes deeper): not kept
+            return result
         _remember(self.states, key, (value, result), self.max_keys)
-        return copy_json(result)  # the memo keeps the decoded one, never handed out
+        return mine

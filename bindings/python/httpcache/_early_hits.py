@@ -229,7 +229,11 @@ class EarlyHits:
             # frame less is fewer objects for CPython's collector to promote (p99, see README).
             loop = asyncio.get_running_loop()
             ticket = handle.ticket()
-            status, value, ttl_ms = await handle.adapter(loop).start_get(loop, learned.key)
+            held = handle.cache.peek(learned.key)  # the near tier or memory://: no I/O, no future
+            if held is not None:
+                status, (value, ttl_ms) = _OK, held
+            else:
+                status, value, ttl_ms = await handle.adapter(loop).start_get(loop, learned.key)
             if status == _OK:
                 handle.backend_ok(ticket)
                 # The shared template is only read, and held across the awaits: one version.

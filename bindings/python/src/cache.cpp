@@ -250,9 +250,12 @@ py::object peek(const cache_object& c, const py::bytes& key, const py::object& s
       PyObject* stored = PyTuple_GET_ITEM(state, 0);
       if (PyBytes_CheckExact(stored) && static_cast<size_t>(PyBytes_GET_SIZE(stored)) == value.buf.size &&
           (value.buf.size == 0 || std::memcmp(PyBytes_AS_STRING(stored), value.buf.ptr, value.buf.size) == 0)) {
+        // Held while copying: the copy allocates, which may run the collector and another thread,
+        // whose store into `states` would otherwise free the tuple under us.
+        py::object held = py::reinterpret_borrow<py::object>(state);
         PyObject* copy = copy_json_value(PyTuple_GET_ITEM(state, 1));
-        if (!copy) throw py::error_already_set();
-        return py::make_tuple(py::reinterpret_steal<py::object>(copy), ttl_ms);
+        if (copy) return py::make_tuple(py::reinterpret_steal<py::object>(copy), ttl_ms);
+        PyErr_Clear();  // not copyable here (nested too deeply): the bytes, decoded by the caller
       }
     }
   }

@@ -10,8 +10,8 @@ namespace httpcache_py {
 
 namespace {
 
-// Deep enough for any JSON a handler returns; deeper values are copied by the caller's fallback
-// (a RecursionError is raised, as json.loads would).
+// Deep enough for any JSON a handler returns; a deeper value raises RecursionError, and the
+// callers then hand out a fresh decode instead (ValueMemo.decode, peek).
 constexpr int max_depth = 512;
 
 PyObject* copy_value(PyObject* v, int depth);
