@@ -6,7 +6,7 @@
 #   2. the C suite under AddressSanitizer + UndefinedBehaviorSanitizer (leaks included),
 #   3. the pytest suite against the library and the pybind11 extension built with ASan+UBSan,
 #   4. the concurrency tests under ThreadSanitizer,
-#   5. the libFuzzer targets (clang), HTTPCACHE_FUZZ_SECONDS (default 60) each.
+#   5. the libFuzzer targets (clang), HTTPCACHE_FUZZ_SECONDS (default 30) each.
 # Every `ctest -R` passes --no-tests=error: a regex that stops matching fails instead of passing.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,8 +20,9 @@ echo "== build and test (${BUILD_DIR:-build})"
 echo "== build and test under ASan+UBSan (build-asan)"
 BUILD_DIR="$root/build-asan" "$root/scripts/build.sh" -DHTTPCACHE_SANITIZE=address,undefined \
   -DHTTPCACHE_PYTHON=OFF -DCMAKE_BUILD_TYPE=Debug
+# The <test>_near reruns are left to the main and TSan stages (test_near itself runs here).
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --output-on-failure -j "$jobs")
+  ctest --output-on-failure -j "$jobs" -E '_near$')
 
 echo "== Python suite under ASan+UBSan (build-pyasan)"
 # The library and the extension (src/async.cpp's re-entrancy included) instrumented; the
@@ -42,6 +43,7 @@ cmake --build "$root/build-pyasan" -j "$jobs" --target httpcache_python
 (cd "$root/build-pyasan" &&
   LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" PYTHONMALLOC=malloc \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  HTTPCACHE_TEST_NEAR_TRIALS=200 \
   ctest --output-on-failure --no-tests=error -R 'redis_start|redis_stop|cluster_start|cluster_stop|^python$')
 
 echo "== concurrency tests under TSan (build-tsan)"
@@ -57,10 +59,10 @@ BUILD_DIR="$root/build-tsan" "$root/scripts/build.sh" -DHTTPCACHE_SANITIZE=threa
   ctest --output-on-failure --no-tests=error -R \
   'redis_start|redis_stop|cluster_start|cluster_stop|cluster_ha_start|cluster_ha_stop|cluster_ha_near_start|cluster_ha_near_stop|test_threads|test_resilience|test_async|test_cluster|test_chaos|test_fencing|test_tls|test_sentinel|test_near')
 
-echo "== fuzzing (build-fuzz, ${HTTPCACHE_FUZZ_SECONDS:-60} s per target)"
+echo "== fuzzing (build-fuzz, ${HTTPCACHE_FUZZ_SECONDS:-30} s per target)"
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DHTTPCACHE_FUZZ=ON -DHTTPCACHE_TEST=OFF \
   -DHTTPCACHE_PYTHON=OFF -DHTTPCACHE_SANITIZE=fuzzer-no-link,address,undefined \
-  -DHTTPCACHE_FUZZ_SECONDS="${HTTPCACHE_FUZZ_SECONDS:-60}" >/dev/null
+  -DHTTPCACHE_FUZZ_SECONDS="${HTTPCACHE_FUZZ_SECONDS:-30}" >/dev/null
 cmake --build "$root/build-fuzz" --target fuzz_url fuzz_key fuzz_response fuzz_reply fuzz_http fuzz_tags fuzz_fresh
 (cd "$root/build-fuzz" && ctest --output-on-failure -j "$jobs" &&
   grep -E "Testing: fuzz_[a-z]+$|stat::number_of_executed_units|stat::new_units_added" Testing/Temporary/LastTest.log)

@@ -359,13 +359,13 @@ static void test_near_peek(void **state) {
  * kept for near_max_age_ms. */
 typedef struct {
   httpcache_cache *cache;
-  volatile int stop;
+  int stop; /* atomic: __atomic builtins */
 } looping_reader;
 
 static void *read_in_a_loop(void *arg) {
   looping_reader *r = arg;
   char v[64];
-  while (!r->stop) read_key(r->cache, "race", v, sizeof v);
+  while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) read_key(r->cache, "race", v, sizeof v);
   return NULL;
 }
 
@@ -389,7 +389,7 @@ static void test_near_link_loss_races_reads(void **state) {
     warm(a, "race");
     assert_true(until_seen(a, "race", value) < 200000);
   }
-  reader.stop = 1;
+  __atomic_store_n(&reader.stop, 1, __ATOMIC_RELEASE);
   pthread_join(tid, NULL);
   redisFree(r);
   httpcache_cache_free(a);

@@ -35,7 +35,9 @@ from httpcache import HTTPCache, HTTPCacheBackend, cache, invalidate_cache
 KEY = "near.k"
 TAGGED_KEY = "near.tagged"
 TAG = "near-tag"
-TRIALS = 1000
+# The issue's 1,000 trials per backend; the sanitizer pass (scripts/test.sh) asks fewer, as it
+# checks memory safety there, not the bound.
+TRIALS = int(os.environ.get("HTTPCACHE_TEST_NEAR_TRIALS", "1000"))
 BOUND_MS = 50  # the p99 a change may take to reach another process (issue 17)
 SEEN_WITHIN_S = 2.0  # one change not seen in this long fails its trial outright
 WARM_WITHIN_S = 3.0  # the link subscribes, or reconnects after a kill (backing off up to 1 s)
