@@ -22,7 +22,7 @@ BUILD_DIR="$root/build-asan" "$root/scripts/build.sh" -DHTTPCACHE_SANITIZE=addre
   -DHTTPCACHE_PYTHON=OFF -DCMAKE_BUILD_TYPE=Debug
 # The <test>_near reruns are left to the main and TSan stages (test_near itself runs here).
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --output-on-failure -j "$jobs" -E '_near$')
+  ctest --output-on-failure -j "$jobs" -E '^test_.+_near$')
 
 echo "== Python suite under ASan+UBSan (build-pyasan)"
 # The library and the extension (src/async.cpp's re-entrancy included) instrumented; the
