@@ -660,12 +660,14 @@ async def soak(url: str, calls: int) -> str:
 
 def environment(args: argparse.Namespace) -> str:
     import redis
+    from redis.utils import HIREDIS_AVAILABLE
 
     import httpcache
 
     loop = "uvloop" if args.loop == "uvloop" else "asyncio (default loop)"
+    parser = "with its hiredis parser" if HIREDIS_AVAILABLE else "with its pure-Python parser (no hiredis)"
     return (f"Python {platform.python_version()}, {os.cpu_count()} CPUs, loop {loop}, redis-py {redis.__version__} "
-            f"(no hiredis), httpcache {httpcache._httpcache.version_string()}; {args.reps} reps of about "
+            f"{parser}, httpcache {httpcache._httpcache.version_string()}; {args.reps} reps of about "
             f"{args.rep_seconds} s per case; payload {len(PAYLOAD_JSON)} bytes of JSON")
 
 
