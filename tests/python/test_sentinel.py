@@ -311,3 +311,43 @@ def test_failover_under_load(sentinel_dir, namespace, request, capsys, sentinels
         assert load.failures == [], (kind, load.failures[:5])
         assert landed[kind] is not None and landed[kind] <= FAILOVER_BOUND_S, (kind, landed)
     assert all(hits_resumed.values()), hits_resumed
+
+
+def test_near_tier_follows_a_failover(sentinel_dir, namespace):
+    """The near tier on redis+sentinel:// (issue 17): its copy of an entry is not served past a
+    failover. The master is killed, and a value written on the new master is read at once after
+    it takes over; near hits then resume, answered from the new master's link."""
+    d = sentinel_dir
+    url = (d / "url").read_text().strip()
+    HTTPCache.init(redis_url=url, namespace=namespace, near_cache=True)
+    handle = HTTPCache.handle(namespace)
+    from httpcache import _httpcache
+
+    handle.cache.set(b"k", b"before", _httpcache.Policy.seconds(60))
+    deadline = time.monotonic() + 5
+    while handle.cache.stats()["near_hits"] == 0:  # the report link subscribes in the background
+        assert handle.cache.get(b"k")[0] == b"before" and time.monotonic() < deadline
+        time.sleep(0.01)
+    old_master = role_port(d, "master")
+    try:
+        assert int(fixture("kill-master", d)) == old_master
+        fixture("wait-failover", d, str(old_master), "20")
+        new = data_client(d, role_port(d, "master"))
+        new.set(f"{namespace}:k", b"after", px=60000)
+        new.close()
+        deadline = time.monotonic() + FAILOVER_BOUND_S
+        while True:
+            try:
+                if handle.cache.get(b"k")[0] == b"after":
+                    break
+            except Exception:  # noqa: BLE001 - the handle finds the new master meanwhile
+                pass
+            assert time.monotonic() < deadline, "the near tier still answered the old master's value"
+            time.sleep(0.05)
+        hits = handle.cache.stats()["near_hits"]
+        deadline = time.monotonic() + 5
+        while handle.cache.stats()["near_hits"] == hits:  # linked to the new master: near hits again
+            assert handle.cache.get(b"k")[0] == b"after" and time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        fixture("revive", d)  # the old master back, as a replica of the new one
