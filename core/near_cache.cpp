@@ -96,15 +96,6 @@ void near_store::after_fork_child() noexcept {
   mutex_.unlock();
 }
 
-std::size_t near_store::size() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return index_.size();
-}
-
-std::uint64_t near_store::bytes() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return bytes_;
-}
 
 // ---- near_tier ----
 
@@ -157,13 +148,21 @@ void near_tier::invalidated_all() noexcept {
 
 namespace {
 
-// Erases keys on the way out too (see the header: a caller reads its own writes).
-struct erase_after {
-  near_tier& tier;
-  std::vector<std::string_view> keys;
-  ~erase_after() {
-    for (auto k : keys) tier.forget(k);
+// A write's keys, erased before it is sent and again once it is done (see the header: a caller
+// reads its own writes).
+class erased_around {
+ public:
+  erased_around(near_tier& tier, std::vector<std::string_view> keys) : tier_(tier), keys_(std::move(keys)) {
+    forget_all();
   }
+  ~erased_around() { forget_all(); }
+
+ private:
+  void forget_all() {
+    for (auto k : keys_) tier_.forget(k);
+  }
+  near_tier& tier_;
+  std::vector<std::string_view> keys_;
 };
 
 // Reservations the read they guard did not fill (it failed or found nothing): cancelled.
@@ -189,33 +188,28 @@ lookup_result near_tier::get(std::string_view key) {
 }
 
 void near_tier::set(std::string_view key, std::string_view value, std::int64_t ttl_ms) {
-  erase_after after{*this, {key}};
-  forget(key);
+  erased_around around{*this, {key}};
   store_->set(key, value, ttl_ms);
 }
 
 std::size_t near_tier::del(const std::vector<std::string_view>& keys) {
-  erase_after after{*this, keys};
-  for (auto k : keys) forget(k);
+  erased_around around{*this, keys};
   return store_->del(keys);
 }
 
 lease_result near_tier::lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) {
-  erase_after after{*this, {key}};
-  forget(key);
+  erased_around around{*this, {key}};
   return store_->lease(key, placeholder, lease_ms);
 }
 
 bool near_tier::store_leased(std::string_view key, std::string_view placeholder, std::string_view value,
                              std::int64_t ttl_ms) {
-  erase_after after{*this, {key}};
-  forget(key);
+  erased_around around{*this, {key}};
   return store_->store_leased(key, placeholder, value, ttl_ms);
 }
 
 void near_tier::release(std::string_view key, std::string_view placeholder) {
-  erase_after after{*this, {key}};
-  forget(key);
+  erased_around around{*this, {key}};
   store_->release(key, placeholder);
 }
 

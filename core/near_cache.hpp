@@ -71,9 +71,6 @@ class near_store final : private detail::fork_participant {
   bool erase(std::string_view key);
   void clear();
 
-  std::size_t size() const;
-  std::uint64_t bytes() const;
-
  private:
   struct node {
     std::string key;
@@ -94,7 +91,7 @@ class near_store final : private detail::fork_participant {
   void after_fork_child() noexcept override;
 
   const near_options options_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   lru_list lru_;  // front: most recently used
   std::unordered_map<std::string_view, lru_list::iterator> index_;  // views of the nodes' keys
   std::uint64_t bytes_ = 0;
@@ -136,8 +133,6 @@ class near_tier final : public backend, private invalidation_sink {
   void keep(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms);
   void cancel(std::string_view key, std::uint64_t ticket) { entries_.cancel(key, ticket); }
   void forget(std::string_view key) { entries_.erase(key); }
-
-  const near_store& entries() const noexcept { return entries_; }
 
  private:
   void invalidated(std::string_view key) noexcept override;
