@@ -243,6 +243,9 @@ def test_cache_options_are_checked(namespace):
         assert "pool_size" in str(info.value)
     with pytest.raises(ValueError):
         h.Cache("memory://", namespace, memory_max_bytes=2**64)
+    with pytest.raises(ValueError) as info:  # ON 1, OFF 2, nothing else
+        h.Cache("memory://", namespace, near_cache=3)
+    assert "near_cache" in str(info.value)
     with pytest.raises(TypeError):
         h.Cache("memory://", namespace, "UTC", 5)  # options are keywords only
     # Every option takes 0 (the default) and its maximum.

@@ -468,3 +468,11 @@ def test_a_result_nested_deeper_than_the_copy_goes_is_served_decoded(where, redi
     assert results[1] is not results[2]
     if where == "near":
         assert _near_stats(namespace)["near_hits"] > 0
+
+
+@pytest.mark.parametrize("bad", ["yes", 3, -1, 1.0])
+def test_a_bad_near_cache_value_is_refused(bad, redis_url, namespace):
+    """init() takes near_cache=True/False (or the C values 0, 1, 2): anything else is a ValueError
+    naming the option, and nothing is configured."""
+    with pytest.raises(ValueError, match="near_cache"):
+        HTTPCache.init(redis_url, namespace=namespace, near_cache=bad)
