@@ -10,7 +10,10 @@ HTTPCACHE_TEST_CLUSTER_TLS_DIR, HTTPCACHE_TEST_SENTINEL_DIR, HTTPCACHE_TEST_SENT
 set by CTest, the tests fail and say how to start the server by hand.
 
 HTTPCACHE_TEST_LOOP=uvloop (CTest's python_uvloop) runs every test's event loop on uvloop, the
-loop uvicorn picks whenever it is installed; unset or "asyncio", the default loop."""
+loop uvicorn picks whenever it is installed; unset or "asyncio", the default loop.
+
+HTTPCACHE_TEST_SHARD=K/N (CTest's python_shard1 and python_shard2) runs every N-th test from the
+K-th on: the shards together are the whole suite, each on a fixture set of its own."""
 
 from __future__ import annotations
 
@@ -325,6 +328,28 @@ def pytest_unconfigure(config):
 
 def pytest_report_header(config):
     return f"httpcache test loop: {TEST_LOOP} (HTTPCACHE_TEST_LOOP)"
+
+
+def _shard() -> tuple[int, int] | None:
+    spec = os.environ.get("HTTPCACHE_TEST_SHARD")
+    if not spec:
+        return None
+    k, _, n = spec.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise pytest.UsageError(f"HTTPCACHE_TEST_SHARD={spec!r}: must be K/N with 1 <= K <= N")
+    return int(k), int(n)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Interleaved rather than cut in halves: neighbouring tests (one file, its parameters) cost
+    # alike, so each shard gets about half of every file's time.
+    shard = _shard()
+    if shard is None:
+        return
+    k, n = shard
+    kept = [item for i, item in enumerate(items) if i % n == k - 1]
+    config.hook.pytest_deselected(items=[item for i, item in enumerate(items) if i % n != k - 1])
+    items[:] = kept
 
 
 if TEST_LOOP == "uvloop":

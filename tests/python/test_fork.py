@@ -5,10 +5,10 @@ the parent or a sibling: other users' values), and the parent must be unaffected
 
 Two shapes, on one Redis server and on the cluster:
 - os.fork after warming HTTPCache (sync and async calls done, a thread still calling while the
-  parent forks): 4 children x 5,000 calls of a cached `def` function and 5,000 of an `async def`
+  parent forks): 4 children x 2,000 calls of a cached `def` function and 2,000 of an `async def`
   one, on distinct keys, every value checked; the parent keeps calling meanwhile.
 - a pre-forking server: the parent creates a FastAPI app, warms the cache through it, then forks
-  4 workers that serve 5,000 requests each (sync and async routes, per-user keys) through the
+  4 workers that serve 2,000 requests each (sync and async routes, per-user keys) through the
   ASGI app, every body checked.
 
 Each child reports its counts through a pipe and exits with 0 only if none is wrong; a child that
@@ -29,7 +29,7 @@ from fastapi import Depends, FastAPI
 from httpcache import HTTPCache, cache
 
 CHILDREN = 4
-CALLS = int(os.environ.get("HTTPCACHE_TEST_FORK_CALLS", "5000"))
+CALLS = int(os.environ.get("HTTPCACHE_TEST_FORK_CALLS", "2000"))
 WARM = 50
 DEADLINE_S = 120
 
