@@ -9,6 +9,7 @@
 
 #include "guarded_backend.hpp"
 #include "key.hpp"
+#include "lmdb_backend.hpp"
 #include "memory_backend.hpp"
 #include "near_cache.hpp"
 #include "redis/backend.hpp"
@@ -22,6 +23,7 @@ namespace {
 std::unique_ptr<backend> make_backend(const backend_url& url, const cache_options& options) {
   if (url.scheme == url_scheme::memory)
     return std::make_unique<memory_backend>(options.memory_max_entries, options.memory_max_bytes);
+  if (url.scheme == url_scheme::lmdb) return make_lmdb_backend(url);
   backend_options effective = options;
   if (url.connect_timeout_ms) effective.connect_timeout_ms = url.connect_timeout_ms;
   if (url.command_timeout_ms) effective.command_timeout_ms = url.command_timeout_ms;
@@ -74,7 +76,8 @@ cache::cache(std::string_view url, std::string_view ns, std::string_view tz, con
   backend_url where = parse_url(url);
   if (where.tls.enabled) where.tls.fill_from(tls);
   auto store = make_backend(where, options_);
-  near_ = options_.near_cache && where.scheme != url_scheme::memory;  // an embedded store is near already
+  // An embedded store (memory://, lmdb://) is near already.
+  near_ = options_.near_cache && where.scheme != url_scheme::memory && where.scheme != url_scheme::lmdb;
   if (near_)
     store = std::make_unique<near_tier>(std::move(store), ns_,
                                         near_options{options_.near_max_bytes, options_.near_max_age_ms}, stats_);

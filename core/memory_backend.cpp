@@ -6,7 +6,7 @@
 #include <atomic>
 #include <random>
 
-#include "tags.hpp"
+#include "immediate_session.hpp"
 
 namespace httpcache {
 
@@ -159,78 +159,6 @@ std::uint64_t memory_backend::bytes() const {
   return bytes_;
 }
 
-namespace {
-
-// The memory store never waits, so each request completes inside the call that starts it.
-class memory_session final : public async_session {
- public:
-  explicit memory_session(memory_backend& store) : store_(store) {}
-
-  // A miss takes the key's lease (or reports another holder's): see lease_book.
-  void get(const std::string& key, get_done_fn done) override {
-    auto r = store_.get(key);
-    if (r.found && !is_lease(r.value)) {
-      leases_.forget(key);
-      return done(0, r.value, r.ttl_ms);
-    }
-    if (r.found) return done(static_cast<int>(errc::not_found), {}, leases_.saw(key, r.value));
-    std::string placeholder = make_lease_placeholder();
-    lease_result l = store_.lease(key, placeholder, default_lease_ms);
-    if (l.granted) return done(static_cast<int>(errc::not_found), {}, leases_.granted(key, std::move(placeholder)));
-    if (l.current.found && !is_lease(l.current.value)) {
-      leases_.forget(key);
-      return done(0, l.current.value, l.current.ttl_ms);
-    }
-    if (l.current.found) return done(static_cast<int>(errc::not_found), {}, leases_.saw(key, l.current.value));
-    leases_.forget(key);
-    done(static_cast<int>(errc::not_found), {}, 0);
-  }
-  // Fenced by the lease of this session's miss of the key, if any: ENOTFOUND when refused.
-  void set(const std::string& key, std::string_view value, std::int64_t ttl_ms, count_done_fn done) override {
-    std::string placeholder;
-    switch (leases_.take(key, placeholder)) {
-      case 0: store_.set(key, value, ttl_ms); break;
-      case 1:
-        if (!store_.store_leased(key, placeholder, value, ttl_ms)) return done(static_cast<int>(errc::not_found), 0);
-        break;
-      default: return done(static_cast<int>(errc::not_found), 0);
-    }
-    done(0, 0);
-  }
-  void del(const std::vector<std::string>& keys, count_done_fn done) override {
-    std::vector<std::string_view> views(keys.begin(), keys.end());
-    done(0, static_cast<std::int64_t>(store_.del(views)));
-  }
-  void expect(const std::string& key, std::string value) override { leases_.expect(key, std::move(value)); }
-  void release(const std::string& key, count_done_fn done) override {
-    std::string placeholder;
-    bool expected = false;
-    if (leases_.take(key, placeholder, &expected) <= 0 || expected) return done(0, 0);
-    store_.release(key, placeholder);
-    done(0, 1);
-  }
-  void stamp(const std::string& key, const std::string& candidate, std::int64_t ttl_ms, get_done_fn done) override {
-    lease_result l = store_.lease(key, candidate, ttl_ms);
-    if (l.granted) return done(0, candidate, 0);
-    done(0, l.current.found ? std::string_view(l.current.value) : std::string_view(), 0);
-  }
-  void del_if(const std::string& key, std::string value, count_done_fn done) override {
-    store_.release(key, value);
-    done(0, 0);
-  }
-  void process(unsigned) override {}
-  std::int64_t timeout_ms() const override { return -1; }
-  std::size_t pending() const override { return 0; }
-
- private:
-  memory_backend& store_;
-  lease_book leases_;
-};
-
-}  // namespace
-
-std::unique_ptr<async_session> memory_backend::open_async(watch_fn) {
-  return std::make_unique<memory_session>(*this);
-}
+std::unique_ptr<async_session> memory_backend::open_async(watch_fn) { return make_immediate_session(*this); }
 
 }  // namespace httpcache

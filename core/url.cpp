@@ -178,13 +178,40 @@ void parse_unix(backend_url& u, std::string_view rest) {
   apply_query(u, query, true);
 }
 
+// lmdb:///abs/dir[?max_bytes=N]
+void parse_lmdb(backend_url& u, std::string_view rest) {
+  std::string_view query;
+  if (auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  if (rest.empty() || rest.front() != '/') bad_url("lmdb:// needs an absolute directory (lmdb:///var/cache/app)");
+  u.lmdb_path = percent_decode(rest, "lmdb directory");
+  if (u.lmdb_path.find('\0') != std::string::npos) bad_url("the lmdb directory contains a NUL byte");
+  if (u.lmdb_path.size() > 4000) bad_url("the lmdb directory is longer than 4000 bytes");
+  while (u.lmdb_path.size() > 1 && u.lmdb_path.back() == '/') u.lmdb_path.pop_back();
+  if (u.lmdb_path == "/") bad_url("lmdb:// needs a directory of its own, not /");
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    std::string_view name = pair.substr(0, eq);
+    if (name != "max_bytes") bad_url(fmt::format("unknown query parameter '{}' (lmdb:// takes max_bytes)", name));
+    if (eq == std::string_view::npos) bad_url("query parameter 'max_bytes' has no value");
+    // 1 MiB to 1 TiB: the map (twice that) must fit the address space.
+    u.lmdb_max_bytes = parse_number<std::uint64_t>(pair.substr(eq + 1), 1ull << 20, 1ull << 40, "max_bytes");
+  }
+}
+
 }  // namespace
 
 backend_url parse_url(std::string_view url) {
   backend_url u;
   if (url.empty()) return u;
   auto sep = url.find("://");
-  if (sep == std::string_view::npos) bad_url("missing '://' (expected memory://, redis://, rediss://, redis+cluster://, redis+sentinel:// or unix://)");
+  if (sep == std::string_view::npos) bad_url("missing '://' (expected memory://, lmdb://, redis://, rediss://, redis+cluster://, redis+sentinel:// or unix://)");
   std::string_view scheme = url.substr(0, sep), rest = url.substr(sep + 3);
   if (scheme == "memory") {
     if (!rest.empty()) bad_url("memory:// takes no host, path or options");
@@ -203,10 +230,15 @@ backend_url parse_url(std::string_view url) {
     parse_unix(u, rest);
     return u;
   }
+  if (scheme == "lmdb") {
+    u.scheme = url_scheme::lmdb;
+    parse_lmdb(u, rest);
+    return u;
+  }
   std::string shown(scheme.substr(0, 32));
   for (char& c : shown)
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  bad_url(fmt::format("unknown scheme '{}' (expected memory, redis, rediss, redis+cluster, rediss+cluster, redis+sentinel, "
+  bad_url(fmt::format("unknown scheme '{}' (expected memory, lmdb, redis, rediss, redis+cluster, rediss+cluster, redis+sentinel, "
                     "rediss+sentinel or unix)", shown));
 }
 
@@ -214,6 +246,8 @@ std::string backend_url::redacted() const {
   switch (scheme) {
     case url_scheme::memory:
       return "memory://";
+    case url_scheme::lmdb:
+      return fmt::format("lmdb://{}?max_bytes={}", lmdb_path, lmdb_max_bytes);
     case url_scheme::unix_socket:
       return fmt::format("unix://{}?db={}", socket_path, db);
     case url_scheme::redis:

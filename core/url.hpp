@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Backend URLs: memory://, redis:// and rediss:// (TLS), redis+cluster://, redis+sentinel://,
-// unix://. Parsing is separate from connecting so that it can
+// Backend URLs: memory://, lmdb:// (a directory shared by the processes of one host),
+// redis:// and rediss:// (TLS), redis+cluster://, redis+sentinel://, unix://. Parsing is separate from connecting so that it can
 // be tested (and fuzzed) alone, and so error messages never carry credentials.
 #pragma once
 
@@ -13,7 +13,7 @@
 
 namespace httpcache {
 
-enum class url_scheme { memory, redis, unix_socket, redis_cluster, redis_sentinel };
+enum class url_scheme { memory, lmdb, redis, unix_socket, redis_cluster, redis_sentinel };
 
 // TLS (the rediss schemes), named as redis-py names them. Files and names empty and flags unset
 // mean "not given": the C options or the defaults fill them (fill_from).
@@ -40,6 +40,8 @@ struct backend_url {
   std::vector<std::pair<std::string, int>> seeds;
   std::string service_name;  // redis+sentinel://: the master's name at the sentinels
   std::string socket_path;  // unix://
+  std::string lmdb_path;    // lmdb://: the store's directory, absolute
+  std::uint64_t lmdb_max_bytes = 256ull << 20;  // lmdb://...?max_bytes=: what its entries occupy, at most
   std::string user;         // percent-decoded; empty = default user
   std::string password;     // percent-decoded; empty = no AUTH
   int db = 0;

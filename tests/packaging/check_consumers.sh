@@ -12,7 +12,7 @@ export LD_LIBRARY_PATH="$libdir"
 
 flags="$(pkg-config --cflags --libs httpcache)"
 # Private dependencies must not leak into consumers' compile and link lines.
-if grep -Eq 'hiredis|fmt|icu' <<<"$flags"; then echo "private dependency leaked: $flags"; exit 1; fi
+if grep -Eq 'hiredis|lmdb|fmt|icu' <<<"$flags"; then echo "private dependency leaked: $flags"; exit 1; fi
 cc -std=c99 -Wall -Wextra -pedantic -Werror "$here/consumer.c" $flags -o "$work/consumer_pc"
 "$work/consumer_pc"
 c++ -std=c++17 -Wall -Wextra -pedantic -Werror "$here/consumer.cpp" $flags -o "$work/consumer_pc_cxx"

@@ -14,7 +14,7 @@ dev="$(ls "$work"/libhttpcache-dev_*.deb)"
 # Runtime dependencies come from dpkg-shlibdeps: Debian's hiredis, ICU, fmt and the C++ runtime.
 depends="$(dpkg-deb -f "$runtime" Depends)"
 echo "libhttpcache1 Depends: $depends"
-for lib in libhiredis0.14 libicu72 libfmt9 libstdc++6; do
+for lib in libhiredis0.14 liblmdb0 libicu72 libfmt9 libstdc++6; do
   grep -q "$lib" <<<"$depends" || { echo "missing dependency on $lib"; exit 1; }
 done
 grep -q "libhttpcache1 (= " <<<"$(dpkg-deb -f "$dev" Depends)" || { echo "-dev must depend on the exact runtime"; exit 1; }

@@ -1,0 +1,546 @@
+// SPDX-License-Identifier: MIT
+#include "lmdb_backend.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <lmdb.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_set>
+#include <utility>
+
+#include "immediate_session.hpp"
+#include "lmdb_record.hpp"
+#include "redis/fork.hpp"
+
+namespace httpcache {
+
+namespace {
+
+constexpr int tidy_expired_per_write = 16;
+constexpr std::size_t max_touches = 1024;
+constexpr std::size_t evict_batch = 16;
+
+std::int64_t wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// now + ttl_ms, kept far from overflow (a TTL past 30,000 years is that long).
+std::int64_t expiry(std::int64_t now, std::int64_t ttl_ms) { return now + std::clamp<std::int64_t>(ttl_ms, 1, 1ll << 50); }
+
+MDB_val val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+std::string_view view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+std::string be64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
+  return out;
+}
+
+std::uint64_t from_be64(std::string_view s) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8 && i < s.size(); ++i) v = (v << 8) | static_cast<unsigned char>(s[i]);
+  return v;
+}
+
+// The map filled up inside a write: the write is retried once after making room.
+struct map_full {};
+
+class environment;
+
+[[noreturn]] void fail(const std::string& path, const char* what, int rc) {
+  throw backend_error(errc::backend, fmt::format("lmdb://{}: {}: {}", path, what, mdb_strerror(rc)));
+}
+
+std::string read_small_file(const std::string& name) {
+  int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char buf[128];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// One per directory per process (LMDB: a second environment on the same files in one process
+// would drop the first one's locks when closed), shared by every handle on that directory.
+class environment {
+ public:
+  environment(std::string path, std::uint64_t max_bytes) : path_(std::move(path)), max_bytes_(max_bytes) { open(); }
+  ~environment() {
+    if (env_ && owner_.load(std::memory_order_relaxed) == detail::current_pid()) mdb_env_close(env_);
+  }
+  environment(const environment&) = delete;
+  environment& operator=(const environment&) = delete;
+
+  // This process's environment: a forked child closes the one it inherited and opens its own.
+  MDB_env* env() {
+    if (owner_.load(std::memory_order_acquire) == detail::current_pid()) return env_;
+    std::lock_guard<std::mutex> lock(reopen_mutex_);
+    if (owner_.load(std::memory_order_relaxed) != detail::current_pid()) {
+      // The inherited copy is only closed: mdb_env_close clears reader slots of this pid only.
+      if (env_) mdb_env_close(env_);
+      env_ = nullptr;
+      open();
+    }
+    return env_;
+  }
+
+  const std::string& path() const { return path_; }
+  std::uint64_t max_bytes() const { return max_bytes_; }
+  MDB_dbi entries = 0, recency = 0, by_stamp = 0, by_expiry = 0;
+
+  // Approximate LRU (lmdb_backend.hpp): keys read in the older half, for this process's next write.
+  void touched(std::string_view skey) {
+    std::lock_guard<std::mutex> lock(touch_mutex_);
+    if (touches_.size() < max_touches) touches_.emplace(skey);
+  }
+  std::unordered_set<std::string> take_touches() {
+    std::lock_guard<std::mutex> lock(touch_mutex_);
+    return std::exchange(touches_, {});
+  }
+  std::atomic<std::uint64_t> older_than{0};  // stamps below it are in the older half
+
+ private:
+  void open();
+  void open_locked();
+
+  const std::string path_;
+  const std::uint64_t max_bytes_;
+  std::mutex reopen_mutex_;
+  MDB_env* env_ = nullptr;
+  std::atomic<pid_t> owner_{0};
+  std::mutex touch_mutex_;
+  std::unordered_set<std::string> touches_;
+};
+
+// Creates DIR when missing; its identity (device, inode).
+std::pair<dev_t, ino_t> ensure_directory(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+    throw backend_error(errc::backend, fmt::format("lmdb://{}: cannot create the directory: {}", path, std::strerror(errno)));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw backend_error(errc::backend, fmt::format("lmdb://{}: not a directory", path));
+  return {st.st_dev, st.st_ino};
+}
+
+void environment::open() {
+  ensure_directory(path_);
+  // Openers take turns (an flock of DIR/open.lock) to compare boot ids and to create the store.
+  int lock_fd = ::open((path_ + "/open.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0)
+    throw backend_error(errc::backend, fmt::format("lmdb://{}: cannot open open.lock: {}", path_, std::strerror(errno)));
+  while (::flock(lock_fd, LOCK_EX) != 0 && errno == EINTR) {
+  }
+  try {
+    open_locked();
+  } catch (...) {
+    ::close(lock_fd);
+    throw;
+  }
+  ::close(lock_fd);
+  owner_.store(detail::current_pid(), std::memory_order_release);
+}
+
+void environment::open_locked() {
+  // After an OS crash, unsynced pages may be missing: a store last opened in another boot starts
+  // empty (no process of that boot can still have it open).
+  const std::string boot = read_small_file("/proc/sys/kernel/random/boot_id");
+  const std::string boot_file = path_ + "/boot_id";
+  if (!boot.empty()) {
+    const std::string recorded = read_small_file(boot_file);
+    if (recorded != boot) {
+      if (!recorded.empty()) {
+        ::unlink((path_ + "/data.mdb").c_str());
+        ::unlink((path_ + "/lock.mdb").c_str());
+      }
+      const std::string tmp = boot_file + ".tmp";
+      int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd >= 0) {
+        const bool written = ::write(fd, boot.data(), boot.size()) == static_cast<ssize_t>(boot.size());
+        ::close(fd);
+        if (written) ::rename(tmp.c_str(), boot_file.c_str());
+      }
+    }
+  }
+  MDB_env* env = nullptr;
+  int rc = mdb_env_create(&env);
+  if (rc) fail(path_, "mdb_env_create", rc);
+  auto close_env = [&] { mdb_env_close(env); };
+  const std::uint64_t map = 2 * max_bytes_ + (32ull << 20);
+  if ((rc = mdb_env_set_maxdbs(env, 8)) || (rc = mdb_env_set_maxreaders(env, 1024)) ||
+      (rc = mdb_env_set_mapsize(env, static_cast<std::size_t>(map))) ||
+      (rc = mdb_env_open(env, path_.c_str(), MDB_NOSYNC | MDB_NORDAHEAD, 0600))) {
+    close_env();
+    fail(path_, "cannot open the store", rc);
+  }
+  int dead = 0;
+  mdb_reader_check(env, &dead);  // reader slots of dead processes
+  MDB_txn* txn = nullptr;
+  MDB_dbi meta = 0;
+  if ((rc = mdb_txn_begin(env, nullptr, 0, &txn))) {
+    close_env();
+    fail(path_, "cannot begin a write", rc);
+  }
+  if ((rc = mdb_dbi_open(txn, "entries", MDB_CREATE, &entries)) || (rc = mdb_dbi_open(txn, "recency", MDB_CREATE, &recency)) ||
+      (rc = mdb_dbi_open(txn, "by_stamp", MDB_CREATE, &by_stamp)) ||
+      (rc = mdb_dbi_open(txn, "by_expiry", MDB_CREATE, &by_expiry)) || (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta))) {
+    mdb_txn_abort(txn);
+    close_env();
+    fail(path_, "cannot open its tables", rc);
+  }
+  const std::string limit = be64(max_bytes_);
+  MDB_val k = val("max_bytes"), v{};
+  rc = mdb_get(txn, meta, &k, &v);
+  if (rc == 0 && view(v) != limit) {
+    const std::uint64_t theirs = from_be64(view(v));
+    mdb_txn_abort(txn);
+    close_env();
+    throw error(errc::invalid, fmt::format("lmdb://{} was created with max_bytes={}, not {}: open it with that "
+                                           "value, or remove the directory to start anew",
+                                           path_, theirs, max_bytes_));
+  }
+  MDB_val lv = val(limit);
+  if (rc == MDB_NOTFOUND) rc = mdb_put(txn, meta, &k, &lv, 0);
+  if (rc == 0) {
+    rc = mdb_txn_commit(txn);
+  } else {
+    mdb_txn_abort(txn);
+  }
+  if (rc) {
+    close_env();
+    fail(path_, "cannot record max_bytes", rc);
+  }
+  env_ = env;
+}
+
+std::mutex registry_mutex;
+std::map<std::pair<dev_t, ino_t>, std::weak_ptr<environment>>& registry() {
+  static auto* r = new std::map<std::pair<dev_t, ino_t>, std::weak_ptr<environment>>;  // never destroyed
+  return *r;
+}
+
+std::shared_ptr<environment> shared_environment(const std::string& path, std::uint64_t max_bytes) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto& slot = registry()[ensure_directory(path)];
+  if (auto existing = slot.lock()) {
+    if (existing->max_bytes() != max_bytes)
+      throw error(errc::invalid, fmt::format("lmdb://{} is open in this process with max_bytes={}, not {}", path,
+                                             existing->max_bytes(), max_bytes));
+    return existing;
+  }
+  auto made = std::make_shared<environment>(path, max_bytes);
+  slot = made;
+  return made;
+}
+
+// A transaction, aborted unless committed.
+class txn {
+ public:
+  txn(environment& e, unsigned flags) : env_(e) {
+    int rc = mdb_txn_begin(e.env(), nullptr, flags, &t_);
+    if (rc) fail(e.path(), flags ? "cannot begin a read" : "cannot begin a write", rc);
+  }
+  ~txn() {
+    if (t_) mdb_txn_abort(t_);
+  }
+  txn(const txn&) = delete;
+  txn& operator=(const txn&) = delete;
+  MDB_txn* get() const { return t_; }
+  void commit() {
+    int rc = mdb_txn_commit(std::exchange(t_, nullptr));
+    if (rc == MDB_MAP_FULL) throw map_full{};
+    if (rc) fail(env_.path(), "commit", rc);
+  }
+  // The value under key in dbi, or nullopt.
+  std::optional<std::string_view> find(MDB_dbi dbi, std::string_view key) const {
+    MDB_val k = val(key), v{};
+    int rc = mdb_get(t_, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) return std::nullopt;
+    if (rc) fail(env_.path(), "read", rc);
+    return view(v);
+  }
+  void put(MDB_dbi dbi, std::string_view key, std::string_view value) {
+    MDB_val k = val(key), v = val(value);
+    int rc = mdb_put(t_, dbi, &k, &v, 0);
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) throw map_full{};
+    if (rc) fail(env_.path(), "write", rc);
+  }
+  void erase(MDB_dbi dbi, std::string_view key) {
+    MDB_val k = val(key);
+    int rc = mdb_del(t_, dbi, &k, nullptr);
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) throw map_full{};
+    if (rc && rc != MDB_NOTFOUND) fail(env_.path(), "delete", rc);
+  }
+  // The first (or last) key of dbi, or nullopt when it is empty.
+  std::optional<std::pair<std::string_view, std::string_view>> edge(MDB_dbi dbi, bool last) const {
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(t_, dbi, &c);
+    if (rc) fail(env_.path(), "cursor", rc);
+    MDB_val k{}, v{};
+    rc = mdb_cursor_get(c, &k, &v, last ? MDB_LAST : MDB_FIRST);
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND) return std::nullopt;
+    if (rc) fail(env_.path(), "cursor", rc);
+    return std::pair{view(k), view(v)};
+  }
+  std::uint64_t pages(MDB_dbi dbi) const {
+    MDB_stat st{};
+    int rc = mdb_stat(t_, dbi, &st);
+    if (rc) fail(env_.path(), "stat", rc);
+    return st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+  }
+  std::uint64_t entries(MDB_dbi dbi) const {
+    MDB_stat st{};
+    return mdb_stat(t_, dbi, &st) == 0 ? st.ms_entries : 0;
+  }
+  unsigned page_size() const {
+    MDB_stat st{};
+    mdb_env_stat(mdb_txn_env(t_), &st);
+    return st.ms_psize;
+  }
+
+ private:
+  environment& env_;
+  MDB_txn* t_ = nullptr;
+};
+
+class lmdb_backend final : public backend {
+ public:
+  explicit lmdb_backend(std::shared_ptr<environment> e) : e_(std::move(e)) {}
+
+  lookup_result get(std::string_view key) override {
+    const std::string skey = lmdb_record::store_key(key);
+    txn r(*e_, MDB_RDONLY);
+    lookup_result result;
+    auto bytes = r.find(e_->entries, skey);
+    if (!bytes) return result;
+    auto entry = lmdb_record::decode_for(key, *bytes);
+    const std::int64_t now = wall_ms();
+    if (!entry || entry->expires_ms <= now) return result;
+    result.found = true;
+    result.value.assign(entry->value);
+    result.ttl_ms = std::max<std::int64_t>(1, entry->expires_ms - now);
+    if (auto stamp = r.find(e_->recency, skey); stamp && from_be64(*stamp) < e_->older_than.load(std::memory_order_relaxed))
+      e_->touched(skey);
+    return result;
+  }
+  std::optional<lookup_result> peek(std::string_view key) override { return get(key); }
+
+  void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override {
+    write([&](writer& w) {
+      w.put_entry(key, value, expiry(wall_ms(), ttl_ms));
+      return true;
+    });
+  }
+
+  std::size_t del(const std::vector<std::string_view>& keys) override {
+    return write([&](writer& w) {
+      std::size_t deleted = 0;
+      const std::int64_t now = wall_ms();
+      for (auto key : keys) deleted += w.remove(lmdb_record::store_key(key), now) ? 1 : 0;
+      return deleted;
+    });
+  }
+
+  std::unique_ptr<async_session> open_async(watch_fn) override { return make_immediate_session(*this); }
+
+  lease_result lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) override {
+    return write([&](writer& w) {
+      lease_result r;
+      const std::int64_t now = wall_ms();
+      if (auto current = w.live(key, now)) {
+        r.current = {true, std::string(current->value), std::max<std::int64_t>(1, current->expires_ms - now)};
+        return r;
+      }
+      w.put_entry(key, placeholder, expiry(now, lease_ms));
+      r.granted = true;
+      return r;
+    });
+  }
+
+  bool store_leased(std::string_view key, std::string_view placeholder, std::string_view value,
+                    std::int64_t ttl_ms) override {
+    return write([&](writer& w) {
+      const std::int64_t now = wall_ms();
+      auto current = w.live(key, now);
+      if (!current || current->value != placeholder) return false;
+      w.put_entry(key, value, expiry(now, ttl_ms));
+      return true;
+    });
+  }
+
+  void release(std::string_view key, std::string_view placeholder) override {
+    write([&](writer& w) {
+      const std::int64_t now = wall_ms();
+      auto current = w.live(key, now);
+      if (current && current->value == placeholder) w.remove(lmdb_record::store_key(key), now);
+      return true;
+    });
+  }
+
+  // The stampede lock is an entry of its own, taken like a lease.
+  bool try_lock(std::string_view lock_key, std::string_view token, std::int64_t ttl_ms) override {
+    return lease(lock_key, token, ttl_ms).granted;
+  }
+  void unlock(std::string_view lock_key, std::string_view token) override { release(lock_key, token); }
+
+ private:
+  // A write transaction and the changes it makes to an entry and its indexes.
+  class writer {
+   public:
+    explicit writer(environment& e) : e_(e), t_(e, 0) {
+      auto last = t_.edge(e_.by_stamp, true);
+      next_stamp_ = last ? from_be64(last->first) + 1 : 1;
+    }
+    txn& t() { return t_; }
+
+    // The live entry of key (a copy of its value: the view would not survive the next put).
+    struct live_entry {
+      std::string value;
+      std::int64_t expires_ms;
+    };
+    std::optional<live_entry> live(std::string_view key, std::int64_t now) {
+      auto bytes = t_.find(e_.entries, lmdb_record::store_key(key));
+      if (!bytes) return std::nullopt;
+      auto entry = lmdb_record::decode_for(key, *bytes);
+      if (!entry || entry->expires_ms <= now) return std::nullopt;
+      return live_entry{std::string(entry->value), entry->expires_ms};
+    }
+
+    void put_entry(std::string_view key, std::string_view value, std::int64_t expires_ms) {
+      const std::string skey = lmdb_record::store_key(key);
+      remove(skey, 0);
+      const bool hashed = key.size() > lmdb_record::direct_key_max;
+      const std::string stamp = be64(next_stamp_++);
+      t_.put(e_.entries, skey, lmdb_record::encode(expires_ms, hashed ? key : std::string_view(), value));
+      t_.put(e_.recency, skey, stamp);
+      t_.put(e_.by_stamp, stamp, skey);
+      t_.put(e_.by_expiry, be64(static_cast<std::uint64_t>(expires_ms)) + skey, {});
+    }
+
+    // Removes the entry stored under skey and its index rows; whether it was live at `now`.
+    bool remove(const std::string& skey, std::int64_t now) {
+      auto bytes = t_.find(e_.entries, skey);
+      if (!bytes) return false;
+      auto entry = lmdb_record::decode(*bytes);
+      const bool was_live = entry && entry->expires_ms > now;
+      if (entry) t_.erase(e_.by_expiry, be64(static_cast<std::uint64_t>(entry->expires_ms)) + skey);
+      if (auto stamp = t_.find(e_.recency, skey)) {
+        const std::string s(*stamp);
+        if (auto owner = t_.find(e_.by_stamp, s); owner && *owner == skey) t_.erase(e_.by_stamp, s);
+        t_.erase(e_.recency, skey);
+      }
+      t_.erase(e_.entries, skey);
+      return was_live;
+    }
+
+    // Expired entries first (a few per write), then the stamps this process's reads queued.
+    void tidy(std::int64_t now) {
+      for (int i = 0; i < tidy_expired_per_write; ++i) {
+        auto first = t_.edge(e_.by_expiry, false);
+        if (!first || first->first.size() < 8 || static_cast<std::int64_t>(from_be64(first->first)) > now) break;
+        const std::string row(first->first);
+        const std::string skey = row.substr(8);
+        t_.erase(e_.by_expiry, row);
+        if (auto bytes = t_.find(e_.entries, skey); bytes) {
+          auto entry = lmdb_record::decode(*bytes);
+          if (!entry || entry->expires_ms <= now) remove(skey, now);
+        }
+      }
+      for (const std::string& skey : e_.take_touches()) {
+        auto stamp = t_.find(e_.recency, skey);
+        if (!stamp) continue;
+        const std::string old(*stamp), fresh = be64(next_stamp_++);
+        t_.erase(e_.by_stamp, old);
+        t_.put(e_.by_stamp, fresh, skey);
+        t_.put(e_.recency, skey, fresh);
+      }
+    }
+
+    // Evicts the oldest stamps until the tables occupy at most `limit` bytes.
+    void make_room(std::uint64_t limit) {
+      const unsigned page = t_.page_size();
+      while (used_pages() * page > limit) {
+        for (std::size_t i = 0; i < evict_batch; ++i) {
+          auto oldest = t_.edge(e_.by_stamp, false);
+          if (!oldest) return;
+          const std::string stamp(oldest->first), skey(oldest->second);
+          t_.erase(e_.by_stamp, stamp);
+          if (auto mine = t_.find(e_.recency, skey); mine && *mine == stamp) remove(skey, 0);
+        }
+      }
+    }
+
+    void commit() {
+      const std::uint64_t live = t_.entries(e_.by_stamp);
+      e_.older_than.store(next_stamp_ > live / 2 ? next_stamp_ - live / 2 : 0, std::memory_order_relaxed);
+      t_.commit();
+    }
+
+   private:
+    std::uint64_t used_pages() const {
+      return t_.pages(e_.entries) + t_.pages(e_.recency) + t_.pages(e_.by_stamp) + t_.pages(e_.by_expiry);
+    }
+    environment& e_;
+    txn t_;
+    std::uint64_t next_stamp_ = 1;
+  };
+
+  // Runs body in a write transaction, with the store's upkeep; a full map is met by dropping
+  // dead readers' slots and evicting down to half the limit, then one more try.
+  template <typename Body>
+  auto write(Body&& body) -> decltype(body(std::declval<writer&>())) {
+    for (int attempt = 0;; ++attempt) {
+      try {
+        writer w(*e_);
+        w.tidy(wall_ms());
+        auto result = body(w);
+        w.make_room(e_->max_bytes());
+        w.commit();
+        return result;
+      } catch (const map_full&) {
+        if (attempt > 0)
+          throw backend_error(errc::backend, fmt::format("lmdb://{}: the store is full even after eviction", e_->path()));
+        free_room();
+      }
+    }
+  }
+
+  void free_room() {
+    int dead = 0;
+    mdb_reader_check(e_->env(), &dead);
+    try {
+      writer w(*e_);
+      w.make_room(e_->max_bytes() / 2);
+      w.commit();
+    } catch (const map_full&) {
+      // Not even deletions fit (old pages held by live readers): empty the tables.
+      txn t(*e_, 0);
+      for (MDB_dbi dbi : {e_->entries, e_->recency, e_->by_stamp, e_->by_expiry}) mdb_drop(t.get(), dbi, 0);
+      try {
+        t.commit();
+      } catch (const map_full&) {
+      }
+    }
+  }
+
+  std::shared_ptr<environment> e_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_lmdb_backend(const backend_url& url) {
+  return std::make_unique<lmdb_backend>(shared_environment(url.lmdb_path, url.lmdb_max_bytes));
+}
+
+}  // namespace httpcache
