@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -28,6 +29,7 @@ namespace {
 
 constexpr int tidy_expired_per_write = 16;
 constexpr std::size_t max_touches = 1024;
+constexpr unsigned touch_sample = 8;
 constexpr std::size_t evict_batch = 16;
 
 std::int64_t wall_ms() {
@@ -77,7 +79,10 @@ class environment {
  public:
   environment(std::string path, std::uint64_t max_bytes) : path_(std::move(path)), max_bytes_(max_bytes) { open(); }
   ~environment() {
-    if (env_ && owner_.load(std::memory_order_relaxed) == detail::current_pid()) mdb_env_close(env_);
+    if (!env_ || owner_.load(std::memory_order_relaxed) != detail::current_pid()) return;
+    for (auto& slot : readers_)
+      if (MDB_txn* t = slot.exchange(nullptr)) mdb_txn_abort(t);
+    mdb_env_close(env_);
   }
   environment(const environment&) = delete;
   environment& operator=(const environment&) = delete;
@@ -87,12 +92,40 @@ class environment {
     if (owner_.load(std::memory_order_acquire) == detail::current_pid()) return env_;
     std::lock_guard<std::mutex> lock(reopen_mutex_);
     if (owner_.load(std::memory_order_relaxed) != detail::current_pid()) {
-      // The inherited copy is only closed: mdb_env_close clears reader slots of this pid only.
+      // The inherited copy is only closed (mdb_env_close clears reader slots of this pid only);
+      // its pooled transactions are the parent's and are left alone.
+      for (auto& slot : readers_) slot.store(nullptr);
       if (env_) mdb_env_close(env_);
       env_ = nullptr;
       open();
     }
     return env_;
+  }
+
+  // A read transaction, renewed from the pool when one is there (MDB_NOTLS: a transaction owns
+  // its reader slot, so any thread may renew it): a hit then allocates nothing.
+  int begin_read(MDB_txn** out) {
+    MDB_env* env = this->env();
+    for (auto& slot : readers_) {
+      if (!slot.load(std::memory_order_relaxed)) continue;
+      if (MDB_txn* t = slot.exchange(nullptr, std::memory_order_acquire)) {
+        if (mdb_txn_renew(t) == 0) {
+          *out = t;
+          return 0;
+        }
+        mdb_txn_abort(t);
+      }
+    }
+    return mdb_txn_begin(env, nullptr, MDB_RDONLY, out);
+  }
+  // Ends a read transaction begun by begin_read: reset and pooled, or aborted when the pool is full.
+  void end_read(MDB_txn* t) {
+    mdb_txn_reset(t);
+    for (auto& slot : readers_) {
+      MDB_txn* empty = nullptr;
+      if (slot.compare_exchange_strong(empty, t, std::memory_order_release, std::memory_order_relaxed)) return;
+    }
+    mdb_txn_abort(t);
   }
 
   const std::string& path() const { return path_; }
@@ -118,6 +151,7 @@ class environment {
   const std::uint64_t max_bytes_;
   std::mutex reopen_mutex_;
   MDB_env* env_ = nullptr;
+  std::array<std::atomic<MDB_txn*>, 16> readers_{};
   std::atomic<pid_t> owner_{0};
   std::mutex touch_mutex_;
   std::unordered_set<std::string> touches_;
@@ -179,7 +213,7 @@ void environment::open_locked() {
   const std::uint64_t map = 2 * max_bytes_ + (32ull << 20);
   if ((rc = mdb_env_set_maxdbs(env, 8)) || (rc = mdb_env_set_maxreaders(env, 1024)) ||
       (rc = mdb_env_set_mapsize(env, static_cast<std::size_t>(map))) ||
-      (rc = mdb_env_open(env, path_.c_str(), MDB_NOSYNC | MDB_NORDAHEAD, 0600))) {
+      (rc = mdb_env_open(env, path_.c_str(), MDB_NOSYNC | MDB_NORDAHEAD | MDB_NOTLS, 0600))) {
     close_env();
     fail(path_, "cannot open the store", rc);
   }
@@ -246,12 +280,17 @@ std::shared_ptr<environment> shared_environment(const std::string& path, std::ui
 // A transaction, aborted unless committed.
 class txn {
  public:
-  txn(environment& e, unsigned flags) : env_(e) {
-    int rc = mdb_txn_begin(e.env(), nullptr, flags, &t_);
-    if (rc) fail(e.path(), flags ? "cannot begin a read" : "cannot begin a write", rc);
+  txn(environment& e, unsigned flags) : env_(e), read_(flags & MDB_RDONLY) {
+    int rc = read_ ? e.begin_read(&t_) : mdb_txn_begin(e.env(), nullptr, flags, &t_);
+    if (rc) fail(e.path(), read_ ? "cannot begin a read" : "cannot begin a write", rc);
   }
   ~txn() {
-    if (t_) mdb_txn_abort(t_);
+    if (!t_) return;
+    if (read_) {
+      env_.end_read(t_);
+    } else {
+      mdb_txn_abort(t_);
+    }
   }
   txn(const txn&) = delete;
   txn& operator=(const txn&) = delete;
@@ -311,6 +350,7 @@ class txn {
 
  private:
   environment& env_;
+  const bool read_;
   MDB_txn* t_ = nullptr;
 };
 
@@ -319,7 +359,8 @@ class lmdb_backend final : public backend {
   explicit lmdb_backend(std::shared_ptr<environment> e) : e_(std::move(e)) {}
 
   lookup_result get(std::string_view key) override {
-    const std::string skey = lmdb_record::store_key(key);
+    thread_local std::string skey;
+    lmdb_record::store_key_into(key, skey);
     txn r(*e_, MDB_RDONLY);
     lookup_result result;
     auto bytes = r.find(e_->entries, skey);
@@ -330,8 +371,13 @@ class lmdb_backend final : public backend {
     result.found = true;
     result.value.assign(entry->value);
     result.ttl_ms = std::max<std::int64_t>(1, entry->expires_ms - now);
-    if (auto stamp = r.find(e_->recency, skey); stamp && from_be64(*stamp) < e_->older_than.load(std::memory_order_relaxed))
-      e_->touched(skey);
+    // Recency is sampled (one hit in touch_sample per thread): a key read often is sure to be
+    // seen, and a hit costs one B-tree lookup, not two.
+    thread_local unsigned hits = 0;
+    if (++hits % touch_sample == 0) {
+      if (auto stamp = r.find(e_->recency, skey); stamp && from_be64(*stamp) < e_->older_than.load(std::memory_order_relaxed))
+        e_->touched(skey);
+    }
     return result;
   }
   std::optional<lookup_result> peek(std::string_view key) override { return get(key); }

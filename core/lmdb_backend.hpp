@@ -12,7 +12,7 @@
 // B-tree overhead counts too); the map is twice that plus slack, for copy-on-write and the pages
 // readers still see. Each write first reclaims up to 16 expired entries, then, when over the
 // limit, evicts the oldest stamps. Recency is approximate LRU: a hit on an entry in the older half
-// of the stamps queues its key (up to 1024 per process), and the next write of that process
+// of the stamps (one hit in 8 is checked) queues its key (up to 1024 per process), and the next write of that process
 // stamps it anew. Recency matters only when a write evicts, so a read-only process never writes.
 //
 // The files: DIR/data.mdb, DIR/lock.mdb (mode 0600, DIR 0700 when created). Commits are not

@@ -27,13 +27,12 @@ std::uint64_t get_le(const char* p, int bytes) {
 
 }  // namespace
 
-std::string store_key(std::string_view key) {
-  std::string out;
+void store_key_into(std::string_view key, std::string& out) {
+  out.clear();
   if (key.size() <= direct_key_max) {
-    out.reserve(key.size() + 1);
     out.push_back('k');
     out.append(key);
-    return out;
+    return;
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
@@ -41,6 +40,11 @@ std::string store_key(std::string_view key) {
     throw error(errc::no_memory, "SHA-256 of a long key failed");
   out.push_back('h');
   out.append(reinterpret_cast<const char*>(digest), length);
+}
+
+std::string store_key(std::string_view key) {
+  std::string out;
+  store_key_into(key, out);
   return out;
 }
 

@@ -17,6 +17,7 @@ namespace httpcache::lmdb_record {
 // which a read compares. The two forms can never be equal, so no key reaches another's record.
 inline constexpr std::size_t direct_key_max = 400;
 std::string store_key(std::string_view key);
+void store_key_into(std::string_view key, std::string& out);  // the same, reusing out's buffer
 
 struct entry {
   std::int64_t expires_ms = 0;  // wall clock (ms since the Unix epoch): shared by every process

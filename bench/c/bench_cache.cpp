@@ -107,6 +107,21 @@ void BM_near_hit(benchmark::State& state) {
 }
 void BM_cluster_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_CLUSTER_URL")); }
 void BM_memory_hit(benchmark::State& state) { hit(state, "memory://"); }
+
+// lmdb:// in a directory of this run's own, removed at exit.
+const std::string& lmdb_url() {
+  static const std::string url = [] {
+    static char dir[] = "/tmp/httpcache-bench-lmdb-XXXXXX";
+    if (!mkdtemp(dir)) std::abort();
+    std::atexit([] {
+      for (const char* f : {"data.mdb", "lock.mdb", "boot_id", "open.lock"}) unlink((std::string(dir) + "/" + f).c_str());
+      rmdir(dir);
+    });
+    return std::string("lmdb://") + dir;
+  }();
+  return url;
+}
+void BM_lmdb_hit(benchmark::State& state) { hit(state, lmdb_url()); }
 void BM_tls_hit(benchmark::State& state) { hit(state, env("HTTPCACHE_BENCH_REDIS_TLS_URL")); }
 
 // The TLS limit: GET+PTTL pipelined over a bare OpenSSL connection (blocking socket, no
@@ -212,6 +227,7 @@ void miss_store(benchmark::State& state, const std::string& url) {
 
 void BM_redis_miss_store(benchmark::State& state) { miss_store(state, env("HTTPCACHE_BENCH_REDIS_URL")); }
 void BM_memory_miss_store(benchmark::State& state) { miss_store(state, "memory://"); }
+void BM_lmdb_miss_store(benchmark::State& state) { miss_store(state, lmdb_url()); }
 
 void BM_redis_invalidate(benchmark::State& state) {
   httpcache_cache* cache = shared_cache(env("HTTPCACHE_BENCH_REDIS_URL"));
@@ -239,9 +255,11 @@ BENCHMARK(BM_raw_openssl_get_pttl)->Threads(1)->UseRealTime();
 BENCHMARK(BM_tls_hit)->Threads(1)->UseRealTime();
 BENCHMARK(BM_map_floor)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_memory_hit)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_lmdb_hit)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_near_hit)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_redis_miss_store)->UseRealTime();
 BENCHMARK(BM_memory_miss_store)->UseRealTime();
+BENCHMARK(BM_lmdb_miss_store)->UseRealTime();
 BENCHMARK(BM_redis_invalidate)->Arg(1)->Arg(10)->UseRealTime();
 
 BENCHMARK_MAIN();
