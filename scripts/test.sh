@@ -66,7 +66,7 @@ echo "== fuzzing (build-fuzz, ${HTTPCACHE_FUZZ_SECONDS:-30} s per target)"
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DHTTPCACHE_FUZZ=ON -DHTTPCACHE_TEST=OFF \
   -DHTTPCACHE_PYTHON=OFF -DHTTPCACHE_SANITIZE=fuzzer-no-link,address,undefined \
   -DHTTPCACHE_FUZZ_SECONDS="${HTTPCACHE_FUZZ_SECONDS:-30}" >/dev/null
-cmake --build "$root/build-fuzz" --target fuzz_url fuzz_key fuzz_response fuzz_reply fuzz_http fuzz_tags fuzz_fresh
+cmake --build "$root/build-fuzz" --target fuzz_url fuzz_key fuzz_response fuzz_reply fuzz_http fuzz_tags fuzz_fresh fuzz_lmdb
 (cd "$root/build-fuzz" && ctest --output-on-failure -j "$jobs" &&
   grep -E "Testing: fuzz_[a-z]+$|stat::number_of_executed_units|stat::new_units_added" Testing/Temporary/LastTest.log)
 echo "== all tests passed"
