@@ -10,7 +10,8 @@
  * Introduction
  * ------------
  * httpcache caches opaque byte values under keys in a backend: an embedded
- * in-process store (`memory://`) or Redis (`redis://`, `unix://`). A value is
+ * in-process store (`memory://`), a store shared by the processes of one host
+ * (`lmdb://`), or Redis (`redis://`, `unix://`). A value is
  * stored exactly as the caller's bytes (no envelope), so any Redis client, and
  * the Python package, read the same entries.
  *
@@ -75,12 +76,12 @@
  * ------------------------------------------------------------------------ */
 
 #define HTTPCACHE_VERSION_MAJOR 1
-#define HTTPCACHE_VERSION_MINOR 4
+#define HTTPCACHE_VERSION_MINOR 5
 #define HTTPCACHE_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH, e.g. 10000 for 1.0.0. */
 #define HTTPCACHE_VERSION_NUMBER \
   (HTTPCACHE_VERSION_MAJOR * 10000 + HTTPCACHE_VERSION_MINOR * 100 + HTTPCACHE_VERSION_PATCH)
-#define HTTPCACHE_VERSION_STRING "1.4.0"
+#define HTTPCACHE_VERSION_STRING "1.5.0"
 /** The ABI version: the N of libhttpcache.so.N. Bumped only on ABI breaks. */
 #define HTTPCACHE_SOVERSION 1
 
@@ -345,7 +346,28 @@ typedef struct httpcache_cache httpcache_cache;
  * Opens a cache handle.
  *
  * URLs:
- *  - NULL, "" or `memory://`: the embedded in-process store (per handle).
+ *  - NULL, "" or `memory://`: the embedded in-process store (per handle). It
+ *    lives in one process: with several worker processes each has its own
+ *    copy, computes every entry once for itself, and an invalidation reaches
+ *    only the process that made it (the others serve the old value until its
+ *    TTL). For several workers of one host, use lmdb://.
+ *  - `lmdb:///abs/dir[?max_bytes=N]` (since v1.5): a store shared by every
+ *    process of the host that opens the same directory (created, mode 0700,
+ *    when missing), built on LMDB: a hit reads a memory map (no server, no
+ *    I/O), a write commits atomically, so entries, invalidations, leases and
+ *    the lock_ttl_ms lock are seen by every process at once, and a process
+ *    killed mid-write leaves every committed entry intact. max_bytes (default
+ *    256 MiB, 1 MiB to 1 TiB) bounds what the entries and their indexes
+ *    occupy; the file may grow to twice that plus 32 MiB. When full, writes
+ *    evict: expired entries first, then the least recently used
+ *    (approximately: recency is sampled on reads and applied by the reading
+ *    process's next write). A value over max_bytes/8 is not stored. Every
+ *    process must open a directory with the same max_bytes (another value is
+ *    HTTPCACHE_EINVALID, naming both). Commits are not fsync'ed: after an OS
+ *    crash the store starts empty (the boot id is recorded), never torn.
+ *    Expiry follows the wall clock. Move to Redis when processes on several
+ *    hosts must share entries. Files: DIR/data.mdb, DIR/lock.mdb, DIR/boot_id,
+ *    DIR/open.lock.
  *  - `redis://[[user]:password@]host[:port][/db][?connect_timeout_ms=N&command_timeout_ms=N]`
  *  - `rediss://...` the same over TLS (since v1.2), with the query settings
  *    ssl_ca_certs=FILE, ssl_ca_path=DIR, ssl_certfile=FILE, ssl_keyfile=FILE
@@ -426,7 +448,9 @@ HTTPCACHE_EXTERN(int) httpcache_cache_ttl(int64_t *out_seconds, const httpcache_
  * again there when needed. The library's own locks are held across fork()
  * (pthread_atfork), so a child never inherits one held by a thread that
  * does not exist in it. memory:// needs nothing: the child has a copy of
- * the store, from then on separate from the parent's.
+ * the store, from then on separate from the parent's. lmdb:// follows LMDB's
+ * rule (an environment is never used after fork): the child's first call
+ * closes its inherited copy and opens the store again; both keep sharing it.
  *
  * Non-blocking contexts in the child: open new ones, on the child's own
  * event loop, and free the inherited ones (httpcache_async_free() does no
@@ -581,7 +605,8 @@ typedef enum httpcache_outcome {
  * than the lease is not stored. Lookups (httpcache_cache_get() too) never
  * return a placeholder; values starting with its reserved prefix (a NUL byte
  * and "httpcache-lease") are refused with HTTPCACHE_EINVALID by the setters.
- * memory:// follows the same rules in process. Redis ACL: the commands of a
+ * memory:// follows the same rules in process, lmdb:// across the processes of
+ * the host (each lease is a write transaction). Redis ACL: the commands of a
  * hit (GET, PTTL), SET, DEL and EVAL.
  *
  * Re-entrancy (since v1.1): a compute callback that calls this function on
@@ -1046,8 +1071,8 @@ HTTPCACHE_EXTERN(int) httpcache_cache_stats(httpcache_stats *out, const httpcach
  * a completion, are queued and written when the host reports
  * HTTPCACHE_EV_WRITE.
  *
- * On memory:// every request completes at once, inside the call that starts
- * it, and no descriptor is ever watched.
+ * On memory:// and lmdb:// every request completes at once, inside the call
+ * that starts it, and no descriptor is ever watched.
  *
  * Completion callbacks may start new requests; they must not free the context.
  * ------------------------------------------------------------------------ */

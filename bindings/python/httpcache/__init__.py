@@ -19,7 +19,7 @@ from ._decorators import cache, invalidate_cache
 from ._ttl import seconds_until_end_of_day, seconds_until_end_of_week
 from ._httpcache import CacheMiss, Error
 
-__version__ = "1.4.0"
+__version__ = "1.5.0"
 
 __all__ = [
     "HTTPCache",
