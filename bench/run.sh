@@ -39,6 +39,18 @@ done
 python3 "$root/bench/c/report.py" "${c_json[@]}"
 
 echo
+echo "## Misses from 4 processes on one host: lmdb:// beside a local redis-server"
+lmdb_dir="$(mktemp -d /tmp/httpcache-bench-procs-XXXXXX)"
+"$build/bench/c/procs" "lmdb://$lmdb_dir" 4 "${PROCS_CALLS:-20000}" | tee "$run/procs-lmdb.txt"
+"$build/bench/c/procs" "$HTTPCACHE_BENCH_REDIS_URL" 4 "${PROCS_CALLS:-20000}" | tee "$run/procs-redis.txt"
+rm -rf "$lmdb_dir"
+python3 - "$run/procs-lmdb.txt" "$run/procs-redis.txt" <<'PY'
+import re, sys
+rate = [float(re.search(r"([0-9.]+) calls/s", open(p).read()).group(1)) for p in sys.argv[1:]]
+print(f"lmdb:// / Redis calls per second: {rate[0] / rate[1]:.2f}x")
+PY
+
+echo
 echo "## Memory"
 "$build/bench/c/soak" "${SOAK_CALLS:-1000000}" "$HTTPCACHE_BENCH_REDIS_URL"
 if command -v valgrind >/dev/null; then

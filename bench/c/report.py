@@ -3,7 +3,7 @@
 """Turns Google Benchmark JSON files (one per round, each with repetitions) into a Markdown table:
 the median time per case over the rounds, and its ratio to the baseline measured in the same
 round (raw hiredis for Redis hits, a raw OpenSSL client for TLS hits, the mutex-guarded map for memory:// hits, one server for the
-cluster, the memory:// hit for the near tier's hit of issue 17), the median over rounds, with each round's ratio shown. Rounds are run one after the
+cluster, the memory:// hit for the near tier's hit of issue 17 and lmdb://'s hit), the median over rounds, with each round's ratio shown. Rounds are run one after the
 other, so drift of a noisy machine (a quiet minute for the baseline alone) moves one round's
 ratio, not the median.
 
@@ -47,10 +47,13 @@ for t in ("threads:1", "threads:2"):
     row(f"httpcache hit, memory:// ({n} thr)", f"BM_memory_hit/real_time/{t}", f"BM_map_floor/real_time/{t}", "<= 4x")
     row(f"httpcache near hit, Redis + near tier ({n} thr)", f"BM_near_hit/real_time/{t}", f"BM_memory_hit/real_time/{t}",
         "<= 2x (vs memory://)", limit=2.0)
+    row(f"httpcache hit, lmdb:// ({n} thr)", f"BM_lmdb_hit/real_time/{t}", f"BM_memory_hit/real_time/{t}",
+        "<= 2x (vs memory://)", limit=2.0)
 row("raw OpenSSL GET+PTTL over TLS (1 thr)", "BM_raw_openssl_get_pttl/real_time/threads:1")
 row("httpcache hit, Redis over TLS (1 thr)", "BM_tls_hit/real_time/threads:1", "BM_raw_openssl_get_pttl/real_time/threads:1", "vs raw TLS")
 row("miss + store, Redis", "BM_redis_miss_store/real_time", "BM_raw_hiredis_get_pttl/real_time/threads:1")
 row("miss + store, memory://", "BM_memory_miss_store/real_time")
+row("miss + store, lmdb://", "BM_lmdb_miss_store/real_time", "BM_redis_miss_store/real_time", "vs Redis")
 row("invalidate 1 key, Redis", "BM_redis_invalidate/1/real_time")
 row("invalidate 10 keys, Redis", "BM_redis_invalidate/10/real_time", "BM_redis_invalidate/1/real_time")
 
