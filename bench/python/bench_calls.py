@@ -569,6 +569,8 @@ async def main_async(args: argparse.Namespace) -> str:
     r = m[1].median_us() / m[0].median_us()
     summary.append(("memory:// sync hit / functools.lru_cache", f"{r:.1f}x (<= 5)", r <= 5.0))
 
+    out.append(await lmdb_vs_memory(h, summary))
+
     if args.soak:
         out.append(await soak(url, args.soak))
 
@@ -581,6 +583,43 @@ async def main_async(args: argparse.Namespace) -> str:
     head = ["| target (bench_calls.py) | measured | |", "|---|---:|---|"]
     head += [f"| {t} | {v} | {verdict(ok)} |" for t, v, ok in summary]
     return "\n".join(head) + "\n\n" + "\n".join(out)
+
+
+async def lmdb_vs_memory(h: dict[str, Any], summary: list) -> str:
+    """The same decorated functions on memory:// and on lmdb:// (a fresh directory), re-initialised
+    in turn for several rounds (one store at a time: HTTPCache has one URL); the ratio is the
+    median over rounds of each round's lmdb/memory times."""
+    import shutil
+    import statistics
+    import tempfile
+
+    from httpcache import HTTPCache
+
+    log("[calls] lmdb:// vs memory:// hits")
+    directory = tempfile.mkdtemp(prefix="httpcache-bench-lmdb-")
+    stores = {"memory://": "memory://", "lmdb://": f"lmdb://{directory}"}
+    times: dict[tuple[str, str], list[float]] = {}
+    n = 20000
+    try:
+        for _ in range(7):
+            for name, store in stores.items():
+                HTTPCache.init(redis_url=store, namespace="bench_httpcache", tz="UTC")
+                h["shit"][0]()
+                await h["ahit"][0]()
+                times.setdefault((name, "def"), []).append(_loop_shit(h["shit"][0], n) / n / 1000)
+                times.setdefault((name, "async def"), []).append(await _loop_ahit(h["ahit"][0], n) / n / 1000)
+    finally:
+        HTTPCache.init(redis_url=None, namespace="bench_httpcache", tz="UTC")
+        shutil.rmtree(directory, ignore_errors=True)
+    lines = ["#### Hit on lmdb:// (shared by the processes of a host) vs memory:// (one process)", "",
+             "Target (issue 18): a Python hit on lmdb:// within 1.3x of a memory:// hit.", "",
+             "| case | memory:// us/call | lmdb:// us/call | ratio (median of rounds) |", "|---|---:|---:|---:|"]
+    for kind in ("def", "async def"):
+        mem, lm = times[("memory://", kind)], times[("lmdb://", kind)]
+        ratio = statistics.median(b / a for a, b in zip(mem, lm))
+        lines.append(f"| @cache {kind} hit | {statistics.median(mem):.2f} | {statistics.median(lm):.2f} | {ratio:.2f}x |")
+        summary.append((f"lmdb:// {kind} hit / memory:// hit", f"{ratio:.2f}x (<= 1.3)", ratio <= 1.3))
+    return "\n".join(lines)
 
 
 def rss_mb() -> float:
