@@ -75,7 +75,7 @@ std::string read_small_file(const std::string& name) {
 
 // One per directory per process (LMDB: a second environment on the same files in one process
 // would drop the first one's locks when closed), shared by every handle on that directory.
-class environment {
+class environment final : private detail::fork_participant {
  public:
   environment(std::string path, std::uint64_t max_bytes) : path_(std::move(path)), max_bytes_(max_bytes) { open(); }
   ~environment() {
@@ -155,6 +155,22 @@ class environment {
   std::atomic<pid_t> owner_{0};
   std::mutex touch_mutex_;
   std::unordered_set<std::string> touches_;
+
+  // Its locks are held across fork(), so a child never inherits one a vanished thread held.
+  void before_fork() noexcept override {
+    reopen_mutex_.lock();
+    touch_mutex_.lock();
+  }
+  void after_fork_parent() noexcept override {
+    touch_mutex_.unlock();
+    reopen_mutex_.unlock();
+  }
+  void after_fork_child() noexcept override {
+    touches_.clear();  // the parent's reads: the child's writes need not re-stamp them
+    touch_mutex_.unlock();
+    reopen_mutex_.unlock();
+  }
+  detail::fork_registration registered_{*this};  // last: registered once the rest exists
 };
 
 // Creates DIR when missing; its identity (device, inode).
@@ -257,15 +273,27 @@ void environment::open_locked() {
   env_ = env;
 }
 
-std::mutex registry_mutex;
-std::map<std::pair<dev_t, ino_t>, std::weak_ptr<environment>>& registry() {
-  static auto* r = new std::map<std::pair<dev_t, ino_t>, std::weak_ptr<environment>>;  // never destroyed
+// The environments of this process by directory (device, inode). Never destroyed, and its lock is
+// held across fork() like the environments' own.
+struct registry_type final : private detail::fork_participant {
+  std::mutex mutex;
+  std::map<std::pair<dev_t, ino_t>, std::weak_ptr<environment>> by_directory;
+
+  void before_fork() noexcept override { mutex.lock(); }
+  void after_fork_parent() noexcept override { mutex.unlock(); }
+  void after_fork_child() noexcept override { mutex.unlock(); }
+  detail::fork_registration registered{*this};
+};
+
+registry_type& registry() {
+  static auto* r = new registry_type;
   return *r;
 }
 
 std::shared_ptr<environment> shared_environment(const std::string& path, std::uint64_t max_bytes) {
-  std::lock_guard<std::mutex> lock(registry_mutex);
-  auto& slot = registry()[ensure_directory(path)];
+  registry_type& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto& slot = r.by_directory[ensure_directory(path)];
   if (auto existing = slot.lock()) {
     if (existing->max_bytes() != max_bytes)
       throw error(errc::invalid, fmt::format("lmdb://{} is open in this process with max_bytes={}, not {}", path,
@@ -463,9 +491,12 @@ class lmdb_backend final : public backend {
       return live_entry{std::string(entry->value), entry->expires_ms};
     }
 
+    // Stores value under key (replacing what was there); a value over max_bytes/8 is not stored,
+    // and the key is then left empty rather than holding an older value.
     void put_entry(std::string_view key, std::string_view value, std::int64_t expires_ms) {
       const std::string skey = lmdb_record::store_key(key);
       remove(skey, 0);
+      if (key.size() + value.size() > e_.max_bytes() / 8) return;
       const bool hashed = key.size() > lmdb_record::direct_key_max;
       const std::string stamp = be64(next_stamp_++);
       t_.put(e_.entries, skey, lmdb_record::encode(expires_ms, hashed ? key : std::string_view(), value));
@@ -494,8 +525,13 @@ class lmdb_backend final : public backend {
     void tidy(std::int64_t now) {
       for (int i = 0; i < tidy_expired_per_write; ++i) {
         auto first = t_.edge(e_.by_expiry, false);
-        if (!first || first->first.size() < 8 || static_cast<std::int64_t>(from_be64(first->first)) > now) break;
+        if (!first) break;
         const std::string row(first->first);
+        if (row.size() < 8) {  // no row of ours: dropped so that it never blocks the ones behind it
+          t_.erase(e_.by_expiry, row);
+          continue;
+        }
+        if (static_cast<std::int64_t>(from_be64(row)) > now) break;
         const std::string skey = row.substr(8);
         t_.erase(e_.by_expiry, row);
         if (auto bytes = t_.find(e_.entries, skey); bytes) {
