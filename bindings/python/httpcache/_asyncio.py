@@ -12,9 +12,10 @@ loop's thread and each completion resolves its asyncio future right there: no th
 ``loop.call_later`` with ``timeout_ms()`` fails requests stuck on a stalled server (ETIMEOUT)
 instead of leaving their tasks waiting forever.
 
-On ``memory://`` a request completes inside the call that starts it: the future is already
-done when ``get()`` awaits it, and awaiting a done future does not yield to the loop, so a
-memory hit costs one future and no loop iteration (no timer is armed either).
+On ``memory://`` and ``lmdb://`` (the embedded stores) a request completes inside the call that
+starts it: the future is already done when ``get()`` awaits it, and awaiting a done future does
+not yield to the loop, so an embedded hit costs one future and no loop iteration (no timer is
+armed either).
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ class LoopAdapter:
             return mine
         read = _SharedRead(self.reads, shared_as, mine, self.flights, key, lambda fut: self._reread(loop, key, tags, fut))
         self._ctx.get(key, read, tags or [])  # a lone request is written inside the call (by the core session)
-        if mine.done():  # memory://: completed inside the call, nothing to share
+        if mine.done():  # memory://, lmdb://: completed inside the call, nothing to share
             return mine
         self.reads[shared_as] = read
         self._arm(loop)

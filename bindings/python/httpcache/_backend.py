@@ -4,7 +4,7 @@ this package's own handles instead of a redis-py client.
 
 Why over the handles: an entry written here is the one ``@cache`` reads, under the same key,
 TTL rules and value format, and the other way round, on every backend the cache supports
-(memory://, Redis, Cluster, Sentinel, TLS); and the seed's code that used it keeps working.
+(memory://, lmdb://, Redis, Cluster, Sentinel, TLS); and the seed's code that used it keeps working.
 
 Why get and set run the blocking calls on the loop's executor rather than through the loop's
 non-blocking context (``_asyncio.LoopAdapter``), which the decorators use: that context fences

@@ -111,7 +111,7 @@ class CachedCall:
         self.namespace = namespace
         self.per_user = keys.per_user  # responses are one user's: Cache-Control private
         # What hits decode, per key while its stored bytes are unchanged: one key, or the last
-        # _VARIED_KEYS of a key that varies per call, up to 16 KiB each (a near or memory:// hit
+        # _VARIED_KEYS of a key that varies per call, up to 16 KiB each (a near, memory:// or lmdb:// hit
         # then costs a copy; the memory held stays a few MiB per decorated function).
         memo_keys = 1 if keys.fixed is not None else _VARIED_KEYS
         self.memo = ResponseMemo(max_keys=memo_keys) if memo_keys == 1 else ResponseMemo(16 << 10, memo_keys)
@@ -196,9 +196,9 @@ class CachedCall:
         return result
 
     def near(self, handle: Handle, key: bytes, kwargs: dict) -> Any:
-        """A hit this process answers alone (the near tier, memory://), with no I/O, or MISS. A
-        plain JSON result decoded before comes back from the core already copied (peek with the
-        memo's states); other bytes are served as any hit's."""
+        """A hit this process answers alone (the near tier, memory://, lmdb://'s mapped file),
+        with no network I/O, or MISS. A plain JSON result decoded before comes back from the core
+        already copied (peek with the memo's states); other bytes are served as any hit's."""
         values = self.values
         plain = values.decode is decode_json and self.response_param is None
         answer = handle.cache.peek(key, values.memo.states if plain else None)

@@ -6,7 +6,9 @@ init()'s URL (for code of the seed's users that talks to Redis itself).
 The C handle carries one namespace, and a decorator may name its own, so each namespace gets its
 own handle (opened lazily, with init()'s URL, zone and options). On ``memory://`` the embedded
 store is per handle, which is harmless: keys are namespaced anyway, and every decorator naming a
-namespace shares that namespace's handle.
+namespace shares that namespace's handle. On ``lmdb://DIR`` the handles of one process share one
+open store (the core keeps one LMDB environment per directory per process), and every process of
+the host that opens DIR shares its entries.
 """
 
 from __future__ import annotations
@@ -255,7 +257,8 @@ class _HTTPCacheType(type):
     def redis_client(cls) -> Any:
         """A redis-py client connected where init()'s URL points (the same server, database,
         credentials and TLS settings as the cache), made on first access and kept until the next
-        init() or close(); None on ``memory://`` (there is no server). ``redis://``,
+        init() or close(); None on ``memory://`` and ``lmdb://`` (there is no server: the
+        entries live in this process or in the directory). ``redis://``,
         ``rediss://`` and ``unix://`` give ``redis.Redis``, ``redis+cluster://`` and
         ``rediss+cluster://`` ``redis.cluster.RedisCluster`` (on every seed node; it connects
         when made, so a cluster that is down raises here), ``redis+sentinel://`` the master's
@@ -272,7 +275,15 @@ class HTTPCache(metaclass=_HTTPCacheType):
     ``HTTPCache.init(redis_url=None, tz="UTC", namespace="httpcache", *, enabled=True,
     **options)``, in the seed's positional order (``HTTPCache.init(url, timezone("Europe/Paris"),
     "app")`` works as with the seed): ``redis_url``
-    None or ``memory://`` uses the embedded store; ``redis://``, ``rediss://`` (TLS),
+    None or ``memory://`` uses the embedded store of this process (one per worker: with several
+    workers, an invalidation reaches only the worker that ran it, and the others keep serving
+    their copies); ``lmdb:///abs/dir`` (``?max_bytes=N``: what its entries may occupy, default
+    256 MiB, at least 1 MiB; a value over an eighth of it is not stored) a store in that
+    directory shared by every process of the host that opens it (LMDB), so the workers of one
+    server see each other's entries and invalidations at once; it is opened (DIR created, not
+    its parents) by init(), which raises ``httpcache.Error`` when it cannot be, and ValueError
+    naming both values when the store was created with another max_bytes (every process must
+    give the same). ``redis://``, ``rediss://`` (TLS),
     ``redis+cluster://``, ``redis+sentinel://`` and ``unix://`` URLs use Redis (connected lazily:
     an unreachable server never stops the application, decorated calls then run uncached). ``tz`` is an IANA name, a pytz zone or a ``zoneinfo.ZoneInfo``. ``options``
     are the C library's (httpcache_options): connect_timeout_ms, command_timeout_ms, pool_size,
@@ -283,10 +294,10 @@ class HTTPCache(metaclass=_HTTPCacheType):
     overrides. Verification is on by default. ``enabled=False`` (or ``HTTPCACHE_DISABLED=1`` in
     the environment) turns caching off: decorated functions just run (for tests, for debugging).
 
-    ``lock_ttl_ms`` (Redis only; default 0, off) turns on the core's cross-process stampede lock:
-    a ``def`` function's cold key is then computed once across every process sharing the
-    Redis, the others waiting (at most singleflight_wait_ms) for the stored value; a crashed
-    holder blocks nobody past lock_ttl_ms. ``async def`` functions do not take that lock: their
+    ``lock_ttl_ms`` (Redis and ``lmdb://``; default 0, off) turns on the core's cross-process
+    stampede lock: a ``def`` function's cold key is then computed once across every process
+    sharing the store, the others waiting (at most singleflight_wait_ms) for the stored value; a
+    crashed holder blocks nobody past lock_ttl_ms. ``async def`` functions do not take that lock: their
     single-flight is per event loop.
 
     ``near_cache=True`` (Redis, Sentinel and Cluster URLs) keeps an in-process copy of the entries
@@ -579,10 +590,16 @@ def _redis_py_tls(parts: _RedisUrl, options: dict[str, Any], url: str) -> dict[s
     return out
 
 
+def is_embedded(url: str) -> bool:
+    """Whether `url` names a store with no server behind it (memory://, lmdb://DIR): nothing for
+    redis-py to connect to, and no Redis URL for parse_redis_url to read."""
+    return url == "memory://" or url.startswith("lmdb://")
+
+
 def redis_py_client(url: str, options: dict[str, Any]) -> Any:
     """A redis-py client for the cache URL `url` and init()'s `options` (see
-    ``HTTPCache.redis_client``), or None for memory://."""
-    if url == "memory://":
+    ``HTTPCache.redis_client``), or None for an embedded store (memory://, lmdb://)."""
+    if is_embedded(url):
         return None
     try:
         import redis

@@ -229,7 +229,7 @@ class EarlyHits:
             # frame less is fewer objects for CPython's collector to promote (p99, see README).
             loop = asyncio.get_running_loop()
             ticket = handle.ticket()
-            held = handle.cache.peek(learned.key)  # the near tier or memory://: no I/O, no future
+            held = handle.cache.peek(learned.key)  # near tier, memory://, lmdb://: no network I/O, no future
             if held is not None:
                 status, (value, ttl_ms) = _OK, held
             else:
