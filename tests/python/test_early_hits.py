@@ -211,6 +211,24 @@ def test_invalidation_is_seen_at_once(client, counted, store):
     assert client.get("/home").headers["cache-hit"] == "true"
 
 
+def test_a_def_route_is_stored_again_after_its_entry_is_gone(client, counted, store):
+    """A learned def route whose entry was invalidated: the early GET's miss takes the key's lease
+    in the loop's session, and the route computes in a worker thread with the blocking API. The
+    early path gives that lease back first, or the route's store would be another holder's and
+    refused on every request from then on."""
+    client.get("/sync")
+    assert client.get("/sync").headers["cache-hit"] == "true"
+    stores = HTTPCache.stats()["stores"]
+    for _ in range(2):
+        assert HTTPCache.handle(store.namespace).cache.invalidate([b"sync"]) == 1
+        recomputed = client.get("/sync")
+        assert "cache-hit" not in recomputed.headers
+        again = [client.get("/sync") for _ in range(3)]
+        assert all(r.headers.get("cache-hit") == "true" and r.content == recomputed.content for r in again)
+    assert counted.ran["sync"] == 3
+    assert HTTPCache.stats()["stores"] == stores + 2
+
+
 def test_expiry_is_seen(client, counted, store):
     import time
 

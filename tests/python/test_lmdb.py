@@ -4,7 +4,8 @@
 - The issue's reproduction: a real ``uvicorn --workers 2`` (lmdb_app.py) caching in lmdb://, on
   a def and an async def route: after a POST through @invalidate_cache, no worker serves the old
   item, and each version is computed once across both workers; the same under HTTPCache.attach()
-  (whose def route meets a bug of attach() itself, on every backend: see ATTACH_DEF_ROUTE_BUG).
+  (whose early GET gives its lease back before a def route computes: test_early_hits checks
+  that on its own).
   The control: the same app on memory:// does serve the old item (each worker has its own
   store), which is what lmdb:// is for.
 - @cache / @invalidate_cache on ``def`` and ``async def`` functions (hit, miss, a 1 s TTL that
@@ -214,27 +215,13 @@ def test_two_uvicorn_workers_on_lmdb_serve_no_stale_item_after_an_invalidation(t
         _assert_computed_once(run, route)
 
 
-# What the attach variant meets on the def route (not lmdb's: memory:// and Redis alike): once
-# a learned route's entry is gone (invalidated, expired), HTTPCache.attach()'s early GET misses
-# and takes the key's lease in the loop's session; only an async def route's @cache wrapper takes
-# that verdict (early_verdict), so a def route computes in the threadpool against another
-# holder's placeholder and is not stored ("uncached"), and every later request does the same
-# (its early GET finds that placeholder, or takes a new lease once it lapsed): the route is
-# never cached again while attach() knows it.
-ATTACH_DEF_ROUTE_BUG = ("HTTPCache.attach() with a def route: once its entry was invalidated or expired, it is "
-                        "never stored again (every request recomputes)")
-
-
 def test_two_uvicorn_workers_on_lmdb_with_attach_serve_no_stale_item(tmp_path, namespace):
     """The same under HTTPCache.attach(app), whose early hits are a hit path of their own."""
     run = _scenario(f"lmdb://{tmp_path}/store", tmp_path, namespace, attach=True)
     for route in ROUTES:
         _assert_no_stale(run, route)
     _assert_computed_once(run, "item-async")
-    try:
-        _assert_computed_once(run, "item")
-    except AssertionError as e:
-        pytest.xfail(f"{ATTACH_DEF_ROUTE_BUG}: {e}")
+    _assert_computed_once(run, "item")
 
 
 def test_two_uvicorn_workers_on_memory_serve_the_stale_item(tmp_path, namespace):

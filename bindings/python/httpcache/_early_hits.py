@@ -16,7 +16,9 @@ of the app, so those still run for each request) with ``EarlyHits``:
    by concurrent requests, see ``_asyncio``), the stored response with the same headers the
    decorator would give it. A miss, an undecodable value or a backend failure falls through to
    the normal path; an ``async def`` wrapper then takes the early GET's verdict instead of
-   asking the backend again (a ``def`` one asks again: its get_or_compute is one call).
+   asking the backend again. A ``def`` one asks again (its get_or_compute is one call, in a
+   worker thread), so the lease the early GET's miss took is given back first: held by the
+   loop's session, it would make that call's store another holder's and refuse it.
 
 Only routes whose key is fixed (no ``obj``: never a per-user key) and that have no dependencies,
 no security, no header, cookie or body parameters, no route class or middleware of their own,
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 from typing import Any
 
 from . import _httpcache
@@ -165,7 +168,7 @@ class _Learned:
     learned the key), and what routing put in the scope (for the app's middleware and
     telemetry, which may read the route after the call)."""
 
-    __slots__ = ("namespace", "key", "memo", "route", "endpoint", "path_params")
+    __slots__ = ("namespace", "key", "memo", "route", "endpoint", "path_params", "takes_verdict")
 
     def __init__(self, namespace: str | None, key: bytes, memo: ResponseMemo, scope: dict) -> None:
         self.namespace = namespace
@@ -174,6 +177,7 @@ class _Learned:
         self.route = scope.get("route")
         self.endpoint = scope.get("endpoint")
         self.path_params = dict(scope.get("path_params") or {})
+        self.takes_verdict = inspect.iscoroutinefunction(self.endpoint)  # early_verdict: async wrappers only
 
 
 def _signature(scope: dict) -> tuple:
@@ -250,7 +254,9 @@ class EarlyHits:
                     await send({"type": "http.response.start", "status": status_code, "headers": headers})
                     await send({"type": "http.response.body", "body": body})
                     return
-            if status == _ESTALE:  # the refresh of a stale entry: its @cache wrapper reads again and takes it
+            # The refresh of a stale entry, or any miss of a def route: its @cache wrapper reads
+            # again and takes the lease itself.
+            if status == _ESTALE or (status == _ENOTFOUND and not learned.takes_verdict):
                 await handle.adapter(loop).release(loop, learned.key)
                 handle.backend_ok(ticket)
             else:
