@@ -29,7 +29,6 @@ namespace {
 
 constexpr int tidy_expired_per_write = 16;
 constexpr std::size_t max_touches = 1024;
-constexpr unsigned touch_sample = 8;
 constexpr std::size_t evict_batch = 16;
 
 std::int64_t wall_ms() {
@@ -130,7 +129,7 @@ class environment final : private detail::fork_participant {
 
   const std::string& path() const { return path_; }
   std::uint64_t max_bytes() const { return max_bytes_; }
-  MDB_dbi entries = 0, recency = 0, by_stamp = 0, by_expiry = 0;
+  MDB_dbi entries = 0, by_stamp = 0, by_expiry = 0;
 
   // Approximate LRU (lmdb_backend.hpp): keys read in the older half, for this process's next write.
   void touched(std::string_view skey) {
@@ -241,7 +240,7 @@ void environment::open_locked() {
     close_env();
     fail(path_, "cannot begin a write", rc);
   }
-  if ((rc = mdb_dbi_open(txn, "entries", MDB_CREATE, &entries)) || (rc = mdb_dbi_open(txn, "recency", MDB_CREATE, &recency)) ||
+  if ((rc = mdb_dbi_open(txn, "entries", MDB_CREATE, &entries)) ||
       (rc = mdb_dbi_open(txn, "by_stamp", MDB_CREATE, &by_stamp)) ||
       (rc = mdb_dbi_open(txn, "by_expiry", MDB_CREATE, &by_expiry)) || (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta))) {
     mdb_txn_abort(txn);
@@ -387,7 +386,7 @@ class lmdb_backend final : public backend {
   explicit lmdb_backend(std::shared_ptr<environment> e) : e_(std::move(e)) {}
 
   lookup_result get(std::string_view key) override {
-    thread_local std::string skey;
+    thread_local std::string skey;  // a buffer per thread: a hit allocates nothing for its key
     lmdb_record::store_key_into(key, skey);
     txn r(*e_, MDB_RDONLY);
     lookup_result result;
@@ -399,13 +398,7 @@ class lmdb_backend final : public backend {
     result.found = true;
     result.value.assign(entry->value);
     result.ttl_ms = std::max<std::int64_t>(1, entry->expires_ms - now);
-    // Recency is sampled (one hit in touch_sample per thread): a key read often is sure to be
-    // seen, and a hit costs one B-tree lookup, not two.
-    thread_local unsigned hits = 0;
-    if (++hits % touch_sample == 0) {
-      if (auto stamp = r.find(e_->recency, skey); stamp && from_be64(*stamp) < e_->older_than.load(std::memory_order_relaxed))
-        e_->touched(skey);
-    }
+    if (entry->stamp < e_->older_than.load(std::memory_order_relaxed)) e_->touched(skey);
     return result;
   }
   std::optional<lookup_result> peek(std::string_view key) override { return get(key); }
@@ -436,8 +429,7 @@ class lmdb_backend final : public backend {
         r.current = {true, std::string(current->value), std::max<std::int64_t>(1, current->expires_ms - now)};
         return r;
       }
-      w.put_entry(key, placeholder, expiry(now, lease_ms));
-      r.granted = true;
+      r.granted = w.put_entry(key, placeholder, expiry(now, lease_ms));
       return r;
     });
   }
@@ -448,8 +440,7 @@ class lmdb_backend final : public backend {
       const std::int64_t now = wall_ms();
       auto current = w.live(key, now);
       if (!current || current->value != placeholder) return false;
-      w.put_entry(key, value, expiry(now, ttl_ms));
-      return true;
+      return w.put_entry(key, value, expiry(now, ttl_ms));  // false: too large, not stored
     });
   }
 
@@ -491,18 +482,18 @@ class lmdb_backend final : public backend {
       return live_entry{std::string(entry->value), entry->expires_ms};
     }
 
-    // Stores value under key (replacing what was there); a value over max_bytes/8 is not stored,
-    // and the key is then left empty rather than holding an older value.
-    void put_entry(std::string_view key, std::string_view value, std::int64_t expires_ms) {
+    // Stores value under key (replacing what was there); false for a value over max_bytes/8,
+    // which is not stored: the key is then left empty rather than holding an older value.
+    bool put_entry(std::string_view key, std::string_view value, std::int64_t expires_ms) {
       const std::string skey = lmdb_record::store_key(key);
       remove(skey, 0);
-      if (key.size() + value.size() > e_.max_bytes() / 8) return;
+      if (key.size() + value.size() > e_.max_bytes() / 8) return false;
       const bool hashed = key.size() > lmdb_record::direct_key_max;
-      const std::string stamp = be64(next_stamp_++);
-      t_.put(e_.entries, skey, lmdb_record::encode(expires_ms, hashed ? key : std::string_view(), value));
-      t_.put(e_.recency, skey, stamp);
-      t_.put(e_.by_stamp, stamp, skey);
+      const std::uint64_t stamp = next_stamp_++;
+      t_.put(e_.entries, skey, lmdb_record::encode(expires_ms, stamp, hashed ? key : std::string_view(), value));
+      t_.put(e_.by_stamp, be64(stamp), skey);
       t_.put(e_.by_expiry, be64(static_cast<std::uint64_t>(expires_ms)) + skey, {});
+      return true;
     }
 
     // Removes the entry stored under skey and its index rows; whether it was live at `now`.
@@ -511,11 +502,10 @@ class lmdb_backend final : public backend {
       if (!bytes) return false;
       auto entry = lmdb_record::decode(*bytes);
       const bool was_live = entry && entry->expires_ms > now;
-      if (entry) t_.erase(e_.by_expiry, be64(static_cast<std::uint64_t>(entry->expires_ms)) + skey);
-      if (auto stamp = t_.find(e_.recency, skey)) {
-        const std::string s(*stamp);
-        if (auto owner = t_.find(e_.by_stamp, s); owner && *owner == skey) t_.erase(e_.by_stamp, s);
-        t_.erase(e_.recency, skey);
+      if (entry) {
+        t_.erase(e_.by_expiry, be64(static_cast<std::uint64_t>(entry->expires_ms)) + skey);
+        const std::string stamp = be64(entry->stamp);
+        if (auto owner = t_.find(e_.by_stamp, stamp); owner && *owner == skey) t_.erase(e_.by_stamp, stamp);
       }
       t_.erase(e_.entries, skey);
       return was_live;
@@ -539,14 +529,22 @@ class lmdb_backend final : public backend {
           if (!entry || entry->expires_ms <= now) remove(skey, now);
         }
       }
-      for (const std::string& skey : e_.take_touches()) {
-        auto stamp = t_.find(e_.recency, skey);
-        if (!stamp) continue;
-        const std::string old(*stamp), fresh = be64(next_stamp_++);
-        t_.erase(e_.by_stamp, old);
-        t_.put(e_.by_stamp, fresh, skey);
-        t_.put(e_.recency, skey, fresh);
-      }
+      for (const std::string& skey : e_.take_touches()) restamp(skey, now);
+    }
+
+    // Moves a live entry to the newest end of the recency order: the record is written again
+    // with a new stamp (its value copied), once per read in the older half of the store.
+    void restamp(const std::string& skey, std::int64_t now) {
+      auto bytes = t_.find(e_.entries, skey);
+      if (!bytes) return;
+      auto entry = lmdb_record::decode(*bytes);
+      if (!entry || entry->expires_ms <= now) return;
+      const std::string old = be64(entry->stamp);
+      const std::uint64_t stamp = next_stamp_++;
+      const std::string record = lmdb_record::encode(entry->expires_ms, stamp, entry->key, entry->value);
+      if (auto owner = t_.find(e_.by_stamp, old); owner && *owner == skey) t_.erase(e_.by_stamp, old);
+      t_.put(e_.entries, skey, record);
+      t_.put(e_.by_stamp, be64(stamp), skey);
     }
 
     // Evicts the oldest stamps until the tables occupy at most `limit` bytes.
@@ -558,7 +556,10 @@ class lmdb_backend final : public backend {
           if (!oldest) return;
           const std::string stamp(oldest->first), skey(oldest->second);
           t_.erase(e_.by_stamp, stamp);
-          if (auto mine = t_.find(e_.recency, skey); mine && *mine == stamp) remove(skey, 0);
+          if (auto bytes = t_.find(e_.entries, skey)) {
+            auto entry = lmdb_record::decode(*bytes);
+            if (!entry || be64(entry->stamp) == stamp) remove(skey, 0);
+          }
         }
       }
     }
@@ -571,7 +572,7 @@ class lmdb_backend final : public backend {
 
    private:
     std::uint64_t used_pages() const {
-      return t_.pages(e_.entries) + t_.pages(e_.recency) + t_.pages(e_.by_stamp) + t_.pages(e_.by_expiry);
+      return t_.pages(e_.entries) + t_.pages(e_.by_stamp) + t_.pages(e_.by_expiry);
     }
     environment& e_;
     txn t_;
@@ -608,7 +609,7 @@ class lmdb_backend final : public backend {
     } catch (const map_full&) {
       // Not even deletions fit (old pages held by live readers): empty the tables.
       txn t(*e_, 0);
-      for (MDB_dbi dbi : {e_->entries, e_->recency, e_->by_stamp, e_->by_expiry}) mdb_drop(t.get(), dbi, 0);
+      for (MDB_dbi dbi : {e_->entries, e_->by_stamp, e_->by_expiry}) mdb_drop(t.get(), dbi, 0);
       try {
         t.commit();
       } catch (const map_full&) {

@@ -4,16 +4,18 @@
 // commit is atomic, so a process killed mid-write leaves every committed entry intact).
 //
 // Layout (lmdb_record.hpp for the keys and records): `entries` (store key -> record with its
-// expiry), and three indexes kept in the same transactions: `recency` (store key -> stamp),
-// `by_stamp` (stamp -> store key: oldest first) and `by_expiry` (expiry, store key). A stamp is a
-// number that grows with every write.
+// expiry and stamp), and two indexes kept in the same transactions: `by_stamp` (stamp -> store
+// key: oldest first) and `by_expiry` (expiry, store key). A stamp is a number that grows with
+// every write.
 //
 // Bounded: what the entries and indexes occupy stays within max_bytes (LMDB's own page counts, so
 // B-tree overhead counts too); the map is twice that plus slack, for copy-on-write and the pages
 // readers still see. Each write first reclaims up to 16 expired entries, then, when over the
-// limit, evicts the oldest stamps. Recency is approximate LRU: a hit on an entry in the older half
-// of the stamps (one hit in 8 is checked) queues its key (up to 1024 per process), and the next write of that process
-// stamps it anew. Recency matters only when a write evicts, so a read-only process never writes.
+// limit, evicts the oldest stamps. Recency is approximate LRU: a hit on an entry whose stamp is in
+// the older half of the store queues its key (up to 1024 per process, the check costs nothing:
+// the stamp is in the record read), and the next write of that process stamps it anew (the
+// record written again). Recency matters only when a write evicts, so a read-only process
+// never writes.
 //
 // The files: DIR/data.mdb, DIR/lock.mdb (mode 0600, DIR 0700 when created). Commits are not
 // fsync'ed (MDB_NOSYNC): a process crash loses nothing committed, but after an OS crash the file

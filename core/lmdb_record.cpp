@@ -13,7 +13,7 @@ namespace {
 
 constexpr unsigned char version = 1;
 constexpr unsigned char flag_key = 1;
-constexpr std::size_t header = 2 + 8;
+constexpr std::size_t header = 2 + 8 + 8;
 
 void put_le(std::string& out, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -48,12 +48,13 @@ std::string store_key(std::string_view key) {
   return out;
 }
 
-std::string encode(std::int64_t expires_ms, std::string_view key_if_hashed, std::string_view value) {
+std::string encode(std::int64_t expires_ms, std::uint64_t stamp, std::string_view key_if_hashed, std::string_view value) {
   std::string out;
   out.reserve(header + (key_if_hashed.empty() ? 0 : 4 + key_if_hashed.size()) + value.size());
   out.push_back(static_cast<char>(version));
   out.push_back(static_cast<char>(key_if_hashed.empty() ? 0 : flag_key));
   put_le(out, static_cast<std::uint64_t>(expires_ms), 8);
+  put_le(out, stamp, 8);
   if (!key_if_hashed.empty()) {
     put_le(out, key_if_hashed.size(), 4);
     out.append(key_if_hashed);
@@ -68,6 +69,7 @@ std::optional<entry> decode(std::string_view bytes) noexcept {
   if (flags & ~flag_key) return std::nullopt;
   entry e;
   e.expires_ms = static_cast<std::int64_t>(get_le(bytes.data() + 2, 8));
+  e.stamp = get_le(bytes.data() + 10, 8);
   std::size_t at = header;
   if (flags & flag_key) {
     if (bytes.size() - at < 4) return std::nullopt;

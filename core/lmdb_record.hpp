@@ -21,13 +21,14 @@ void store_key_into(std::string_view key, std::string& out);  // the same, reusi
 
 struct entry {
   std::int64_t expires_ms = 0;  // wall clock (ms since the Unix epoch): shared by every process
+  std::uint64_t stamp = 0;      // its place in the store's recency order (lmdb_backend.hpp)
   std::string_view key;         // the whole cache key, for an 'h' store key; empty otherwise
   std::string_view value;
 };
 
-// Version 1: u8 version, u8 flags (1: the key follows), i64 expires_ms (little-endian),
-// [u32 key length, key], value.
-std::string encode(std::int64_t expires_ms, std::string_view key_if_hashed, std::string_view value);
+// Version 1: u8 version, u8 flags (1: the key follows), i64 expires_ms, u64 stamp (both
+// little-endian), [u32 key length, key], value.
+std::string encode(std::int64_t expires_ms, std::uint64_t stamp, std::string_view key_if_hashed, std::string_view value);
 // nullopt for bytes that are no version-1 record (short, unknown version or flags, a key length
 // past the end). Views into `bytes`.
 std::optional<entry> decode(std::string_view bytes) noexcept;

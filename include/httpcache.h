@@ -360,8 +360,8 @@ typedef struct httpcache_cache httpcache_cache;
  *    256 MiB, 1 MiB to 1 TiB) bounds what the entries and their indexes
  *    occupy; the file may grow to twice that plus 32 MiB. When full, writes
  *    evict: expired entries first, then the least recently used
- *    (approximately: recency is sampled on reads and applied by the reading
- *    process's next write). A value over max_bytes/8 is not stored. Every
+ *    (approximately: a read of an entry in the older half queues it, and the reading
+ *    process's next write re-stamps it). A value over max_bytes/8 is not stored. Every
  *    process must open a directory with the same max_bytes (another value is
  *    HTTPCACHE_EINVALID, naming both). Commits are not fsync'ed: after an OS
  *    crash the store starts empty (the boot id is recorded), never torn.
