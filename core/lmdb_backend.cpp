@@ -16,6 +16,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <unordered_set>
 #include <utility>
 
@@ -169,7 +170,14 @@ class environment final : private detail::fork_participant {
     touch_mutex_.unlock();
     reopen_mutex_.unlock();
   }
-  detail::fork_registration registered_{*this};  // last: registered once the rest exists
+
+ public:
+  // Called by shared_environment once the registry's lock is released: a participant must not
+  // register while holding a lock that a before_fork() takes (fork.hpp), as the registry's is.
+  void register_for_fork() { registered_.emplace(static_cast<detail::fork_participant&>(*this)); }
+
+ private:
+  std::optional<detail::fork_registration> registered_;  // last: unregistered before the rest goes
 };
 
 // Creates DIR when missing; its identity (device, inode).
@@ -291,17 +299,23 @@ registry_type& registry() {
 
 std::shared_ptr<environment> shared_environment(const std::string& path, std::uint64_t max_bytes) {
   registry_type& r = registry();
-  std::lock_guard<std::mutex> lock(r.mutex);
-  auto& slot = r.by_directory[ensure_directory(path)];
-  if (auto existing = slot.lock()) {
-    if (existing->max_bytes() != max_bytes)
-      throw error(errc::invalid, fmt::format("lmdb://{} is open in this process with max_bytes={}, not {}", path,
-                                             existing->max_bytes(), max_bytes));
-    return existing;
+  std::shared_ptr<environment> existing, made;
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto& slot = r.by_directory[ensure_directory(path)];
+    existing = slot.lock();
+    if (!existing) slot = made = std::make_shared<environment>(path, max_bytes);
   }
-  auto made = std::make_shared<environment>(path, max_bytes);
-  slot = made;
-  return made;
+  // Past the lock: the last reference to `existing`, should its handles close meanwhile, ends it
+  // here, and an environment registers and unregisters for fork only outside the registry's lock.
+  if (made) {
+    made->register_for_fork();
+    return made;
+  }
+  if (existing->max_bytes() != max_bytes)
+    throw error(errc::invalid, fmt::format("lmdb://{} is open in this process with max_bytes={}, not {}", path,
+                                           existing->max_bytes(), max_bytes));
+  return existing;
 }
 
 // A transaction, aborted unless committed.

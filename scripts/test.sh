@@ -60,7 +60,7 @@ BUILD_DIR="$root/build-tsan" "$root/scripts/build.sh" -DHTTPCACHE_SANITIZE=threa
 (cd "$root/build-tsan" && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
   HTTPCACHE_TEST_FENCING_ROUNDS=200 \
   ctest --output-on-failure --no-tests=error -R \
-  'redis_start|redis_stop|cluster_start|cluster_stop|cluster_ha_start|cluster_ha_stop|cluster_ha_near_start|cluster_ha_near_stop|test_threads|test_resilience|test_async|test_cluster|test_chaos|test_fencing|test_tls|test_sentinel|test_near')
+  'redis_start|redis_stop|cluster_start|cluster_stop|cluster_ha_start|cluster_ha_stop|cluster_ha_near_start|cluster_ha_near_stop|test_threads|test_resilience|test_async|test_cluster|test_chaos|test_fencing|test_tls|test_sentinel|test_near|test_lmdb')
 
 echo "== fuzzing (build-fuzz, ${HTTPCACHE_FUZZ_SECONDS:-30} s per target)"
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DHTTPCACHE_FUZZ=ON -DHTTPCACHE_TEST=OFF \
