@@ -23,6 +23,7 @@
 #include "immediate_session.hpp"
 #include "lmdb_record.hpp"
 #include "redis/fork.hpp"
+#include "tags.hpp"
 
 namespace httpcache {
 
@@ -30,6 +31,10 @@ namespace {
 
 constexpr int tidy_expired_per_write = 16;
 constexpr std::size_t max_touches = 1024;
+constexpr std::size_t restamps_per_write = 256;  // the rest wait: one write holds the host's lock briefly
+constexpr std::size_t touch_flush_count = 64;
+constexpr std::int64_t touch_flush_ms = 1000;
+constexpr std::int64_t older_than_refresh_ms = 1000;
 constexpr std::size_t evict_batch = 16;
 
 std::int64_t wall_ms() {
@@ -73,17 +78,48 @@ std::string read_small_file(const std::string& name) {
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
+// Writes `text` to `name` through a temporary file, both fsync'ed with their directory, so the
+// name holds the whole text or its former content after any crash.
+void write_durably(const std::string& name, const std::string& text) {
+  const std::string tmp = name + ".tmp";
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  const int saved = errno;
+  if (fd >= 0) ::close(fd);
+  ok = ok && ::rename(tmp.c_str(), name.c_str()) == 0;
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    throw backend_error(errc::backend, fmt::format("cannot write {}: {}", name, std::strerror(errno ? errno : saved)));
+  }
+  const std::string dir = name.substr(0, name.rfind('/'));
+  if (int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
 // One per directory per process (LMDB: a second environment on the same files in one process
 // would drop the first one's locks when closed), shared by every handle on that directory.
 class environment final : private detail::fork_participant {
  public:
   environment(std::string path, std::uint64_t max_bytes) : path_(std::move(path)), max_bytes_(max_bytes) { open(); }
-  ~environment() {
-    if (!env_ || owner_.load(std::memory_order_relaxed) != detail::current_pid()) return;
-    for (auto& slot : readers_)
-      if (MDB_txn* t = slot.exchange(nullptr)) mdb_txn_abort(t);
-    mdb_env_close(env_);
+  ~environment() { close(); }
+
+  // Closes the store in this process (when this process opened it: a forked child never touches
+  // its parent's copy). Called by the registry, under its lock, once the last handle is gone, so
+  // that no other thread can open the directory again before this close has dropped the locks.
+  void close() {
+    if (env_ && owner_.load(std::memory_order_relaxed) == detail::current_pid()) {
+      for (auto& slot : readers_)
+        if (MDB_txn* t = slot.exchange(nullptr)) mdb_txn_abort(t);
+      mdb_env_close(env_);
+    }
+    env_ = nullptr;
+    owner_.store(0, std::memory_order_relaxed);
   }
+  // Whether this process opened the store (false in a forked child until its first blocking call).
+  bool opened_here() const noexcept { return owner_.load(std::memory_order_acquire) == detail::current_pid(); }
   environment(const environment&) = delete;
   environment& operator=(const environment&) = delete;
 
@@ -132,16 +168,21 @@ class environment final : private detail::fork_participant {
   std::uint64_t max_bytes() const { return max_bytes_; }
   MDB_dbi entries = 0, by_stamp = 0, by_expiry = 0;
 
-  // Approximate LRU (lmdb_backend.hpp): keys read in the older half, for this process's next write.
-  void touched(std::string_view skey) {
+  // Approximate LRU (lmdb_backend.hpp): keys read in the older half, for this process's next
+  // write. True when a process that does not write should write them itself now (many queued, or
+  // the oldest queued a second ago).
+  bool touched(std::string_view skey, std::int64_t now) {
     std::lock_guard<std::mutex> lock(touch_mutex_);
+    if (touches_.empty()) first_touch_ms_ = now;
     if (touches_.size() < max_touches) touches_.emplace(skey);
+    return touches_.size() >= touch_flush_count || now - first_touch_ms_ >= touch_flush_ms;
   }
   std::unordered_set<std::string> take_touches() {
     std::lock_guard<std::mutex> lock(touch_mutex_);
     return std::exchange(touches_, {});
   }
   std::atomic<std::uint64_t> older_than{0};  // stamps below it are in the older half
+  std::atomic<std::int64_t> older_than_read_ms{0};  // when a read last set it (writes set it too)
 
  private:
   void open();
@@ -155,6 +196,7 @@ class environment final : private detail::fork_participant {
   std::atomic<pid_t> owner_{0};
   std::mutex touch_mutex_;
   std::unordered_set<std::string> touches_;
+  std::int64_t first_touch_ms_ = 0;
 
   // Its locks are held across fork(), so a child never inherits one a vanished thread held.
   void before_fork() noexcept override {
@@ -180,25 +222,34 @@ class environment final : private detail::fork_participant {
   std::optional<detail::fork_registration> registered_;  // last: unregistered before the rest goes
 };
 
-// Creates DIR when missing; its identity (device, inode).
+// Creates DIR when missing; its identity (device, inode). A directory another user owns, or one
+// others may write to, is refused: whoever can write there can plant entries every process serves.
 std::pair<dev_t, ino_t> ensure_directory(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
     throw backend_error(errc::backend, fmt::format("lmdb://{}: cannot create the directory: {}", path, std::strerror(errno)));
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw backend_error(errc::backend, fmt::format("lmdb://{}: not a directory", path));
+  if (st.st_uid != ::geteuid())
+    throw error(errc::invalid, fmt::format("lmdb://{}: owned by uid {}, not by this process's uid {}", path,
+                                           static_cast<unsigned>(st.st_uid), static_cast<unsigned>(::geteuid())));
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    throw error(errc::invalid, fmt::format("lmdb://{}: writable by group or others (chmod go-w)", path));
   return {st.st_dev, st.st_ino};
 }
 
 void environment::open() {
   ensure_directory(path_);
   // Openers take turns (an flock of DIR/open.lock) to compare boot ids and to create the store.
-  int lock_fd = ::open((path_ + "/open.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int lock_fd = ::open((path_ + "/open.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lock_fd < 0)
     throw backend_error(errc::backend, fmt::format("lmdb://{}: cannot open open.lock: {}", path_, std::strerror(errno)));
-  while (::flock(lock_fd, LOCK_EX) != 0 && errno == EINTR) {
+  int rc;
+  while ((rc = ::flock(lock_fd, LOCK_EX)) != 0 && errno == EINTR) {
   }
   try {
+    if (rc != 0)
+      throw backend_error(errc::backend, fmt::format("lmdb://{}: cannot lock open.lock: {}", path_, std::strerror(errno)));
     open_locked();
   } catch (...) {
     ::close(lock_fd);
@@ -209,25 +260,15 @@ void environment::open() {
 }
 
 void environment::open_locked() {
-  // After an OS crash, unsynced pages may be missing: a store last opened in another boot starts
-  // empty (no process of that boot can still have it open).
+  // After an OS crash, unsynced pages may be missing: a store whose boot_id does not name this
+  // boot (another boot, or none: a crash before it reached the disk) starts empty. No process of
+  // another boot can still have it open, and openers of this boot take turns under open.lock.
   const std::string boot = read_small_file("/proc/sys/kernel/random/boot_id");
   const std::string boot_file = path_ + "/boot_id";
-  if (!boot.empty()) {
-    const std::string recorded = read_small_file(boot_file);
-    if (recorded != boot) {
-      if (!recorded.empty()) {
-        ::unlink((path_ + "/data.mdb").c_str());
-        ::unlink((path_ + "/lock.mdb").c_str());
-      }
-      const std::string tmp = boot_file + ".tmp";
-      int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-      if (fd >= 0) {
-        const bool written = ::write(fd, boot.data(), boot.size()) == static_cast<ssize_t>(boot.size());
-        ::close(fd);
-        if (written) ::rename(tmp.c_str(), boot_file.c_str());
-      }
-    }
+  if (!boot.empty() && read_small_file(boot_file) != boot) {
+    ::unlink((path_ + "/data.mdb").c_str());
+    ::unlink((path_ + "/lock.mdb").c_str());
+    write_durably(boot_file, boot);
   }
   MDB_env* env = nullptr;
   int rc = mdb_env_create(&env);
@@ -280,11 +321,15 @@ void environment::open_locked() {
   env_ = env;
 }
 
-// The environments of this process by directory (device, inode). Never destroyed, and its lock is
-// held across fork() like the environments' own.
+// The environments of this process by directory (device, inode), with how many handles use each.
+// Never destroyed, and its lock is held across fork() like the environments' own.
 struct registry_type final : private detail::fork_participant {
+  struct slot {
+    std::shared_ptr<environment> env;
+    std::size_t handles = 0;
+  };
   std::mutex mutex;
-  std::map<std::pair<dev_t, ino_t>, std::weak_ptr<environment>> by_directory;
+  std::map<std::pair<dev_t, ino_t>, slot> by_directory;
 
   void before_fork() noexcept override { mutex.lock(); }
   void after_fork_parent() noexcept override { mutex.unlock(); }
@@ -297,25 +342,48 @@ registry_type& registry() {
   return *r;
 }
 
+// The environment of DIR for one more handle (opened when it is the first).
 std::shared_ptr<environment> shared_environment(const std::string& path, std::uint64_t max_bytes) {
   registry_type& r = registry();
-  std::shared_ptr<environment> existing, made;
+  std::shared_ptr<environment> made;
   {
     std::lock_guard<std::mutex> lock(r.mutex);
-    auto& slot = r.by_directory[ensure_directory(path)];
-    existing = slot.lock();
-    if (!existing) slot = made = std::make_shared<environment>(path, max_bytes);
+    const auto id = ensure_directory(path);
+    auto& slot = r.by_directory[id];
+    if (slot.env) {
+      if (slot.env->max_bytes() != max_bytes)
+        throw error(errc::invalid, fmt::format("lmdb://{} is open in this process with max_bytes={}, not {}", path,
+                                               slot.env->max_bytes(), max_bytes));
+      ++slot.handles;
+      return slot.env;
+    }
+    try {
+      made = std::make_shared<environment>(path, max_bytes);
+    } catch (...) {
+      r.by_directory.erase(id);
+      throw;
+    }
+    slot = {made, 1};
   }
-  // Past the lock: the last reference to `existing`, should its handles close meanwhile, ends it
-  // here, and an environment registers and unregisters for fork only outside the registry's lock.
-  if (made) {
-    made->register_for_fork();
-    return made;
+  // A participant registers only outside a lock that a before_fork() takes (fork.hpp).
+  made->register_for_fork();
+  return made;
+}
+
+// One handle less: the last one closes the environment under the registry's lock, so an opener
+// of the same directory either shares it or finds it closed, never opens a second copy beside one
+// being closed (which would drop the new copy's file locks with the old one's).
+void release_environment(const std::shared_ptr<environment>& e) {
+  registry_type& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (auto it = r.by_directory.begin(); it != r.by_directory.end(); ++it) {
+    if (it->second.env != e) continue;
+    if (--it->second.handles == 0) {
+      e->close();
+      r.by_directory.erase(it);
+    }
+    return;
   }
-  if (existing->max_bytes() != max_bytes)
-    throw error(errc::invalid, fmt::format("lmdb://{} is open in this process with max_bytes={}, not {}", path,
-                                           existing->max_bytes(), max_bytes));
-  return existing;
 }
 
 // A transaction, aborted unless committed.
@@ -352,13 +420,13 @@ class txn {
   void put(MDB_dbi dbi, std::string_view key, std::string_view value) {
     MDB_val k = val(key), v = val(value);
     int rc = mdb_put(t_, dbi, &k, &v, 0);
-    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) throw map_full{};
+    if (rc == MDB_MAP_FULL) throw map_full{};
     if (rc) fail(env_.path(), "write", rc);
   }
   void erase(MDB_dbi dbi, std::string_view key) {
     MDB_val k = val(key);
     int rc = mdb_del(t_, dbi, &k, nullptr);
-    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) throw map_full{};
+    if (rc == MDB_MAP_FULL) throw map_full{};
     if (rc && rc != MDB_NOTFOUND) fail(env_.path(), "delete", rc);
   }
   // The first (or last) key of dbi, or nullopt when it is empty.
@@ -398,24 +466,60 @@ class txn {
 class lmdb_backend final : public backend {
  public:
   explicit lmdb_backend(std::shared_ptr<environment> e) : e_(std::move(e)) {}
+  ~lmdb_backend() override { release_environment(e_); }
+  lmdb_backend(const lmdb_backend&) = delete;
+  lmdb_backend& operator=(const lmdb_backend&) = delete;
 
   lookup_result get(std::string_view key) override {
-    thread_local std::string skey;  // a buffer per thread: a hit allocates nothing for its key
-    lmdb_record::store_key_into(key, skey);
-    txn r(*e_, MDB_RDONLY);
     lookup_result result;
-    auto bytes = r.find(e_->entries, skey);
-    if (!bytes) return result;
-    auto entry = lmdb_record::decode_for(key, *bytes);
-    const std::int64_t now = wall_ms();
-    if (!entry || entry->expires_ms <= now) return result;
-    result.found = true;
-    result.value.assign(entry->value);
-    result.ttl_ms = std::max<std::int64_t>(1, entry->expires_ms - now);
-    if (entry->stamp < e_->older_than.load(std::memory_order_relaxed)) e_->touched(skey);
+    bool flush = false;
+    {
+      txn r(*e_, MDB_RDONLY);
+      const std::int64_t now = wall_ms();
+      flush = read_live(r, key, now, result);
+      refresh_older_than(r, now);
+    }
+    if (flush) flush_touches();
     return result;
   }
-  std::optional<lookup_result> peek(std::string_view key) override { return get(key); }
+  // Never opens the store (a forked child does on its first blocking call) and never fails: a
+  // failure is left to get(), behind the breaker.
+  std::optional<lookup_result> peek(std::string_view key) override {
+    if (!e_->opened_here()) return std::nullopt;
+    try {
+      return get(key);
+    } catch (const backend_error&) {
+      return std::nullopt;
+    }
+  }
+
+  // The entry and every tag's generation in one read transaction; a write only for the tags
+  // that have none yet (created as their candidates, as a lease would).
+  lookup_result get_stamped(std::string_view key, const std::vector<std::string_view>& tag_keys,
+                            const std::vector<std::string>& candidates, std::vector<std::string>& generations) override {
+    lookup_result entry;
+    generations.assign(tag_keys.size(), std::string());
+    std::vector<std::size_t> missing;
+    bool flush = false;
+    {
+      txn r(*e_, MDB_RDONLY);
+      const std::int64_t now = wall_ms();
+      if (!key.empty()) flush = read_live(r, key, now, entry);
+      for (std::size_t i = 0; i < tag_keys.size(); ++i) {
+        lookup_result tag;
+        flush = read_live(r, tag_keys[i], now, tag) || flush;
+        if (tag.found) generations[i] = std::move(tag.value);
+        else missing.push_back(i);
+      }
+    }
+    for (std::size_t i : missing) {
+      lease_result l = lease(tag_keys[i], candidates[i], tag_ttl_ms);
+      if (l.granted) generations[i] = candidates[i];
+      else if (l.current.found) generations[i] = std::move(l.current.value);
+    }
+    if (flush) flush_touches();
+    return entry;
+  }
 
   void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override {
     write([&](writer& w) {
@@ -440,6 +544,8 @@ class lmdb_backend final : public backend {
       lease_result r;
       const std::int64_t now = wall_ms();
       if (auto current = w.live(key, now)) {
+        // Read through leases only (a tag's generation, a lock): kept in the recency order too.
+        if (current->stamp < e_->older_than.load(std::memory_order_relaxed)) w.restamp(lmdb_record::store_key(key), now);
         r.current = {true, std::string(current->value), std::max<std::int64_t>(1, current->expires_ms - now)};
         return r;
       }
@@ -474,6 +580,39 @@ class lmdb_backend final : public backend {
   void unlock(std::string_view lock_key, std::string_view token) override { release(lock_key, token); }
 
  private:
+  // Reads key's live entry into `out` (left a miss otherwise) and queues the key when its stamp is
+  // in the older half; true when this process should write its queued keys now.
+  bool read_live(txn& r, std::string_view key, std::int64_t now, lookup_result& out) {
+    thread_local std::string skey;  // a buffer per thread: a hit allocates nothing for its key
+    lmdb_record::store_key_into(key, skey);
+    auto bytes = r.find(e_->entries, skey);
+    if (!bytes) return false;
+    auto entry = lmdb_record::decode_for(key, *bytes);
+    if (!entry || entry->expires_ms <= now) return false;
+    out.found = true;
+    out.value.assign(entry->value);
+    out.ttl_ms = std::max<std::int64_t>(1, entry->expires_ms - now);
+    return entry->stamp < e_->older_than.load(std::memory_order_relaxed) && e_->touched(skey, now);
+  }
+
+  // Where the older half of the stamps ends, read once a second by a reading process: one that
+  // never writes would otherwise never know.
+  void refresh_older_than(const txn& r, std::int64_t now) {
+    if (now - e_->older_than_read_ms.load(std::memory_order_relaxed) < older_than_refresh_ms) return;
+    e_->older_than_read_ms.store(now, std::memory_order_relaxed);
+    auto last = r.edge(e_->by_stamp, true);
+    const std::uint64_t next = last ? from_be64(last->first) + 1 : 1, live = r.entries(e_->by_stamp);
+    e_->older_than.store(next > live / 2 ? next - live / 2 : 0, std::memory_order_relaxed);
+  }
+
+  // A write of nothing but the upkeep, to re-stamp the keys this process read; best effort.
+  void flush_touches() {
+    try {
+      write([](writer&) { return true; });
+    } catch (const backend_error&) {
+    }
+  }
+
   // A write transaction and the changes it makes to an entry and its indexes.
   class writer {
    public:
@@ -487,13 +626,14 @@ class lmdb_backend final : public backend {
     struct live_entry {
       std::string value;
       std::int64_t expires_ms;
+      std::uint64_t stamp;
     };
     std::optional<live_entry> live(std::string_view key, std::int64_t now) {
       auto bytes = t_.find(e_.entries, lmdb_record::store_key(key));
       if (!bytes) return std::nullopt;
       auto entry = lmdb_record::decode_for(key, *bytes);
       if (!entry || entry->expires_ms <= now) return std::nullopt;
-      return live_entry{std::string(entry->value), entry->expires_ms};
+      return live_entry{std::string(entry->value), entry->expires_ms, entry->stamp};
     }
 
     // Stores value under key (replacing what was there); false for a value over max_bytes/8,
@@ -543,7 +683,9 @@ class lmdb_backend final : public backend {
           if (!entry || entry->expires_ms <= now) remove(skey, now);
         }
       }
-      for (const std::string& skey : e_.take_touches()) restamp(skey, now);
+      std::size_t n = 0;
+      for (const std::string& skey : e_.take_touches())
+        if (n++ < restamps_per_write) restamp(skey, now);
     }
 
     // Moves a live entry to the newest end of the recency order: the record is written again
@@ -623,7 +765,8 @@ class lmdb_backend final : public backend {
     } catch (const map_full&) {
       // Not even deletions fit (old pages held by live readers): empty the tables.
       txn t(*e_, 0);
-      for (MDB_dbi dbi : {e_->entries, e_->by_stamp, e_->by_expiry}) mdb_drop(t.get(), dbi, 0);
+      for (MDB_dbi dbi : {e_->entries, e_->by_stamp, e_->by_expiry})
+        if (int rc = mdb_drop(t.get(), dbi, 0); rc) fail(e_->path(), "empty a full store", rc);
       try {
         t.commit();
       } catch (const map_full&) {
