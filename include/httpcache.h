@@ -365,8 +365,10 @@ typedef struct httpcache_cache httpcache_cache;
  *    process must open a directory with the same max_bytes (another value is
  *    HTTPCACHE_EINVALID, naming both). Commits are not fsync'ed: after an OS
  *    crash the store starts empty (the boot id is recorded), never torn.
- *    Expiry follows the wall clock. Move to Redis when processes on several
- *    hosts must share entries. Files: DIR/data.mdb, DIR/lock.mdb, DIR/boot_id,
+ *    Expiry follows the wall clock. A directory another uid owns, or that
+ *    group or others may write, is HTTPCACHE_EINVALID. Every process of a
+ *    store must be in one PID namespace (containers sharing it: the host's).
+ *    Move to Redis when processes on several hosts must share entries. Files: DIR/data.mdb, DIR/lock.mdb, DIR/boot_id,
  *    DIR/open.lock.
  *  - `redis://[[user]:password@]host[:port][/db][?connect_timeout_ms=N&command_timeout_ms=N]`
  *  - `rediss://...` the same over TLS (since v1.2), with the query settings
