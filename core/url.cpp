@@ -67,8 +67,18 @@ void apply_tls(backend_url& u, std::string_view name, std::string_view value) {
     if (s->find('\0') != std::string::npos) bad_url(fmt::format("{} contains a NUL byte", name));
 }
 
-// Applies `a=1&b=2`; `allow_db` is true for unix:// where the path leaves no room for /db.
-void apply_query(backend_url& u, std::string_view query, bool allow_db) {
+// Cuts `?query` off rest; the query, empty when there is none.
+std::string_view split_query(std::string_view& rest) {
+  auto q = rest.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view query = rest.substr(q + 1);
+  rest = rest.substr(0, q);
+  return query;
+}
+
+// Calls apply(name, value) for each `name=value` of `a=1&b=2`.
+template <typename Apply>
+void for_each_param(std::string_view query, Apply&& apply) {
   while (!query.empty()) {
     auto amp = query.find('&');
     std::string_view pair = query.substr(0, amp);
@@ -76,7 +86,13 @@ void apply_query(backend_url& u, std::string_view query, bool allow_db) {
     if (pair.empty()) continue;
     auto eq = pair.find('=');
     if (eq == std::string_view::npos) bad_url(fmt::format("query parameter '{}' has no value", pair));
-    std::string_view name = pair.substr(0, eq), value = pair.substr(eq + 1);
+    apply(pair.substr(0, eq), pair.substr(eq + 1));
+  }
+}
+
+// Applies `a=1&b=2`; `allow_db` is true for unix:// where the path leaves no room for /db.
+void apply_query(backend_url& u, std::string_view query, bool allow_db) {
+  for_each_param(query, [&](std::string_view name, std::string_view value) {
     if (name == "connect_timeout_ms")
       u.connect_timeout_ms = parse_number<std::uint32_t>(value, 1, 600000, "connect_timeout_ms");
     else if (name == "command_timeout_ms")
@@ -87,7 +103,7 @@ void apply_query(backend_url& u, std::string_view query, bool allow_db) {
       apply_tls(u, name, value);
     else
       bad_url(fmt::format("unknown query parameter '{}'", name));
-  }
+  });
 }
 
 std::pair<std::string, int> parse_host_port(std::string_view hostport, int default_port) {
@@ -116,11 +132,7 @@ std::pair<std::string, int> parse_host_port(std::string_view hostport, int defau
 }
 
 void parse_redis(backend_url& u, std::string_view rest) {
-  std::string_view query;
-  if (auto q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
+  const std::string_view query = split_query(rest);
   std::string_view path;
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {
     path = rest.substr(slash + 1);
@@ -166,11 +178,7 @@ void parse_redis(backend_url& u, std::string_view rest) {
 }
 
 void parse_unix(backend_url& u, std::string_view rest) {
-  std::string_view query;
-  if (auto q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
+  const std::string_view query = split_query(rest);
   if (rest.empty() || rest.front() != '/') bad_url("unix:// needs an absolute socket path (unix:///path/to.sock)");
   if (rest.size() > 107) bad_url("unix socket path is longer than 107 bytes");
   u.socket_path = percent_decode(rest, "socket path");
@@ -180,29 +188,18 @@ void parse_unix(backend_url& u, std::string_view rest) {
 
 // lmdb:///abs/dir[?max_bytes=N]
 void parse_lmdb(backend_url& u, std::string_view rest) {
-  std::string_view query;
-  if (auto q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
+  const std::string_view query = split_query(rest);
   if (rest.empty() || rest.front() != '/') bad_url("lmdb:// needs an absolute directory (lmdb:///var/cache/app)");
   u.lmdb_path = percent_decode(rest, "lmdb directory");
   if (u.lmdb_path.find('\0') != std::string::npos) bad_url("the lmdb directory contains a NUL byte");
   if (u.lmdb_path.size() > 4000) bad_url("the lmdb directory is longer than 4000 bytes");
   while (u.lmdb_path.size() > 1 && u.lmdb_path.back() == '/') u.lmdb_path.pop_back();
   if (u.lmdb_path == "/") bad_url("lmdb:// needs a directory of its own, not /");
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    std::string_view name = pair.substr(0, eq);
+  for_each_param(query, [&](std::string_view name, std::string_view value) {
     if (name != "max_bytes") bad_url(fmt::format("unknown query parameter '{}' (lmdb:// takes max_bytes)", name));
-    if (eq == std::string_view::npos) bad_url("query parameter 'max_bytes' has no value");
     // 1 MiB to 1 TiB: the map (twice that) must fit the address space.
-    u.lmdb_max_bytes = parse_number<std::uint64_t>(pair.substr(eq + 1), 1ull << 20, 1ull << 40, "max_bytes");
-  }
+    u.lmdb_max_bytes = parse_number<std::uint64_t>(value, 1ull << 20, 1ull << 40, "max_bytes");
+  });
 }
 
 }  // namespace
