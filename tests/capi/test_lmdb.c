@@ -19,7 +19,13 @@
  *    store from another boot starting empty;
  *  - namespaces apart, keys over 400 bytes (hashed) never answered with another key's record;
  *  - bad URLs and a store opened with another max_bytes: clear errors;
- *  - a handle opened before fork() used in the child.
+ *  - a handle opened before fork() used in the child;
+ *  - recency kept for what is only read: a tag's generation read with its entry, and the hot keys
+ *    of a process that never writes (it learns the older half and writes its re-stamps itself);
+ *  - peek never opening the store (a forked child) nor failing (an unusable directory);
+ *  - handles opened and freed at once by many threads of two processes (one environment per
+ *    directory per process: every call right, the LMDB lock always held);
+ *  - a directory others may write refused, a store without boot_id starting empty.
  *
  * Children never call CMocka: they count failures in shared memory and _exit(); the parent asserts.
  * HTTPCACHE_TEST_SEED fixes the random kill times (the seed used is printed). */
@@ -29,6 +35,7 @@
 #include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1507,6 +1514,553 @@ static void test_lmdb_fork_inherited_handle(void **state) {
   munmap(sh, sizeof *sh);
 }
 
+/* ======================================================================== 9. after the review */
+
+/* Child-safe helpers (no CMocka): 0 on success. */
+static int quiet_set_sized(httpcache_cache *c, const char *key, size_t size) {
+  char value[2048];
+  sized_value(value, size, key);
+  return httpcache_cache_set(NULL, c, key, strlen(key), value, size, &one_hour) != HTTPCACHE_OK;
+}
+
+/* 1: present and right, 0: a miss, -1: an error or a wrong value. */
+static int quiet_get_sized(httpcache_cache *c, const char *key, size_t size) {
+  char expected[2048];
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  int rc = httpcache_cache_get(&v, NULL, c, key, strlen(key)), r;
+  if (rc == HTTPCACHE_ENOTFOUND) return 0;
+  sized_value(expected, size, key);
+  r = rc == HTTPCACHE_OK && v.size == size && memcmp(v.ptr, expected, size) == 0 ? 1 : -1;
+  httpcache_buf_dispose(&v);
+  return r;
+}
+
+static int count_computations(httpcache_buf *out, uint32_t *flags, void *payload) {
+  (void)flags;
+  ++*(int *)payload;
+  return httpcache_buf_set(out, "tagged-value", 12);
+}
+
+/** A tag's generation keeps its place in the recency order: on max_bytes=1 MiB, a tagged entry is
+ *  read (a hit) 200 times while 5,000 entries of 1 KiB (about 11 times the store) are written, 25
+ *  between reads. Its tag key is only ever read with it, never written: were it left at its
+ *  creation stamp, it would be evicted, a new generation made at the next read, and the entry,
+ *  stamped with the old one, computed again. It must stay a hit, computed once. */
+static void test_lmdb_lru_tag_keys(void **state) {
+  fixture *f = *state;
+  enum { ROUNDS = 200, WRITES = 25 };
+  char url[800];
+  httpcache_cache *c = open_or_fail(url_with(f, "max_bytes=1048576", url, sizeof url), "tagged", NULL);
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  httpcache_outcome outcome = 0;
+  httpcache_call call = HTTPCACHE_CALL_INIT;
+  const void *tags[] = {"tag-a"};
+  size_t tag_lens[] = {5};
+  int calls = 0, r, next = 0, first_recomputed = -1, rc;
+  call.tags = tags;
+  call.tag_lens = tag_lens;
+  call.ntags = 1;
+  for (r = 0; r < ROUNDS; ++r) {
+    rc = httpcache_cache_get_or_compute_ex(&v, NULL, &outcome, c, "tagged", 6, &one_hour, &call, count_computations,
+                                           &calls);
+    if (rc != HTTPCACHE_OK) fail_msg("round %d: %d %s", r, rc, httpcache_error_last()->message);
+    if (v.size != 12 || memcmp(v.ptr, "tagged-value", 12) != 0) fail_msg("round %d: a wrong value", r);
+    if (calls > 1 && first_recomputed < 0) first_recomputed = r;
+    lru_write(c, next, next + WRITES);
+    next += WRITES;
+  }
+  rc = httpcache_cache_get_or_compute_ex(&v, NULL, &outcome, c, "tagged", 6, &one_hour, &call, count_computations,
+                                         &calls);
+  assert_int_equal(rc, HTTPCACHE_OK);
+  printf("a tagged entry read %d times among %d writes of 1 KiB: computed %d time(s), first again at read %d; "
+         "last outcome %d\n", ROUNDS + 1, next, calls, first_recomputed, (int)outcome);
+  assert_false(lru_alive(c, 0)); /* the store did turn over */
+  if (calls != 1)
+    fail_msg("the tagged entry was computed %d times (again first at read %d, after %d KiB written)", calls,
+             first_recomputed, first_recomputed * WRITES);
+  assert_int_equal(outcome, HTTPCACHE_OUTCOME_HIT);
+  httpcache_buf_dispose(&v);
+  httpcache_cache_free(c);
+}
+
+#define RW_N0 400
+#define RW_HOT 50
+#define RW_BATCH 320
+#define RW_BATCHES 3
+#define RW_READ_MS 2300
+
+typedef struct {
+  int init_done, rounds, batches;
+  int r_failed, w_failed;
+  int reads, misses, first_miss_batch;
+} shared_rw;
+
+static void rw_key(char *out, size_t cap, int i) { snprintf(out, cap, "rw-%05d", i); }
+
+/* Waits until *counter >= n; -1 after timeout_ms. For children. */
+static int wait_at_least(const int *counter, int n, int timeout_ms) {
+  int64_t end = test_now_ms() + timeout_ms;
+  while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) < n) {
+    if (test_now_ms() > end) return -1;
+    usleep(100);
+  }
+  return 0;
+}
+
+static void rw_writer(shared_rw *sh, const char *url) {
+  char key[32];
+  httpcache_cache *c = open_quiet(url, "rw", NULL);
+  int next = 0;
+  if (!c) _exit(10);
+  for (; next < RW_N0; ++next) {
+    rw_key(key, sizeof key, next);
+    if (quiet_set_sized(c, key, 1024)) __atomic_add_fetch(&sh->w_failed, 1, __ATOMIC_RELAXED);
+  }
+  __atomic_store_n(&sh->init_done, 1, __ATOMIC_RELEASE);
+  for (int b = 0; b < RW_BATCHES; ++b) {
+    if (wait_at_least(&sh->rounds, b + 1, 20000)) _exit(11);
+    for (int k = 0; k < RW_BATCH; ++k, ++next) {
+      rw_key(key, sizeof key, next);
+      if (quiet_set_sized(c, key, 1024)) __atomic_add_fetch(&sh->w_failed, 1, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&sh->batches, b + 1, __ATOMIC_RELEASE);
+  }
+  httpcache_cache_free(c);
+  _exit(0);
+}
+
+/* One read of the hot keys; the misses. */
+static int rw_read_hot(shared_rw *sh, httpcache_cache *c) {
+  char key[32];
+  int misses = 0;
+  for (int i = 0; i < RW_HOT; ++i) {
+    int r;
+    rw_key(key, sizeof key, i);
+    r = quiet_get_sized(c, key, 1024);
+    if (r < 0) __atomic_add_fetch(&sh->r_failed, 1, __ATOMIC_RELAXED);
+    misses += r == 0;
+  }
+  ++sh->reads;
+  sh->misses += misses;
+  return misses;
+}
+
+static void rw_reader(shared_rw *sh, const char *url) {
+  httpcache_cache *c = open_quiet(url, "rw", NULL);
+  if (!c) _exit(20);
+  if (wait_flag(&sh->init_done, 20000)) _exit(21);
+  /* The hot keys are the oldest entries: read, then read again a second later (its look at where
+   * the older half ends has run, and the keys it queued are a second old: it writes them). */
+  if (rw_read_hot(sh, c)) sh->first_miss_batch = 0;
+  test_sleep_ms(1100);
+  if (rw_read_hot(sh, c)) sh->first_miss_batch = 0;
+  for (int b = 0; b < RW_BATCHES; ++b) {
+    int64_t end;
+    __atomic_store_n(&sh->rounds, b + 1, __ATOMIC_RELEASE);
+    if (wait_at_least(&sh->batches, b + 1, 20000)) _exit(22);
+    /* Reads until the next batch; each batch takes the hot keys past the older half's end. */
+    end = test_now_ms() + (b + 1 < RW_BATCHES ? RW_READ_MS : 0);
+    do {
+      if (rw_read_hot(sh, c) && sh->first_miss_batch < 0) sh->first_miss_batch = b + 1;
+      usleep(2000);
+    } while (test_now_ms() < end);
+  }
+  httpcache_cache_free(c);
+  _exit(0);
+}
+
+/** A process that only reads keeps its hot keys: W writes 400 entries of 1 KiB into max_bytes=1 MiB
+ *  (464 fit), then 3 batches of 320; R, its own handle, never writing, reads the first 50 (the
+ *  oldest) before, then between W's batches, for 2.3 s each time. A batch leaves the hot keys in
+ *  the older half but not evicted (320 of the 414 entries that fit beside them); R, learning where
+ *  the older half ends once a second and writing the keys it queued once they are a second old,
+ *  moves them to the newest end before the next batch. After 960 writes (the store turned over
+ *  twice) nearly all of the 50 survive, none of the 350 unread entries of their age. */
+static void test_lmdb_lru_reading_process(void **state) {
+  fixture *f = *state;
+  shared_rw *sh = shared_alloc(sizeof *sh);
+  char url[800], key[32];
+  httpcache_cache *c;
+  pid_t w, r;
+  int i, hot_alive = 0, cold_alive = 0, new_alive = 0, last = RW_N0 + RW_BATCH * RW_BATCHES;
+  int64_t started = test_now_ms();
+  url_with(f, "max_bytes=1048576", url, sizeof url);
+  sh->first_miss_batch = -1;
+  r = fork_child();
+  if (r == 0) rw_reader(sh, url);
+  w = fork_child();
+  if (w == 0) rw_writer(sh, url);
+  assert_exited_ok(w, 30000);
+  assert_exited_ok(r, 30000);
+  assert_int_equal(sh->w_failed, 0);
+  assert_int_equal(sh->r_failed, 0);
+  c = open_or_fail(url, "rw", NULL);
+  for (i = 0; i < RW_N0; ++i) {
+    rw_key(key, sizeof key, i);
+    if (holds_sized(c, key, 1024)) ++*(i < RW_HOT ? &hot_alive : &cold_alive);
+  }
+  for (i = last - 100; i < last; ++i) {
+    rw_key(key, sizeof key, i);
+    new_alive += holds_sized(c, key, 1024);
+  }
+  printf("a reading process: %d of its %d hot keys survived %d writes of 1 KiB (%d misses in %d reads of them, the "
+         "first after batch %d), %d of %d unread, %d of the 100 newest; %lld ms\n",
+         hot_alive, RW_HOT, last - RW_N0, sh->misses, sh->reads, sh->first_miss_batch, cold_alive, RW_N0 - RW_HOT,
+         new_alive, (long long)(test_now_ms() - started));
+  assert_int_equal(new_alive, 100);
+  assert_int_equal(cold_alive, 0);
+  assert_true(hot_alive >= RW_HOT * 9 / 10);
+  httpcache_cache_free(c);
+  munmap(sh, sizeof *sh);
+}
+
+typedef struct {
+  int peek_first, get, peek_after, value_ok, peek_value_ok;
+} shared_peek;
+
+/** httpcache_cache_peek never opens the store nor fails. A child that inherited a handle: peek
+ *  before any blocking call is HTTPCACHE_ENOTFOUND (not answered here), then a get opens the store
+ *  and answers, and peek answers after it. A child whose store directory was replaced by a file:
+ *  peek is HTTPCACHE_ENOTFOUND before and after the get that fails (no error status, no crash). */
+static void test_lmdb_peek_never_opens_nor_fails(void **state) {
+  fixture *f = *state;
+  httpcache_cache *c = open_or_fail(f->url, "peek", NULL);
+  shared_peek *sh = shared_alloc(2 * sizeof *sh);
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  char moved[600];
+  pid_t pid;
+  int fd;
+  set_own_value(c, "peeked");
+  assert_int_equal(httpcache_cache_peek(&v, NULL, c, "peeked", 6), HTTPCACHE_OK); /* opened here: answered */
+  assert_true(holds_own_value(&v, "peeked"));
+  assert_int_equal(httpcache_cache_peek(&v, NULL, c, "absent", 6), HTTPCACHE_ENOTFOUND);
+
+  for (int variant = 0; variant < 2; ++variant) {
+    shared_peek *s = &sh[variant];
+    if (variant == 1) { /* the directory unusable: moved away, a regular file in its place */
+      snprintf(moved, sizeof moved, "%s.moved", f->dir);
+      assert_int_equal(rename(f->dir, moved), 0);
+      fd = open(f->dir, O_WRONLY | O_CREAT | O_EXCL, 0600);
+      assert_true(fd >= 0);
+      close(fd);
+    }
+    pid = fork_child();
+    if (pid == 0) {
+      httpcache_buf cv = HTTPCACHE_BUF_INIT;
+      s->peek_first = httpcache_cache_peek(&cv, NULL, c, "peeked", 6);
+      s->get = httpcache_cache_get(&cv, NULL, c, "peeked", 6);
+      s->value_ok = s->get == HTTPCACHE_OK && holds_own_value(&cv, "peeked");
+      httpcache_buf_dispose(&cv);
+      s->peek_after = httpcache_cache_peek(&cv, NULL, c, "peeked", 6);
+      s->peek_value_ok = s->peek_after == HTTPCACHE_OK && holds_own_value(&cv, "peeked");
+      httpcache_buf_dispose(&cv);
+      _exit(0);
+    }
+    assert_exited_ok(pid, 10000);
+    printf("%s: peek %d, get %d, peek %d\n", variant ? "store directory replaced by a file" : "inherited handle",
+           s->peek_first, s->get, s->peek_after);
+  }
+  assert_int_equal(unlink(f->dir), 0);
+  assert_int_equal(rename(moved, f->dir), 0);
+  /* inherited: not answered before the first blocking call, answered after it */
+  assert_int_equal(sh[0].peek_first, HTTPCACHE_ENOTFOUND);
+  assert_int_equal(sh[0].get, HTTPCACHE_OK);
+  assert_true(sh[0].value_ok);
+  assert_int_equal(sh[0].peek_after, HTTPCACHE_OK);
+  assert_true(sh[0].peek_value_ok);
+  /* unusable: get fails, peek never does */
+  assert_int_equal(sh[1].peek_first, HTTPCACHE_ENOTFOUND);
+  assert_int_not_equal(sh[1].get, HTTPCACHE_OK);
+  assert_int_equal(sh[1].peek_after, HTTPCACHE_ENOTFOUND);
+  /* the parent's handle works on */
+  expect_own_value(c, "peeked");
+  assert_int_equal(httpcache_cache_peek(&v, NULL, c, "peeked", 6), HTTPCACHE_OK);
+  httpcache_buf_dispose(&v);
+  httpcache_cache_free(c);
+  munmap(sh, 2 * sizeof *sh);
+}
+
+#define CHURN_THREADS 4
+#define CHURN_ITERS 200
+/* Read through each environment; under TSan smaller (its memcpy checks every byte read). */
+#if defined(__SANITIZE_THREAD__)
+#define CHURN_BIG (64 << 10)
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CHURN_BIG (64 << 10)
+#endif
+#endif
+#ifndef CHURN_BIG
+#define CHURN_BIG (1 << 20)
+#endif
+
+typedef struct {
+  int start;
+  int open_failed, failed, wrong, unlocked, done;
+  int reported;
+  char message[256];
+} shared_churn;
+
+static shared_churn *shc;
+static const char *churn_url, *churn_dir;
+static int churn_check_lock; /* whether /proc/locks shows LMDB's lock here */
+
+static void churn_report(const char *what, const char *key, int rc) {
+  if (__atomic_exchange_n(&shc->reported, 1, __ATOMIC_ACQ_REL)) return;
+  snprintf(shc->message, sizeof shc->message, "pid %d: %s %s: %d %s", (int)getpid(), what, key, rc,
+           httpcache_error_last()->message);
+}
+
+/* Whether this process holds LMDB's lock on DIR/lock.mdb (byte 0, shared once open: a POSIX lock
+ * of this pid on that inode in /proc/locks), as a process must while it has the store open: a
+ * process that lost it is not seen by the next opener, which would take itself for the only user
+ * and reset the lock table (reader slots, the writer's mutex) under it. */
+static int holds_lmdb_lock(const char *dir) {
+  char path[600], line[256];
+  struct stat st;
+  FILE *fp;
+  int held = 0;
+  snprintf(path, sizeof path, "%s/lock.mdb", dir);
+  if (stat(path, &st) != 0 || !(fp = fopen("/proc/locks", "r"))) return 0;
+  while (!held && fgets(line, sizeof line, fp)) {
+    char type[16], start[32], end[32];
+    int pid;
+    unsigned long ino;
+    if (sscanf(line, "%*[^:]: %15s %*s %*s %d %*x:%*x:%lu %31s %31s", type, &pid, &ino, start, end) == 5)
+      held = strcmp(type, "POSIX") == 0 && pid == (int)getpid() && ino == (unsigned long)st.st_ino &&
+             strcmp(start, "0") == 0 && strcmp(end, "0") == 0;
+  }
+  fclose(fp);
+  return held;
+}
+
+static pthread_barrier_t churn_barrier;
+static int churn_freeing;
+
+static void *churn_thread(void *arg) {
+  int t = (int)(intptr_t)arg;
+  char key[64], value[512];
+  for (int i = 0; i < CHURN_ITERS; ++i) {
+    httpcache_cache *c = NULL;
+    httpcache_buf v = HTTPCACHE_BUF_INIT;
+    size_t len;
+    int rc;
+    snprintf(key, sizeof key, "churn-%d-%d-%d", (int)getpid(), t, i);
+    rc = httpcache_cache_open(&c, churn_url, "churn", NULL, NULL);
+    if (rc != HTTPCACHE_OK) {
+      __atomic_add_fetch(&shc->open_failed, 1, __ATOMIC_RELAXED);
+      churn_report("open for", key, rc);
+    } else {
+      len = value_of(value, sizeof value, key);
+      rc = httpcache_cache_set(NULL, c, key, strlen(key), value, len, &one_hour);
+      if (rc != HTTPCACHE_OK) {
+        __atomic_add_fetch(&shc->failed, 1, __ATOMIC_RELAXED);
+        churn_report("set", key, rc);
+      } else if ((rc = httpcache_cache_get(&v, NULL, c, key, strlen(key))) != HTTPCACHE_OK) {
+        __atomic_add_fetch(&shc->failed, 1, __ATOMIC_RELAXED);
+        churn_report("get", key, rc);
+      } else if (!holds_own_value(&v, key)) {
+        __atomic_add_fetch(&shc->wrong, 1, __ATOMIC_RELAXED);
+        churn_report("a wrong value at", key, rc);
+      }
+      httpcache_buf_dispose(&v);
+      /* A large entry read through each environment: its map holds that many pages, so closing it
+       * takes a while (a window for another thread's open). */
+      if ((rc = httpcache_cache_get(&v, NULL, c, "big", 3)) != HTTPCACHE_OK || v.size != CHURN_BIG) {
+        __atomic_add_fetch(&shc->failed, 1, __ATOMIC_RELAXED);
+        churn_report("get", "big", rc);
+      }
+      httpcache_buf_dispose(&v);
+      if (churn_check_lock && !holds_lmdb_lock(churn_dir)) {
+        __atomic_add_fetch(&shc->unlocked, 1, __ATOMIC_RELAXED);
+        churn_report("no LMDB lock held with a handle open, after", key, 0);
+      }
+    }
+    /* All four free at once, and open again as soon as the last one has begun to free: while it
+     * closes the environment (the last handle), the others open the directory again. */
+    pthread_barrier_wait(&churn_barrier);
+    __atomic_add_fetch(&churn_freeing, 1, __ATOMIC_ACQ_REL);
+    if (c) httpcache_cache_free(c);
+    while (__atomic_load_n(&churn_freeing, __ATOMIC_ACQUIRE) < CHURN_THREADS * (i + 1)) sched_yield();
+    __atomic_add_fetch(&shc->done, 1, __ATOMIC_RELAXED);
+  }
+  return NULL;
+}
+
+/* A churning process: its 4 threads; a crash shows as its signal (CMocka's handlers, inherited,
+ * are reset). */
+static void churn_child(void) {
+  pthread_t tid[CHURN_THREADS];
+  signal(SIGSEGV, SIG_DFL);
+  signal(SIGBUS, SIG_DFL);
+  signal(SIGILL, SIG_DFL);
+  signal(SIGFPE, SIG_DFL);
+  signal(SIGSYS, SIG_DFL);
+  if (arrive_and_wait(&shc->start, 2, 10000)) _exit(2);
+  if (pthread_barrier_init(&churn_barrier, NULL, CHURN_THREADS)) _exit(3);
+  for (int t = 0; t < CHURN_THREADS; ++t)
+    if (pthread_create(&tid[t], NULL, churn_thread, (void *)(intptr_t)t)) _exit(4);
+  for (int t = 0; t < CHURN_THREADS; ++t) pthread_join(tid[t], NULL);
+  _exit(0);
+}
+
+/** Handles opened and freed over and over on one directory: in each of two processes, 4 threads
+ *  each open a handle, set and read back a key of their own (and a 1 MiB entry, so the store's map
+ *  holds many pages and closing it takes a while), and free it, 200 times; the four free at once,
+ *  the last closing the environment while the others open the directory again. Every process has
+ *  at most one environment per directory, the last handle closing it before another can be
+ *  opened: a second copy opened beside one being closed loses its LMDB locks when the other
+ *  closes (the next opener elsewhere then resets the lock table under it). Every call succeeds
+ *  with the right value, and a process with a handle open always holds its LMDB lock. (Two
+ *  children, so that a hang or a crash is this test's failure, not the runner's.) */
+static void test_lmdb_open_close_churn(void **state) {
+  fixture *f = *state;
+  pid_t pids[2];
+  char url[800];
+  int64_t started = test_now_ms();
+  shc = shared_alloc(sizeof *shc);
+  churn_url = url_with(f, "max_bytes=16777216", url, sizeof url); /* a small map: cheap under TSan */
+  churn_dir = f->dir;
+  {
+    httpcache_cache *c = open_or_fail(churn_url, "churn", NULL);
+    char *big = malloc(CHURN_BIG);
+    assert_non_null(big);
+    memset(big, 'b', CHURN_BIG);
+    assert_int_equal(httpcache_cache_set(NULL, c, "big", 3, big, CHURN_BIG, &one_hour), HTTPCACHE_OK);
+    free(big);
+    churn_check_lock = holds_lmdb_lock(churn_dir);
+    if (!churn_check_lock) printf("LMDB's lock is not seen in /proc/locks: not checked\n");
+    httpcache_cache_free(c);
+  }
+  for (int i = 0; i < 2; ++i) {
+    pids[i] = fork_child();
+    if (pids[i] == 0) churn_child();
+  }
+  for (int i = 0, status = 0; i < 2; ++i) {
+    int64_t end = test_now_ms() + 60000;
+    while (waitpid(pids[i], &status, WNOHANG) != pids[i]) {
+      if (test_now_ms() > end) { /* a hang (a writer's mutex lost, say): the ones left go */
+        for (int k = i; k < 2; ++k) {
+          kill(pids[k], SIGKILL);
+          waitpid(pids[k], NULL, 0);
+        }
+        fail_msg("churning process %d did not finish within 60 s (%s)", (int)pids[i], shc->message);
+      }
+      test_sleep_ms(1);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      if (i == 0) {
+        kill(pids[1], SIGKILL);
+        waitpid(pids[1], NULL, 0);
+      }
+      fail_msg("churning process %d: %s %d (%s)", (int)pids[i], WIFEXITED(status) ? "exit status" : "killed by signal",
+               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), shc->message);
+    }
+  }
+  printf("open/close churn: %d rounds of open, set, get, free in 2 processes x %d threads, %d failed opens, %d "
+         "failed calls, %d wrong values, %d without the LMDB lock; %lld ms%s%s\n",
+         shc->done, CHURN_THREADS, shc->open_failed, shc->failed, shc->wrong, shc->unlocked,
+         (long long)(test_now_ms() - started), shc->reported ? "; first: " : "", shc->message);
+  assert_int_equal(shc->open_failed, 0);
+  assert_int_equal(shc->failed, 0);
+  assert_int_equal(shc->wrong, 0);
+  assert_int_equal(shc->unlocked, 0);
+  assert_int_equal(shc->done, 2 * CHURN_THREADS * CHURN_ITERS);
+  munmap(shc, sizeof *shc);
+  shc = NULL;
+}
+
+/** A store directory group or others may write to is refused: HTTPCACHE_EINVALID saying so
+ *  (whoever can write there can plant entries every process serves); readable by all is fine. */
+static void test_lmdb_directory_writable_by_others(void **state) {
+  fixture *f = *state;
+  httpcache_cache *c;
+  assert_int_equal(mkdir(f->dir, 0700), 0);
+  assert_int_equal(chmod(f->dir, 0777), 0);
+  expect_open_fails(f->url, HTTPCACHE_EINVALID, "writable by group or others", NULL);
+  assert_int_equal(chmod(f->dir, 0720), 0);
+  expect_open_fails(f->url, HTTPCACHE_EINVALID, "writable by group or others", NULL);
+  assert_int_equal(chmod(f->dir, 0702), 0);
+  expect_open_fails(f->url, HTTPCACHE_EINVALID, "writable by group or others", NULL);
+  assert_int_equal(chmod(f->dir, 0755), 0);
+  c = open_or_fail(f->url, "mode", NULL);
+  set_own_value(c, "k");
+  expect_own_value(c, "k");
+  httpcache_cache_free(c);
+}
+
+typedef struct {
+  int wrote, gone, kept, failed;
+} shared_boot;
+
+/** A store whose boot_id is missing (an OS crash before it reached the disk: unsynced pages may be
+ *  missing too) starts empty when a new process opens it, and boot_id names this boot again. */
+static void test_lmdb_missing_boot_id(void **state) {
+  fixture *f = *state;
+  shared_boot *sh = shared_alloc(sizeof *sh);
+  char path[700], boot[128] = "", recorded[128] = "";
+  FILE *fp;
+  pid_t pid;
+  struct stat st;
+
+  pid = fork_child();
+  if (pid == 0) {
+    httpcache_cache *c = open_quiet(f->url, "boot", NULL);
+    if (!c) _exit(1);
+    for (int i = 0; i < 20; ++i) {
+      char key[32];
+      snprintf(key, sizeof key, "before-%d", i);
+      sh->failed += quiet_set_sized(c, key, 100);
+      sh->wrote += quiet_get_sized(c, key, 100) == 1;
+    }
+    httpcache_cache_free(c);
+    _exit(0);
+  }
+  assert_exited_ok(pid, 10000);
+  assert_int_equal(sh->failed, 0);
+  assert_int_equal(sh->wrote, 20);
+  snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+  assert_int_equal(stat(path, &st), 0);
+  snprintf(path, sizeof path, "%s/boot_id", f->dir);
+  assert_int_equal(unlink(path), 0);
+
+  pid = fork_child();
+  if (pid == 0) {
+    httpcache_cache *c = open_quiet(f->url, "boot", NULL);
+    if (!c) _exit(1);
+    for (int i = 0; i < 20; ++i) {
+      char key[32];
+      int r;
+      snprintf(key, sizeof key, "before-%d", i);
+      r = quiet_get_sized(c, key, 100);
+      if (r < 0) ++sh->failed;
+      else if (r == 0) ++sh->gone;
+      else ++sh->kept;
+    }
+    sh->failed += quiet_set_sized(c, "after", 100);
+    sh->failed += quiet_get_sized(c, "after", 100) != 1;
+    httpcache_cache_free(c);
+    _exit(0);
+  }
+  assert_exited_ok(pid, 10000);
+  printf("a store without boot_id, opened again: %d of 20 entries gone, %d kept\n", sh->gone, sh->kept);
+  assert_int_equal(sh->failed, 0);
+  assert_int_equal(sh->kept, 0);
+  assert_int_equal(sh->gone, 20);
+  fp = fopen("/proc/sys/kernel/random/boot_id", "r");
+  assert_non_null(fp);
+  assert_non_null(fgets(boot, sizeof boot, fp));
+  fclose(fp);
+  fp = fopen(path, "r");
+  assert_non_null(fp);
+  assert_non_null(fgets(recorded, sizeof recorded, fp));
+  fclose(fp);
+  assert_string_equal(recorded, boot);
+  snprintf(path, sizeof path, "%s/boot_id.tmp", f->dir);
+  assert_int_equal(access(path, F_OK), -1); /* renamed into place, not left behind */
+  munmap(sh, sizeof *sh);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_lmdb_basic, setup, teardown),
@@ -1520,6 +2074,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_lmdb_namespaces_and_long_keys, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lmdb_bad_input, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lmdb_fork_inherited_handle, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lmdb_lru_tag_keys, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lmdb_lru_reading_process, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lmdb_peek_never_opens_nor_fails, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lmdb_open_close_churn, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lmdb_directory_writable_by_others, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lmdb_missing_boot_id, setup, teardown),
   };
   const char *env_seed = getenv("HTTPCACHE_TEST_SEED");
   int failed;
