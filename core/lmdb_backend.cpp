@@ -19,6 +19,7 @@
 #include <optional>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "immediate_session.hpp"
 #include "lmdb_record.hpp"
@@ -177,9 +178,12 @@ class environment final : private detail::fork_participant {
     if (touches_.size() < max_touches) touches_.emplace(skey);
     return touches_.size() >= touch_flush_count || now - first_touch_ms_ >= touch_flush_ms;
   }
-  std::unordered_set<std::string> take_touches() {
+  // Up to `most` queued keys, taken out of the queue; the rest stay for the next write.
+  std::vector<std::string> take_touches(std::size_t most) {
     std::lock_guard<std::mutex> lock(touch_mutex_);
-    return std::exchange(touches_, {});
+    std::vector<std::string> taken;
+    while (!touches_.empty() && taken.size() < most) taken.push_back(std::move(touches_.extract(touches_.begin()).value()));
+    return taken;
   }
   std::atomic<std::uint64_t> older_than{0};  // stamps below it are in the older half
   std::atomic<std::int64_t> older_than_read_ms{0};  // when a read last set it (writes set it too)
@@ -683,9 +687,7 @@ class lmdb_backend final : public backend {
           if (!entry || entry->expires_ms <= now) remove(skey, now);
         }
       }
-      std::size_t n = 0;
-      for (const std::string& skey : e_.take_touches())
-        if (n++ < restamps_per_write) restamp(skey, now);
+      for (const std::string& skey : e_.take_touches(restamps_per_write)) restamp(skey, now);
     }
 
     // Moves a live entry to the newest end of the recency order: the record is written again
