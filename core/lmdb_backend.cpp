@@ -34,8 +34,8 @@ constexpr int tidy_expired_per_write = 16;
 constexpr std::size_t max_touches = 1024;
 constexpr std::size_t restamps_per_write = 256;  // the rest wait: one write holds the host's lock briefly
 constexpr std::size_t touch_flush_count = 64;
-constexpr std::int64_t touch_flush_ms = 1000;
-constexpr std::int64_t older_than_refresh_ms = 1000;
+constexpr std::int64_t touch_flush_ms = 250;
+constexpr std::int64_t older_than_refresh_ms = 250;
 constexpr std::size_t evict_batch = 16;
 
 std::int64_t wall_ms() {
@@ -171,7 +171,7 @@ class environment final : private detail::fork_participant {
 
   // Approximate LRU (lmdb_backend.hpp): keys read in the older half, for this process's next
   // write. True when a process that does not write should write them itself now (many queued, or
-  // the oldest queued a second ago).
+  // the oldest queued for touch_flush_ms).
   bool touched(std::string_view skey, std::int64_t now) {
     std::lock_guard<std::mutex> lock(touch_mutex_);
     if (touches_.empty()) first_touch_ms_ = now;
@@ -599,8 +599,8 @@ class lmdb_backend final : public backend {
     return entry->stamp < e_->older_than.load(std::memory_order_relaxed) && e_->touched(skey, now);
   }
 
-  // Where the older half of the stamps ends, read once a second by a reading process: one that
-  // never writes would otherwise never know.
+  // Where the older half of the stamps ends, read every older_than_refresh_ms by a reading
+  // process: one that never writes would otherwise never know.
   void refresh_older_than(const txn& r, std::int64_t now) {
     if (now - e_->older_than_read_ms.load(std::memory_order_relaxed) < older_than_refresh_ms) return;
     e_->older_than_read_ms.store(now, std::memory_order_relaxed);

@@ -14,8 +14,8 @@
 // limit, evicts the oldest stamps. Recency is approximate LRU: a hit on an entry whose stamp is in
 // the older half of the store queues its key (up to 1024 per process, the check costs nothing:
 // the stamp is in the record read), and the next write of that process stamps it anew (the
-// record written again). A process that does not write learns the older half once a second and
-// writes its queue itself (64 queued, or the oldest a second old).
+// record written again). A process that does not write learns the older half every 250 ms and
+// writes its queue itself (64 queued, or the oldest queued 250 ms ago).
 //
 // The files: DIR/data.mdb, DIR/lock.mdb (mode 0600, DIR 0700 when created). Commits are not
 // fsync'ed (MDB_NOSYNC): a process crash loses nothing committed, but after an OS crash the file
