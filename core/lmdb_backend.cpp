@@ -61,6 +61,13 @@ std::uint64_t from_be64(std::string_view s) {
   return v;
 }
 
+// The stamp below which an entry is in the older half, given the next stamp and the live count:
+// the newer half (rounded up, so a lone entry is never "older") stays out.
+std::uint64_t older_half_end(std::uint64_t next, std::uint64_t live) {
+  const std::uint64_t newer = (live + 1) / 2;
+  return next > newer ? next - newer : 0;
+}
+
 // The map filled up inside a write: the write is retried once after making room.
 struct map_full {};
 
@@ -113,7 +120,7 @@ class environment final : private detail::fork_participant {
   void close() {
     if (env_ && owner_.load(std::memory_order_relaxed) == detail::current_pid()) {
       for (auto& slot : readers_)
-        if (MDB_txn* t = slot.exchange(nullptr)) mdb_txn_abort(t);
+        if (MDB_txn* t = slot.txn.exchange(nullptr)) mdb_txn_abort(t);
       mdb_env_close(env_);
     }
     env_ = nullptr;
@@ -131,7 +138,7 @@ class environment final : private detail::fork_participant {
     if (owner_.load(std::memory_order_relaxed) != detail::current_pid()) {
       // The inherited copy is only closed (mdb_env_close clears reader slots of this pid only);
       // its pooled transactions are the parent's and are left alone.
-      for (auto& slot : readers_) slot.store(nullptr);
+      for (auto& slot : readers_) slot.txn.store(nullptr);
       if (env_) mdb_env_close(env_);
       env_ = nullptr;
       open();
@@ -144,8 +151,8 @@ class environment final : private detail::fork_participant {
   int begin_read(MDB_txn** out) {
     MDB_env* env = this->env();
     for (auto& slot : readers_) {
-      if (!slot.load(std::memory_order_relaxed)) continue;
-      if (MDB_txn* t = slot.exchange(nullptr, std::memory_order_acquire)) {
+      if (!slot.txn.load(std::memory_order_relaxed)) continue;
+      if (MDB_txn* t = slot.txn.exchange(nullptr, std::memory_order_acquire)) {
         if (mdb_txn_renew(t) == 0) {
           *out = t;
           return 0;
@@ -160,7 +167,7 @@ class environment final : private detail::fork_participant {
     mdb_txn_reset(t);
     for (auto& slot : readers_) {
       MDB_txn* empty = nullptr;
-      if (slot.compare_exchange_strong(empty, t, std::memory_order_release, std::memory_order_relaxed)) return;
+      if (slot.txn.compare_exchange_strong(empty, t, std::memory_order_release, std::memory_order_relaxed)) return;
     }
     mdb_txn_abort(t);
   }
@@ -196,7 +203,10 @@ class environment final : private detail::fork_participant {
   const std::uint64_t max_bytes_;
   std::mutex reopen_mutex_;
   MDB_env* env_ = nullptr;
-  std::array<std::atomic<MDB_txn*>, 16> readers_{};
+  struct alignas(64) pooled {  // a cache line each: threads renewing side by side do not share one
+    std::atomic<MDB_txn*> txn{nullptr};
+  };
+  std::array<pooled, 16> readers_{};
   std::atomic<pid_t> owner_{0};
   std::mutex touch_mutex_;
   std::unordered_set<std::string> touches_;
@@ -606,7 +616,7 @@ class lmdb_backend final : public backend {
     e_->older_than_read_ms.store(now, std::memory_order_relaxed);
     auto last = r.edge(e_->by_stamp, true);
     const std::uint64_t next = last ? from_be64(last->first) + 1 : 1, live = r.entries(e_->by_stamp);
-    e_->older_than.store(next > live / 2 ? next - live / 2 : 0, std::memory_order_relaxed);
+    e_->older_than.store(older_half_end(next, live), std::memory_order_relaxed);
   }
 
   // A write of nothing but the upkeep, to re-stamp the keys this process read; best effort.
@@ -724,7 +734,7 @@ class lmdb_backend final : public backend {
 
     void commit() {
       const std::uint64_t live = t_.entries(e_.by_stamp);
-      e_.older_than.store(next_stamp_ > live / 2 ? next_stamp_ - live / 2 : 0, std::memory_order_relaxed);
+      e_.older_than.store(older_half_end(next_stamp_, live), std::memory_order_relaxed);
       t_.commit();
     }
 
