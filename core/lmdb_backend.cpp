@@ -193,7 +193,7 @@ class environment final : private detail::fork_participant {
     return taken;
   }
   std::atomic<std::uint64_t> older_than{0};  // stamps below it are in the older half
-  std::atomic<std::int64_t> older_than_read_ms{0};  // when a read last set it (writes set it too)
+  std::atomic<std::int64_t> older_than_read_ms{0};  // when a read last set it
 
  private:
   void open();
@@ -455,6 +455,19 @@ class txn {
     if (rc) fail(env_.path(), "cursor", rc);
     return std::pair{view(k), view(v)};
   }
+  // key's entry (stored under skey, its store key) when it is live at `now`; views into the store.
+  std::optional<lmdb_record::entry> live(std::string_view key, std::string_view skey, std::int64_t now) const {
+    auto bytes = find(env_.entries, skey);
+    if (!bytes) return std::nullopt;
+    auto entry = lmdb_record::decode_for(key, *bytes);
+    if (!entry || entry->expires_ms <= now) return std::nullopt;
+    return entry;
+  }
+  // The stamp the next write takes: one past the newest.
+  std::uint64_t next_stamp() const {
+    auto last = edge(env_.by_stamp, true);
+    return last ? from_be64(last->first) + 1 : 1;
+  }
   std::uint64_t pages(MDB_dbi dbi) const {
     MDB_stat st{};
     int rc = mdb_stat(t_, dbi, &st);
@@ -536,8 +549,9 @@ class lmdb_backend final : public backend {
   }
 
   void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override {
+    const std::string skey = lmdb_record::store_key(key);
     write([&](writer& w) {
-      w.put_entry(key, value, expiry(wall_ms(), ttl_ms));
+      w.put_entry(key, skey, value, expiry(wall_ms(), ttl_ms));
       return true;
     });
   }
@@ -554,35 +568,38 @@ class lmdb_backend final : public backend {
   std::unique_ptr<async_session> open_async(watch_fn) override { return make_immediate_session(*this); }
 
   lease_result lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) override {
+    const std::string skey = lmdb_record::store_key(key);
     return write([&](writer& w) {
       lease_result r;
       const std::int64_t now = wall_ms();
-      if (auto current = w.live(key, now)) {
+      if (auto current = w.live(key, skey, now)) {
         // Read through leases only (a tag's generation, a lock): kept in the recency order too.
-        if (current->stamp < e_->older_than.load(std::memory_order_relaxed)) w.restamp(lmdb_record::store_key(key), now);
-        r.current = {true, std::string(current->value), std::max<std::int64_t>(1, current->expires_ms - now)};
+        if (current->stamp < e_->older_than.load(std::memory_order_relaxed)) w.restamp(skey, now);
+        r.current = {true, std::move(current->value), std::max<std::int64_t>(1, current->expires_ms - now)};
         return r;
       }
-      r.granted = w.put_entry(key, placeholder, expiry(now, lease_ms));
+      r.granted = w.put_entry(key, skey, placeholder, expiry(now, lease_ms));
       return r;
     });
   }
 
   bool store_leased(std::string_view key, std::string_view placeholder, std::string_view value,
                     std::int64_t ttl_ms) override {
+    const std::string skey = lmdb_record::store_key(key);
     return write([&](writer& w) {
       const std::int64_t now = wall_ms();
-      auto current = w.live(key, now);
+      auto current = w.live(key, skey, now);
       if (!current || current->value != placeholder) return false;
-      return w.put_entry(key, value, expiry(now, ttl_ms));  // false: too large, not stored
+      return w.put_entry(key, skey, value, expiry(now, ttl_ms));  // false: too large, not stored
     });
   }
 
   void release(std::string_view key, std::string_view placeholder) override {
+    const std::string skey = lmdb_record::store_key(key);
     write([&](writer& w) {
       const std::int64_t now = wall_ms();
-      auto current = w.live(key, now);
-      if (current && current->value == placeholder) w.remove(lmdb_record::store_key(key), now);
+      auto current = w.live(key, skey, now);
+      if (current && current->value == placeholder) w.remove(skey, now);
       return true;
     });
   }
@@ -599,10 +616,8 @@ class lmdb_backend final : public backend {
   bool read_live(txn& r, std::string_view key, std::int64_t now, lookup_result& out) {
     thread_local std::string skey;  // a buffer per thread: a hit allocates nothing for its key
     lmdb_record::store_key_into(key, skey);
-    auto bytes = r.find(e_->entries, skey);
-    if (!bytes) return false;
-    auto entry = lmdb_record::decode_for(key, *bytes);
-    if (!entry || entry->expires_ms <= now) return false;
+    auto entry = r.live(key, skey, now);
+    if (!entry) return false;
     out.found = true;
     out.value.assign(entry->value);
     out.ttl_ms = std::max<std::int64_t>(1, entry->expires_ms - now);
@@ -614,9 +629,7 @@ class lmdb_backend final : public backend {
   void refresh_older_than(const txn& r, std::int64_t now) {
     if (now - e_->older_than_read_ms.load(std::memory_order_relaxed) < older_than_refresh_ms) return;
     e_->older_than_read_ms.store(now, std::memory_order_relaxed);
-    auto last = r.edge(e_->by_stamp, true);
-    const std::uint64_t next = last ? from_be64(last->first) + 1 : 1, live = r.entries(e_->by_stamp);
-    e_->older_than.store(older_half_end(next, live), std::memory_order_relaxed);
+    e_->older_than.store(older_half_end(r.next_stamp(), r.entries(e_->by_stamp)), std::memory_order_relaxed);
   }
 
   // A write of nothing but the upkeep, to re-stamp the keys this process read; best effort.
@@ -630,11 +643,7 @@ class lmdb_backend final : public backend {
   // A write transaction and the changes it makes to an entry and its indexes.
   class writer {
    public:
-    explicit writer(environment& e) : e_(e), t_(e, 0) {
-      auto last = t_.edge(e_.by_stamp, true);
-      next_stamp_ = last ? from_be64(last->first) + 1 : 1;
-    }
-    txn& t() { return t_; }
+    explicit writer(environment& e) : e_(e), t_(e, 0), next_stamp_(t_.next_stamp()) {}
 
     // The live entry of key (a copy of its value: the view would not survive the next put).
     struct live_entry {
@@ -642,18 +651,15 @@ class lmdb_backend final : public backend {
       std::int64_t expires_ms;
       std::uint64_t stamp;
     };
-    std::optional<live_entry> live(std::string_view key, std::int64_t now) {
-      auto bytes = t_.find(e_.entries, lmdb_record::store_key(key));
-      if (!bytes) return std::nullopt;
-      auto entry = lmdb_record::decode_for(key, *bytes);
-      if (!entry || entry->expires_ms <= now) return std::nullopt;
+    std::optional<live_entry> live(std::string_view key, const std::string& skey, std::int64_t now) {
+      auto entry = t_.live(key, skey, now);
+      if (!entry) return std::nullopt;
       return live_entry{std::string(entry->value), entry->expires_ms, entry->stamp};
     }
 
     // Stores value under key (replacing what was there); false for a value over max_bytes/8,
     // which is not stored: the key is then left empty rather than holding an older value.
-    bool put_entry(std::string_view key, std::string_view value, std::int64_t expires_ms) {
-      const std::string skey = lmdb_record::store_key(key);
+    bool put_entry(std::string_view key, const std::string& skey, std::string_view value, std::int64_t expires_ms) {
       remove(skey, 0);
       if (key.size() + value.size() > e_.max_bytes() / 8) return false;
       const bool hashed = key.size() > lmdb_record::direct_key_max;
@@ -744,7 +750,7 @@ class lmdb_backend final : public backend {
     }
     environment& e_;
     txn t_;
-    std::uint64_t next_stamp_ = 1;
+    std::uint64_t next_stamp_;
   };
 
   // Runs body in a write transaction, with the store's upkeep; a full map is met by dropping
