@@ -132,3 +132,28 @@ void test_sleep_ms(int ms) {
   ts.tv_nsec = (long)(ms % 1000) * 1000000L;
   nanosleep(&ts, NULL);
 }
+
+void test_on_get(int status, const void *value, size_t size, int64_t ttl_ms, void *payload) {
+  get_result *r = payload;
+  ++r->done;
+  r->status = status;
+  r->size = size;
+  r->ttl_ms = ttl_ms;
+  if (size && size < sizeof r->value) memcpy(r->value, value, size);
+}
+
+void test_on_done(int status, int64_t count, void *payload) {
+  done_result *r = payload;
+  ++r->done;
+  r->status = status;
+  r->count = count;
+}
+
+uint32_t test_mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}

@@ -39,6 +39,26 @@ int test_redis_restore(void **state);
 const char *test_unique_namespace(const char *prefix);
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t test_now_ms(void);
+
+/* What a non-blocking request's completion reported (and how many times it ran), for
+ * test_on_get / test_on_done as its callback with the record as payload. */
+typedef struct {
+  int done;
+  int status;
+  char value[256];
+  size_t size;
+  int64_t ttl_ms;
+} get_result;
+void test_on_get(int status, const void *value, size_t size, int64_t ttl_ms, void *payload);
+typedef struct {
+  int done;
+  int status;
+  int64_t count;
+} done_result;
+void test_on_done(int status, int64_t count, void *payload);
+
+/* A 32-bit integer hash (xorshift-multiply), for values derived from seeds. */
+uint32_t test_mix32(uint32_t x);
 /* Sleeps ms milliseconds. */
 void test_sleep_ms(int ms);
 

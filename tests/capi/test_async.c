@@ -18,37 +18,7 @@ static size_t run_loop(test_loop *l, httpcache_async *ctx, int deadline_ms) {
   return pending;
 }
 
-/* ---- completion records ---- */
-
-typedef struct {
-  int done;
-  int status;
-  char value[256];
-  size_t size;
-  int64_t ttl_ms;
-} get_result;
-
-static void on_get(int status, const void *value, size_t size, int64_t ttl_ms, void *payload) {
-  get_result *r = payload;
-  ++r->done;
-  r->status = status;
-  r->size = size;
-  r->ttl_ms = ttl_ms;
-  if (size && size < sizeof r->value) memcpy(r->value, value, size);
-}
-
-typedef struct {
-  int done;
-  int status;
-  int64_t count;
-} done_result;
-
-static void on_done(int status, int64_t count, void *payload) {
-  done_result *r = payload;
-  ++r->done;
-  r->status = status;
-  r->count = count;
-}
+/* ---- fixture (completion records: get_result, done_result in support.h) ---- */
 
 typedef struct {
   httpcache_cache *cache;
@@ -88,12 +58,12 @@ static void test_async_round_trip(void **state) {
   done_result d = {0};
   const char *keys[] = {"k", "absent"};
   size_t lens[] = {1, 6};
-  assert_int_equal(httpcache_async_set(f->ctx, "k", 1, "v\0x", 3, &one_minute, on_done, &d), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_set(f->ctx, "k", 1, "v\0x", 3, &one_minute, test_on_done, &d), HTTPCACHE_OK);
   assert_int_equal(run_loop(&f->l, f->ctx, 2000), 0);
   assert_int_equal(d.done, 1);
   assert_int_equal(d.status, HTTPCACHE_OK);
   assert_int_equal(d.count, 60);
-  assert_int_equal(httpcache_async_get(f->ctx, "k", 1, on_get, &g), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_get(f->ctx, "k", 1, test_on_get, &g), HTTPCACHE_OK);
   assert_int_equal(run_loop(&f->l, f->ctx, 2000), 0);
   assert_int_equal(g.done, 1);
   assert_int_equal(g.status, HTTPCACHE_OK);
@@ -101,12 +71,12 @@ static void test_async_round_trip(void **state) {
   assert_memory_equal(g.value, "v\0x", 3);
   assert_in_range(g.ttl_ms, 58000, 60000);
   memset(&d, 0, sizeof d);
-  assert_int_equal(httpcache_async_invalidate(f->ctx, (const void *const *)keys, lens, 2, on_done, &d), 0);
+  assert_int_equal(httpcache_async_invalidate(f->ctx, (const void *const *)keys, lens, 2, test_on_done, &d), 0);
   assert_int_equal(run_loop(&f->l, f->ctx, 2000), 0);
   assert_int_equal(d.done, 1);
   assert_int_equal(d.count, 1);
   memset(&g, 0, sizeof g);
-  assert_int_equal(httpcache_async_get(f->ctx, "k", 1, on_get, &g), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_get(f->ctx, "k", 1, test_on_get, &g), HTTPCACHE_OK);
   assert_int_equal(run_loop(&f->l, f->ctx, 2000), 0);
   assert_int_equal(g.done, 1);
   assert_int_equal(g.status, HTTPCACHE_ENOTFOUND);
@@ -125,12 +95,12 @@ static void test_async_pipelined_requests(void **state) {
   for (i = 0; i < N; ++i) {
     snprintf(key, sizeof key, "p%d", i);
     snprintf(value, sizeof value, "value-%d", i);
-    assert_int_equal(httpcache_async_set(f->ctx, key, strlen(key), value, strlen(value), &one_minute, on_done, &set[i]),
+    assert_int_equal(httpcache_async_set(f->ctx, key, strlen(key), value, strlen(value), &one_minute, test_on_done, &set[i]),
                      0);
   }
   for (i = 0; i < N; ++i) {
     snprintf(key, sizeof key, "p%d", i);
-    assert_int_equal(httpcache_async_get(f->ctx, key, strlen(key), on_get, &got[i]), 0);
+    assert_int_equal(httpcache_async_get(f->ctx, key, strlen(key), test_on_get, &got[i]), 0);
   }
   assert_int_equal(run_loop(&f->l, f->ctx, 5000), 0);
   for (i = 0; i < N; ++i) {
@@ -149,13 +119,13 @@ static void test_async_bad_input(void **state) {
   get_result g = {0};
   done_result d = {0};
   httpcache_ttl_policy zero = {HTTPCACHE_TTL_SECONDS, 0, NULL, NULL};
-  assert_int_equal(httpcache_async_get(f->ctx, "", 0, on_get, &g), HTTPCACHE_EINVALID);
-  assert_int_equal(httpcache_async_get(f->ctx, NULL, 1, on_get, &g), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_get(f->ctx, "", 0, test_on_get, &g), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_get(f->ctx, NULL, 1, test_on_get, &g), HTTPCACHE_EINVALID);
   assert_int_equal(httpcache_async_get(f->ctx, "k", 1, NULL, &g), HTTPCACHE_EINVALID);
-  assert_int_equal(httpcache_async_get(NULL, "k", 1, on_get, &g), HTTPCACHE_EINVALID);
-  assert_int_equal(httpcache_async_set(f->ctx, "k", 1, "v", 1, &zero, on_done, &d), HTTPCACHE_EINVALID);
-  assert_int_equal(httpcache_async_set(f->ctx, "k", 1, NULL, 1, &one_minute, on_done, &d), HTTPCACHE_EINVALID);
-  assert_int_equal(httpcache_async_invalidate(f->ctx, NULL, NULL, 0, on_done, &d), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_get(NULL, "k", 1, test_on_get, &g), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_set(f->ctx, "k", 1, "v", 1, &zero, test_on_done, &d), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_set(f->ctx, "k", 1, NULL, 1, &one_minute, test_on_done, &d), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_async_invalidate(f->ctx, NULL, NULL, 0, test_on_done, &d), HTTPCACHE_EINVALID);
   assert_int_equal(httpcache_async_process(NULL, 0), HTTPCACHE_EINVALID);
   assert_int_equal(httpcache_async_open(NULL, f->cache, NULL, NULL), HTTPCACHE_EINVALID);
   assert_int_equal(httpcache_async_pending(f->ctx), 0);
@@ -169,9 +139,9 @@ static void test_async_memory_completes_at_once(void **state) {
   fixture *f = *state;
   get_result g = {0};
   done_result d = {0};
-  assert_int_equal(httpcache_async_set(f->ctx, "m", 1, "v", 1, &one_minute, on_done, &d), 0);
+  assert_int_equal(httpcache_async_set(f->ctx, "m", 1, "v", 1, &one_minute, test_on_done, &d), 0);
   assert_int_equal(d.done, 1);
-  assert_int_equal(httpcache_async_get(f->ctx, "m", 1, on_get, &g), 0);
+  assert_int_equal(httpcache_async_get(f->ctx, "m", 1, test_on_get, &g), 0);
   assert_int_equal(g.done, 1);
   assert_int_equal(g.status, HTTPCACHE_OK);
   assert_int_equal(f->l.watch_calls, 0);
@@ -192,11 +162,11 @@ static void test_async_stalled_server_times_out(void **state) {
   opts.command_timeout_ms = 200;
   assert_int_equal(httpcache_cache_open(&cache, test_redis_url(), test_unique_namespace("stall"), NULL, &opts), 0);
   assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &l), 0);
-  assert_int_equal(httpcache_async_set(ctx, "s", 1, "v", 1, &one_minute, on_done, &d), 0);
+  assert_int_equal(httpcache_async_set(ctx, "s", 1, "v", 1, &one_minute, test_on_done, &d), 0);
   assert_int_equal(run_loop(&l, ctx, 2000), 0); /* connected and working */
   assert_int_equal(kill(pid, SIGSTOP), 0); /* test_redis_restore resumes it if an assertion fails */
   started = test_now_ms();
-  assert_int_equal(httpcache_async_get(ctx, "s", 1, on_get, &g), 0);
+  assert_int_equal(httpcache_async_get(ctx, "s", 1, test_on_get, &g), 0);
   assert_int_equal(run_loop(&l, ctx, 10000), 0);
   elapsed = test_now_ms() - started;
   assert_int_equal(kill(pid, SIGCONT), 0);
@@ -207,7 +177,7 @@ static void test_async_stalled_server_times_out(void **state) {
    * liveness: run_loop gives up after 10 s. */
   assert_true(elapsed >= 150);
   memset(&g, 0, sizeof g);
-  assert_int_equal(httpcache_async_get(ctx, "s", 1, on_get, &g), 0);
+  assert_int_equal(httpcache_async_get(ctx, "s", 1, test_on_get, &g), 0);
   assert_int_equal(run_loop(&l, ctx, 3000), 0);
   assert_int_equal(g.status, HTTPCACHE_OK);
   httpcache_async_free(ctx);
@@ -223,8 +193,8 @@ static void test_async_free_cancels_pending(void **state) {
   (void)state;
   assert_int_equal(httpcache_cache_open(&cache, test_redis_url(), test_unique_namespace("cancel"), NULL, NULL), 0);
   assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &l), 0);
-  assert_int_equal(httpcache_async_get(ctx, "a", 1, on_get, &g1), 0);
-  assert_int_equal(httpcache_async_get(ctx, "b", 1, on_get, &g2), 0);
+  assert_int_equal(httpcache_async_get(ctx, "a", 1, test_on_get, &g1), 0);
+  assert_int_equal(httpcache_async_get(ctx, "b", 1, test_on_get, &g2), 0);
   assert_int_equal(httpcache_async_pending(ctx), 2);
   assert_true(l.fd >= 0);
   httpcache_async_free(ctx);
@@ -245,7 +215,7 @@ static void test_async_server_down(void **state) {
   (void)state;
   assert_int_equal(httpcache_cache_open(&cache, "redis://127.0.0.1:1", "down", NULL, NULL), 0);
   assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &l), 0);
-  assert_int_equal(httpcache_async_get(ctx, "a", 1, on_get, &g), 0);
+  assert_int_equal(httpcache_async_get(ctx, "a", 1, test_on_get, &g), 0);
   assert_int_equal(run_loop(&l, ctx, 3000), 0);
   assert_int_equal(g.done, 1);
   assert_int_equal(g.status, HTTPCACHE_EBACKEND);
@@ -256,7 +226,7 @@ static void test_async_server_down(void **state) {
 /* Sets `key` to `value` through the loop, which also connects and establishes the connection. */
 static void store_through_loop(fixture *f, const char *key, const char *value) {
   done_result d = {0};
-  assert_int_equal(httpcache_async_set(f->ctx, key, strlen(key), value, strlen(value), &one_minute, on_done, &d), 0);
+  assert_int_equal(httpcache_async_set(f->ctx, key, strlen(key), value, strlen(value), &one_minute, test_on_done, &d), 0);
   assert_int_equal(run_loop(&f->l, f->ctx, 3000), 0);
   assert_int_equal(d.done, 1);
   assert_int_equal(d.status, HTTPCACHE_OK);
@@ -277,7 +247,7 @@ static void test_async_lone_request_written_at_once(void **state) {
   assert_true(f->l.events & HTTPCACHE_EV_READ);
   f->l.watch_calls = 0;
   f->l.write_asks = 0;
-  assert_int_equal(httpcache_async_get(f->ctx, "lone", 4, on_get, &g), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_get(f->ctx, "lone", 4, test_on_get, &g), HTTPCACHE_OK);
   assert_int_equal(f->l.write_asks, 0);
   assert_int_equal(f->l.watch_calls, 0);
   assert_int_equal(g.done, 0);
@@ -306,8 +276,8 @@ static void test_async_back_to_back_requests(void **state) {
   memset(&b, 0, sizeof b);
   store_through_loop(f, "a", "va");
   store_through_loop(f, "b", "vb");
-  assert_int_equal(httpcache_async_get(f->ctx, "a", 1, on_get, &a), HTTPCACHE_OK);
-  assert_int_equal(httpcache_async_get(f->ctx, "b", 1, on_get, &b), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_get(f->ctx, "a", 1, test_on_get, &a), HTTPCACHE_OK);
+  assert_int_equal(httpcache_async_get(f->ctx, "b", 1, test_on_get, &b), HTTPCACHE_OK);
   assert_int_equal(httpcache_async_pending(f->ctx), 2);
   assert_int_equal(run_loop(&f->l, f->ctx, 3000), 0);
   assert_int_equal(a.done, 1);
@@ -326,8 +296,8 @@ typedef struct {
 
 static void on_get_then_start(int status, const void *value, size_t size, int64_t ttl_ms, void *payload) {
   chained *c = payload;
-  on_get(status, value, size, ttl_ms, &c->first);
-  c->start_rc = httpcache_async_get(c->ctx, "b", 1, on_get, &c->second);
+  test_on_get(status, value, size, ttl_ms, &c->first);
+  c->start_rc = httpcache_async_get(c->ctx, "b", 1, test_on_get, &c->second);
 }
 
 /** A completion that starts a request runs inside process(), within the reply loop of the

@@ -261,34 +261,6 @@ static int compute(httpcache_buf *out, uint32_t *flags, void *payload) {
   return httpcache_buf_set(out, c->value, strlen(c->value));
 }
 
-typedef struct {
-  int done, status;
-  char value[256];
-  size_t size;
-  int64_t ttl_ms;
-} get_result;
-
-static void on_get(int status, const void *value, size_t size, int64_t ttl_ms, void *payload) {
-  get_result *r = payload;
-  ++r->done;
-  r->status = status;
-  r->size = size;
-  r->ttl_ms = ttl_ms;
-  if (size && size < sizeof r->value) memcpy(r->value, value, size);
-}
-
-typedef struct {
-  int done, status;
-  int64_t count;
-} done_result;
-
-static void on_done(int status, int64_t count, void *payload) {
-  done_result *r = payload;
-  ++r->done;
-  r->status = status;
-  r->count = count;
-}
-
 static void count_watch(int fd, uint32_t events, void *payload) {
   (void)fd;
   (void)events;
@@ -394,11 +366,11 @@ static void test_lmdb_basic(void **state) {
     const char *akeys[] = {"a"};
     size_t alens[] = {1};
     assert_int_equal(httpcache_async_open(&ctx, c, count_watch, &watch_calls), HTTPCACHE_OK);
-    assert_int_equal(httpcache_async_set(ctx, "a", 1, "async", 5, &one_minute, on_done, &d), HTTPCACHE_OK);
+    assert_int_equal(httpcache_async_set(ctx, "a", 1, "async", 5, &one_minute, test_on_done, &d), HTTPCACHE_OK);
     assert_int_equal(d.done, 1);
     assert_int_equal(d.status, HTTPCACHE_OK);
     assert_int_equal(d.count, 60);
-    assert_int_equal(httpcache_async_get(ctx, "a", 1, on_get, &g), HTTPCACHE_OK);
+    assert_int_equal(httpcache_async_get(ctx, "a", 1, test_on_get, &g), HTTPCACHE_OK);
     assert_int_equal(g.done, 1);
     assert_int_equal(g.status, HTTPCACHE_OK);
     assert_int_equal(g.size, 5);
@@ -408,17 +380,17 @@ static void test_lmdb_basic(void **state) {
     assert_int_equal(httpcache_cache_get(&v, NULL, c, "a", 1), HTTPCACHE_OK);
     assert_string_equal(v.ptr, "async");
     memset(&d, 0, sizeof d);
-    assert_int_equal(httpcache_async_invalidate(ctx, (const void *const *)akeys, alens, 1, on_done, &d), HTTPCACHE_OK);
+    assert_int_equal(httpcache_async_invalidate(ctx, (const void *const *)akeys, alens, 1, test_on_done, &d), HTTPCACHE_OK);
     assert_int_equal(d.done, 1);
     assert_int_equal(d.count, 1);
     memset(&g, 0, sizeof g);
-    assert_int_equal(httpcache_async_get(ctx, "a", 1, on_get, &g), HTTPCACHE_OK);
+    assert_int_equal(httpcache_async_get(ctx, "a", 1, test_on_get, &g), HTTPCACHE_OK);
     assert_int_equal(g.done, 1);
     assert_int_equal(g.status, HTTPCACHE_ENOTFOUND);
     assert_true(g.ttl_ms > 0); /* the miss took the key's lease */
     /* the lease fences the next set of this context: it is stored */
     memset(&d, 0, sizeof d);
-    assert_int_equal(httpcache_async_set(ctx, "a", 1, "again", 5, &one_minute, on_done, &d), HTTPCACHE_OK);
+    assert_int_equal(httpcache_async_set(ctx, "a", 1, "again", 5, &one_minute, test_on_done, &d), HTTPCACHE_OK);
     assert_int_equal(d.done, 1);
     assert_int_equal(d.status, HTTPCACHE_OK);
     assert_int_equal(httpcache_cache_get(&v, NULL, c, "a", 1), HTTPCACHE_OK);
@@ -610,21 +582,12 @@ static uint32_t fnv1a(const char *p, size_t n) {
   return h;
 }
 
-static uint32_t mix(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352dU;
-  x ^= x >> 15;
-  x *= 0x846ca68bU;
-  x ^= x >> 16;
-  return x;
-}
-
 static void t3_key(char *out, size_t cap, int j) { snprintf(out, cap, "t3-%03d", j); }
 
 /* key=<key>;round=<r>;i=<i>;len=<n>;<filler><8 hex digits: FNV-1a of all before> */
 static size_t t3_value(char *out, size_t cap, int round, int i) {
   char key[32];
-  uint32_t r = mix((uint32_t)round * 1000003u + (uint32_t)i);
+  uint32_t r = test_mix32((uint32_t)round * 1000003u + (uint32_t)i);
   size_t len = 64 + r % 6000, head, k; /* some over a page: LMDB overflow pages */
   t3_key(key, sizeof key, i % T3_KEYS);
   if (len + 1 > cap) len = cap - 1;

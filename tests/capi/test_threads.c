@@ -19,17 +19,8 @@
  * included) are derived from that header, so a torn, truncated or foreign value never validates.
  * ------------------------------------------------------------------------ */
 
-static uint32_t mix(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352dU;
-  x ^= x >> 15;
-  x *= 0x846ca68bU;
-  x ^= x >> 16;
-  return x;
-}
-
 static uint32_t hash_str(const char *s, uint32_t h) {
-  while (*s) h = mix(h ^ (unsigned char)*s++);
+  while (*s) h = test_mix32(h ^ (unsigned char)*s++);
   return h;
 }
 
@@ -37,8 +28,8 @@ static uint32_t hash_str(const char *s, uint32_t h) {
 static size_t make_value(char *out, const char *key, int writer, unsigned gen) {
   int n = snprintf(out, 256, "%s|%d|%u|", key, writer, gen);
   uint32_t seed = hash_str(out, 2166136261U);
-  size_t len = (size_t)n + 1 + mix(seed) % 3000, i;
-  for (i = (size_t)n; i < len; ++i) out[i] = (char)(mix(seed + (uint32_t)i) & 0xff);
+  size_t len = (size_t)n + 1 + test_mix32(seed) % 3000, i;
+  for (i = (size_t)n; i < len; ++i) out[i] = (char)(test_mix32(seed + (uint32_t)i) & 0xff);
   return len;
 }
 
