@@ -4,6 +4,7 @@ method: it imports only httpcache, so it starts fast and shares nothing with pyt
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 
@@ -55,3 +56,18 @@ def hold_lock(url: str, namespace: str, lock_ttl_ms: int, computing) -> None:
         return "never"
 
     orphan()
+
+
+def run_processes(url: str, namespace: str, processes: int, callers: int, compute_s: float):
+    """Runs run() in `processes` spawned processes at once and waits for them: (each process's
+    (values, stats), how many computations ran in all, each process's exit code)."""
+    ctx = multiprocessing.get_context("spawn")
+    computations, ready, results = ctx.Value("i", 0), ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=run, args=(url, namespace, callers, compute_s, computations, ready, results))
+             for _ in range(processes)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(10)
+    return outcomes, computations.value, [p.exitcode for p in procs]

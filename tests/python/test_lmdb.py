@@ -467,19 +467,10 @@ def test_processes_on_one_directory_see_each_others_entries_and_invalidations(lm
 def test_lock_ttl_computes_a_cold_key_once_across_processes(lmdb_url, namespace):
     """stampede_worker.run (test_stampede.py's processes) on lmdb://: 3 processes x 10 threads."""
     processes, callers = 3, 10
-    ctx = multiprocessing.get_context("spawn")
-    computations, ready, results = ctx.Value("i", 0), ctx.Barrier(processes), ctx.Queue()
-    procs = [ctx.Process(target=stampede_worker.run,
-                         args=(lmdb_url, namespace, callers, 0.3, computations, ready, results))
-             for _ in range(processes)]
-    for p in procs:
-        p.start()
-    outcomes = [results.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(10)
-        assert p.exitcode == 0
+    outcomes, computations, exits = stampede_worker.run_processes(lmdb_url, namespace, processes, callers, 0.3)
+    assert exits == [0] * processes
     assert [v for values, _ in outcomes for v in values] == [{"answer": 42}] * (processes * callers)
-    assert computations.value == 1
+    assert computations == 1
     assert sum(st["errors"] for _, st in outcomes) == 0
     assert stored(lmdb_url, namespace, "cold")[0] == b'{"answer":42}'
 

@@ -23,27 +23,12 @@ CALLERS = 50
 
 
 def test_four_processes_of_fifty_callers_compute_a_cold_key_once(redis_backend, redis_backend_client, namespace):
-    ctx = multiprocessing.get_context("spawn")
-    computations = ctx.Value("i", 0)
-    ready = ctx.Barrier(PROCESSES)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=stampede_worker.run,
-            args=(redis_backend, namespace, CALLERS, 0.5, computations, ready, results),
-        )
-        for _ in range(PROCESSES)
-    ]
-    for p in procs:
-        p.start()
-    outcomes = [results.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(10)
-        assert p.exitcode == 0
+    outcomes, computations, exits = stampede_worker.run_processes(redis_backend, namespace, PROCESSES, CALLERS, 0.5)
+    assert exits == [0] * PROCESSES
     values = [v for vs, _ in outcomes for v in vs]
     assert len(values) == PROCESSES * CALLERS
     assert values == [{"answer": 42}] * (PROCESSES * CALLERS)  # every caller got the value
-    assert computations.value == 1  # computed once across the 4 processes
+    assert computations == 1  # computed once across the 4 processes
     totals = {k: sum(st[k] for _, st in outcomes) for k in ("stores", "hits", "coalesced", "uncached", "errors")}
     assert totals["stores"] == 1 and totals["uncached"] == 0 and totals["errors"] == 0, totals
     # The 199 others: waited for the computing thread of their process, or for the lock holder's
