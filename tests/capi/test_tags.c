@@ -38,17 +38,8 @@ static httpcache_cache *open_cache(url_fn url, const char *ns) {
   return c;
 }
 
-// The other handle stands for another process whose reads must see this one's changes at once:
-// its near tier stays off under HTTPCACHE_NEAR_CACHE=1 (the tier sees another handle's changes
-// within a report's delay, which test_near bounds, not at once).
 static httpcache_cache *open_other(url_fn url, const char *ns, httpcache_cache *c) {
-  if (url == memory_url) return c;
-  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
-  httpcache_cache *other = NULL;
-  opts.breaker_failures = 1000;
-  opts.near_cache = HTTPCACHE_NEAR_CACHE_OFF;
-  assert_int_equal(httpcache_cache_open(&other, url(), ns, "UTC", &opts), HTTPCACHE_OK);
-  return other;
+  return url == memory_url ? c : open_cache(url, ns);
 }
 
 /* The _ex calls with only tags. */
