@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 
@@ -75,6 +76,35 @@ std::string openssl_reason(const char* fallback) {
   throw error(errc::invalid, fmt::format("cannot use {} '{}': {}", what, file, openssl_reason("unreadable")));
 }
 
+// Where distributions keep their CA bundle. OpenSSL looks only where its own build says (Debian's:
+// /usr/lib/ssl); the Python wheels carry Debian's OpenSSL to hosts that keep it elsewhere.
+constexpr const char* known_ca_bundles[] = {
+    "/etc/ssl/certs/ca-certificates.crt",                 // Debian, Ubuntu, Arch, Alpine
+    "/etc/pki/tls/certs/ca-bundle.crt",                   // Fedora, RHEL, Amazon Linux
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  // RHEL, CentOS
+    "/etc/ssl/ca-bundle.pem",                             // openSUSE
+    "/etc/ssl/cert.pem",                                  // Alpine, the BSDs
+};
+
+// The system's CA certificates: OpenSSL's defaults (SSL_CERT_FILE and SSL_CERT_DIR when set),
+// or, where neither default location exists on this host, the first bundle it does have.
+void load_system_roots(SSL_CTX* ctx) {
+  if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+    throw error(errc::invalid, "cannot load the system's CA certificates: " + openssl_reason("unknown"));
+  if (std::getenv(X509_get_default_cert_file_env()) || std::getenv(X509_get_default_cert_dir_env())) return;
+  std::error_code ec;
+  if (std::filesystem::exists(X509_get_default_cert_file(), ec) ||
+      std::filesystem::is_directory(X509_get_default_cert_dir(), ec))
+    return;
+  for (const char* bundle : known_ca_bundles) {
+    if (!std::filesystem::is_regular_file(bundle, ec)) continue;
+    if (SSL_CTX_load_verify_locations(ctx, bundle, nullptr) != 1)
+      throw error(errc::invalid, fmt::format("cannot load the system's CA certificates from '{}': {}", bundle,
+                                             openssl_reason("unreadable")));
+    return;
+  }
+}
+
 }  // namespace
 
 tls_client::tls_client(const tls_settings& settings) : settings_(settings) {
@@ -98,8 +128,8 @@ tls_client::tls_client(const tls_settings& settings) : settings_(settings) {
                                         settings.ca_path.empty() ? nullptr : settings.ca_path.c_str()) != 1)
         bad_setting(settings.ca_certs.empty() ? "ssl_ca_path" : "ssl_ca_certs",
                     settings.ca_certs.empty() ? settings.ca_path : settings.ca_certs);
-    } else if (SSL_CTX_set_default_verify_paths(ctx_) != 1) {
-      throw error(errc::invalid, "cannot load the system's CA certificates: " + openssl_reason("unknown"));
+    } else {
+      load_system_roots(ctx_);
     }
     SSL_CTX_set_verify(ctx_, settings.verify() ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
     if (settings.server_hostname.size() > 253)  // what SNI and DNS allow
