@@ -128,6 +128,14 @@ int httpcache_ttl_compute(int64_t* out_seconds, const httpcache_ttl_policy* poli
   });
 }
 
+const char* httpcache_tzdata_version(void) {
+  try {
+    return core::tzdata_version().c_str();
+  } catch (...) {  // only a failed allocation of the first call's string
+    return "";
+  }
+}
+
 int httpcache_key_format(httpcache_buf* out, const char* tmpl, size_t tmpl_len, const httpcache_slice* args,
                          size_t nargs) {
   if (reject_if(!out || !tmpl, "out or tmpl is NULL") || reject_if(nargs && !args, "args is NULL"))

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unicode/gregocal.h>
 #include <unicode/timezone.h>
+#include <unicode/udata.h>
 #include <unicode/unistr.h>
 
 #include <chrono>
@@ -13,6 +14,35 @@
 #include "error.hpp"
 
 namespace httpcache {
+
+namespace {
+
+// Runs before this file's first ICU call. A library that carries its own ICU (the wheels'
+// private copy, its data trimmed to the time zones) reads only that data: ICU's default is to
+// look for loose files in its data directory and ICU_DATA first, which on another host would
+// mix that host's files into ours unannounced. ICU_TIMEZONE_FILES_DIR, the documented way to
+// update the zones without a rebuild, is looked at before this rule, so it still applies.
+void prepare_icu() {
+#ifdef HTTPCACHE_BUNDLED_ICU
+  static std::once_flag once;
+  std::call_once(once, [] {
+    UErrorCode status = U_ZERO_ERROR;
+    udata_setFileAccess(UDATA_NO_FILES, &status);
+  });
+#endif
+}
+
+}  // namespace
+
+const std::string& tzdata_version() {
+  static const std::string version = [] {
+    prepare_icu();
+    UErrorCode status = U_ZERO_ERROR;
+    const char* v = icu::TimeZone::getTZDataVersion(status);
+    return std::string(U_SUCCESS(status) && v ? v : "");
+  }();
+  return version;
+}
 
 struct time_zone::impl {
   std::string id;
@@ -25,6 +55,7 @@ time_zone time_zone::load(std::string_view id) {
   // Zones are immutable and few, so each is loaded once per process: httpcache_ttl_compute(),
   // which takes a zone name per call, then costs a map lookup instead of an ICU zone load. The
   // lock also keeps ICU's lazy zone loading on one thread at a time.
+  prepare_icu();
   static std::mutex cache_mutex;
   static std::map<std::string, std::shared_ptr<const impl>, std::less<>> cache;
   std::lock_guard<std::mutex> lock(cache_mutex);

@@ -47,6 +47,12 @@ void validate_ttl_policy(const ttl_policy& policy);
 // Throws error(errc::invalid) for a bad policy or a callback result <= 0.
 std::int64_t ttl_seconds(const ttl_policy& policy, const time_zone& tz, std::int64_t now_ms);
 
+// The IANA time zone database release ICU answers with, e.g. "2024a" (static; "" if ICU cannot
+// tell). With HTTPCACHE_BUNDLED_ICU (the Python wheels) that is the data linked into the
+// library, or ICU_TIMEZONE_FILES_DIR's zoneinfo64.res when that is set: never files from ICU's
+// data directory or ICU_DATA, which belong to whatever ICU the host has.
+const std::string& tzdata_version();
+
 // Milliseconds since the epoch, from the system clock (what end-of-day is measured against).
 std::int64_t now_unix_ms();
 

@@ -76,12 +76,12 @@
  * ------------------------------------------------------------------------ */
 
 #define HTTPCACHE_VERSION_MAJOR 1
-#define HTTPCACHE_VERSION_MINOR 5
+#define HTTPCACHE_VERSION_MINOR 6
 #define HTTPCACHE_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH, e.g. 10000 for 1.0.0. */
 #define HTTPCACHE_VERSION_NUMBER \
   (HTTPCACHE_VERSION_MAJOR * 10000 + HTTPCACHE_VERSION_MINOR * 100 + HTTPCACHE_VERSION_PATCH)
-#define HTTPCACHE_VERSION_STRING "1.5.0"
+#define HTTPCACHE_VERSION_STRING "1.6.0"
 /** The ABI version: the N of libhttpcache.so.N. Bumped only on ABI breaks. */
 #define HTTPCACHE_SOVERSION 1
 
@@ -297,6 +297,22 @@ typedef struct httpcache_ttl_policy {
 HTTPCACHE_EXTERN(int) httpcache_ttl_compute(int64_t *out_seconds, const httpcache_ttl_policy *policy,
                                             const char *tz, int64_t now_ms);
 
+/**
+ * The release of the IANA time zone database that end of day and end of week
+ * are computed with, e.g. "2024a": ICU's own copy of the zones, which is
+ * updated separately from the operating system's /usr/share/zoneinfo.
+ *
+ * Built against the system's ICU (the Debian packages, a source build), that
+ * is the system ICU's data. The Python wheels carry a private ICU with its
+ * data trimmed to the zones and read no other ICU data; in both, a directory
+ * named by the environment variable ICU_TIMEZONE_FILES_DIR that holds a newer
+ * zoneinfo64.res takes precedence (README "Time zone data").
+ *
+ * @return static storage, never NULL; "" if ICU cannot tell.
+ * Thread-safe. Since v1.6.
+ */
+HTTPCACHE_EXTERN(const char *) httpcache_tzdata_version(void);
+
 /* ------------------------------------------------------------------------
  * Keys
  * ------------------------------------------------------------------------ */
@@ -377,7 +393,10 @@ typedef struct httpcache_cache httpcache_cache;
  *    ssl_check_hostname=true|false, ssl_server_hostname=NAME (checked in the
  *    certificate and sent as SNI); paths percent-encoded. They override the
  *    options' ssl_* fields. Verification is on by default: the chain against
- *    ssl_ca_certs/ssl_ca_path (or the system's CAs) and the host name (or IP
+ *    ssl_ca_certs/ssl_ca_path (or the system's CAs: OpenSSL's defaults,
+ *    SSL_CERT_FILE/SSL_CERT_DIR, and where OpenSSL's own locations do not
+ *    exist on the host (since v1.6), the distribution's CA bundle, e.g.
+ *    /etc/pki/tls/certs/ca-bundle.crt) and the host name (or IP
  *    address) of the URL; TLS 1.2 at least. A refused handshake is an outage
  *    like any other: calls fail open, with the reason in the error message
  *    (e.g. "certificate verify failed: hostname mismatch").

@@ -542,8 +542,22 @@ static void test_ttl_cache_ttl_default_zone_is_utc(void **state) {
   httpcache_cache_free(cache);
 }
 
+/* The zone data's release: "YYYYx" (IANA's naming), the same storage on every call. What the
+ * release is depends on the ICU linked; packaging/python/test-wheel.sh checks the wheels' own. */
+static void test_ttl_tzdata_version_is_a_release_name(void **state) {
+  (void)state;
+  const char *v = httpcache_tzdata_version();
+  assert_non_null(v);
+  assert_int_equal(strlen(v), 5);
+  for (int i = 0; i < 4; i++) assert_true(v[i] >= '0' && v[i] <= '9');
+  assert_true(v[4] >= 'a' && v[4] <= 'z');
+  assert_true(strncmp(v, "2022", 4) >= 0); /* ICU 72 shipped 2022e; older data would be a wrong ICU */
+  assert_ptr_equal(httpcache_tzdata_version(), v);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ttl_tzdata_version_is_a_release_name),
       cmocka_unit_test(test_ttl_end_of_day_utc),
       cmocka_unit_test(test_ttl_end_of_week_utc),
       cmocka_unit_test(test_ttl_null_or_empty_zone_is_utc),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -70,6 +71,15 @@ def transitions(zone_name: str, year: int) -> list[dt.datetime]:
             prev = off
         t = n
     return out
+
+
+def test_tzdata_version_names_the_release_the_ttls_use():
+    version = httpcache.tzdata_version()
+    assert re.fullmatch(r"20[0-9]{2}[a-z]", version), version
+    # Casablanca's 2023 Ramadan change (below) tells 2022 data from 2023a and later.
+    april_26_2023 = dt.datetime(2023, 4, 26, 12, tzinfo=dt.timezone.utc)
+    left = httpcache.seconds_until_end_of_day("Africa/Casablanca", april_26_2023)
+    assert left == (12 * 3600 if version < "2023a" else 11 * 3600), (version, left)
 
 
 # ICU's built-in zone data (Debian's ICU 72) predates tzdata 2023a, which moved Morocco's 2023

@@ -218,7 +218,7 @@ def test_reinit_switches_backend(redis_backend, namespace):
 
 
 def test_exports():
-    for name in ("HTTPCache", "cache", "invalidate_cache", "seconds_until_end_of_day", "seconds_until_end_of_week", "CacheMiss", "Error"):
+    for name in ("HTTPCache", "cache", "invalidate_cache", "seconds_until_end_of_day", "seconds_until_end_of_week", "tzdata_version", "CacheMiss", "Error"):
         assert name in httpcache.__all__ and hasattr(httpcache, name)
     assert issubclass(httpcache.CacheMiss, KeyError) and issubclass(httpcache.CacheMiss, httpcache.Error)
     assert httpcache.__version__ == httpcache._httpcache.version_string() == httpcache._httpcache.HEADER_VERSION

@@ -16,10 +16,10 @@ A drop-in for ``authx_extra.cache``: only the import line changes::
 from ._backend import HTTPCacheBackend
 from ._config import HTTPCache
 from ._decorators import cache, invalidate_cache
-from ._ttl import seconds_until_end_of_day, seconds_until_end_of_week
+from ._ttl import seconds_until_end_of_day, seconds_until_end_of_week, tzdata_version
 from ._httpcache import CacheMiss, Error
 
-__version__ = "1.5.0"
+__version__ = "1.6.0"
 
 __all__ = [
     "HTTPCache",
@@ -28,6 +28,7 @@ __all__ = [
     "invalidate_cache",
     "seconds_until_end_of_day",
     "seconds_until_end_of_week",
+    "tzdata_version",
     "CacheMiss",
     "Error",
 ]

@@ -30,6 +30,13 @@ def _now_ms(now: Any) -> int:
     return int(now * 1000) if isinstance(now, float) else now * 1000
 
 
+def tzdata_version() -> str:
+    """The IANA time zone database release (e.g. "2024a") that end-of-day and end-of-week TTLs
+    are computed with: the wheel's own copy of ICU's zone data, or ICU_TIMEZONE_FILES_DIR's
+    newer zoneinfo64.res when that variable names one (README "Time zone data")."""
+    return _httpcache.tzdata_version()
+
+
 def seconds_until_end_of_day(tz: Any, now: Any = None) -> int:
     """Seconds from `now` (aware datetime, unix seconds, or None for the current time) until the
     next local midnight in `tz` (IANA name, zoneinfo.ZoneInfo or pytz zone), or the first valid

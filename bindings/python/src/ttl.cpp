@@ -80,6 +80,10 @@ void init_ttl(py::module_& m) {
       py::arg("policy"), py::arg("tz"), py::arg("now_ms"),
       "Seconds from now_ms (ms since the epoch) until `policy` expires an entry in zone tz "
       "(IANA name; None means UTC). ValueError for an unknown zone or a bad policy.");
+
+  m.def(
+      "tzdata_version", [] { return std::string(httpcache_tzdata_version()); },
+      "The IANA time zone database release the TTLs are computed with (httpcache_tzdata_version).");
 }
 
 }  // namespace httpcache_py
