@@ -97,18 +97,65 @@ void near_store::after_fork_child() noexcept {
 }
 
 
+// ---- the process's near stores ----
+
+namespace {
+
+// The near store of every handle in the process. A write erases its keys in all of them: another
+// handle's tier would otherwise serve the old value until the server's report reached it, and
+// would keep the older reply of a read it began before the write. The stores of other servers
+// or namespaces do not hold the key, so erasing there costs a lookup. Locks: this list's, then a
+// store's, never the reverse. It is held across fork and registered for it before any store
+// exists, so the prepare handler takes it before theirs.
+class process_stores final : private detail::fork_participant {
+ public:
+  static process_stores& get() {
+    static auto* stores = new process_stores;  // never destroyed: a handle may outlive static destructors
+    return *stores;
+  }
+  void add(near_store* s) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stores_.push_back(s);
+  }
+  void remove(near_store* s) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stores_.erase(std::remove(stores_.begin(), stores_.end(), s), stores_.end());
+  }
+  void erase_everywhere(std::string_view key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (near_store* s : stores_) s->erase(key);
+  }
+
+ private:
+  process_stores() = default;
+  void before_fork() noexcept override { mutex_.lock(); }
+  void after_fork_parent() noexcept override { mutex_.unlock(); }
+  void after_fork_child() noexcept override { mutex_.unlock(); }
+
+  std::mutex mutex_;
+  std::vector<near_store*> stores_;
+  detail::fork_registration registered_{*this};  // last
+};
+
+}  // namespace
+
 // ---- near_tier ----
 
 near_tier::near_tier(std::unique_ptr<backend> store, std::string_view ns, near_options options, struct stats& counters)
-    : store_(std::move(store)),
-      stats_(counters),
-      prefixes_{fmt::format("{}:", ns), tag_key_prefix(ns)},
-      entries_(options) {
+    : store_(std::move(store)), stats_(counters), prefixes_{fmt::format("{}:", ns), tag_key_prefix(ns)} {
+  process_stores& all = process_stores::get();
+  entries_ = std::make_unique<near_store>(options);
   feed_ = store_->watch(prefixes_, *this);
   if (!feed_) throw error(errc::invalid, "near_cache needs a Redis backend (an embedded store is near already)");
+  all.add(entries_.get());
 }
 
-near_tier::~near_tier() { feed_.reset(); }
+near_tier::~near_tier() {
+  feed_.reset();
+  process_stores::get().remove(entries_.get());
+}
+
+void near_tier::forget(std::string_view key) { process_stores::get().erase_everywhere(key); }
 
 bool near_tier::watched(std::string_view key) const {
   return std::any_of(prefixes_.begin(), prefixes_.end(),
@@ -117,7 +164,7 @@ bool near_tier::watched(std::string_view key) const {
 
 std::optional<lookup_result> near_tier::held(std::string_view key) {
   if (!feed_->covers()) return std::nullopt;
-  return entries_.find(key);
+  return entries_->find(key);
 }
 
 std::optional<lookup_result> near_tier::near_hit(std::string_view key) {
@@ -128,22 +175,22 @@ std::optional<lookup_result> near_tier::near_hit(std::string_view key) {
 
 std::uint64_t near_tier::reserve(std::string_view key) {
   if (!watched(key)) return 0;
-  return entries_.reserve(key, [this] { return feed_->covers(); });
+  return entries_->reserve(key, [this] { return feed_->covers(); });
 }
 
 void near_tier::keep(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms) {
-  if (is_lease(value)) return entries_.cancel(key, ticket);
-  entries_.fill(key, ticket, value, ttl_ms, [this] { return feed_->covers(); });
+  if (is_lease(value)) return entries_->cancel(key, ticket);
+  entries_->fill(key, ticket, value, ttl_ms, [this] { return feed_->covers(); });
 }
 
 void near_tier::invalidated(std::string_view key) noexcept {
   stats::bump(stats_.near_invalidations);
-  entries_.erase(key);
+  entries_->erase(key);
 }
 
 void near_tier::invalidated_all() noexcept {
   stats::bump(stats_.near_flushes);
-  entries_.clear();
+  entries_->clear();
 }
 
 namespace {

@@ -10,8 +10,10 @@
 // - A key is reserved (a placeholder) before the store is read, and the reply is kept only if the
 //   placeholder is still there: an invalidation that arrives before the reply it concerns removed
 //   it, so the older reply is not kept.
-// - A write through this tier erases the key before it is sent and again once it is done, so a
-//   caller reads its own writes at once (the store's report would do it a moment later).
+// - A write through this tier erases the key before it is sent and again once it is done, in the
+//   near store of every handle of the process, so the caller and the process's other handles read
+//   it at once (the store's report would reach them a moment later, and a read another handle
+//   began before the write would be kept otherwise).
 // - An entry stays at most near_max_age_ms, and never past the store's TTL it was read with.
 // - Lease placeholders are never kept (a miss), nor values larger than an eighth of the tier.
 #pragma once
@@ -131,8 +133,9 @@ class near_tier final : public backend, private invalidation_sink {
   std::optional<lookup_result> held(std::string_view key);
   std::uint64_t reserve(std::string_view key);
   void keep(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms);
-  void cancel(std::string_view key, std::uint64_t ticket) { entries_.cancel(key, ticket); }
-  void forget(std::string_view key) { entries_.erase(key); }
+  void cancel(std::string_view key, std::uint64_t ticket) { entries_->cancel(key, ticket); }
+  // Erases key in every near store of the process (a write's key: see the header).
+  void forget(std::string_view key);
 
  private:
   void invalidated(std::string_view key) noexcept override;
@@ -142,7 +145,7 @@ class near_tier final : public backend, private invalidation_sink {
   std::unique_ptr<backend> store_;
   struct stats& stats_;
   std::vector<std::string> prefixes_;  // the keys the feed reports: ns: and the tags' keys
-  near_store entries_;
+  std::unique_ptr<near_store> entries_;  // made once the process's list of stores exists
   std::unique_ptr<invalidation_feed> feed_;  // last: stopped (destroyed) first
 };
 

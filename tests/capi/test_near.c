@@ -395,6 +395,39 @@ static void test_near_link_loss_races_reads(void **state) {
   httpcache_cache_free(a);
 }
 
+/* Two handles of one process on the same server and namespace, both with the tier: what one
+ * writes, the other reads at once (no wait for the server's report), while a third thread keeps
+ * reads of the other handle in flight, so that a read begun before a write is never kept after
+ * it. Both directions, 300 writes each; the value read must be the one just written. */
+static void test_near_sees_the_process_s_other_handles_at_once(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *h[2] = {open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0),
+                           open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 0)};
+  char v[64], want[64];
+  (void)state;
+  assert_int_equal(httpcache_cache_set(NULL, h[0], "race", 4, "0", 1, &one_minute), HTTPCACHE_OK);
+  warm(h[0], "race");
+  warm(h[1], "race");
+  for (int dir = 0; dir < 2; ++dir) {
+    httpcache_cache *writer = h[dir], *reader = h[1 - dir];
+    looping_reader background = {reader, 0};
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, read_in_a_loop, &background), 0);
+    for (int i = 1; i <= 300; ++i) {
+      snprintf(want, sizeof want, "%d-%d", dir, i);
+      assert_int_equal(httpcache_cache_set(NULL, writer, "race", 4, want, strlen(want), &one_minute), HTTPCACHE_OK);
+      assert_int_equal(read_key(reader, "race", v, sizeof v), HTTPCACHE_OK);
+      assert_string_equal(v, want);
+      if (i % 50 == 0) warm(reader, "race"); /* the tier still answers: the test is not vacuous */
+    }
+    __atomic_store_n(&background.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(tid, NULL);
+  }
+  assert_true(stats_of(h[0]).near_hits > 0 && stats_of(h[1]).near_hits > 0);
+  httpcache_cache_free(h[1]);
+  httpcache_cache_free(h[0]);
+}
+
 /* The clients subscribed to a channel (the report links among them). */
 static long long pubsub_clients(redisContext *r) {
   redisReply *list = redisCommand(r, "CLIENT LIST TYPE pubsub");
@@ -554,6 +587,7 @@ int main(void) {
       cmocka_unit_test(test_near_bad_option),
       cmocka_unit_test_teardown(test_near_peek, test_redis_restore),
       cmocka_unit_test(test_near_link_loss_races_reads),
+      cmocka_unit_test(test_near_sees_the_process_s_other_handles_at_once),
       cmocka_unit_test(test_near_child_closes_the_parents_links),
       cmocka_unit_test_teardown(test_cluster_read_during_a_slot_migration, cluster_slots_stable),
   };
