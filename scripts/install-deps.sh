@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 debs=(build-essential cmake ninja-build pkg-config
-      libhiredis-dev liblmdb-dev libfmt-dev libicu-dev libcmocka-dev
+      libhiredis-dev liblmdb-dev libfmt-dev libicu-dev icu-devtools libcmocka-dev
       redis-server redis-tools libssl-dev openssl python3-venv python3-dev
       clang libclang-rt-14-dev abigail-tools dpkg-dev file
       libbenchmark-dev wrk nginx curl chromium)

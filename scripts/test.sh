@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The README's second command: installs what is missing, then builds and runs:
 #   1. the whole suite (C and Python; each Redis test against a private redis-server that CTest
-#      starts and stops by pid),
+#      starts and stops by pid; the manylinux wheels built, installed and tested on CPython 3.11,
+#      3.12 and 3.13, packaging/python),
 #   2. the C suite under AddressSanitizer + UndefinedBehaviorSanitizer (leaks included),
 #   3. the pytest suite against the library and the pybind11 extension built with ASan+UBSan,
 #   4. the concurrency tests under ThreadSanitizer,

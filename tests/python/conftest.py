@@ -9,7 +9,7 @@ HTTPCACHE_TEST_CLUSTER_DIR (or, for the tests that use them, HTTPCACHE_TEST_REDI
 HTTPCACHE_TEST_CLUSTER_TLS_DIR, HTTPCACHE_TEST_SENTINEL_DIR, HTTPCACHE_TEST_SENTINEL_TLS_DIR), all
 set by CTest, the tests fail and say how to start the server by hand.
 
-HTTPCACHE_TEST_LOOP=uvloop (CTest's python_uvloop) runs every test's event loop on uvloop, the
+HTTPCACHE_TEST_LOOP=uvloop (CTest's python_wheel_cp311) runs every test's event loop on uvloop, the
 loop uvicorn picks whenever it is installed; unset or "asyncio", the default loop.
 
 HTTPCACHE_TEST_SHARD=K/N (CTest's python_shard1 and python_shard2) runs every N-th test from the

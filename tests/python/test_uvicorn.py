@@ -2,7 +2,7 @@
 """The event loops httpcache runs on, and a real uvicorn (issue 15): uvicorn serves apps on
 uvloop whenever it is installed, so the tests run on the default asyncio loop and on uvloop.
 
-- The loop of this run: HTTPCACHE_TEST_LOOP=uvloop (CTest's python_uvloop) must put every async
+- The loop of this run: HTTPCACHE_TEST_LOOP=uvloop (CTest's python_wheel_cp311) must put every async
   test, asyncio.run() and FastAPI's TestClient on uvloop, and nothing else may (conftest.py).
 - uvicorn_app.py served by a real uvicorn on loopback (uvicorn_support.py), `--loop asyncio` and
   `--loop uvloop`, caching in memory:// and in the Redis of the CTest `redis` fixture: over real
