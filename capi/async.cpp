@@ -62,7 +62,7 @@ int httpcache_async_open(httpcache_async** out, httpcache_cache* cache, httpcach
   *out = nullptr;
   return guard([&] {
     core::watch_fn w;
-    if (watch) w = [watch, watch_payload](int fd, unsigned events) { watch(fd, events, watch_payload); };
+    if (watch) w = [watch, watch_payload](core::descriptor fd, unsigned events) { watch(fd, events, watch_payload); };
     auto ctx = std::make_unique<httpcache_async>();
     ctx->cache = cache;
     ctx->session = cache->impl->open_async(std::move(w));

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "descriptor.hpp"
 #include "error.hpp"
 
 namespace httpcache {
@@ -90,7 +91,7 @@ class lease_book {
 // Event bits, the same as the public HTTPCACHE_EV_*.
 enum : unsigned { event_read = 1u, event_write = 2u };
 
-using watch_fn = std::function<void(int fd, unsigned events)>;
+using watch_fn = std::function<void(descriptor fd, unsigned events)>;
 // status is 0 or a negative errc value; `value` is borrowed for the call.
 using get_done_fn = std::function<void(int status, std::string_view value, std::int64_t ttl_ms)>;
 using count_done_fn = std::function<void(int status, std::int64_t count)>;

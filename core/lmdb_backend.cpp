@@ -1,19 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "lmdb_backend.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <lmdb.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -23,6 +17,7 @@
 
 #include "immediate_session.hpp"
 #include "lmdb_record.hpp"
+#include "lmdb_files.hpp"
 #include "redis/fork.hpp"
 #include "tags.hpp"
 
@@ -75,36 +70,6 @@ class environment;
 
 [[noreturn]] void fail(const std::string& path, const char* what, int rc) {
   throw backend_error(errc::backend, fmt::format("lmdb://{}: {}: {}", path, what, mdb_strerror(rc)));
-}
-
-std::string read_small_file(const std::string& name) {
-  int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  char buf[128];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
-  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
-}
-
-// Writes `text` to `name` through a temporary file, both fsync'ed with their directory, so the
-// name holds the whole text or its former content after any crash.
-void write_durably(const std::string& name, const std::string& text) {
-  const std::string tmp = name + ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  const int saved = errno;
-  if (fd >= 0) ::close(fd);
-  ok = ok && ::rename(tmp.c_str(), name.c_str()) == 0;
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    throw backend_error(errc::backend, fmt::format("cannot write {}: {}", name, std::strerror(errno ? errno : saved)));
-  }
-  const std::string dir = name.substr(0, name.rfind('/'));
-  if (int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
 }
 
 // One per directory per process (LMDB: a second environment on the same files in one process
@@ -236,40 +201,13 @@ class environment final : private detail::fork_participant {
   std::optional<detail::fork_registration> registered_;  // last: unregistered before the rest goes
 };
 
-// Creates DIR when missing; its identity (device, inode). A directory another user owns, or one
-// others may write to, is refused: whoever can write there can plant entries every process serves.
-std::pair<dev_t, ino_t> ensure_directory(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-    throw backend_error(errc::backend, fmt::format("lmdb://{}: cannot create the directory: {}", path, std::strerror(errno)));
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    throw backend_error(errc::backend, fmt::format("lmdb://{}: not a directory", path));
-  if (st.st_uid != ::geteuid())
-    throw error(errc::invalid, fmt::format("lmdb://{}: owned by uid {}, not by this process's uid {}", path,
-                                           static_cast<unsigned>(st.st_uid), static_cast<unsigned>(::geteuid())));
-  if (st.st_mode & (S_IWGRP | S_IWOTH))
-    throw error(errc::invalid, fmt::format("lmdb://{}: writable by group or others (chmod go-w)", path));
-  return {st.st_dev, st.st_ino};
-}
-
 void environment::open() {
-  ensure_directory(path_);
-  // Openers take turns (an flock of DIR/open.lock) to compare boot ids and to create the store.
-  int lock_fd = ::open((path_ + "/open.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (lock_fd < 0)
-    throw backend_error(errc::backend, fmt::format("lmdb://{}: cannot open open.lock: {}", path_, std::strerror(errno)));
-  int rc;
-  while ((rc = ::flock(lock_fd, LOCK_EX)) != 0 && errno == EINTR) {
-  }
-  try {
-    if (rc != 0)
-      throw backend_error(errc::backend, fmt::format("lmdb://{}: cannot lock open.lock: {}", path_, std::strerror(errno)));
+  lmdb_files::ensure_directory(path_);
+  {
+    // Openers take turns (a lock of DIR/open.lock) to compare boot ids and to create the store.
+    lmdb_files::file_lock turn(path_ + "/open.lock");
     open_locked();
-  } catch (...) {
-    ::close(lock_fd);
-    throw;
   }
-  ::close(lock_fd);
   owner_.store(detail::current_pid(), std::memory_order_release);
 }
 
@@ -277,12 +215,12 @@ void environment::open_locked() {
   // After an OS crash, unsynced pages may be missing: a store whose boot_id does not name this
   // boot (another boot, or none: a crash before it reached the disk) starts empty. No process of
   // another boot can still have it open, and openers of this boot take turns under open.lock.
-  const std::string boot = read_small_file("/proc/sys/kernel/random/boot_id");
+  const std::string boot = lmdb_files::boot_id();
   const std::string boot_file = path_ + "/boot_id";
-  if (!boot.empty() && read_small_file(boot_file) != boot) {
-    ::unlink((path_ + "/data.mdb").c_str());
-    ::unlink((path_ + "/lock.mdb").c_str());
-    write_durably(boot_file, boot);
+  if (!boot.empty() && lmdb_files::read_small_file(boot_file) != boot) {
+    lmdb_files::remove_file(path_ + "/data.mdb");
+    lmdb_files::remove_file(path_ + "/lock.mdb");
+    lmdb_files::write_durably(boot_file, boot);
   }
   MDB_env* env = nullptr;
   int rc = mdb_env_create(&env);
@@ -343,7 +281,7 @@ struct registry_type final : private detail::fork_participant {
     std::size_t handles = 0;
   };
   std::mutex mutex;
-  std::map<std::pair<dev_t, ino_t>, slot> by_directory;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, slot> by_directory;
 
   void before_fork() noexcept override { mutex.lock(); }
   void after_fork_parent() noexcept override { mutex.unlock(); }
@@ -362,7 +300,7 @@ std::shared_ptr<environment> shared_environment(const std::string& path, std::ui
   std::shared_ptr<environment> made;
   {
     std::lock_guard<std::mutex> lock(r.mutex);
-    const auto id = ensure_directory(path);
+    const auto id = lmdb_files::ensure_directory(path);
     auto& slot = r.by_directory[id];
     if (slot.env) {
       if (slot.env->max_bytes() != max_bytes)

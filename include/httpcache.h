@@ -1107,8 +1107,25 @@ typedef enum httpcache_events {
   HTTPCACHE_EV_WRITE = 1u << 1
 } httpcache_events;
 
-/** Called when the events the library needs on fd change (0: stop watching fd). */
-typedef void (*httpcache_async_watch_cb)(int fd, uint32_t events, void *payload);
+/**
+ * A descriptor the host watches: a socket, or on Linux the epoll descriptor of
+ * a cluster context. `int` on POSIX; on Windows a SOCKET (since v1.6; 64 bits
+ * on Win64), which the host passes to WSAPoll/select as is.
+ */
+#ifdef _WIN32
+typedef uintptr_t httpcache_fd;
+#else
+typedef int httpcache_fd;
+#endif
+
+/**
+ * Called when the events the library needs on fd change (0: stop watching
+ * fd). On Windows a cluster context watches one socket per node at once
+ * (there is no epoll to gather them behind one descriptor): the host then
+ * calls httpcache_async_process() with the events of any of them, and the
+ * context finds out which.
+ */
+typedef void (*httpcache_async_watch_cb)(httpcache_fd fd, uint32_t events, void *payload);
 
 /**
  * Completion of httpcache_async_get(). `value` is borrowed for the duration

@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: MIT
-// Non-blocking access to a cluster: one non-blocking connection per node, all of them watched
-// through one epoll descriptor, which is the only descriptor the host loop sees. So the public
-// async API (one fd, process(events)) serves a cluster unchanged. Redirections are not followed
+// Non-blocking access to a cluster: one non-blocking connection per node. On Linux all of them
+// are watched through one epoll descriptor, which is the only descriptor the host loop sees, so
+// the public async API (one fd, process(events)) serves a cluster unchanged. Windows has no
+// epoll: there the host watches each node's socket, and process() asks select() which of them
+// is ready (node_sockets below). Redirections are not followed
 // here (that would mean waiting): a MOVED reply corrects the slot map and the request fails open;
 // the next request goes to the right node. Node failures ask the slot map for a background
 // refresh, and so does opening a session before any blocking call has loaded the map: nothing
 // here waits. epoll is the one Linux-only call of our own, and it stays in this file.
 #include "cluster_session.hpp"
 
+#ifndef _WIN32
 #include <sys/epoll.h>
 #include <unistd.h>
+#endif
 
 #include <deque>
 #include <map>
@@ -19,6 +23,7 @@
 #include "../clock.hpp"
 #include "fork.hpp"
 #include "session.hpp"
+#include "socket.hpp"
 
 namespace httpcache {
 
@@ -27,13 +32,109 @@ namespace {
 using detail::parse_redirect_text;
 using detail::redirect;
 
-class cluster_session final : public async_session {
+// The node connections' sockets, as the host sees them, and which of them are ready.
+#ifndef _WIN32
+// Linux: one epoll set holds them; the host watches only the set's descriptor.
+class node_sockets {
  public:
-  cluster_session(detail::slot_map& cluster, watch_fn watch) : cluster_(cluster), watch_(std::move(watch)) {
+  explicit node_sockets(const watch_fn& host) : host_(host) {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) throw backend_error(errc::backend, "epoll_create1 failed");
+    if (host_) host_(epoll_fd_, event_read);
+  }
+  ~node_sockets() {
+    if (epoll_fd_ < 0) return;
+    if (host_) host_(epoll_fd_, 0);
+    ::close(epoll_fd_);
+  }
+  void watch(const std::string& name, descriptor fd, unsigned events) {
+    if (events == 0) {
+      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      fd_node_.erase(fd);
+      return;
+    }
+    epoll_event ev{};
+    ev.events = ((events & event_read) ? EPOLLIN : 0u) | ((events & event_write) ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    bool known = fd_node_.count(fd) != 0;
+    epoll_ctl(epoll_fd_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+    fd_node_[fd] = name;
+  }
+  // Calls ready(node name, events) for each node socket that is ready now.
+  template <typename Ready>
+  void each_ready(Ready ready) {
+    epoll_event events[64];
+    int n = epoll_wait(epoll_fd_, events, 64, 0);
+    for (int i = 0; i < n; ++i) {
+      auto it = fd_node_.find(events[i].data.fd);
+      if (it == fd_node_.end()) continue;
+      unsigned mapped = 0;
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) mapped |= event_read;
+      if (events[i].events & (EPOLLOUT | EPOLLERR)) mapped |= event_write;
+      ready(it->second, mapped);
+    }
+  }
+  // In a forked child: the epoll set is shared with the parent, so registering or removing a
+  // descriptor in it would change the parent's. A new set replaces ours before anything else
+  // happens; the host hears the old descriptor is no longer watched and the new one is.
+  void replace_inherited() {
+    const int inherited = epoll_fd_;
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);  // if it fails, node sockets cannot be watched: requests time out
+    fd_node_.clear();
+    if (host_) {
+      host_(inherited, 0);
+      if (epoll_fd_ >= 0) host_(epoll_fd_, event_read);
+    }
+    ::close(inherited);  // our reference only: the parent's epoll set is untouched
+  }
+
+ private:
+  const watch_fn& host_;
+  int epoll_fd_ = -1;
+  std::map<int, std::string> fd_node_;
+};
+#else
+// Windows: the host watches every node socket itself.
+class node_sockets {
+ public:
+  explicit node_sockets(const watch_fn& host) : host_(host) {}
+  ~node_sockets() {
+    for (const auto& [fd, w] : watched_)
+      if (host_) host_(fd, 0);
+  }
+  void watch(const std::string& name, descriptor fd, unsigned events) {
+    if (events == 0) watched_.erase(fd);
+    else watched_[fd] = {name, events};
+    if (host_) host_(fd, events);
+  }
+  template <typename Ready>
+  void each_ready(Ready ready) {
+    std::vector<detail::net::watched> polled;
+    for (const auto& [fd, w] : watched_) polled.push_back({fd, w.events, 0});
+    int err = 0;
+    if (polled.empty() || detail::net::wait_any(polled, 0, &err) <= 0) return;
+    std::vector<std::pair<std::string, unsigned>> found;  // ready() may change watched_
+    for (const auto& p : polled)
+      if (p.ready) found.emplace_back(watched_[p.s].name, p.ready);
+    for (const auto& [name, events] : found) ready(name, events);
+  }
+  void replace_inherited() {}  // no fork() on Windows
+
+ private:
+  struct node_watch {
+    std::string name;
+    unsigned events = 0;
+  };
+  const watch_fn& host_;
+  std::map<descriptor, node_watch> watched_;
+};
+#endif
+
+class cluster_session final : public async_session {
+ public:
+  cluster_session(detail::slot_map& cluster, watch_fn watch)
+      : cluster_(cluster), watch_(std::move(watch)), sockets_(watch_) {
     cluster_.prefetch_map();
-    if (watch_) watch_(epoll_fd_, event_read);
   }
 
   ~cluster_session() override {
@@ -44,9 +145,6 @@ class cluster_session final : public async_session {
     }
     waiting_.clear();
     nodes_.clear();  // cancels what is pending (callbacks run now) and unregisters the node sockets
-    if (epoll_fd_ < 0) return;
-    if (watch_) watch_(epoll_fd_, 0);
-    ::close(epoll_fd_);
   }
 
   void get(const std::string& key, get_done_fn done) override {
@@ -140,18 +238,9 @@ class cluster_session final : public async_session {
     }
     dispatch_waiting();
     if (ready) {
-      epoll_event events[64];
-      int n = epoll_wait(epoll_fd_, events, 64, 0);
-      for (int i = 0; i < n; ++i) {
-        auto it = fd_node_.find(events[i].data.fd);
-        if (it == fd_node_.end()) continue;
-        auto node = nodes_.find(it->second);
-        if (node == nodes_.end()) continue;
-        unsigned mapped = 0;
-        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) mapped |= event_read;
-        if (events[i].events & (EPOLLOUT | EPOLLERR)) mapped |= event_write;
-        node->second->process(mapped);
-      }
+      sockets_.each_ready([this](const std::string& name, unsigned events) {
+        if (auto node = nodes_.find(name); node != nodes_.end()) node->second->process(events);
+      });
     }
     for (auto& [name, node] : nodes_) node->process(0);  // deadlines
   }
@@ -173,22 +262,13 @@ class cluster_session final : public async_session {
 
  private:
   // In a forked child (fork.hpp), everything this session holds is the parent's: the epoll
-  // descriptor (an epoll set is shared across fork, so registering or removing a descriptor in it
-  // here would change the parent's) and each node's connection. A new epoll descriptor replaces
-  // ours before anything else happens, so the node sessions' teardown below only ever touches the
-  // new set; they drop their connections without I/O; requests pending at the fork, in flight or
-  // waiting for the map, complete with ECANCELED. The host hears the old descriptor is no longer
-  // watched and the new one is. Later requests connect anew.
+  // descriptor and each node's connection. A new epoll set replaces ours before anything else
+  // happens (node_sockets::replace_inherited), so the node sessions' teardown below only ever
+  // touches the new set; they drop their connections without I/O; requests pending at the fork,
+  // in flight or waiting for the map, complete with ECANCELED. Later requests connect anew.
   void forget_inherited() {
     pid_ = detail::current_pid();
-    const int inherited = epoll_fd_;
-    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);  // if it fails, node sockets cannot be watched: requests time out
-    fd_node_.clear();
-    if (watch_) {
-      watch_(inherited, 0);
-      if (epoll_fd_ >= 0) watch_(epoll_fd_, event_read);
-    }
-    ::close(inherited);  // our reference only: the parent's epoll set is untouched
+    sockets_.replace_inherited();
     std::deque<waiting> parked;
     parked.swap(waiting_);
     auto nodes = std::move(nodes_);
@@ -291,30 +371,15 @@ class cluster_session final : public async_session {
     target.tls = cluster_.tls();
     target.on_error_reply = std::move(on_error);
     auto session = make_redis_session(node_url, cluster_.options(),
-                                      [this, name](int fd, unsigned events) { watch_node(name, fd, events); },
+                                      [this, name](descriptor fd, unsigned events) { sockets_.watch(name, fd, events); },
                                       std::move(target));
     return nodes_.emplace(name, std::move(session)).first->second.get();
   }
 
-  void watch_node(const std::string& name, int fd, unsigned events) {
-    if (events == 0) {
-      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-      fd_node_.erase(fd);
-      return;
-    }
-    epoll_event ev{};
-    ev.events = ((events & event_read) ? EPOLLIN : 0u) | ((events & event_write) ? EPOLLOUT : 0u);
-    ev.data.fd = fd;
-    bool known = fd_node_.count(fd) != 0;
-    epoll_ctl(epoll_fd_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
-    fd_node_[fd] = name;
-  }
-
   detail::slot_map& cluster_;
   const watch_fn watch_;
-  int epoll_fd_ = -1;
-  pid_t pid_ = detail::current_pid();  // the process that made epoll_fd_ and the node connections
-  std::map<int, std::string> fd_node_;
+  node_sockets sockets_;
+  pid_t pid_ = detail::current_pid();  // the process that made the node connections (and the epoll set)
   std::map<std::string, std::unique_ptr<async_session>> nodes_;
   std::deque<waiting> waiting_;
 };

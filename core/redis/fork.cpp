@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The pid cache and the pthread_atfork handlers of core/redis/ (see fork.hpp).
+// The pid cache and the pthread_atfork handlers of core/redis/ (see fork.hpp). On Windows, which
+// has no fork(), the pid is cached once and the handlers are never installed.
 #include "fork.hpp"
 
 #include <pthread.h>
@@ -29,7 +30,9 @@ void in_child() noexcept;
 registry& the_registry() {
   static registry* r = [] {
     auto* made = new registry;
+#ifndef _WIN32  // Windows has no fork(): participants are listed, never called
     pthread_atfork(&prepare, &in_parent, &in_child);
+#endif
     return made;
   }();
   return *r;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Internal to core/redis/: the platform's socket calls and nothing else, so that a Winsock build
-// replaces socket.cpp alone. Sockets are non-blocking from the start (connect never waits here);
+// Internal to core/redis/: the platform's socket calls and nothing else: socket.cpp (POSIX) and
+// socket_win.cpp (Winsock) implement it. Sockets are non-blocking from the start (connect never waits here);
 // callers that want to block say how long, per call.
 #pragma once
 
@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "../descriptor.hpp"
+
 namespace httpcache::detail::net {
 
-using socket_t = int;  // a Winsock SOCKET is 64 bits: keep it behind this name
-inline constexpr socket_t invalid_socket = -1;
+using socket_t = descriptor;  // a Winsock SOCKET is 64 bits: keep it behind this name
+inline constexpr socket_t invalid_socket = static_cast<socket_t>(-1);  // Winsock's INVALID_SOCKET too
 
 inline constexpr unsigned want_read = 1, want_write = 2;
 

@@ -74,7 +74,7 @@ typedef struct {
   int process_errors;
 } test_loop;
 #define TEST_LOOP_INIT {-1, 0, 0, 0, 0}
-void test_loop_watch(int fd, uint32_t events, void *payload);
+void test_loop_watch(httpcache_fd fd, uint32_t events, void *payload);
 /* Polls and processes until nothing is pending or deadline_ms passes; returns the pending count. */
 size_t test_loop_run(test_loop *l, httpcache_async *ctx, int deadline_ms);
 

@@ -6,7 +6,7 @@
 
 #include "support.h"
 
-void test_loop_watch(int fd, uint32_t events, void *payload) {
+void test_loop_watch(httpcache_fd fd, uint32_t events, void *payload) {
   test_loop *l = payload;
   ++l->watch_calls;
   if (events & HTTPCACHE_EV_WRITE) ++l->write_asks;

@@ -490,7 +490,7 @@ static void on_done(int status, int64_t n, void *payload) {
   c->status = status;
   c->n = n;
 }
-static void watch_nothing(int fd, uint32_t events, void *payload) { (void)fd, (void)events, (void)payload; }
+static void watch_nothing(httpcache_fd fd, uint32_t events, void *payload) { (void)fd, (void)events, (void)payload; }
 
 static void drive(httpcache_async *a, completion *c) {
   int64_t until = test_now_ms() + 3000;

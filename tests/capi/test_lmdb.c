@@ -261,7 +261,7 @@ static int compute(httpcache_buf *out, uint32_t *flags, void *payload) {
   return httpcache_buf_set(out, c->value, strlen(c->value));
 }
 
-static void count_watch(int fd, uint32_t events, void *payload) {
+static void count_watch(httpcache_fd fd, uint32_t events, void *payload) {
   (void)fd;
   (void)events;
   ++*(int *)payload;

@@ -180,7 +180,7 @@ class async_context {
     return ctx_;
   }
 
-  static void on_watch(int fd, uint32_t events, void* payload) {
+  static void on_watch(httpcache_fd fd, uint32_t events, void* payload) {
     auto* self = static_cast<async_context*>(payload);
     py::gil_scoped_acquire gil;
     try {
