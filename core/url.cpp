@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 
 #include "error.hpp"
@@ -195,6 +196,14 @@ void parse_lmdb(backend_url& u, std::string_view rest) {
   if (u.lmdb_path.size() > 4000) bad_url("the lmdb directory is longer than 4000 bytes");
   while (u.lmdb_path.size() > 1 && u.lmdb_path.back() == '/') u.lmdb_path.pop_back();
   if (u.lmdb_path == "/") bad_url("lmdb:// needs a directory of its own, not /");
+#ifdef _WIN32
+  // lmdb:///C:/cache/app: a drive letter, as file:// URLs write it. A path without one would be
+  // relative to the current drive.
+  const std::string& p = u.lmdb_path;
+  if (p.size() < 4 || !std::isalpha(static_cast<unsigned char>(p[1])) || p[2] != ':' || p[3] != '/')
+    bad_url("lmdb:// on Windows needs a drive and a directory (lmdb:///C:/cache/app)");
+  u.lmdb_path.erase(0, 1);
+#endif
   for_each_param(query, [&](std::string_view name, std::string_view value) {
     if (name != "max_bytes") bad_url(fmt::format("unknown query parameter '{}' (lmdb:// takes max_bytes)", name));
     // 1 MiB to 1 TiB: the map (twice that) must fit the address space.

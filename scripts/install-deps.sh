@@ -10,6 +10,11 @@ debs=(build-essential cmake ninja-build pkg-config
       redis-server redis-tools libssl-dev openssl python3-venv python3-dev
       clang libclang-rt-14-dev abigail-tools dpkg-dev file
       libbenchmark-dev wrk nginx curl chromium)
+# --windows: what the Windows DLL's cross build and its tests need (packaging/windows/build.sh):
+# MinGW-w64 with POSIX threads, and Wine to run the tests.
+if [ "${1:-}" = "--windows" ]; then
+  debs+=(g++-mingw-w64-x86-64-posix wine64)
+fi
 
 missing=()
 for p in "${debs[@]}"; do

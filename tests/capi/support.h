@@ -57,23 +57,34 @@ typedef struct {
 } done_result;
 void test_on_done(int status, int64_t count, void *payload);
 
+#ifdef _WIN32
+/* POSIX's reentrant rand(), which Windows lacks (a linear congruential step). */
+static inline int rand_r(unsigned *seed) {
+  *seed = *seed * 1103515245u + 12345u;
+  return (int)((*seed >> 1) & 0x7fffffff);
+}
+#endif
 /* A 32-bit integer hash (xorshift-multiply), for values derived from seeds. */
 uint32_t test_mix32(uint32_t x);
 /* Sleeps ms milliseconds. */
 void test_sleep_ms(int ms);
 
-/* support_loop.c (a test declared with LOOP): a tiny host loop for the non-blocking API, as an application's would be: it polls the one
- * descriptor the watch callback names (test_loop_watch, payload: the test_loop) and calls
+/* support_loop.c (a test declared with LOOP): a tiny host loop for the non-blocking API, as an application's would be: it polls the
+ * descriptors the watch callback names (test_loop_watch, payload: the test_loop) and calls
  * httpcache_async_process with what is ready. Never asserts (it also runs in forked children):
  * failed process() calls are counted in process_errors. */
 typedef struct {
-  int fd;
-  uint32_t events;
+  int fd;          /* the descriptor watched last (-1: none) */
+  uint32_t events; /* what it is watched for */
   int watch_calls;
   int write_asks; /* watch calls asking for HTTPCACHE_EV_WRITE */
   int process_errors;
+  /* Every descriptor watched now: on Windows a cluster context watches one socket per node. */
+  int nwatched;
+  httpcache_fd watched[16];
+  uint32_t watched_events[16];
 } test_loop;
-#define TEST_LOOP_INIT {-1, 0, 0, 0, 0}
+#define TEST_LOOP_INIT {-1, 0, 0, 0, 0, 0, {0}, {0}}
 void test_loop_watch(httpcache_fd fd, uint32_t events, void *payload);
 /* Polls and processes until nothing is pending or deadline_ms passes; returns the pending count. */
 size_t test_loop_run(test_loop *l, httpcache_async *ctx, int deadline_ms);
