@@ -3,31 +3,38 @@
 #include <new>
 
 #include "../core/error.hpp"
+#include "../core/thread_state.hpp"
 #include "guard.hpp"
 
 namespace httpcache::capi {
 
 namespace {
 
-// Thread-local so that concurrent calls on one handle never see each other's errors.
-thread_local std::string last_message = "no error";
-thread_local httpcache_error last_error = {HTTPCACHE_OK, nullptr};
+// Per thread, so that concurrent calls on one handle never see each other's errors.
+struct last_error_state {
+  std::string message = "no error";
+  httpcache_error error = {HTTPCACHE_OK, nullptr};
+};
+
+last_error_state& last() { return thread_state<last_error_state, last_error_state>(); }
 
 }  // namespace
 
 void set_error(int code, const std::string& message) noexcept {
+  last_error_state& l = last();
   try {
-    last_message = message;
+    l.message = message;
   } catch (...) {
-    last_message.clear();  // out of memory: keep the code, lose the text
+    l.message.clear();  // out of memory: keep the code, lose the text
   }
-  last_error.code = code;
+  l.error.code = code;
 }
 
 void clear_error() noexcept {
-  if (last_error.code == HTTPCACHE_OK) return;
-  last_error.code = HTTPCACHE_OK;
-  last_message.assign("no error");
+  last_error_state& l = last();
+  if (l.error.code == HTTPCACHE_OK) return;
+  l.error.code = HTTPCACHE_OK;
+  l.message.assign("no error");
 }
 
 int guard_impl(void (*thunk)(void*), void* body) noexcept {
@@ -61,8 +68,9 @@ using namespace httpcache::capi;
 extern "C" {
 
 const httpcache_error* httpcache_error_last(void) {
-  last_error.message = last_message.c_str();
-  return &last_error;
+  last_error_state& l = last();
+  l.error.message = l.message.c_str();
+  return &l.error;
 }
 
 const char* httpcache_strerror(int code) {

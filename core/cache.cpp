@@ -9,6 +9,7 @@
 
 #include "guarded_backend.hpp"
 #include "key.hpp"
+#include "thread_state.hpp"
 #include "lmdb_backend.hpp"
 #include "memory_backend.hpp"
 #include "near_cache.hpp"
@@ -122,10 +123,11 @@ std::vector<std::string> tag_keys_of(std::string_view ns, const std::vector<std:
 
 // The keys this thread is computing (re-entrancy: a compute callback calling get_or_compute on
 // its own key would otherwise wait for itself).
-thread_local std::vector<std::pair<const cache*, std::string>> computing;
+using computing_keys = std::vector<std::pair<const cache*, std::string>>;
+computing_keys& computing() { return thread_state<computing_keys, computing_keys>(); }
 
 bool computing_here(const cache* c, const std::string& full) {
-  for (const auto& [who, key] : computing)
+  for (const auto& [who, key] : computing())
     if (who == c && key == full) return true;
   return false;
 }
@@ -256,9 +258,9 @@ std::size_t cache::invalidate(const std::vector<std::string_view>& keys) {
 }
 
 computed cache::run(const std::string& full, const std::function<computed()>& compute) {
-  computing.emplace_back(this, full);
+  computing().emplace_back(this, full);
   struct pop {
-    ~pop() { computing.pop_back(); }
+    ~pop() { computing().pop_back(); }
   } popper;
   return compute();
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "guarded_backend.hpp"
 
+#include "thread_state.hpp"
+
 namespace httpcache {
 
 namespace {
@@ -74,10 +76,7 @@ class guarded_session final : public async_session {
 
 }  // namespace
 
-backend_failure& last_backend_failure() noexcept {
-  thread_local backend_failure last;
-  return last;
-}
+backend_failure& last_backend_failure() noexcept { return thread_state<backend_failure, backend_failure>(); }
 
 int note_backend_failure(int status, std::string detail, bool outage) {
   backend_failure& last = last_backend_failure();

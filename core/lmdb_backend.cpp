@@ -18,6 +18,7 @@
 #include "immediate_session.hpp"
 #include "lmdb_record.hpp"
 #include "lmdb_files.hpp"
+#include "thread_state.hpp"
 #include "redis/fork.hpp"
 #include "tags.hpp"
 
@@ -552,7 +553,8 @@ class lmdb_backend final : public backend {
   // Reads key's live entry into `out` (left a miss otherwise) and queues the key when its stamp is
   // in the older half; true when this process should write its queued keys now.
   bool read_live(txn& r, std::string_view key, std::int64_t now, lookup_result& out) {
-    thread_local std::string skey;  // a buffer per thread: a hit allocates nothing for its key
+    struct key_buffer {};
+    std::string& skey = thread_state<key_buffer, std::string>();  // a hit allocates nothing for its key
     lmdb_record::store_key_into(key, skey);
     auto entry = r.live(key, skey, now);
     if (!entry) return false;

@@ -4,7 +4,10 @@
  *   version, a memory:// and a Redis round trip, the time zone data, the last error;
  * - lmdb:// on Windows: two handles of one process share the store, another process (this
  *   program started again with CreateProcess) reads what this one wrote and writes back, an
- *   invalidation is seen by both, the store outlives its handles, and a bad directory is refused.
+ *   invalidation is seen by both, the store outlives its handles, and a bad directory is refused;
+ * - the Winsock transport's failures: a refused connection and a server that accepts but never
+ *   answers fail within their timeouts, and get_or_compute fails open (test_open's POSIX-only
+ *   cases, over Winsock).
  * The key's own tests (test_keys, test_ttl, test_async, ...) run unchanged beside it. */
 #include <windows.h>
 
@@ -172,11 +175,67 @@ static void test_windows_lmdb_bad_directory(void **state) {
   remove(file);
 }
 
+/* ---- the transport's failures ---- */
+
+static int compute_hello(httpcache_buf *out, uint32_t *flags, void *payload) {
+  (void)flags;
+  ++*(int *)payload;
+  return httpcache_buf_set(out, "hello", 6);
+}
+
+/* A get on url with these timeouts: its status into *rc, how long it took as the result. */
+static int64_t timed_get(const char *url, int connect_ms, int command_ms, int *rc) {
+  httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
+  httpcache_cache *c = NULL;
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  int64_t started;
+  opts.connect_timeout_ms = (uint32_t)connect_ms;
+  opts.command_timeout_ms = (uint32_t)command_ms;
+  assert_int_equal(httpcache_cache_open(&c, url, "win", NULL, &opts), HTTPCACHE_OK);
+  started = test_now_ms();
+  *rc = httpcache_cache_get(&v, NULL, c, "k", 1);
+  started = test_now_ms() - started;
+  httpcache_buf_dispose(&v);
+  httpcache_cache_free(c);
+  return started;
+}
+
+static void test_windows_refused_and_silent_servers(void **state) {
+  char url[128];
+  int port, rc, calls = 0;
+  int silent = test_silent_listener(64, &port); /* accepts in the kernel, never answers */
+  int64_t ms;
+  httpcache_cache *c = NULL;
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  httpcache_outcome outcome = HTTPCACHE_OUTCOME_HIT;
+  (void)state;
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+  ms = timed_get(url, 1000, 300, &rc);
+  assert_int_equal(rc, HTTPCACHE_ETIMEOUT);
+  if (ms < 250 || ms > 2000) fail_msg("a silent server with command_timeout_ms=300: %lld ms", (long long)ms);
+  assert_non_null(strstr(httpcache_error_last()->message, "127.0.0.1"));
+
+  closesocket((SOCKET)silent); /* now nothing listens there: refused */
+  ms = timed_get(url, 1000, 1000, &rc);
+  assert_int_equal(rc, HTTPCACHE_EBACKEND);
+  if (ms > 2000) fail_msg("a refused connection took %lld ms", (long long)ms);
+
+  assert_int_equal(httpcache_cache_open(&c, url, "win", NULL, NULL), HTTPCACHE_OK);
+  assert_int_equal(httpcache_cache_get_or_compute(&v, NULL, &outcome, c, "k", 1, &one_minute, compute_hello, &calls),
+                   HTTPCACHE_OK);
+  assert_int_equal(outcome, HTTPCACHE_OUTCOME_UNCACHED); /* the outage never fails the caller */
+  assert_int_equal(calls, 1);
+  assert_string_equal(v.ptr, "hello");
+  httpcache_buf_dispose(&v);
+  httpcache_cache_free(c);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_windows_loadlibrary),
       cmocka_unit_test(test_windows_lmdb_shared),
       cmocka_unit_test(test_windows_lmdb_bad_directory),
+      cmocka_unit_test(test_windows_refused_and_silent_servers),
   };
   if (argc == 3 && strcmp(argv[1], "child") == 0) return child_main(argv[2]);
   assert_true(GetModuleFileNameA(NULL, program, sizeof program) > 0);
