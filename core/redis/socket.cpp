@@ -22,26 +22,9 @@
 
 namespace httpcache::detail::net {
 
-std::vector<address> resolve(const std::string& host, int port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const std::string service = std::to_string(port);
-  const int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
-  if (rc != 0) throw backend_error(errc::backend, fmt::format("cannot resolve {}: {}", host, gai_strerror(rc)));
-  std::vector<address> out;
-  for (const addrinfo* a = found; a; a = a->ai_next) {
-    const auto* bytes = reinterpret_cast<const unsigned char*>(a->ai_addr);
-    out.push_back(address{std::vector<unsigned char>(bytes, bytes + a->ai_addrlen), a->ai_family});
-  }
-  freeaddrinfo(found);
-  // IPv4 first, as hiredis did: a host with AAAA records whose IPv6 is unreachable must not
-  // spend every connect timeout on them.
-  std::stable_partition(out.begin(), out.end(), [](const address& a) { return a.family == AF_INET; });
-  if (out.empty()) throw backend_error(errc::backend, fmt::format("cannot resolve {}: no address", host));
-  return out;
-}
+void start_sockets() {}
+
+std::string resolver_error_text(int rc) { return gai_strerror(rc); }
 
 address unix_address(const std::string& path) {
   sockaddr_un sun{};

@@ -24,9 +24,13 @@ struct address {
   int family = 0;
 };
 
-// The addresses of host:port in the resolver's order (blocking: getaddrinfo has no other form),
-// or of a unix socket path. Throws backend_error naming `host` when there are none.
+// The addresses of host:port, IPv4 first (blocking: getaddrinfo has no other form), or of a unix
+// socket path. Throws backend_error naming `host` when there are none. resolve.cpp, for both
+// platforms, over these two of the platform's file: whatever must run before the first socket
+// call (Winsock's start), and the text of a getaddrinfo error.
 std::vector<address> resolve(const std::string& host, int port);
+void start_sockets();
+std::string resolver_error_text(int rc);
 address unix_address(const std::string& path);
 
 // Starts a non-blocking connect. Returns the socket, or invalid_socket with *err set when the

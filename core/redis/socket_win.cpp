@@ -80,26 +80,9 @@ int select_on(std::vector<watched>& sockets, int timeout_ms, int* err) {
 
 }  // namespace
 
-std::vector<address> resolve(const std::string& host, int port) {
-  start_winsock();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const std::string service = std::to_string(port);
-  const int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
-  if (rc != 0) throw backend_error(errc::backend, fmt::format("cannot resolve {}: {}", host, error_text(rc)));
-  std::vector<address> out;
-  for (const addrinfo* a = found; a; a = a->ai_next) {
-    const auto* bytes = reinterpret_cast<const unsigned char*>(a->ai_addr);
-    out.push_back(address{std::vector<unsigned char>(bytes, bytes + a->ai_addrlen), a->ai_family});
-  }
-  freeaddrinfo(found);
-  // IPv4 first, as on POSIX: unreachable IPv6 addresses must not spend every connect timeout.
-  std::stable_partition(out.begin(), out.end(), [](const address& a) { return a.family == AF_INET; });
-  if (out.empty()) throw backend_error(errc::backend, fmt::format("cannot resolve {}: no address", host));
-  return out;
-}
+void start_sockets() { start_winsock(); }
+
+std::string resolver_error_text(int rc) { return error_text(rc); }
 
 address unix_address(const std::string& path) {
   throw backend_error(errc::backend, fmt::format("unix sockets are not supported on Windows: {}", path));
