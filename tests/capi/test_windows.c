@@ -173,6 +173,10 @@ static void test_windows_lmdb_bad_directory(void **state) {
   assert_null(c);
   assert_non_null(strstr(httpcache_error_last()->message, "not a directory"));
   remove(file);
+  /* A path without a drive would depend on the current drive: refused, naming the form. */
+  assert_int_equal(httpcache_cache_open(&c, "lmdb:///cache/app", "win", NULL, NULL), HTTPCACHE_EINVALID);
+  assert_null(c);
+  assert_non_null(strstr(httpcache_error_last()->message, "lmdb:///C:/cache/app"));
 }
 
 /* ---- the transport's failures ---- */
