@@ -207,14 +207,25 @@ int httpcache_cache_get(httpcache_buf* value, int64_t* ttl_ms, httpcache_cache* 
 
 int httpcache_cache_peek(httpcache_buf* value, int64_t* ttl_ms, httpcache_cache* cache, const void* key,
                          size_t key_len) {
+  return httpcache_cache_peek_version(value, ttl_ms, nullptr, cache, key, key_len, 0);
+}
+
+int httpcache_cache_peek_version(httpcache_buf* value, int64_t* ttl_ms, uint64_t* version, httpcache_cache* cache,
+                                 const void* key, size_t key_len, uint64_t known_version) {
   if (reject_if(!value || !cache, "value or cache is NULL") || bad_key(key)) return HTTPCACHE_EINVALID;
   bool held = false;
   const int rc = guard([&] {
-    std::optional<core::lookup_result> r = cache->impl->peek(bytes(key, key_len));
+    std::optional<core::lookup_result> r = cache->impl->peek(bytes(key, key_len), known_version);
     if (!r) return;  // the common answer on a near miss: no exception for it
     held = true;
-    fill_buf(value, r->value.data(), r->value.size());
+    if (r->unchanged) {  // released as fill_buf would: the caller may pass a filled buf again
+      std::free(value->ptr);
+      *value = httpcache_buf{nullptr, 0};
+    } else {
+      fill_buf(value, r->value.data(), r->value.size());
+    }
     if (ttl_ms) *ttl_ms = r->ttl_ms;
+    if (version) *version = r->version;
   });
   if (rc != HTTPCACHE_OK || held) return rc;
   set_error(HTTPCACHE_ENOTFOUND, "not held in this process");

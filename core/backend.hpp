@@ -3,6 +3,7 @@
 // host event loop drives. Keys reaching a backend are already full (`namespace:key`).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -22,7 +23,19 @@ struct lookup_result {
   bool found = false;
   std::string value;
   std::int64_t ttl_ms = 0;  // remaining time to live on a hit
+  // The stored value's number within this process (value_version()), from the stores that keep
+  // their values in memory (memory://, the near tier); 0: none. A peek that names it as known
+  // gets `unchanged` and no copy of the value: a caller holding it decoded copies nothing.
+  std::uint64_t version = 0;
+  bool unchanged = false;
 };
+
+// A new value's version: unique in the process (every store and handle draw from one counter),
+// never 0.
+inline std::uint64_t value_version() noexcept {
+  static std::atomic<std::uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 // ---- Leases (fencing; docs/design.md "Fencing") ----
 // A miss takes a lease: a placeholder stored under the key itself (`SET key <placeholder> NX PX
@@ -173,9 +186,10 @@ class backend {
   virtual std::size_t del(const std::vector<std::string_view>& keys) = 0;
   virtual std::unique_ptr<async_session> open_async(watch_fn watch) = 0;
   // What get() would return, when this process can answer it without any I/O (an embedded store,
-  // a near tier covering the key); nothing otherwise. Never blocks.
-  virtual std::optional<lookup_result> peek(std::string_view key) {
-    (void)key;
+  // a near tier covering the key); nothing otherwise. Never blocks. When the value held has
+  // version `known` (not 0), the answer is `unchanged`, with its TTL and no copy of the value.
+  virtual std::optional<lookup_result> peek(std::string_view key, std::uint64_t known) {
+    (void)key, (void)known;
     return std::nullopt;
   }
 

@@ -160,14 +160,16 @@ lookup_result cache::get(std::string_view key) {
   return r;
 }
 
-std::optional<lookup_result> cache::peek(std::string_view key) {
+std::optional<lookup_result> cache::peek(std::string_view key, std::uint64_t known) {
   const std::string full = full_key(key);
-  std::optional<lookup_result> r = backend_->peek(full);
-  if (!r || !r->found || is_lease(r->value) || is_tagged(r->value)) return std::nullopt;
-  if (is_fresh_wrapped(r->value)) {
+  std::optional<lookup_result> r = backend_->peek(full, known);
+  if (!r || !r->found) return std::nullopt;
+  // An unchanged value passed these checks when its version was answered.
+  if (!r->unchanged && (is_lease(r->value) || is_tagged(r->value))) return std::nullopt;
+  if (!r->unchanged && is_fresh_wrapped(r->value)) {
     get_or_compute_result fresh = served(std::move(*r), outcome::hit);
     if (fresh.outcome != outcome::hit) return std::nullopt;  // stale: the caller's normal path decides
-    r = lookup_result{true, std::move(fresh.value), fresh.ttl_ms};
+    r = lookup_result{true, std::move(fresh.value), fresh.ttl_ms};  // no version: fresh only for now
   }
   stats::bump(stats_.hits);
   if (near_) stats::bump(stats_.near_hits);

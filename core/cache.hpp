@@ -69,7 +69,9 @@ class cache {
   // get(), when this process can answer it without I/O (memory://, the near tier): a hit, or a
   // miss the store is sure of. Nothing when the answer needs the store (a key not held here, a
   // tagged entry, a lease in progress, a stale entry). Never blocks; counts what it answers.
-  std::optional<lookup_result> peek(std::string_view key);
+  // `known`: a version a peek of key answered before (backend::peek); an entry with a freshness
+  // envelope (stale windows) has none, as its answer changes with time.
+  std::optional<lookup_result> peek(std::string_view key, std::uint64_t known = 0);
   std::int64_t set(std::string_view key, std::string_view value, const ttl_policy& policy);  // -> TTL seconds
   std::size_t invalidate(const std::vector<std::string_view>& keys);
   // Gives each tag a new generation: every entry stamped with one of them misses from now on.

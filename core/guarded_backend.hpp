@@ -21,7 +21,9 @@ class guarded_backend final : public backend {
   std::size_t del(const std::vector<std::string_view>& keys) override;
   std::unique_ptr<async_session> open_async(watch_fn watch) override;
   // No I/O, so no breaker: what the store holds in this process.
-  std::optional<lookup_result> peek(std::string_view key) override { return inner_->peek(key); }
+  std::optional<lookup_result> peek(std::string_view key, std::uint64_t known) override {
+    return inner_->peek(key, known);
+  }
   bool try_lock(std::string_view lock_key, std::string_view token, std::int64_t ttl_ms) override;
   void unlock(std::string_view lock_key, std::string_view token) override;
 

@@ -450,7 +450,9 @@ class lmdb_backend final : public backend {
   }
   // Never opens the store (a forked child does on its first blocking call) and never fails: a
   // failure is left to get(), behind the breaker.
-  std::optional<lookup_result> peek(std::string_view key) override {
+  // Versions are not kept (0): a hit copies from the mapped file.
+  std::optional<lookup_result> peek(std::string_view key, std::uint64_t known) override {
+    (void)known;
     if (!e_->opened_here()) return std::nullopt;
     try {
       return get(key);

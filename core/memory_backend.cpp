@@ -78,7 +78,12 @@ lookup_result memory_backend::get(std::string_view key) {
   return get_locked(key, clock::now());
 }
 
-lookup_result memory_backend::get_locked(std::string_view key, clock::time_point now) {
+std::optional<lookup_result> memory_backend::peek(std::string_view key, std::uint64_t known) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return get_locked(key, clock::now(), known);
+}
+
+lookup_result memory_backend::get_locked(std::string_view key, clock::time_point now, std::uint64_t known) {
   lookup_result result;
   auto found = index_.find(key);
   if (found == index_.end()) return result;
@@ -89,7 +94,9 @@ lookup_result memory_backend::get_locked(std::string_view key, clock::time_point
   }
   lru_.splice(lru_.begin(), lru_, it);
   result.found = true;
-  result.value = it->value;
+  result.version = it->version;
+  result.unchanged = known != 0 && known == it->version;
+  if (!result.unchanged) result.value = it->value;
   result.ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(it->expires - now).count();
   if (result.ttl_ms < 1) result.ttl_ms = 1;
   return result;
@@ -103,7 +110,7 @@ void memory_backend::set(std::string_view key, std::string_view value, std::int6
 void memory_backend::set_locked(std::string_view key, std::string_view value, clock::time_point expires) {
   if (auto found = index_.find(key); found != index_.end()) erase_locked(found->second);
   if (key.size() + value.size() > max_bytes_ || max_entries_ == 0) return;  // could never fit
-  lru_.push_front(entry{std::string(key), std::string(value), expires});
+  lru_.push_front(entry{std::string(key), std::string(value), expires, value_version()});
   index_.emplace(std::string_view(lru_.front().key), lru_.begin());
   bytes_ += cost(lru_.front());
   while (lru_.size() > max_entries_ || bytes_ > max_bytes_) erase_locked(std::prev(lru_.end()));

@@ -19,7 +19,7 @@ class memory_backend final : public backend {
   void set(std::string_view key, std::string_view value, std::int64_t ttl_ms) override;
   std::size_t del(const std::vector<std::string_view>& keys) override;
   std::unique_ptr<async_session> open_async(watch_fn watch) override;
-  std::optional<lookup_result> peek(std::string_view key) override { return get(key); }
+  std::optional<lookup_result> peek(std::string_view key, std::uint64_t known) override;
   // Leases: the same rules as on Redis, with the placeholder as an ordinary entry (so an
   // eviction or a del() voids it too), all under the one mutex.
   lease_result lease(std::string_view key, std::string_view placeholder, std::int64_t lease_ms) override;
@@ -36,11 +36,12 @@ class memory_backend final : public backend {
     std::string key;
     std::string value;
     clock::time_point expires;
+    std::uint64_t version = 0;
   };
   using lru_list = std::list<entry>;
 
   void erase_locked(lru_list::iterator it);
-  lookup_result get_locked(std::string_view key, clock::time_point now);
+  lookup_result get_locked(std::string_view key, clock::time_point now, std::uint64_t known = 0);
   void set_locked(std::string_view key, std::string_view value, clock::time_point expires);
   static std::uint64_t cost(const entry& e) { return e.key.size() + e.value.size(); }
 

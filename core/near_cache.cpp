@@ -12,7 +12,7 @@ namespace httpcache {
 
 // ---- near_store ----
 
-std::optional<lookup_result> near_store::find(std::string_view key) {
+std::optional<lookup_result> near_store::find(std::string_view key, std::uint64_t known) {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::int64_t now_ms = steady_ms();
   auto at = index_.find(key);
@@ -25,7 +25,9 @@ std::optional<lookup_result> near_store::find(std::string_view key) {
   lru_.splice(lru_.begin(), lru_, it);
   lookup_result r;
   r.found = true;
-  r.value = it->value;
+  r.version = it->version;
+  r.unchanged = known != 0 && known == it->version;
+  if (!r.unchanged) r.value = it->value;
   r.ttl_ms = it->store_deadline_ms ? std::max<std::int64_t>(1, it->store_deadline_ms - now_ms) : 0;
   return r;
 }
@@ -50,6 +52,7 @@ void near_store::fill_locked(std::string_view key, std::uint64_t ticket, std::st
   const std::int64_t asked_ms = it->deadline_ms;
   it->value.assign(value);
   it->ticket = 0;
+  it->version = value_version();
   it->store_deadline_ms = ttl_ms > 0 ? asked_ms + ttl_ms : 0;
   it->deadline_ms = now_ms + options_.max_age_ms;
   if (ttl_ms > 0) it->deadline_ms = std::min(it->deadline_ms, it->store_deadline_ms);
@@ -162,9 +165,9 @@ bool near_tier::watched(std::string_view key) const {
                      [&](const std::string& p) { return key.substr(0, p.size()) == p; });
 }
 
-std::optional<lookup_result> near_tier::held(std::string_view key) {
+std::optional<lookup_result> near_tier::held(std::string_view key, std::uint64_t known) {
   if (!feed_->covers()) return std::nullopt;
-  return entries_->find(key);
+  return entries_->find(key, known);
 }
 
 std::optional<lookup_result> near_tier::near_hit(std::string_view key) {

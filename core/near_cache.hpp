@@ -48,7 +48,7 @@ class near_store final : private detail::fork_participant {
   // A live entry (moved to the front), or nothing. The clock is read under the lock, as fill()
   // reads it: a time read before waiting for the lock would be older than a fill in between,
   // and the TTL reported would exceed the one stored.
-  std::optional<lookup_result> find(std::string_view key);
+  std::optional<lookup_result> find(std::string_view key, std::uint64_t known = 0);
   // Reserves key before the store is read: the ticket to fill() it with, 0 when nothing may be
   // kept. `covered` is asked under the lock: a flush that follows the loss of coverage then
   // either comes after the placeholder (and removes it) or is seen (nothing reserved), so no
@@ -80,6 +80,7 @@ class near_store final : private detail::fork_participant {
     std::int64_t deadline_ms = 0;        // steady ms: when it goes, at the latest (a placeholder: when it was made)
     std::int64_t store_deadline_ms = 0;  // steady ms: when the store's copy expires; 0: never
     std::uint64_t ticket = 0;            // a placeholder's; 0 once it holds a value
+    std::uint64_t version = 0;           // the value's (value_version())
   };
   using lru_list = std::list<node>;
   static std::uint64_t cost(const node& n) { return n.key.size() + n.value.size() + 96; }
@@ -114,7 +115,7 @@ class near_tier final : public backend, private invalidation_sink {
   std::size_t del(const std::vector<std::string_view>& keys) override;
   std::unique_ptr<async_session> open_async(watch_fn watch) override;
   // Uncounted: the cache counts what it accepts (cache::peek).
-  std::optional<lookup_result> peek(std::string_view key) override { return held(key); }
+  std::optional<lookup_result> peek(std::string_view key, std::uint64_t known) override { return held(key, known); }
   bool try_lock(std::string_view lock_key, std::string_view token, std::int64_t ttl_ms) override {
     return store_->try_lock(lock_key, token, ttl_ms);
   }
@@ -130,7 +131,7 @@ class near_tier final : public backend, private invalidation_sink {
   // For the non-blocking session (near_cache.cpp): the same steps as the blocking calls.
   // near_hit() counts a near hit; held() is the same lookup, uncounted (a tag's generation).
   std::optional<lookup_result> near_hit(std::string_view key);
-  std::optional<lookup_result> held(std::string_view key);
+  std::optional<lookup_result> held(std::string_view key, std::uint64_t known = 0);
   std::uint64_t reserve(std::string_view key);
   void keep(std::string_view key, std::uint64_t ticket, std::string_view value, std::int64_t ttl_ms);
   void cancel(std::string_view key, std::uint64_t ticket) { entries_->cancel(key, ticket); }

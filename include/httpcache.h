@@ -76,12 +76,12 @@
  * ------------------------------------------------------------------------ */
 
 #define HTTPCACHE_VERSION_MAJOR 1
-#define HTTPCACHE_VERSION_MINOR 6
+#define HTTPCACHE_VERSION_MINOR 7
 #define HTTPCACHE_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH, e.g. 10000 for 1.0.0. */
 #define HTTPCACHE_VERSION_NUMBER \
   (HTTPCACHE_VERSION_MAJOR * 10000 + HTTPCACHE_VERSION_MINOR * 100 + HTTPCACHE_VERSION_PATCH)
-#define HTTPCACHE_VERSION_STRING "1.6.0"
+#define HTTPCACHE_VERSION_STRING "1.7.0"
 /** The ABI version: the N of libhttpcache.so.N. Bumped only on ABI breaks. */
 #define HTTPCACHE_SOVERSION 1
 
@@ -521,6 +521,28 @@ HTTPCACHE_EXTERN(int) httpcache_cache_get(httpcache_buf *value, int64_t *ttl_ms,
  */
 HTTPCACHE_EXTERN(int) httpcache_cache_peek(httpcache_buf *value, int64_t *ttl_ms, httpcache_cache *cache,
                                            const void *key, size_t key_len);
+
+/**
+ * httpcache_cache_peek() for a caller that keeps what it made of a value (a
+ * decoded object, say): each answer names the value held with a version,
+ * and a call that gives that version as known_version learns that the value
+ * is unchanged without a copy of its bytes. A version is unique in the
+ * process (a new value, even with the same bytes, gets a new one); only the
+ * stores that keep values in this process's memory give them (the near tier,
+ * memory://); lmdb:// and entries with stale windows give 0 (none).
+ *
+ * @param[out] value the stored bytes; caller disposes. Set to {NULL, 0} when
+ *             the value is unchanged (releasing bytes it held); untouched
+ *             unless OK.
+ * @param[out] ttl_ms remaining time to live in milliseconds (may be NULL).
+ * @param[out] version the value's version, 0 for none (may be NULL).
+ * @param known_version 0, or a version this call answered before for key.
+ * @return as httpcache_cache_peek(); an unchanged value is a hit (OK, counted).
+ * Thread-safe. Since v1.7.
+ */
+HTTPCACHE_EXTERN(int) httpcache_cache_peek_version(httpcache_buf *value, int64_t *ttl_ms, uint64_t *version,
+                                                   httpcache_cache *cache, const void *key, size_t key_len,
+                                                   uint64_t known_version);
 
 /**
  * Stores a value (copied) with the policy's TTL: one command with the expiry.

@@ -35,7 +35,7 @@ from ._codec import (
 from ._config import HTTPCache, Handle
 from ._invalidation import invalidate_async, invalidate_sync
 from ._asyncio import Flight
-from ._early_hits import early_verdict, note_response
+from ._early_hits import early_verdict, learning, note_response
 from ._headers import (
     cache_headers, ensure_etag, is_conditional, not_modified, not_modified_response, request_flags, set_cache_headers,
 )
@@ -89,7 +89,7 @@ class CachedCall:
 
     __slots__ = (
         "func", "keys", "ttl", "namespace", "per_user", "memo", "where", "endpoint", "current", "ttl_callback",
-        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "revalidate", "tags", "stale", "stale_warned", "vary", "__weakref__",
+        "compute_callback", "response_param", "request_param", "added", "condition", "values", "condition_warned", "request_no_cache", "revalidate", "tags", "stale", "stale_warned", "vary", "fast", "__weakref__",
     )
 
     def __init__(
@@ -130,6 +130,7 @@ class CachedCall:
         # FastAPI's injected Response and Request (see _injected): the handler's own parameters,
         # or ones the wrapper adds (`added`) and never passes on.
         self.response_param, self.request_param, self.added = injected
+        self.fast: Any = None  # the one-call hit path (_httpcache.HitPath) of a fixed key: see fast_path()
 
     # -- shared by both paths
 
@@ -195,12 +196,30 @@ class CachedCall:
             note_response(self.endpoint, key, self.namespace)
         return result
 
+    def fast_path(self) -> Any:
+        """The HitPath the wrappers ask first, for a function whose every call reads one entry: a
+        fixed key, no tags (a hit must judge their generations), no vary. None otherwise."""
+        if self.keys.fixed is None or self.tags is not None or self.vary:
+            return None
+        self.fast = _httpcache.HitPath(MISS, learning)
+        return self.fast
+
     def near(self, handle: Handle, key: bytes, kwargs: dict) -> Any:
         """A hit this process answers alone (the near tier, memory://, lmdb://'s mapped file),
         with no network I/O, or MISS. A plain JSON result decoded before comes back from the core
-        already copied (peek with the memo's states); other bytes are served as any hit's."""
+        already copied (peek with the memo's states); other bytes are served as any hit's. With
+        a fast path, the value's version comes too, and the hit arms it (see _arm)."""
         values = self.values
         plain = values.decode is decode_json and self.response_param is None
+        if self.fast is not None:
+            answer = handle.cache.peek_version(key)
+            if answer is None:
+                return MISS
+            value, ttl_ms, version = answer
+            result = self.hit(key, value, ttl_ms / 1000, kwargs)
+            if result is not MISS and version:
+                self._arm(handle, key, value, version, ttl_ms / 1000)
+            return result
         answer = handle.cache.peek(key, values.memo.states if plain else None)
         if answer is None:
             return MISS
@@ -208,6 +227,31 @@ class CachedCall:
         if type(value) is not bytes:
             return value
         return self.hit(key, value, ttl_ms / 1000, kwargs)
+
+    def _arm(self, handle: Handle, key: bytes, value: bytes, version: int, ttl_s: float) -> None:
+        """Arms the fast path with what the memo decoded `value` to, if it still holds that (a
+        snapshot of its state: another thread may replace it meanwhile, never within it)."""
+        if not value.startswith(RECORD):
+            state = self.values.memo.states.get(key) if self.values.decode is decode_json else None
+            if state is not None and state[0] == value:
+                self.fast.arm_value(handle.cache, key, version, state[1], self.response_param)
+            return
+        state = self.memo.states.get(key)
+        if is_value_record(value) or state is None or state[0] != value:
+            return
+        template = state[1]
+        fields = dict(template.__dict__)
+        fields.pop("_headers", None)  # a MutableHeaders view of the template's own list
+        headers = list(fields.pop("raw_headers"))
+        now = time.time()  # before cache_headers reads it: the headers change at the next whole second
+        stored_at = template.stored_at
+        headers += cache_headers(ttl_s, self.per_user, True, template.handler_cache_control, stored_at)
+        until = now + (1 - (now - stored_at) % 1 if stored_at and now > stored_at else ttl_s % 1 or 1)
+        honor = (self.request_no_cache or HTTPCache.request_no_cache) == "honor"
+        self.fast.arm_response(
+            handle.cache, key, version, type(template), fields, headers, until, self.request_param,
+            self.response_param, honor, self.endpoint if self.learnable() else None, self.namespace,
+        )
 
     def answered_stale(self, failure: BaseException) -> None:
         """A computation failed and a stale entry answered it (stale-if-error): said once per

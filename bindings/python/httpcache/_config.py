@@ -251,7 +251,14 @@ def _disabled_by_env() -> bool:
 class _HTTPCacheType(type):
     """HTTPCache's metaclass, for one class-level property: ``HTTPCache.redis_client`` is read on
     the class (as the seed's users read it) and made on first access, not by init(), so that an
-    application that never uses it needs no redis-py and opens no second connection."""
+    application that never uses it needs no redis-py and opens no second connection. And any
+    setting changed (init(), close(), ``HTTPCache.enabled = False``) disarms every decorator's
+    one-call hit path (``_httpcache.HitPath``), which answers again once the normal path has
+    served a hit under the new settings."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        _httpcache.HitPath.disarm_all()
 
     @property
     def redis_client(cls) -> Any:

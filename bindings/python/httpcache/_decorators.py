@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from . import _httpcache
 from ._cached_call import CachedCall
+from ._codec import MISS
 from ._config import HTTPCache, check_namespace, check_request_no_cache
 from ._injected import add_params, injected_params
 from ._invalidation import invalidate_async, invalidate_sync
@@ -143,7 +144,7 @@ def cache(
         claim(namespace, keys.claims, keys.source, what, HTTPCache.namespace, call)
         if key is None and key_builder is None:  # a route's default key template: claimed at its first use
             keys.on_template = lambda tb: claim(namespace, [tb], keys.source, what, HTTPCache.namespace, call)
-        wrapper = _thin_wrapper(func, call)
+        wrapper = _thin_wrapper(func, call, call.fast_path())
         add_params(wrapper, func, injected.added)  # FastAPI injects a Response and a Request
         call.endpoint = keys.endpoint = wrapper
         return wrapper
@@ -214,9 +215,12 @@ def _check_callable(what: str, func: Any) -> None:
         raise ValueError(f"{what}: cannot decorate {func!r}: not callable")
 
 
-def _thin_wrapper(func: F, target: CachedCall | Invalidation) -> F:
+def _thin_wrapper(func: F, target: CachedCall | Invalidation, fast: Any = None) -> F:
     """The wrapper of `func` (its name, docstring and signature) that hands each call to `target`:
-    an ``async def`` one for an ``async def`` function, else a plain one."""
+    an ``async def`` one for an ``async def`` function, else a plain one. With a fast path
+    (``CachedCall.fast_path``), a call asks it first: a hit it answers returns at once."""
+    if fast is not None:
+        return _fast_wrapper(func, target, fast.hit)
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
@@ -298,3 +302,26 @@ class Invalidation:
 
     async def delete_async(self, keys: list[bytes], tags: list[bytes]) -> None:
         await invalidate_async(HTTPCache.handle(self.namespace), asyncio.get_running_loop(), keys, tags)
+
+
+def _fast_wrapper(func: F, target: CachedCall, hit: Callable[[dict], Any]) -> F:
+    """_thin_wrapper's wrappers, asking `hit` (a HitPath's) before the normal path."""
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = hit(kwargs)
+            if result is MISS:
+                return await target.call_async(args, kwargs)
+            return result
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = hit(kwargs)
+        if result is MISS:
+            return target.call_sync(args, kwargs)
+        return result
+
+    return sync_wrapper  # type: ignore[return-value]

@@ -262,6 +262,20 @@ py::object peek(const cache_object& c, const py::bytes& key, const py::object& s
   return py::make_tuple(value.to_bytes(), ttl_ms);
 }
 
+// peek() with the value's version (httpcache_cache_peek_version): (bytes, ttl_ms, version) or None.
+py::object peek_version(const cache_object& c, const py::bytes& key) {
+  cache_ptr h = c.shared();
+  owned_buf value;
+  int64_t ttl_ms = 0;
+  uint64_t version = 0;
+  const char* k = PyBytes_AS_STRING(key.ptr());
+  const int rc = httpcache_cache_peek_version(&value.buf, &ttl_ms, &version, h.get(), k,
+                                              static_cast<size_t>(PyBytes_GET_SIZE(key.ptr())), 0);
+  if (rc == HTTPCACHE_ENOTFOUND) return py::none();
+  if (rc != HTTPCACHE_OK) raise_for(rc);
+  return py::make_tuple(value.to_bytes(), ttl_ms, version);
+}
+
 int64_t set(const cache_object& c, const std::string& key, const std::string& value, const policy& p) {
   cache_ptr h = c.shared();
   httpcache_ttl_policy cp = p.to_c();
@@ -389,6 +403,9 @@ void def_calls(cache_class& cls) {
            "get() answered from this process alone (near tier, memory://), never blocking: (value, "
            "ttl_ms) or None. With a ValueMemo's states, a value equal to its key's decoded one comes "
            "back as an independent decoded copy instead of bytes.")
+      .def("peek_version", &peek_version, py::arg("key"),
+           "peek() with the version of the value held: (value, ttl_ms, version) or None; version 0: the "
+           "store gives none (see HitPath).")
       .def("set", &set, py::arg("key"), py::arg("value"), py::arg("policy"),
            "Stores value; returns the TTL applied (seconds).")
       .def("invalidate", &invalidate, py::arg("keys"), "Deletes keys in one round trip; returns how many existed.")
@@ -417,7 +434,10 @@ cache_ptr cache_object::shared() const {
   return handle_;
 }
 
-void cache_object::close() { handle_.reset(); }
+void cache_object::close() {
+  handle_.reset();
+  hit_paths_disarm_all();
+}
 
 void init_cache(py::module_& m) {
   m.attr("OUTCOME_HIT") = static_cast<int>(HTTPCACHE_OUTCOME_HIT);

@@ -13,4 +13,5 @@ PYBIND11_MODULE(_httpcache, m) {
   httpcache_py::init_async(m);
   httpcache_py::init_response(m);
   httpcache_py::init_copy(m);
+  httpcache_py::init_hit_path(m);
 }
