@@ -160,8 +160,16 @@ lookup_result cache::get(std::string_view key) {
   return r;
 }
 
+namespace {
+struct peek_key_tag;
+}
+
 std::optional<lookup_result> cache::peek(std::string_view key, std::uint64_t known) {
-  const std::string full = full_key(key);
+  // A hit is made of this lookup and the caller's copy: the full key is built in a buffer of the
+  // thread's rather than a new string each time.
+  std::string& full = thread_state<peek_key_tag, std::string>();
+  validate_key(key);
+  full.assign(ns_).append(1, ':').append(key);
   std::optional<lookup_result> r = backend_->peek(full, known);
   if (!r || !r->found) return std::nullopt;
   // An unchanged value passed these checks when its version was answered.

@@ -352,6 +352,70 @@ static void test_near_peek(void **state) {
   httpcache_cache_free(a);
 }
 
+/* httpcache_cache_peek_version: a version names the value held, and a peek that names it learns
+ * that it is unchanged without a copy (value {NULL, 0}); a new value, even with the same bytes,
+ * a raw SET by another client, an invalidation and an expiry each end it. On the near tier and on
+ * memory://; a value with stale windows has none (its answer changes with time). */
+static void expect_versions(httpcache_cache *c, httpcache_cache *writer, int near) {
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  uint64_t first = 0, again = 0, next = 0;
+  int64_t ttl_ms = 0;
+  const httpcache_ttl_policy one_second = {HTTPCACHE_TTL_SECONDS, 1, NULL, NULL};
+  assert_int_equal(httpcache_cache_set(NULL, writer, "pv", 2, "same", 4, &one_minute), HTTPCACHE_OK);
+  if (near) warm(c, "pv");
+  assert_int_equal(httpcache_cache_peek_version(&v, &ttl_ms, &first, c, "pv", 2, 0), HTTPCACHE_OK);
+  assert_true(first != 0 && v.size == 4 && memcmp(v.ptr, "same", 4) == 0 && ttl_ms > 50000);
+  assert_int_equal(httpcache_cache_peek_version(&v, &ttl_ms, &again, c, "pv", 2, first), HTTPCACHE_OK);
+  assert_true(again == first && v.ptr == NULL && v.size == 0 && ttl_ms > 50000); /* unchanged: no copy */
+  assert_int_equal(httpcache_cache_peek_version(&v, NULL, &again, c, "pv", 2, first + 1000), HTTPCACHE_OK);
+  assert_true(again == first && v.size == 4); /* another version named: the bytes come */
+  /* the same bytes stored again: a new version */
+  assert_int_equal(httpcache_cache_set(NULL, writer, "pv", 2, "same", 4, &one_minute), HTTPCACHE_OK);
+  if (near) warm(c, "pv");
+  assert_int_equal(httpcache_cache_peek_version(&v, NULL, &next, c, "pv", 2, first), HTTPCACHE_OK);
+  assert_true(next != first && v.size == 4 && memcmp(v.ptr, "same", 4) == 0);
+  { /* invalidated: not held */
+    const void *keys[] = {"pv"};
+    const size_t lens[] = {2};
+    assert_int_equal(httpcache_cache_invalidate(NULL, writer, keys, lens, 1), HTTPCACHE_OK);
+  }
+  if (near) test_sleep_ms(50);
+  assert_int_equal(httpcache_cache_peek_version(&v, NULL, &again, c, "pv", 2, next), HTTPCACHE_ENOTFOUND);
+  /* expired: not held */
+  assert_int_equal(httpcache_cache_set(NULL, writer, "pv", 2, "short", 5, &one_second), HTTPCACHE_OK);
+  if (near) warm(c, "pv");
+  assert_int_equal(httpcache_cache_peek_version(&v, NULL, &next, c, "pv", 2, 0), HTTPCACHE_OK);
+  test_sleep_ms(1100);
+  assert_int_equal(httpcache_cache_peek_version(&v, NULL, &again, c, "pv", 2, next), HTTPCACHE_ENOTFOUND);
+  assert_int_equal(httpcache_cache_peek_version(NULL, NULL, &again, c, "pv", 2, next), HTTPCACHE_EINVALID);
+  httpcache_buf_dispose(&v);
+}
+
+static void test_peek_version(void **state) {
+  const char *ns = test_unique_namespace("near");
+  httpcache_cache *a = open_with(test_redis_url(), ns, HTTPCACHE_NEAR_CACHE_ON, 300), *m = NULL;
+  redisContext *r = raw_at(test_redis_url());
+  httpcache_buf v = HTTPCACHE_BUF_INIT;
+  uint64_t first = 0, again = 0;
+  char full[128];
+  (void)state;
+  expect_versions(a, a, 1);
+  /* another client's SET ends the version once its report arrives */
+  assert_int_equal(httpcache_cache_set(NULL, a, "pv", 2, "mine", 4, &one_minute), HTTPCACHE_OK);
+  warm(a, "pv");
+  assert_int_equal(httpcache_cache_peek_version(&v, NULL, &first, a, "pv", 2, 0), HTTPCACHE_OK);
+  snprintf(full, sizeof full, "%s:pv", ns);
+  raw(r, "SET %s %s", full, "theirs");
+  test_sleep_ms(100);
+  assert_int_equal(httpcache_cache_peek_version(&v, NULL, &again, a, "pv", 2, first), HTTPCACHE_ENOTFOUND);
+  assert_int_equal(httpcache_cache_open(&m, "memory://", ns, NULL, NULL), HTTPCACHE_OK);
+  expect_versions(m, m, 0);
+  httpcache_buf_dispose(&v);
+  redisFree(r);
+  httpcache_cache_free(m);
+  httpcache_cache_free(a);
+}
+
 /* Link losses racing reads and writes: a reader thread reads in a loop while the main thread
  * kills the report link (CLIENT KILL TYPE pubsub) and writes a new version right after, 100
  * times. A read that began while the link was going down must never be kept: once the link is
@@ -586,6 +650,7 @@ int main(void) {
       cmocka_unit_test(test_near_reads_are_monotonic),
       cmocka_unit_test(test_near_bad_option),
       cmocka_unit_test_teardown(test_near_peek, test_redis_restore),
+      cmocka_unit_test(test_peek_version),
       cmocka_unit_test(test_near_link_loss_races_reads),
       cmocka_unit_test(test_near_sees_the_process_s_other_handles_at_once),
       cmocka_unit_test(test_near_child_closes_the_parents_links),
