@@ -212,15 +212,15 @@ int httpcache_cache_peek(httpcache_buf* value, int64_t* ttl_ms, httpcache_cache*
 
 int httpcache_cache_peek_version(httpcache_buf* value, int64_t* ttl_ms, uint64_t* version, httpcache_cache* cache,
                                  const void* key, size_t key_len, uint64_t known_version) {
-  if (reject_if(!value || !cache, "value or cache is NULL") || bad_key(key)) return HTTPCACHE_EINVALID;
+  if (reject_if(!cache, "cache is NULL") || reject_if(!value && !known_version, "value is NULL") || bad_key(key))
+    return HTTPCACHE_EINVALID;
   bool held = false;
   const int rc = guard([&] {
-    std::optional<core::lookup_result> r = cache->impl->peek(bytes(key, key_len), known_version);
+    std::optional<core::lookup_result> r = cache->impl->peek(bytes(key, key_len), known_version, !value);
     if (!r) return;  // the common answer on a near miss: no exception for it
     held = true;
     if (r->unchanged) {  // released as fill_buf would: the caller may pass a filled buf again
-      std::free(value->ptr);
-      *value = httpcache_buf{nullptr, 0};
+      if (value) std::free(value->ptr), *value = httpcache_buf{nullptr, 0};
     } else {
       fill_buf(value, r->value.data(), r->value.size());
     }

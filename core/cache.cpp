@@ -164,14 +164,14 @@ namespace {
 struct peek_key_tag;
 }
 
-std::optional<lookup_result> cache::peek(std::string_view key, std::uint64_t known) {
+std::optional<lookup_result> cache::peek(std::string_view key, std::uint64_t known, bool only_unchanged) {
   // A hit is made of this lookup and the caller's copy: the full key is built in a buffer of the
   // thread's rather than a new string each time.
   std::string& full = thread_state<peek_key_tag, std::string>();
   validate_key(key);
   full.assign(ns_).append(1, ':').append(key);
   std::optional<lookup_result> r = backend_->peek(full, known);
-  if (!r || !r->found) return std::nullopt;
+  if (!r || !r->found || (only_unchanged && !r->unchanged)) return std::nullopt;
   // An unchanged value passed these checks when its version was answered.
   if (!r->unchanged && (is_lease(r->value) || is_tagged(r->value))) return std::nullopt;
   if (!r->unchanged && is_fresh_wrapped(r->value)) {

@@ -71,7 +71,8 @@ class cache {
   // tagged entry, a lease in progress, a stale entry). Never blocks; counts what it answers.
   // `known`: a version a peek of key answered before (backend::peek); an entry with a freshness
   // envelope (stale windows) has none, as its answer changes with time.
-  std::optional<lookup_result> peek(std::string_view key, std::uint64_t known = 0);
+  // only_unchanged: nothing (and nothing counted) unless the value is the `known` one.
+  std::optional<lookup_result> peek(std::string_view key, std::uint64_t known = 0, bool only_unchanged = false);
   std::int64_t set(std::string_view key, std::string_view value, const ttl_policy& policy);  // -> TTL seconds
   std::size_t invalidate(const std::vector<std::string_view>& keys);
   // Gives each tag a new generation: every entry stamped with one of them misses from now on.

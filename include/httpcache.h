@@ -533,7 +533,9 @@ HTTPCACHE_EXTERN(int) httpcache_cache_peek(httpcache_buf *value, int64_t *ttl_ms
  *
  * @param[out] value the stored bytes; caller disposes. Set to {NULL, 0} when
  *             the value is unchanged (releasing bytes it held); untouched
- *             unless OK.
+ *             unless OK. May be NULL when known_version is not 0: the call
+ *             then answers OK only for the unchanged value, and anything else
+ *             (another value, none) is ENOTFOUND, not counted as a hit.
  * @param[out] ttl_ms remaining time to live in milliseconds (may be NULL).
  * @param[out] version the value's version, 0 for none (may be NULL).
  * @param known_version 0, or a version this call answered before for key.

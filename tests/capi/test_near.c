@@ -369,6 +369,13 @@ static void expect_versions(httpcache_cache *c, httpcache_cache *writer, int nea
   assert_true(again == first && v.ptr == NULL && v.size == 0 && ttl_ms > 50000); /* unchanged: no copy */
   assert_int_equal(httpcache_cache_peek_version(&v, NULL, &again, c, "pv", 2, first + 1000), HTTPCACHE_OK);
   assert_true(again == first && v.size == 4); /* another version named: the bytes come */
+  { /* no value buffer: only "unchanged" is answered, and only it is counted as a hit */
+    uint64_t hits = stats_of(c).hits;
+    assert_int_equal(httpcache_cache_peek_version(NULL, NULL, &again, c, "pv", 2, first), HTTPCACHE_OK);
+    assert_int_equal(httpcache_cache_peek_version(NULL, NULL, &again, c, "pv", 2, first + 1000), HTTPCACHE_ENOTFOUND);
+    assert_int_equal(stats_of(c).hits, hits + 1);
+    assert_int_equal(httpcache_cache_peek_version(NULL, NULL, &again, c, "pv", 2, 0), HTTPCACHE_EINVALID);
+  }
   /* the same bytes stored again: a new version */
   assert_int_equal(httpcache_cache_set(NULL, writer, "pv", 2, "same", 4, &one_minute), HTTPCACHE_OK);
   if (near) warm(c, "pv");
@@ -387,7 +394,7 @@ static void expect_versions(httpcache_cache *c, httpcache_cache *writer, int nea
   assert_int_equal(httpcache_cache_peek_version(&v, NULL, &next, c, "pv", 2, 0), HTTPCACHE_OK);
   test_sleep_ms(1100);
   assert_int_equal(httpcache_cache_peek_version(&v, NULL, &again, c, "pv", 2, next), HTTPCACHE_ENOTFOUND);
-  assert_int_equal(httpcache_cache_peek_version(NULL, NULL, &again, c, "pv", 2, next), HTTPCACHE_EINVALID);
+  assert_int_equal(httpcache_cache_peek_version(NULL, NULL, &again, c, "pv", 2, next), HTTPCACHE_ENOTFOUND);
   httpcache_buf_dispose(&v);
 }
 

@@ -19,7 +19,7 @@ from ._decorators import cache, invalidate_cache
 from ._ttl import seconds_until_end_of_day, seconds_until_end_of_week, tzdata_version
 from ._httpcache import CacheMiss, Error
 
-__version__ = "1.6.0"
+__version__ = "1.7.0"
 
 __all__ = [
     "HTTPCache",

@@ -31,13 +31,15 @@ from typing import Any, Callable
 from . import _httpcache
 from ._codec import (
     MISS, RECORD, ResponseMemo, decode_json, decode_value, encode_response, encode_value, is_response, is_value_record,
+    template_parts,
 )
 from ._config import HTTPCache, Handle
 from ._invalidation import invalidate_async, invalidate_sync
 from ._asyncio import Flight
 from ._early_hits import early_verdict, learning, note_response
 from ._headers import (
-    cache_headers, ensure_etag, is_conditional, not_modified, not_modified_response, request_flags, set_cache_headers,
+    cache_headers, ensure_etag, hit_headers_until, is_conditional, not_modified, not_modified_response, request_flags,
+    set_cache_headers,
 )
 from ._injected import Injected, without_params
 from ._keys import KeyBuilder, TagBuilder
@@ -240,13 +242,10 @@ class CachedCall:
         if is_value_record(value) or state is None or state[0] != value:
             return
         template = state[1]
-        fields = dict(template.__dict__)
-        fields.pop("_headers", None)  # a MutableHeaders view of the template's own list
-        headers = list(fields.pop("raw_headers"))
+        fields, headers = template_parts(template)
         now = time.time()  # before cache_headers reads it: the headers change at the next whole second
-        stored_at = template.stored_at
-        headers += cache_headers(ttl_s, self.per_user, True, template.handler_cache_control, stored_at)
-        until = now + (1 - (now - stored_at) % 1 if stored_at and now > stored_at else ttl_s % 1 or 1)
+        headers += cache_headers(ttl_s, self.per_user, True, template.handler_cache_control, template.stored_at)
+        until = hit_headers_until(now, template.stored_at, ttl_s)
         honor = (self.request_no_cache or HTTPCache.request_no_cache) == "honor"
         self.fast.arm_response(
             handle.cache, key, version, type(template), fields, headers, until, self.request_param,

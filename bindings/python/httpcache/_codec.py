@@ -224,6 +224,14 @@ def _copy_response(template: Any) -> Any:
     return copy
 
 
+def template_parts(template: Any) -> tuple[dict, list]:
+    """A memoized response's attributes but its headers, and its raw header list (copied): what
+    a HitPath is armed with."""
+    fields = dict(template.__dict__)
+    fields.pop("_headers", None)
+    return fields, list(fields.pop("raw_headers"))
+
+
 def _remember(states: dict, key: bytes, state: tuple, max_keys: int) -> None:
     """states[key] = state, forgetting the oldest key first when max_keys are held. Threads may
     race here (the GIL orders each step, not the whole): a lost race forgets another key."""

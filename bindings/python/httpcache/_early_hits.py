@@ -33,11 +33,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import time
 from typing import Any
 
 from . import _httpcache
-from ._codec import MISS, ResponseMemo
-from ._headers import cache_headers, is_conditional, kept_for_304, not_modified
+from ._codec import MISS, ResponseMemo, template_parts
+from ._headers import cache_headers, hit_headers_until, is_conditional, kept_for_304, not_modified
 
 _OK = _httpcache.OK
 _ENOTFOUND = _httpcache.ENOTFOUND
@@ -168,12 +169,16 @@ class _Learned:
     learned the key), and what routing put in the scope (for the app's middleware and
     telemetry, which may read the route after the call)."""
 
-    __slots__ = ("namespace", "key", "memo", "route", "endpoint", "path_params", "takes_verdict")
+    __slots__ = ("namespace", "key", "memo", "route", "endpoint", "path_params", "takes_verdict", "fast")
 
     def __init__(self, namespace: str | None, key: bytes, memo: ResponseMemo, scope: dict) -> None:
         self.namespace = namespace
         self.key = key
         self.memo = memo
+        # The response held for this key, ready to send while the process holds its version (see
+        # _httpcache.HitPath: armed by the hit that found it, with the hit's headers until their
+        # next change).
+        self.fast = _httpcache.HitPath(MISS)
         self.route = scope.get("route")
         self.endpoint = scope.get("endpoint")
         self.path_params = dict(scope.get("path_params") or {})
@@ -187,6 +192,17 @@ def _signature(scope: dict) -> tuple:
             host = value
             break
     return (scope["scheme"], host, scope.get("root_path", ""), scope["path"], scope["query_string"])
+
+
+def _arm(learned: _Learned, handle: Any, version: int, response: Any, added: list, now: float, ttl_s: float) -> None:
+    """Arms learned.fast with the memo's template of `version` and the hit's headers (computed at
+    `now`), good until Age or max-age would change."""
+    fields, headers = template_parts(response)
+    until = hit_headers_until(now, response.stored_at, ttl_s)
+    learned.fast.arm_response(
+        handle.cache, learned.key, version, type(response), fields, headers + added, until, None, None, False, None,
+        None,
+    )
 
 
 def _verdict(handle: Any, ticket: int, learned: _Learned, status: int, value: Any, ttl_ms: int) -> tuple:
@@ -226,6 +242,16 @@ class EarlyHits:
         self._forget_if_routes_changed()
         sig = _signature(scope)
         learned = self.signatures.get(sig)
+        if learned is not None:
+            parts = learned.fast.parts(scope)
+            if parts is not MISS:
+                status_code, body, headers = parts
+                scope["route"] = learned.route
+                scope["endpoint"] = learned.endpoint
+                scope["path_params"] = learned.path_params
+                await send({"type": "http.response.start", "status": status_code, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
         verdict = None
         handle = None if learned is None else self.handle_of(learned.namespace)  # None: caching is off
         if handle is not None:
@@ -233,9 +259,10 @@ class EarlyHits:
             # frame less is fewer objects for CPython's collector to promote (p99, see README).
             loop = asyncio.get_running_loop()
             ticket = handle.ticket()
-            held = handle.cache.peek(learned.key)  # near tier, memory://, lmdb://: no network I/O, no future
+            held = handle.cache.peek_version(learned.key)  # near tier, memory://, lmdb://: no network I/O, no future
+            version = 0
             if held is not None:
-                status, (value, ttl_ms) = _OK, held
+                status, (value, ttl_ms, version) = _OK, held
             else:
                 status, value, ttl_ms = await handle.adapter(loop).start_get(loop, learned.key)
             if status == _OK:
@@ -246,7 +273,10 @@ class EarlyHits:
                     scope["route"] = learned.route
                     scope["endpoint"] = learned.endpoint
                     scope["path_params"] = learned.path_params
+                    now = time.time()  # before cache_headers reads it (see _arm)
                     added = cache_headers(ttl_ms / 1000, False, True, response.handler_cache_control, response.stored_at)
+                    if version:
+                        _arm(learned, handle, version, response, added, now, ttl_ms / 1000)
                     if is_conditional(scope) and not_modified(response, scope):
                         status_code, body, headers = 304, b"", kept_for_304(response) + added
                     else:

@@ -74,10 +74,21 @@ double wall_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
+// Whether the store still holds the armed version (a hit, counted); anything else is not counted:
+// the normal path that follows reads and counts it.
+bool unchanged(const armed_state& s) {
+  std::uint64_t version = 0;
+  return httpcache_cache_peek_version(nullptr, nullptr, &version, s.cache.get(), s.key.data(), s.key.size(),
+                                      s.version) == HTTPCACHE_OK &&
+         version == s.version;
+}
+
 PyObject* miss_of(hit_path* self) {
   Py_INCREF(self->miss);
   return self->miss;
 }
+
+int scope_needs_normal_path(const armed_state& s, PyObject* scope);
 
 // For a request HTTPCache.attach() saw: 1 when its early GET left a verdict (the normal path takes
 // it); else a response hit is noted as the normal path would (_early_hits.note_response), so the
@@ -123,6 +134,13 @@ int request_needs_normal_path(hit_path* self, const armed_state& s, PyObject* kw
   if (request == Py_None) return 0;
   PyObject* scope = PyObject_GetAttrString(request, "scope");
   if (!scope) return -1;
+  const int answer = scope_needs_normal_path(s, scope);
+  Py_DECREF(scope);
+  return answer;
+}
+
+// The same for an ASGI scope's request headers.
+int scope_needs_normal_path(const armed_state& s, PyObject* scope) {
   PyObject* headers = PyDict_Check(scope) ? PyDict_GetItemString(scope, "headers") : nullptr;  // borrowed
   int answer = 0;
   if (headers && (PyList_Check(headers) || PyTuple_Check(headers))) {
@@ -142,7 +160,6 @@ int request_needs_normal_path(hit_path* self, const armed_state& s, PyObject* kw
     Py_XDECREF(seq);
     if (!seq) answer = -1;
   }
-  Py_DECREF(scope);
   return answer;
 }
 
@@ -187,13 +204,7 @@ PyObject* hit(PyObject* obj, PyObject* kwargs) {
   if (normal < 0) return nullptr;
   if (normal) return miss_of(self);
   if (s.kind == mode::response && wall_seconds() >= s.until) return miss_of(self);  // its headers are old
-  httpcache_buf value = HTTPCACHE_BUF_INIT;
-  std::uint64_t version = 0;
-  const int rc = httpcache_cache_peek_version(&value, nullptr, &version, s.cache.get(), s.key.data(), s.key.size(),
-                                              s.version);
-  const bool unchanged = rc == HTTPCACHE_OK && value.ptr == nullptr && version == s.version;
-  httpcache_buf_dispose(&value);
-  if (!unchanged) return miss_of(self);  // another value, none, or not answerable here
+  if (!unchanged(s)) return miss_of(self);  // another value, none, or not answerable here
   // Held while copying: the copy allocates, which may run the collector and so other threads,
   // one of which may arm this path again and release what it held.
   PyObject* source = s.kind == mode::value ? s.decoded : nullptr;
@@ -225,6 +236,37 @@ PyObject* hit(PyObject* obj, PyObject* kwargs) {
   Py_DECREF(held.headers);
   held.decoded = held.fields = held.headers = nullptr;
   // borrowed in the copy: not released here
+  return out;
+}
+
+// parts(scope): (status, body, headers) of the armed response for an early hit of HTTPCache.attach()
+// (a new header list each time: middleware may change what it is sent), or MISS: the same checks
+// as hit(), for the ASGI scope's request.
+PyObject* parts(PyObject* obj, PyObject* scope) {
+  auto* self = reinterpret_cast<hit_path*>(obj);
+  armed_state& s = *self->state;
+  if (s.kind != mode::response) return miss_of(self);
+  if (s.epoch != epoch) {
+    clear_state(s);
+    return miss_of(self);
+  }
+  const int normal = scope_needs_normal_path(s, scope);
+  if (normal < 0) return nullptr;
+  if (normal || wall_seconds() >= s.until) return miss_of(self);
+  if (!unchanged(s)) return miss_of(self);  // another value, none, or not answerable here
+  PyObject* status = PyDict_GetItemString(s.fields, "status_code");  // borrowed
+  PyObject* body = PyDict_GetItemString(s.fields, "body");
+  if (!status || !body) return miss_of(self);
+  PyObject* template_headers = s.headers;
+  Py_INCREF(status);
+  Py_INCREF(body);
+  Py_INCREF(template_headers);  // held: the copy allocates, which may run other threads
+  PyObject* headers = PyList_GetSlice(template_headers, 0, PyList_GET_SIZE(template_headers));
+  PyObject* out = headers ? PyTuple_Pack(3, status, body, headers) : nullptr;
+  Py_DECREF(template_headers);
+  Py_XDECREF(headers);
+  Py_DECREF(status);
+  Py_DECREF(body);
   return out;
 }
 
@@ -373,6 +415,8 @@ PyMethodDef methods[] = {
     {"hit", hit, METH_O,
      "hit(kwargs): a copy of the armed value (or response, with the injected one's headers), when the "
      "entry held is still its version; else MISS."},
+    {"parts", parts, METH_O,
+     "parts(scope): (status, body, headers) of the armed response for an ASGI request, or MISS."},
     {"arm_value", arm_value, METH_VARARGS, "arm_value(cache, key, version, decoded, response_param)"},
     {"arm_response", arm_response, METH_VARARGS,
      "arm_response(cache, key, version, type, fields, headers, until, request_param, response_param, "
