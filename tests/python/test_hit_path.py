@@ -37,13 +37,13 @@ def normal_calls(monkeypatch):
     count = {"n": 0}
     sync, async_ = _cached_call.CachedCall.call_sync, _cached_call.CachedCall.call_async
 
-    def counted_sync(self, args, kwargs):
+    def counted_sync(self, *args):
         count["n"] += 1
-        return sync(self, args, kwargs)
+        return sync(self, *args)
 
-    async def counted_async(self, args, kwargs):
+    async def counted_async(self, *args):
         count["n"] += 1
-        return await async_(self, args, kwargs)
+        return await async_(self, *args)
 
     monkeypatch.setattr(_cached_call.CachedCall, "call_sync", counted_sync)
     monkeypatch.setattr(_cached_call.CachedCall, "call_async", counted_async)
@@ -310,3 +310,59 @@ def test_async_hits_take_the_path_too(url, namespace, normal_calls):
         assert await read() == [1]
 
     asyncio.run(scenario())
+
+
+class _User:
+    def __init__(self, id: str) -> None:
+        self.id = id
+
+
+def test_keys_built_per_call_each_answer_their_own(url, namespace, normal_calls):
+    """Per-user keys (obj/obj_attr): 100 users, each value served to its own user only, the last
+    64 keys answered by the one-call path, and one user's invalidation seen at once by them and
+    by no one else."""
+    _init(url, namespace)
+    version = {}
+
+    @cache(key="hp.user.{}", obj="user", obj_attr="id", ttl_in_seconds=60)
+    def profile(user: _User) -> dict:
+        version[user.id] = version.get(user.id, 0) + 1
+        return {"user": user.id, "version": version[user.id]}
+
+    users = [_User(f"u{i}") for i in range(100)]
+    for u in users:
+        assert profile(u) == {"user": u.id, "version": 1}
+    for u in users:  # the normal path's hits arm each key
+        assert profile(u) == {"user": u.id, "version": 1}
+    before = normal_calls["n"]
+    for u in users[-64:]:
+        assert profile(u) == {"user": u.id, "version": 1}
+    assert normal_calls["n"] == before or url != "memory://"  # the near tier may still be filling
+    _Store(namespace).invalidate("hp.user.u99")
+    assert profile(users[-1]) == {"user": "u99", "version": 2}
+    assert [profile(u) for u in users[:99]] == [{"user": u.id, "version": 1} for u in users[:99]]
+
+
+def test_a_per_user_route_serves_each_user_their_own(url, namespace, normal_calls):
+    _init(url, namespace)
+    app = FastAPI()
+
+    def current_user(request: Request) -> _User:
+        return _User(request.headers.get("x-user", "anonymous"))
+
+    @app.get("/me")
+    @cache(key="hp.me.{}", obj="user", obj_attr="id", ttl_in_seconds=60, namespace=namespace)
+    async def me(request: Request, response: Response, user: _User = Depends(current_user)):
+        return {"me": user.id}
+
+    with TestClient(app) as client:
+        for name in ("alice", "bob"):
+            client.get("/me", headers={"x-user": name})
+        for name in ("alice", "bob"):
+            hit = _until_quiet(lambda: client.get("/me", headers={"x-user": name}), normal_calls)
+            assert hit.json() == {"me": name} and hit.headers["cache-hit"] == "true"
+            assert "private" in hit.headers["cache-control"]
+        rng = random.Random(3)
+        for _ in range(200):
+            name = rng.choice(("alice", "bob", "carol"))
+            assert client.get("/me", headers={"x-user": name}).json() == {"me": name}

@@ -199,11 +199,12 @@ class CachedCall:
         return result
 
     def fast_path(self) -> Any:
-        """The HitPath the wrappers ask first, for a function whose every call reads one entry: a
-        fixed key, no tags (a hit must judge their generations), no vary. None otherwise."""
-        if self.keys.fixed is None or self.tags is not None or self.vary:
+        """The HitPath the wrappers ask first: for a fixed key, or keys built from the call's
+        arguments (the last _VARIED_KEYS), without tags (a hit must judge their generations) or
+        vary, nor key_builder (the application's code, run once per call). None otherwise."""
+        if self.tags is not None or self.vary or self.keys.key_builder is not None:
             return None
-        self.fast = _httpcache.HitPath(MISS, learning)
+        self.fast = _httpcache.HitPath(MISS, learning, max_keys=1 if self.keys.fixed is not None else _VARIED_KEYS)
         return self.fast
 
     def near(self, handle: Handle, key: bytes, kwargs: dict) -> Any:
@@ -391,8 +392,10 @@ class CachedCall:
 
     # -- def functions: the core's get_or_compute decides (single-flight, lock, store)
 
-    def call_sync(self, args: tuple, kwargs: dict) -> Any:
-        key = self.key_of(args, kwargs)
+    def call_sync(self, args: tuple, kwargs: dict, key: Any = MISS) -> Any:
+        """A call of a ``def`` function (`key`: its key, when the wrapper built it already)."""
+        if key is MISS:
+            key = self.key_of(args, kwargs)
         if key is None or not HTTPCache.enabled:
             return self.run(args, kwargs)
         tags = self.tags.build(args, kwargs) if self.tags is not None else []
@@ -482,8 +485,10 @@ class CachedCall:
 
     # -- async def functions: non-blocking get and set; single-flight per loop here
 
-    async def call_async(self, args: tuple, kwargs: dict) -> Any:
-        key = self.key_of(args, kwargs)
+    async def call_async(self, args: tuple, kwargs: dict, key: Any = MISS) -> Any:
+        """A call of an ``async def`` function (`key`: as call_sync's)."""
+        if key is MISS:
+            key = self.key_of(args, kwargs)
         if key is None or not HTTPCache.enabled:
             return await self.run(args, kwargs)
         tags = self.tags.build(args, kwargs) if self.tags is not None else []

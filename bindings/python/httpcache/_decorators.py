@@ -220,6 +220,8 @@ def _thin_wrapper(func: F, target: CachedCall | Invalidation, fast: Any = None) 
     an ``async def`` one for an ``async def`` function, else a plain one. With a fast path
     (``CachedCall.fast_path``), a call asks it first: a hit it answers returns at once."""
     if fast is not None:
+        if target.keys.fixed is None:
+            return _keyed_fast_wrapper(func, target, fast.hit_key)
         return _fast_wrapper(func, target, fast.hit)
     if inspect.iscoroutinefunction(func):
 
@@ -323,5 +325,33 @@ def _fast_wrapper(func: F, target: CachedCall, hit: Callable[[dict], Any]) -> F:
         if result is MISS:
             return target.call_sync(args, kwargs)
         return result
+
+    return sync_wrapper  # type: ignore[return-value]
+
+
+def _keyed_fast_wrapper(func: F, target: CachedCall, hit_key: Callable[[bytes, dict], Any]) -> F:
+    """_fast_wrapper's, for keys built per call: the key first, handed on to the normal path."""
+    key_of = target.key_of
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = key_of(args, kwargs)
+            if key is not None:
+                result = hit_key(key, kwargs)
+                if result is not MISS:
+                    return result
+            return await target.call_async(args, kwargs, key)
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = key_of(args, kwargs)
+        if key is not None:
+            result = hit_key(key, kwargs)
+            if result is not MISS:
+                return result
+        return target.call_sync(args, kwargs, key)
 
     return sync_wrapper  # type: ignore[return-value]

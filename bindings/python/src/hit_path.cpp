@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-// httpcache._httpcache.HitPath: the hit of a fixed-key @cache function answered in one C call,
-// when this process holds the entry (the near tier, memory://) and it is the value the function
-// last decoded. The Python wrapper asks it first; anything it cannot answer alone (another value,
-// no entry, a conditional request, caching turned off or re-initialised) comes back as the
-// package's MISS and the normal path runs, which arms it again for the value it then serves.
+// httpcache._httpcache.HitPath: the hit of a @cache function answered in one C call, when this
+// process holds the entry (the near tier, memory://) and it is the value the function last
+// decoded. The Python wrapper asks it first (a fixed key: hit(kwargs); a key built per call:
+// hit_key(key, kwargs)); anything it cannot answer alone (another value, no entry, a conditional
+// request, caching turned off or re-initialised) comes back as the package's MISS and the normal
+// path runs, which arms it again for the value it then serves.
 //
 // Why it is safe to hand out what it holds: it is armed with a value's version
 // (httpcache_cache_peek_version), and every hit asks the store whether that version is still the
@@ -11,14 +12,20 @@
 // object: a copy_json copy of a plain value, or a new response object with its own header list.
 //
 // Why C: a near hit's cost is a few attribute reads and calls; written in Python they cost more
-// than the lookup and the copy (docs/design.md "Near tier"). A plain METH_O method, no pybind11
-// dispatch. Every method runs with the GIL held; the call never blocks (peek does no I/O).
+// than the lookup and the copy (docs/design.md "Near tier"). Plain METH_O/METH_FASTCALL methods,
+// no pybind11 dispatch. Every method runs with the GIL held; none blocks (peek does no I/O).
+//
+// What a key is armed with is immutable (an `armed`, shared): a call holds its own reference to
+// it, so another thread arming the key again (the copies allocate, which may run other threads)
+// never changes what the call is copying.
 #include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <list>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "cache_object.hpp"
 
@@ -26,18 +33,20 @@ namespace httpcache_py {
 
 namespace {
 
-// Bumped by disarm_all() (HTTPCache's settings changed) and when a handle closes: a HitPath armed
+// Bumped by disarm_all() (HTTPCache's settings changed) and when a handle closes: what was armed
 // under another epoch answers MISS until the normal path arms it again.
 std::atomic<std::uint64_t> epoch{1};
 
-enum class mode { off, value, response };
+enum class mode { value, response };
 
-struct armed_state {
+// One key's armed value or response. Holds a reference to each object; released with the GIL
+// held (every owner lives in a Python object or a call).
+struct armed {
   cache_ptr cache;
   std::string key;
   std::uint64_t version = 0;
   std::uint64_t epoch = 0;
-  mode kind = mode::off;
+  mode kind = mode::value;
   PyObject* decoded = nullptr;   // value: the decoded value (never handed out); response: its type
   PyObject* fields = nullptr;    // response: the template's attributes but raw_headers (a dict)
   PyObject* headers = nullptr;   // response: the template's raw headers then the hit's (a list)
@@ -47,26 +56,39 @@ struct armed_state {
   PyObject* endpoint = nullptr;  // response: what the early hits learn a served key under (note_response)
   PyObject* ns = nullptr;
   bool honor_no_cache = false;   // a request's Cache-Control/Pragma may ask to revalidate
+
+  armed() = default;
+  armed(const armed&) = delete;
+  armed& operator=(const armed&) = delete;
+  ~armed() {
+    Py_XDECREF(decoded);
+    Py_XDECREF(fields);
+    Py_XDECREF(headers);
+    Py_XDECREF(request_param);
+    Py_XDECREF(response_param);
+    Py_XDECREF(endpoint);
+    Py_XDECREF(ns);
+  }
+};
+using armed_ptr = std::shared_ptr<const armed>;
+
+struct armed_table {
+  struct keyed {
+    armed_ptr armed;
+    std::list<std::string>::iterator at;  // in `order`
+  };
+  armed_ptr one;                                   // hit(): the fixed key's
+  std::unordered_map<std::string, keyed> by_key;  // hit_key(): the last max_keys keys armed
+  std::list<std::string> order;                    // their keys, the least recently armed first
+  std::size_t max_keys = 1;
 };
 
 struct hit_path {
   PyObject_HEAD
-  PyObject* miss;  // the package's MISS
+  PyObject* miss;      // the package's MISS
   PyObject* learning;  // the early hits' ContextVar: a request it has a verdict for goes the normal way
-  armed_state* state;
+  armed_table* table;
 };
-
-void clear_state(armed_state& s) {
-  Py_CLEAR(s.decoded);
-  Py_CLEAR(s.fields);
-  Py_CLEAR(s.headers);
-  Py_CLEAR(s.request_param);
-  Py_CLEAR(s.response_param);
-  Py_CLEAR(s.endpoint);
-  Py_CLEAR(s.ns);
-  s.cache.reset();
-  s.kind = mode::off;
-}
 
 double wall_seconds() {
   timespec ts{};
@@ -74,26 +96,47 @@ double wall_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
+PyObject* miss_of(hit_path* self) {
+  Py_INCREF(self->miss);
+  return self->miss;
+}
+
 // Whether the store still holds the armed version (a hit, counted); anything else is not counted:
 // the normal path that follows reads and counts it.
-bool unchanged(const armed_state& s) {
+bool unchanged(const armed& s) {
   std::uint64_t version = 0;
   return httpcache_cache_peek_version(nullptr, nullptr, &version, s.cache.get(), s.key.data(), s.key.size(),
                                       s.version) == HTTPCACHE_OK &&
          version == s.version;
 }
 
-PyObject* miss_of(hit_path* self) {
-  Py_INCREF(self->miss);
-  return self->miss;
+// Whether an ASGI scope's request headers ask for the normal path: a precondition (a 304 may
+// answer it), or Cache-Control/Pragma when revalidation is honoured. -1 with an error set.
+int scope_needs_normal_path(const armed& s, PyObject* scope) {
+  PyObject* headers = PyDict_Check(scope) ? PyDict_GetItemString(scope, "headers") : nullptr;  // borrowed
+  if (!headers || !(PyList_Check(headers) || PyTuple_Check(headers))) return 0;
+  PyObject* seq = PySequence_Fast(headers, "headers");
+  if (!seq) return -1;
+  int answer = 0;
+  for (Py_ssize_t i = 0, n = PySequence_Fast_GET_SIZE(seq); i < n && !answer; ++i) {
+    PyObject* pair = PySequence_Fast_GET_ITEM(seq, i);
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) < 1 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0))) {
+      answer = 1;  // not what a server sends: the normal path judges it
+      break;
+    }
+    const char* name = PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 0));
+    if (std::strcmp(name, "if-none-match") == 0 || std::strcmp(name, "if-modified-since") == 0) answer = 1;
+    if (s.honor_no_cache && (std::strcmp(name, "cache-control") == 0 || std::strcmp(name, "pragma") == 0))
+      answer = 1;
+  }
+  Py_DECREF(seq);
+  return answer;
 }
-
-int scope_needs_normal_path(const armed_state& s, PyObject* scope);
 
 // For a request HTTPCache.attach() saw: 1 when its early GET left a verdict (the normal path takes
 // it); else a response hit is noted as the normal path would (_early_hits.note_response), so the
 // early hits learn the route. -1 with an error set.
-int early_hits_say(hit_path* self, const armed_state& s) {
+int early_hits_say(hit_path* self, const armed& s) {
   PyObject* learn = nullptr;
   if (PyContextVar_Get(self->learning, nullptr, &learn) < 0) return -1;
   if (!learn || learn == Py_None) {
@@ -120,15 +163,20 @@ int early_hits_say(hit_path* self, const armed_state& s) {
   return answer;
 }
 
-// Whether the request in kwargs must take the normal path: a conditional request (a 304 may
-// answer it), one asking to revalidate when that is honoured, or one the early hits have a
-// verdict for. -1 with an error set.
-int request_needs_normal_path(hit_path* self, const armed_state& s, PyObject* kwargs) {
+// Whether this call must take the normal path (see scope_needs_normal_path, early_hits_say), or
+// a plain value's call has FastAPI's injected response (which the normal path gives headers).
+int call_needs_normal_path(hit_path* self, const armed& s, PyObject* kwargs) {
   if (self->learning != Py_None) {
     const int early = early_hits_say(self, s);
     if (early) return early;
   }
-  if (!s.request_param || !PyDict_Check(kwargs)) return 0;
+  if (!PyDict_Check(kwargs)) return 0;
+  if (s.kind == mode::value && s.response_param) {
+    PyObject* injected = PyDict_GetItemWithError(kwargs, s.response_param);  // borrowed
+    if (!injected && PyErr_Occurred()) return -1;
+    if (injected && injected != Py_None) return 1;
+  }
+  if (!s.request_param) return 0;
   PyObject* request = PyDict_GetItemWithError(kwargs, s.request_param);  // borrowed
   if (!request) return PyErr_Occurred() ? -1 : 0;
   if (request == Py_None) return 0;
@@ -139,33 +187,9 @@ int request_needs_normal_path(hit_path* self, const armed_state& s, PyObject* kw
   return answer;
 }
 
-// The same for an ASGI scope's request headers.
-int scope_needs_normal_path(const armed_state& s, PyObject* scope) {
-  PyObject* headers = PyDict_Check(scope) ? PyDict_GetItemString(scope, "headers") : nullptr;  // borrowed
-  int answer = 0;
-  if (headers && (PyList_Check(headers) || PyTuple_Check(headers))) {
-    PyObject* seq = PySequence_Fast(headers, "headers");
-    const Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(seq) : 0;
-    for (Py_ssize_t i = 0; seq && i < n && !answer; ++i) {
-      PyObject* pair = PySequence_Fast_GET_ITEM(seq, i);
-      if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) < 1 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0))) {
-        answer = 1;  // not what a server sends: the normal path judges it
-        break;
-      }
-      const char* name = PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 0));
-      if (std::strcmp(name, "if-none-match") == 0 || std::strcmp(name, "if-modified-since") == 0) answer = 1;
-      if (s.honor_no_cache && (std::strcmp(name, "cache-control") == 0 || std::strcmp(name, "pragma") == 0))
-        answer = 1;
-    }
-    Py_XDECREF(seq);
-    if (!seq) answer = -1;
-  }
-  return answer;
-}
-
 // A new response: the template's type and attributes, its headers then the hit's, then what the
 // request's dependencies set on the injected response (headers, and its status if set).
-PyObject* copy_response(const armed_state& s, PyObject* injected) {
+PyObject* copy_response(const armed& s, PyObject* injected) {
   PyObject* fields = PyDict_Copy(s.fields);
   if (!fields) return nullptr;
   PyObject* headers = PyList_GetSlice(s.headers, 0, PyList_GET_SIZE(s.headers));
@@ -192,51 +216,46 @@ PyObject* copy_response(const armed_state& s, PyObject* injected) {
   return out;
 }
 
-PyObject* hit(PyObject* obj, PyObject* kwargs) {
-  auto* self = reinterpret_cast<hit_path*>(obj);
-  armed_state& s = *self->state;
-  if (s.kind == mode::off) return miss_of(self);
-  if (s.epoch != epoch) {
-    clear_state(s);
-    return miss_of(self);
-  }
-  const int normal = request_needs_normal_path(self, s, kwargs);
+// The hit `held` answers for this call, or MISS.
+PyObject* answer(hit_path* self, const armed_ptr& held, PyObject* kwargs) {
+  if (!held) return miss_of(self);
+  const armed& s = *held;
+  if (s.epoch != epoch.load(std::memory_order_relaxed)) return miss_of(self);
+  const int normal = call_needs_normal_path(self, s, kwargs);
   if (normal < 0) return nullptr;
   if (normal) return miss_of(self);
   if (s.kind == mode::response && wall_seconds() >= s.until) return miss_of(self);  // its headers are old
   if (!unchanged(s)) return miss_of(self);  // another value, none, or not answerable here
-  // Held while copying: the copy allocates, which may run the collector and so other threads,
-  // one of which may arm this path again and release what it held.
-  PyObject* source = s.kind == mode::value ? s.decoded : nullptr;
-  if (source && s.response_param && PyDict_Check(kwargs)) {  // FastAPI's response gets cache headers: normal path
-    PyObject* injected = PyDict_GetItemWithError(kwargs, s.response_param);
-    if (!injected && PyErr_Occurred()) return nullptr;
-    if (injected && injected != Py_None) return miss_of(self);
-  }
-  if (source) return [&] {
-    Py_INCREF(source);
-    PyObject* copy = copy_json_value(source);
-    Py_DECREF(source);
-    return copy;
-  }();
-  armed_state held = s;  // references to the same objects, taken before any allocation
-  Py_INCREF(held.decoded);
-  Py_INCREF(held.fields);
-  Py_INCREF(held.headers);
+  if (s.kind == mode::value) return copy_json_value(s.decoded);
   PyObject* injected = nullptr;
-  if (held.response_param && PyDict_Check(kwargs)) {
-    injected = PyDict_GetItemWithError(kwargs, held.response_param);
+  if (s.response_param && PyDict_Check(kwargs)) {
+    injected = PyDict_GetItemWithError(kwargs, s.response_param);
     if (!injected && PyErr_Occurred()) return nullptr;
   }
   Py_XINCREF(injected);
-  PyObject* out = copy_response(held, injected);
+  PyObject* out = copy_response(s, injected);
   Py_XDECREF(injected);
-  Py_DECREF(held.decoded);
-  Py_DECREF(held.fields);
-  Py_DECREF(held.headers);
-  held.decoded = held.fields = held.headers = nullptr;
-  // borrowed in the copy: not released here
   return out;
+}
+
+PyObject* hit(PyObject* obj, PyObject* kwargs) {
+  auto* self = reinterpret_cast<hit_path*>(obj);
+  const armed_ptr held = self->table->one;  // its own reference: see the file's comment
+  return answer(self, held, kwargs);
+}
+
+// hit_key(key, kwargs): hit() for a key built per call.
+PyObject* hit_key(PyObject* obj, PyObject* const* args, Py_ssize_t nargs) {
+  auto* self = reinterpret_cast<hit_path*>(obj);
+  if (nargs != 2 || !PyBytes_Check(args[0])) {
+    PyErr_SetString(PyExc_TypeError, "hit_key(key: bytes, kwargs)");
+    return nullptr;
+  }
+  const std::string key(PyBytes_AS_STRING(args[0]), static_cast<std::size_t>(PyBytes_GET_SIZE(args[0])));
+  auto& by_key = self->table->by_key;
+  auto at = by_key.find(key);
+  const armed_ptr held = at == by_key.end() ? nullptr : at->second.armed;
+  return answer(self, held, args[1]);
 }
 
 // parts(scope): (status, body, headers) of the armed response for an early hit of HTTPCache.attach()
@@ -244,37 +263,55 @@ PyObject* hit(PyObject* obj, PyObject* kwargs) {
 // as hit(), for the ASGI scope's request.
 PyObject* parts(PyObject* obj, PyObject* scope) {
   auto* self = reinterpret_cast<hit_path*>(obj);
-  armed_state& s = *self->state;
-  if (s.kind != mode::response) return miss_of(self);
-  if (s.epoch != epoch) {
-    clear_state(s);
+  const armed_ptr held = self->table->one;
+  if (!held || held->kind != mode::response || held->epoch != epoch.load(std::memory_order_relaxed))
     return miss_of(self);
-  }
+  const armed& s = *held;
   const int normal = scope_needs_normal_path(s, scope);
   if (normal < 0) return nullptr;
-  if (normal || wall_seconds() >= s.until) return miss_of(self);
-  if (!unchanged(s)) return miss_of(self);  // another value, none, or not answerable here
+  if (normal || wall_seconds() >= s.until || !unchanged(s)) return miss_of(self);
   PyObject* status = PyDict_GetItemString(s.fields, "status_code");  // borrowed
   PyObject* body = PyDict_GetItemString(s.fields, "body");
   if (!status || !body) return miss_of(self);
-  PyObject* template_headers = s.headers;
-  Py_INCREF(status);
-  Py_INCREF(body);
-  Py_INCREF(template_headers);  // held: the copy allocates, which may run other threads
-  PyObject* headers = PyList_GetSlice(template_headers, 0, PyList_GET_SIZE(template_headers));
+  PyObject* headers = PyList_GetSlice(s.headers, 0, PyList_GET_SIZE(s.headers));
   PyObject* out = headers ? PyTuple_Pack(3, status, body, headers) : nullptr;
-  Py_DECREF(template_headers);
   Py_XDECREF(headers);
-  Py_DECREF(status);
-  Py_DECREF(body);
   return out;
+}
+
+// Puts `made` in the table: as the one, or under its key (forgetting another key when full).
+void keep(armed_table& table, armed_ptr made) {
+  if (table.max_keys == 1) {
+    armed_ptr old = std::move(table.one);
+    table.one = std::move(made);
+    return;  // `old` released here, after the new one is in place (a release may run Python code)
+  }
+  armed_ptr old;
+  auto at = table.by_key.find(made->key);
+  if (at != table.by_key.end()) {
+    old = std::move(at->second.armed);
+    at->second.armed = std::move(made);
+    table.order.splice(table.order.end(), table.order, at->second.at);
+    return;
+  }
+  if (table.by_key.size() >= table.max_keys && !table.order.empty()) {
+    auto oldest = table.by_key.find(table.order.front());
+    if (oldest != table.by_key.end()) {
+      old = std::move(oldest->second.armed);
+      table.by_key.erase(oldest);
+    }
+    table.order.pop_front();
+  }
+  std::string key = made->key;
+  table.order.push_back(key);
+  table.by_key.emplace(std::move(key), armed_table::keyed{std::move(made), std::prev(table.order.end())});
 }
 
 // arm_value(cache, key, version, decoded, response_param): hits of `version` return
 // copy_json(decoded), unless FastAPI injected a response (which the normal path gives headers).
 // arm_response(cache, key, version, type, fields, headers, until, request_param, response_param,
-// honor_no_cache, endpoint, namespace): hits return a new `type` object with `fields` and a copy of `headers` (until
-// wall time `until`), plus the injected response's headers and status.
+// honor_no_cache, endpoint, namespace): hits return a new `type` object with `fields` and a copy
+// of `headers` (until wall time `until`), plus the injected response's headers and status.
 PyObject* arm(hit_path* self, PyObject* args, mode kind) {
   PyObject *cache = nullptr, *key_obj = nullptr, *decoded = nullptr, *fields = nullptr, *headers = nullptr;
   PyObject *request_param = Py_None, *response_param = Py_None, *endpoint = Py_None, *ns = Py_None;
@@ -290,11 +327,13 @@ PyObject* arm(hit_path* self, PyObject* args, mode kind) {
                                &request_param, &response_param, &honor, &endpoint, &ns)) {
     return nullptr;
   }
-  const char* key = PyBytes_AS_STRING(key_obj);
-  const Py_ssize_t key_len = PyBytes_GET_SIZE(key_obj);
-  cache_ptr handle;
+  if (version == 0) {
+    PyErr_SetString(PyExc_ValueError, "HitPath: version 0 names no value");
+    return nullptr;
+  }
+  auto made = std::make_shared<armed>();
   try {
-    handle = py::cast<const cache_object&>(py::handle(cache)).shared();
+    made->cache = py::cast<const cache_object&>(py::handle(cache)).shared();
   } catch (py::error_already_set& e) {
     e.restore();
     return nullptr;
@@ -302,32 +341,21 @@ PyObject* arm(hit_path* self, PyObject* args, mode kind) {
     PyErr_SetString(PyExc_TypeError, e.what());
     return nullptr;
   }
-  if (version == 0) {
-    PyErr_SetString(PyExc_ValueError, "HitPath: version 0 names no value");
-    return nullptr;
-  }
-  armed_state& s = *self->state;
-  armed_state old = s;  // released after the new state is in place (a release may run Python code)
-  s.cache = std::move(handle);
-  s.key.assign(key, static_cast<std::size_t>(key_len));
-  s.version = version;
-  s.epoch = epoch;
-  s.kind = kind;
-  s.until = until;
-  s.honor_no_cache = honor != 0;
-  Py_INCREF(decoded);
-  s.decoded = decoded;
-  Py_XINCREF(fields);
-  s.fields = fields;
-  Py_XINCREF(headers);
-  s.headers = headers;
-  s.request_param = request_param == Py_None ? nullptr : (Py_INCREF(request_param), request_param);
-  s.response_param = response_param == Py_None ? nullptr : (Py_INCREF(response_param), response_param);
-  Py_INCREF(endpoint);
-  s.endpoint = endpoint;
-  Py_INCREF(ns);
-  s.ns = ns;
-  clear_state(old);
+  made->key.assign(PyBytes_AS_STRING(key_obj), static_cast<std::size_t>(PyBytes_GET_SIZE(key_obj)));
+  made->version = version;
+  made->epoch = epoch.load(std::memory_order_relaxed);
+  made->kind = kind;
+  made->until = until;
+  made->honor_no_cache = honor != 0;
+  auto own = [](PyObject* o) { return o == Py_None || !o ? nullptr : (Py_INCREF(o), o); };
+  made->decoded = (Py_INCREF(decoded), decoded);
+  made->fields = own(fields);
+  made->headers = own(headers);
+  made->request_param = own(request_param);
+  made->response_param = own(response_param);
+  made->endpoint = (Py_INCREF(endpoint), endpoint);
+  made->ns = (Py_INCREF(ns), ns);
+  keep(*self->table, std::move(made));
   Py_RETURN_NONE;
 }
 
@@ -336,21 +364,24 @@ PyObject* arm_response(PyObject* self, PyObject* args) {
   return arm(reinterpret_cast<hit_path*>(self), args, mode::response);
 }
 
+void forget_all(armed_table& table) {
+  armed_ptr one = std::move(table.one);
+  std::unordered_map<std::string, armed_table::keyed> by_key;
+  by_key.swap(table.by_key);
+  table.order.clear();
+}  // released here, with the table already empty
+
 PyObject* disarm(PyObject* obj, PyObject*) {
-  auto* self = reinterpret_cast<hit_path*>(obj);
-  armed_state old = *self->state;
-  self->state->kind = mode::off;
-  self->state->decoded = self->state->fields = self->state->headers = nullptr;
-  self->state->request_param = self->state->response_param = nullptr;
-  self->state->endpoint = self->state->ns = nullptr;
-  self->state->cache.reset();
-  clear_state(old);
+  forget_all(*reinterpret_cast<hit_path*>(obj)->table);
   Py_RETURN_NONE;
 }
 
-PyObject* armed(PyObject* obj, void*) {
-  const armed_state& s = *reinterpret_cast<hit_path*>(obj)->state;
-  return PyBool_FromLong(s.kind != mode::off && s.epoch == epoch);
+PyObject* armed_keys(PyObject* obj, void*) {
+  const armed_table& t = *reinterpret_cast<hit_path*>(obj)->table;
+  const std::uint64_t now = epoch.load(std::memory_order_relaxed);
+  long n = t.one && t.one->epoch == now ? 1 : 0;
+  for (const auto& [key, k] : t.by_key) n += k.armed->epoch == now ? 1 : 0;
+  return PyLong_FromLong(n);
 }
 
 PyObject* disarm_all(PyObject*, PyObject*) {
@@ -359,21 +390,28 @@ PyObject* disarm_all(PyObject*, PyObject*) {
 }
 
 PyObject* make(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
-  static const char* names[] = {"miss", "learning", nullptr};
+  static const char* names[] = {"miss", "learning", "max_keys", nullptr};
   PyObject *miss = nullptr, *learning = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:HitPath", const_cast<char**>(names), &miss, &learning))
+  Py_ssize_t max_keys = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|On:HitPath", const_cast<char**>(names), &miss, &learning,
+                                   &max_keys))
     return nullptr;
   if (learning != Py_None && !PyContextVar_CheckExact(learning)) {
     PyErr_SetString(PyExc_TypeError, "HitPath: learning must be a ContextVar or None");
     return nullptr;
   }
+  if (max_keys < 1 || max_keys > 4096) {
+    PyErr_SetString(PyExc_ValueError, "HitPath: max_keys must be 1..4096");
+    return nullptr;
+  }
   auto* self = reinterpret_cast<hit_path*>(type->tp_alloc(type, 0));
   if (!self) return nullptr;
-  self->state = new (std::nothrow) armed_state();
-  if (!self->state) {
+  self->table = new (std::nothrow) armed_table();
+  if (!self->table) {
     Py_DECREF(self);
     return PyErr_NoMemory();
   }
+  self->table->max_keys = static_cast<std::size_t>(max_keys);
   Py_INCREF(miss);
   self->miss = miss;
   Py_INCREF(learning);
@@ -381,15 +419,26 @@ PyObject* make(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   return reinterpret_cast<PyObject*>(self);
 }
 
+int traverse_armed(const armed_ptr& a, visitproc visit, void* arg) {
+  // Only the references this path owns alone: a state another call holds is visited by no one,
+  // which keeps the collector from freeing what that call still uses.
+  if (!a || a.use_count() != 1) return 0;
+  Py_VISIT(a->decoded);
+  Py_VISIT(a->fields);
+  Py_VISIT(a->headers);
+  Py_VISIT(a->endpoint);
+  return 0;
+}
+
 int traverse(PyObject* obj, visitproc visit, void* arg) {
   auto* self = reinterpret_cast<hit_path*>(obj);
   Py_VISIT(Py_TYPE(obj));
   Py_VISIT(self->miss);
   Py_VISIT(self->learning);
-  if (self->state) {
-    Py_VISIT(self->state->decoded);
-    Py_VISIT(self->state->fields);
-    Py_VISIT(self->state->headers);
+  if (self->table) {
+    if (const int rc = traverse_armed(self->table->one, visit, arg)) return rc;
+    for (const auto& [key, k] : self->table->by_key)
+      if (const int rc = traverse_armed(k.armed, visit, arg)) return rc;
   }
   return 0;
 }
@@ -398,7 +447,7 @@ int clear(PyObject* obj) {
   auto* self = reinterpret_cast<hit_path*>(obj);
   Py_CLEAR(self->miss);
   Py_CLEAR(self->learning);
-  if (self->state) clear_state(*self->state);
+  if (self->table) forget_all(*self->table);
   return 0;
 }
 
@@ -406,7 +455,7 @@ void dealloc(PyObject* obj) {
   PyTypeObject* type = Py_TYPE(obj);
   PyObject_GC_UnTrack(obj);
   clear(obj);
-  delete reinterpret_cast<hit_path*>(obj)->state;
+  delete reinterpret_cast<hit_path*>(obj)->table;
   type->tp_free(obj);
   Py_DECREF(type);
 }
@@ -415,6 +464,8 @@ PyMethodDef methods[] = {
     {"hit", hit, METH_O,
      "hit(kwargs): a copy of the armed value (or response, with the injected one's headers), when the "
      "entry held is still its version; else MISS."},
+    {"hit_key", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(hit_key)), METH_FASTCALL,
+     "hit_key(key, kwargs): hit() for a key built per call (a HitPath made with max_keys > 1)."},
     {"parts", parts, METH_O,
      "parts(scope): (status, body, headers) of the armed response for an ASGI request, or MISS."},
     {"arm_value", arm_value, METH_VARARGS, "arm_value(cache, key, version, decoded, response_param)"},
@@ -426,7 +477,7 @@ PyMethodDef methods[] = {
      "Every HitPath answers MISS until armed again (HTTPCache's settings changed)."},
     {nullptr, nullptr, 0, nullptr}};
 
-PyGetSetDef getset[] = {{"armed", armed, nullptr, "Whether a hit may be answered here now.", nullptr},
+PyGetSetDef getset[] = {{"armed", armed_keys, nullptr, "How many keys may be answered here now.", nullptr},
                         {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 PyType_Slot slots[] = {{Py_tp_new, reinterpret_cast<void*>(make)},
@@ -435,7 +486,7 @@ PyType_Slot slots[] = {{Py_tp_new, reinterpret_cast<void*>(make)},
                        {Py_tp_clear, reinterpret_cast<void*>(clear)},
                        {Py_tp_methods, methods},
                        {Py_tp_getset, getset},
-                       {Py_tp_doc, const_cast<char*>("The one-call hit of a fixed-key @cache function.")},
+                       {Py_tp_doc, const_cast<char*>("The one-call hit of a @cache function.")},
                        {0, nullptr}};
 
 PyType_Spec spec = {"httpcache._httpcache.HitPath", sizeof(hit_path), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
