@@ -24,6 +24,8 @@ The near tier (issue 17) adds floors and variants, measured in the same rounds:
                       floor, the most a cache behind the router (a decorator) can serve; the
                       decorator path is held to >= 0.97x of it.
   floor-routing-user  the same with a `Depends(current_user)` user: the floor of a per-user route.
+  floor-routing-headers  the routing floor's response with the five headers a hit carries (Cache-Hit,
+                      Cache-Control, Age, Expires, ETag): what sending them costs. No target.
   httpcache-near, httpcache-routed-near   the attach and decorator-only variants with
                       HTTPCache.init(..., near_cache=True): hits need no Redis round trip.
   httpcache-user-near the per-user route (Depends user, key from the user, decorator path), near
@@ -63,6 +65,8 @@ VARIANTS: dict[str, tuple[str, str, bool]] = {
     "floor-middleware": ("apps.floor_middleware", "floor: FastAPI's middleware stack around the bare app", True),
     "floor-routing": ("apps.floor_routing", "floor: FastAPI route returning a prebuilt Response (routing floor)", True),
     "floor-routing-user": ("apps.floor_routing_user", "floor: the same with a Depends user (per-user routing floor)", True),
+    "floor-routing-headers": ("apps.floor_routing_headers",
+                              "floor: the routing floor's response with a hit's five cache headers", True),
     "httpcache-near": ("apps.httpcache_near_app", "httpcache (Redis + near tier, HTTPCache.attach)", True),
     "httpcache-routed-near": ("apps.httpcache_routed_near_app", "httpcache (Redis + near tier, decorator only)", True),
     "httpcache-user-near": ("apps.httpcache_user_near_app",
@@ -82,6 +86,8 @@ NEAR_CONTEXT = [
     ("httpcache-near", "floor-middleware"),
     ("httpcache", "floor-asgi"),
     ("httpcache-routed", "floor-routing"),
+    ("floor-routing-headers", "floor-routing"),
+    ("httpcache-routed-near", "floor-routing-headers"),
     ("httpcache-user-near", "floor-routing"),
     ("cashews-near", "floor-routing"),
     ("cashews", "floor-routing"),

@@ -95,6 +95,19 @@ class Argument:
         return None if self.default is _EMPTY else self.default
 
 
+_MAPPING_TYPES: dict[type, bool] = {dict: True}
+
+
+def _is_mapping(t: type) -> bool:
+    """issubclass(t, Mapping), remembered per type (an ABC check costs more than the lookup)."""
+    known = _MAPPING_TYPES.get(t)
+    if known is None:
+        known = issubclass(t, Mapping)
+        if len(_MAPPING_TYPES) < 1024:  # bounded: types made at run time are not all kept
+            _MAPPING_TYPES[t] = known
+    return known
+
+
 def lookup(value: Any, path: tuple[str, ...]) -> Any:
     """value.a.b for the path (a, b): a mapping by key, anything else by attribute; None when a
     step is missing. An exception of the application's (a property that raises) is Unkeyable."""
@@ -102,7 +115,7 @@ def lookup(value: Any, path: tuple[str, ...]) -> Any:
         for step in path:
             if value is None:
                 return None
-            value = value.get(step) if isinstance(value, Mapping) else getattr(value, step, None)
+            value = value.get(step) if _is_mapping(type(value)) else getattr(value, step, None)
     except Exception as e:  # noqa: BLE001 - the application's own code
         raise Unkeyable("error", f"cannot read it ({type(e).__name__}: {e})") from None
     return value
@@ -111,6 +124,11 @@ def lookup(value: Any, path: tuple[str, ...]) -> Any:
 def key_bytes(v: Any) -> bytes | None:
     """The bytes a value gives a key; None for a missing, None or empty value (no key); Unkeyable
     for a value whose text does not identify anything or cannot be had."""
+    if type(v) is str:  # the common case first: an id, a name
+        try:
+            return v.encode("utf-8") or None
+        except UnicodeError as e:
+            raise Unkeyable("encode", f"it is not valid text ({e.reason})") from None
     if v is None:
         return None
     if isinstance(v, (bytes, bytearray)):
