@@ -128,6 +128,11 @@ def test_key_format():
         h.key_format(b"a.{}", [])
     with pytest.raises(ValueError):
         h.key_format(b"a", [b"x"])
+    many = [b"%d" % i for i in range(6)]  # more than the few held on the stack
+    assert h.key_format(b"{}.{}.{}.{}.{}.{}", many) == b"0.1.2.3.4.5"
+    for bad in [("a.{}", [b"x"]), (b"a.{}", ["x"]), (b"a.{}", b"x"), (b"a.{}",)]:
+        with pytest.raises(TypeError):
+            h.key_format(*bad)
 
 
 async def test_async_context_start_errors_leave_the_future_alone(raw_cache):
