@@ -7,7 +7,7 @@
 # redis-server on a free loopback port and a TLS one (tests/fixtures/redis_server.sh), runs
 # bench_calls.py, bench_models.py, bench_tags.py, bench_near.py (issue 17's near tier), bench_tls.py and bench_http.py (twice: as is,
 # with issue 17's floors and near-tier variants, then with gc.freeze() in the apps, the p99 analysis), and stops
-# everything it started by pid, also on errors and Ctrl-C. About 11-12 min (the HTTP pass has 16 variants).
+# everything it started by pid, also on errors and Ctrl-C. About 12-13 min (the HTTP pass has 17 variants).
 #
 # The measurements run under flock /tmp/httpcache-build.lock, so no build shares the 2 cores with
 # them. A caller that already holds that lock (the top-level bench/run.sh) sets
