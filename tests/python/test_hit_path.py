@@ -366,3 +366,91 @@ def test_a_per_user_route_serves_each_user_their_own(url, namespace, normal_call
         for _ in range(200):
             name = rng.choice(("alice", "bob", "carol"))
             assert client.get("/me", headers={"x-user": name}).json() == {"me": name}
+
+
+@pytest.mark.parametrize("change", ["disabled", "re-initialised"])
+def test_settings_changed_while_a_hit_arms_the_path(url, namespace, normal_calls, monkeypatch, change):
+    """Another thread changes HTTPCache's settings between the normal path reading them and the
+    hit arming the one-call path (simulated inside _arm): nothing is armed for the old ones, so
+    no later call is answered from the old handle or with caching off."""
+    _init(url, namespace)
+    runs = {"n": 0}
+
+    @cache(key="hp.race", ttl_in_seconds=60)
+    def read() -> int:
+        runs["n"] += 1
+        return runs["n"]
+
+    read()
+    _until_quiet(read, normal_calls)
+    _httpcache.HitPath.disarm_all()  # the next call takes the normal path, whose hit arms again
+    arm = _cached_call.CachedCall._arm
+
+    def changing_then_arming(self, *args):
+        if change == "disabled":
+            HTTPCache.enabled = False
+        else:
+            _init("memory://", namespace)  # a new, empty store under the same namespace
+        monkeypatch.setattr(_cached_call.CachedCall, "_arm", arm)
+        return arm(self, *args)
+
+    monkeypatch.setattr(_cached_call.CachedCall, "_arm", changing_then_arming)
+    assert read() == 1  # a hit of the old settings, which armed nothing
+    try:
+        if change == "disabled":
+            assert [read(), read()] == [2, 3]  # caching is off: the function runs
+        else:
+            assert read() == 2  # the new store is empty: computed, not the old handle's 1
+            _Store(namespace).invalidate("hp.race")
+            assert read() == 3
+    finally:
+        HTTPCache.enabled = True
+
+
+def test_an_armed_path_keeps_no_handle_open(redis_url, namespace, normal_calls, redis_client):
+    """A path armed on a near-tier handle does not keep it alive, nor does the thread that called:
+    once HTTPCache drops it, its report link (a subscriber of __redis__:invalidate) closes."""
+    import gc
+
+    def subscribers() -> int:
+        return dict(redis_client.pubsub_numsub("__redis__:invalidate"))[b"__redis__:invalidate"]
+
+    before = subscribers()
+    _init(redis_url, namespace)
+
+    @cache(key="hp.handle", ttl_in_seconds=60)
+    def read() -> int:
+        return 1
+
+    read()
+    _until_quiet(read, normal_calls)
+    assert subscribers() > before
+    HTTPCache.close()
+    gc.collect()
+    deadline = time.monotonic() + 3
+    while subscribers() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert subscribers() == before
+
+
+def test_a_plain_function_taking_the_request_honours_no_cache(url, namespace, normal_calls):
+    """A plain result (not a route's response) of a function that takes the request: a request
+    asking to revalidate, where that is honoured, recomputes it even once the path is armed."""
+    _init(url, namespace, request_no_cache="honor")
+    runs = {"n": 0}
+    app = FastAPI()
+
+    @cache(key="hp.cfg", ttl_in_seconds=60)
+    def settings(request: Request) -> dict:
+        runs["n"] += 1
+        return {"n": runs["n"]}
+
+    @app.get("/cfg")
+    def cfg(request: Request):
+        return settings(request=request)
+
+    with TestClient(app) as client:
+        client.get("/cfg")
+        _until_quiet(lambda: client.get("/cfg"), normal_calls)
+        assert client.get("/cfg").json() == {"n": 1}
+        assert client.get("/cfg", headers={"cache-control": "no-cache"}).json() == {"n": 2}

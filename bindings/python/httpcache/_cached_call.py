@@ -57,6 +57,7 @@ _COALESCED = _httpcache.OUTCOME_COALESCED
 _STALE = _httpcache.OUTCOME_STALE
 _ESTALE = _httpcache.ESTALE
 _NO_WINDOWS = (0, 0)
+_EPOCH = _httpcache.HitPath.epoch
 _VARIED_KEYS = 64
 
 
@@ -207,11 +208,12 @@ class CachedCall:
         self.fast = _httpcache.HitPath(MISS, learning, max_keys=1 if self.keys.fixed is not None else _VARIED_KEYS)
         return self.fast
 
-    def near(self, handle: Handle, key: bytes, kwargs: dict) -> Any:
+    def near(self, handle: Handle, key: bytes, kwargs: dict, epoch: int = 0) -> Any:
         """A hit this process answers alone (the near tier, memory://, lmdb://'s mapped file),
         with no network I/O, or MISS. A plain JSON result decoded before comes back from the core
         already copied (peek with the memo's states); other bytes are served as any hit's. With
-        a fast path, the value's version comes too, and the hit arms it (see _arm)."""
+        a fast path, the value's version comes too, and the hit arms it (see _arm; `epoch`:
+        HitPath.epoch() read before this call read HTTPCache's settings)."""
         values = self.values
         plain = values.decode is decode_json and self.response_param is None
         if self.fast is not None:
@@ -221,7 +223,7 @@ class CachedCall:
             value, ttl_ms, version = answer
             result = self.hit(key, value, ttl_ms / 1000, kwargs)
             if result is not MISS and version:
-                self._arm(handle, key, value, version, ttl_ms / 1000)
+                self._arm(epoch, handle, key, value, version, ttl_ms / 1000)
             return result
         answer = handle.cache.peek(key, values.memo.states if plain else None)
         if answer is None:
@@ -231,13 +233,17 @@ class CachedCall:
             return value
         return self.hit(key, value, ttl_ms / 1000, kwargs)
 
-    def _arm(self, handle: Handle, key: bytes, value: bytes, version: int, ttl_s: float) -> None:
+    def _arm(self, epoch: int, handle: Handle, key: bytes, value: bytes, version: int, ttl_s: float) -> None:
         """Arms the fast path with what the memo decoded `value` to, if it still holds that (a
-        snapshot of its state: another thread may replace it meanwhile, never within it)."""
+        snapshot of its state: another thread may replace it meanwhile, never within it), unless
+        HTTPCache's settings changed since `epoch` (the hit answered the old ones)."""
+        honor = (self.request_no_cache or HTTPCache.request_no_cache) == "honor"
         if not value.startswith(RECORD):
             state = self.values.memo.states.get(key) if self.values.decode is decode_json else None
             if state is not None and state[0] == value:
-                self.fast.arm_value(handle.cache, key, version, state[1], self.response_param)
+                self.fast.arm_value(
+                    epoch, handle.cache, key, version, state[1], self.request_param, self.response_param, honor,
+                )
             return
         state = self.memo.states.get(key)
         if is_value_record(value) or state is None or state[0] != value:
@@ -246,10 +252,9 @@ class CachedCall:
         fields, headers = template_parts(template)
         now = time.time()  # before cache_headers reads it: the headers change at the next whole second
         headers += cache_headers(ttl_s, self.per_user, True, template.handler_cache_control, template.stored_at)
-        until = hit_headers_until(now, template.stored_at, ttl_s)
-        honor = (self.request_no_cache or HTTPCache.request_no_cache) == "honor"
+        good_for = hit_headers_until(now, template.stored_at, ttl_s) - now
         self.fast.arm_response(
-            handle.cache, key, version, type(template), fields, headers, until, self.request_param,
+            epoch, handle.cache, key, version, type(template), fields, headers, good_for, self.request_param,
             self.response_param, honor, self.endpoint if self.learnable() else None, self.namespace,
         )
 
@@ -394,6 +399,7 @@ class CachedCall:
 
     def call_sync(self, args: tuple, kwargs: dict, key: Any = MISS) -> Any:
         """A call of a ``def`` function (`key`: its key, when the wrapper built it already)."""
+        epoch = _EPOCH() if self.fast is not None else 0  # before the settings are read (see _arm)
         if key is MISS:
             key = self.key_of(args, kwargs)
         if key is None or not HTTPCache.enabled:
@@ -405,15 +411,18 @@ class CachedCall:
         if self.revalidates(kwargs):
             invalidate_sync(handle, [key])
         elif not tags:
-            result = self.near(handle, key, kwargs)
+            result = self.near(handle, key, kwargs, epoch)
             if result is not MISS:
                 return result
         current = self.current
         current.call = handle, args, kwargs
         ticket = handle.ticket()
-        value, ttl_ms, outcome, failure = handle.cache.get_or_compute(
-            key, self.ttl_callback, self.compute_callback, tags, self.stale
-        )
+        try:
+            value, ttl_ms, outcome, failure = handle.cache.get_or_compute(
+                key, self.ttl_callback, self.compute_callback, tags, self.stale
+            )
+        finally:
+            current.call = None  # the thread keeps no handle (HTTPCache.close() frees it) nor arguments
         if outcome == _STALE and failure is not None:
             self.answered_stale(failure)
         if outcome == _HIT or outcome == _COALESCED or outcome == _STALE:
@@ -487,6 +496,7 @@ class CachedCall:
 
     async def call_async(self, args: tuple, kwargs: dict, key: Any = MISS) -> Any:
         """A call of an ``async def`` function (`key`: as call_sync's)."""
+        epoch = _EPOCH() if self.fast is not None else 0  # before the settings are read (see _arm)
         if key is MISS:
             key = self.key_of(args, kwargs)
         if key is None or not HTTPCache.enabled:
@@ -500,7 +510,7 @@ class CachedCall:
         # a tagged call reads its tags' generations itself.
         verdict = None if tags or revalidate else early_verdict(key, self.namespace)
         if verdict is None and not tags and not revalidate:
-            result = self.near(handle, key, kwargs)
+            result = self.near(handle, key, kwargs, epoch)
             if result is not MISS:
                 return result
         loop = asyncio.get_running_loop()

@@ -248,6 +248,11 @@ def _disabled_by_env() -> bool:
     return os.environ.get("HTTPCACHE_DISABLED", "").strip().lower() not in ("", "0", "false", "no")
 
 
+# HTTPCache's attributes whose change leaves every answer as it was (a client made on demand, the
+# note that init() was called): setting them disarms nothing.
+_NOT_SETTINGS = frozenset({"_redis_client", "_initialized"})
+
+
 class _HTTPCacheType(type):
     """HTTPCache's metaclass, for one class-level property: ``HTTPCache.redis_client`` is read on
     the class (as the seed's users read it) and made on first access, not by init(), so that an
@@ -258,6 +263,11 @@ class _HTTPCacheType(type):
 
     def __setattr__(cls, name: str, value: Any) -> None:
         super().__setattr__(name, value)
+        if name not in _NOT_SETTINGS:
+            _httpcache.HitPath.disarm_all()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
         _httpcache.HitPath.disarm_all()
 
     @property

@@ -194,14 +194,16 @@ def _signature(scope: dict) -> tuple:
     return (scope["scheme"], host, scope.get("root_path", ""), scope["path"], scope["query_string"])
 
 
-def _arm(learned: _Learned, handle: Any, version: int, response: Any, added: list, now: float, ttl_s: float) -> None:
+def _arm(
+    epoch: int, learned: _Learned, handle: Any, version: int, response: Any, added: list, now: float, ttl_s: float,
+) -> None:
     """Arms learned.fast with the memo's template of `version` and the hit's headers (computed at
-    `now`), good until Age or max-age would change."""
+    `now`), good until Age or max-age would change; not if the settings changed since `epoch`."""
     fields, headers = template_parts(response)
-    until = hit_headers_until(now, response.stored_at, ttl_s)
+    good_for = hit_headers_until(now, response.stored_at, ttl_s) - now
     learned.fast.arm_response(
-        handle.cache, learned.key, version, type(response), fields, headers + added, until, None, None, False, None,
-        None,
+        epoch, handle.cache, learned.key, version, type(response), fields, headers + added, good_for, None, None,
+        False, None, None,
     )
 
 
@@ -253,6 +255,7 @@ class EarlyHits:
                 await send({"type": "http.response.body", "body": body})
                 return
         verdict = None
+        epoch = _httpcache.HitPath.epoch()  # before the settings are read (see _arm)
         handle = None if learned is None else self.handle_of(learned.namespace)  # None: caching is off
         if handle is not None:
             # Inline rather than in a helper coroutine: many requests wait here at once, and each
@@ -276,7 +279,7 @@ class EarlyHits:
                     now = time.time()  # before cache_headers reads it (see _arm)
                     added = cache_headers(ttl_ms / 1000, False, True, response.handler_cache_control, response.stored_at)
                     if version:
-                        _arm(learned, handle, version, response, added, now, ttl_ms / 1000)
+                        _arm(epoch, learned, handle, version, response, added, now, ttl_ms / 1000)
                     if is_conditional(scope) and not_modified(response, scope):
                         status_code, body, headers = 304, b"", kept_for_304(response) + added
                     else:

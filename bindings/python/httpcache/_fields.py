@@ -99,7 +99,8 @@ _MAPPING_TYPES: dict[type, bool] = {dict: True}
 
 
 def _is_mapping(t: type) -> bool:
-    """issubclass(t, Mapping), remembered per type (an ABC check costs more than the lookup)."""
+    """issubclass(t, Mapping), remembered per type (an ABC check costs more than the lookup; a
+    type registered with Mapping after its first use here is not seen as one)."""
     known = _MAPPING_TYPES.get(t)
     if known is None:
         known = issubclass(t, Mapping)
@@ -115,7 +116,9 @@ def lookup(value: Any, path: tuple[str, ...]) -> Any:
         for step in path:
             if value is None:
                 return None
-            value = value.get(step) if _is_mapping(type(value)) else getattr(value, step, None)
+            cls = type(value)
+            mapping = _is_mapping(cls) if value.__class__ is cls else isinstance(value, Mapping)  # a proxy: asked
+            value = value.get(step) if mapping else getattr(value, step, None)
     except Exception as e:  # noqa: BLE001 - the application's own code
         raise Unkeyable("error", f"cannot read it ({type(e).__name__}: {e})") from None
     return value

@@ -26,9 +26,6 @@ void init_response(py::module_& m);
 void init_copy(py::module_& m);
 void init_hit_path(py::module_& m);
 
-// hit_path.cpp: every HitPath answers MISS until armed again (a handle closed). GIL held.
-void hit_paths_disarm_all();
-
 // copy.cpp: an independent copy of a decoded JSON value (new reference), or null with a Python
 // error set. GIL held.
 PyObject* copy_json_value(PyObject* v);

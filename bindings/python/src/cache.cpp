@@ -434,10 +434,7 @@ cache_ptr cache_object::shared() const {
   return handle_;
 }
 
-void cache_object::close() {
-  handle_.reset();
-  hit_paths_disarm_all();
-}
+void cache_object::close() { handle_.reset(); }
 
 void init_cache(py::module_& m) {
   m.attr("OUTCOME_HIT") = static_cast<int>(HTTPCACHE_OUTCOME_HIT);

@@ -17,11 +17,13 @@
 //
 // What a key is armed with is immutable (an `armed`, shared): a call holds its own reference to
 // it, so another thread arming the key again (the copies allocate, which may run other threads)
-// never changes what the call is copying.
+// never changes what the call is copying. It refers to its handle weakly: a handle HTTPCache
+// dropped or closed is not kept open by a path armed on it, and answers nothing.
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <list>
 #include <memory>
 #include <string>
@@ -33,8 +35,8 @@ namespace httpcache_py {
 
 namespace {
 
-// Bumped by disarm_all() (HTTPCache's settings changed) and when a handle closes: what was armed
-// under another epoch answers MISS until the normal path arms it again.
+// Bumped by disarm_all() (HTTPCache's settings changed): what was armed under another epoch
+// answers MISS until the normal path arms it again.
 std::atomic<std::uint64_t> epoch{1};
 
 enum class mode { value, response };
@@ -42,7 +44,7 @@ enum class mode { value, response };
 // One key's armed value or response. Holds a reference to each object; released with the GIL
 // held (every owner lives in a Python object or a call).
 struct armed {
-  cache_ptr cache;
+  std::weak_ptr<httpcache_cache> cache;  // not kept alive here: a dropped or closed handle answers MISS
   std::string key;
   std::uint64_t version = 0;
   std::uint64_t epoch = 0;
@@ -50,7 +52,7 @@ struct armed {
   PyObject* decoded = nullptr;   // value: the decoded value (never handed out); response: its type
   PyObject* fields = nullptr;    // response: the template's attributes but raw_headers (a dict)
   PyObject* headers = nullptr;   // response: the template's raw headers then the hit's (a list)
-  double until = 0;              // response: wall time (s) the hit's headers are good until
+  std::chrono::steady_clock::time_point until;  // response: when the hit's headers stop being current
   PyObject* request_param = nullptr;   // names of FastAPI's injected Request and Response, or null
   PyObject* response_param = nullptr;
   PyObject* endpoint = nullptr;  // response: what the early hits learn a served key under (note_response)
@@ -90,12 +92,6 @@ struct hit_path {
   armed_table* table;
 };
 
-double wall_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
 PyObject* miss_of(hit_path* self) {
   Py_INCREF(self->miss);
   return self->miss;
@@ -104,8 +100,10 @@ PyObject* miss_of(hit_path* self) {
 // Whether the store still holds the armed version (a hit, counted); anything else is not counted:
 // the normal path that follows reads and counts it.
 bool unchanged(const armed& s) {
+  const cache_ptr cache = s.cache.lock();
   std::uint64_t version = 0;
-  return httpcache_cache_peek_version(nullptr, nullptr, &version, s.cache.get(), s.key.data(), s.key.size(),
+  return cache &&
+         httpcache_cache_peek_version(nullptr, nullptr, &version, cache.get(), s.key.data(), s.key.size(),
                                       s.version) == HTTPCACHE_OK &&
          version == s.version;
 }
@@ -133,43 +131,57 @@ int scope_needs_normal_path(const armed& s, PyObject* scope) {
   return answer;
 }
 
-// For a request HTTPCache.attach() saw: 1 when its early GET left a verdict (the normal path takes
-// it); else a response hit is noted as the normal path would (_early_hits.note_response), so the
-// early hits learn the route. -1 with an error set.
-int early_hits_say(hit_path* self, const armed& s) {
+// The request's Learning when HTTPCache.attach() saw it (a new reference), else null; -1 with an
+// error set.
+int learning_of(hit_path* self, PyObject** learn) {
+  *learn = nullptr;
+  if (self->learning == Py_None) return 0;
+  if (PyContextVar_Get(self->learning, nullptr, learn) < 0) return -1;
+  if (*learn == Py_None) Py_CLEAR(*learn);
+  return 0;
+}
+
+// 1 when the early hits' GET left a verdict for this request (the normal path takes it). -1 with an
+// error set.
+int early_verdict_left(hit_path* self) {
   PyObject* learn = nullptr;
-  if (PyContextVar_Get(self->learning, nullptr, &learn) < 0) return -1;
-  if (!learn || learn == Py_None) {
-    Py_XDECREF(learn);
-    return 0;
-  }
-  int answer = 0;
+  if (learning_of(self, &learn) < 0) return -1;
+  if (!learn) return 0;
   PyObject* verdict = PyObject_GetAttrString(learn, "verdict");
-  PyObject* closed = verdict ? PyObject_GetAttrString(learn, "closed") : nullptr;
+  Py_DECREF(learn);
+  if (!verdict) return -1;
+  const int left = verdict != Py_None;
+  Py_DECREF(verdict);
+  return left;
+}
+
+// A response hit about to be answered is noted as the normal path would
+// (_early_hits.note_response), so that the early hits learn the route. -1 with an error set.
+int note_for_early_hits(hit_path* self, const armed& s) {
+  if (s.kind != mode::response || s.endpoint == Py_None) return 0;
+  PyObject* learn = nullptr;
+  if (learning_of(self, &learn) < 0) return -1;
+  if (!learn) return 0;
+  int rc = 0;
+  PyObject* closed = PyObject_GetAttrString(learn, "closed");
   if (!closed) {
-    answer = -1;
-  } else if (verdict != Py_None) {
-    answer = 1;
-  } else if (s.kind == mode::response && s.endpoint != Py_None && closed == Py_False) {
+    rc = -1;
+  } else if (closed == Py_False) {
     PyObject* key = PyBytes_FromStringAndSize(s.key.data(), static_cast<Py_ssize_t>(s.key.size()));
     if (!key || PyObject_SetAttrString(learn, "endpoint", s.endpoint) < 0 ||
         PyObject_SetAttrString(learn, "key", key) < 0 || PyObject_SetAttrString(learn, "namespace", s.ns) < 0)
-      answer = -1;
+      rc = -1;
     Py_XDECREF(key);
   }
-  Py_XDECREF(verdict);
   Py_XDECREF(closed);
   Py_DECREF(learn);
-  return answer;
+  return rc;
 }
 
 // Whether this call must take the normal path (see scope_needs_normal_path, early_hits_say), or
 // a plain value's call has FastAPI's injected response (which the normal path gives headers).
 int call_needs_normal_path(hit_path* self, const armed& s, PyObject* kwargs) {
-  if (self->learning != Py_None) {
-    const int early = early_hits_say(self, s);
-    if (early) return early;
-  }
+  if (const int early = early_verdict_left(self)) return early;
   if (!PyDict_Check(kwargs)) return 0;
   if (s.kind == mode::value && s.response_param) {
     PyObject* injected = PyDict_GetItemWithError(kwargs, s.response_param);  // borrowed
@@ -209,7 +221,11 @@ PyObject* copy_response(const armed& s, PyObject* injected) {
   if (headers && PyDict_SetItemString(fields, "raw_headers", headers) == 0) {
     PyTypeObject* type = reinterpret_cast<PyTypeObject*>(s.decoded);
     out = type->tp_alloc(type, 0);
-    if (out && PyObject_GenericSetDict(out, fields, nullptr) < 0) Py_CLEAR(out);
+    // Through the type's __dict__ setter, as `copy.__dict__ = fields` would: on 3.13 an object's
+    // attributes may live inline, which PyObject_GenericSetDict leaves in force (they then hide
+    // the dict set).
+    static PyObject* dict_name = PyUnicode_InternFromString("__dict__");
+    if (out && (!dict_name || PyObject_SetAttr(out, dict_name, fields) < 0)) Py_CLEAR(out);
   }
   Py_XDECREF(headers);
   Py_DECREF(fields);
@@ -224,8 +240,9 @@ PyObject* answer(hit_path* self, const armed_ptr& held, PyObject* kwargs) {
   const int normal = call_needs_normal_path(self, s, kwargs);
   if (normal < 0) return nullptr;
   if (normal) return miss_of(self);
-  if (s.kind == mode::response && wall_seconds() >= s.until) return miss_of(self);  // its headers are old
+  if (s.kind == mode::response && std::chrono::steady_clock::now() >= s.until) return miss_of(self);  // old headers
   if (!unchanged(s)) return miss_of(self);  // another value, none, or not answerable here
+  if (note_for_early_hits(self, s) < 0) return nullptr;
   if (s.kind == mode::value) return copy_json_value(s.decoded);
   PyObject* injected = nullptr;
   if (s.response_param && PyDict_Check(kwargs)) {
@@ -251,10 +268,15 @@ PyObject* hit_key(PyObject* obj, PyObject* const* args, Py_ssize_t nargs) {
     PyErr_SetString(PyExc_TypeError, "hit_key(key: bytes, kwargs)");
     return nullptr;
   }
-  const std::string key(PyBytes_AS_STRING(args[0]), static_cast<std::size_t>(PyBytes_GET_SIZE(args[0])));
-  auto& by_key = self->table->by_key;
-  auto at = by_key.find(key);
-  const armed_ptr held = at == by_key.end() ? nullptr : at->second.armed;
+  armed_ptr held;
+  try {
+    const std::string key(PyBytes_AS_STRING(args[0]), static_cast<std::size_t>(PyBytes_GET_SIZE(args[0])));
+    auto& by_key = self->table->by_key;
+    auto at = by_key.find(key);
+    if (at != by_key.end()) held = at->second.armed;
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  }
   return answer(self, held, args[1]);
 }
 
@@ -269,7 +291,7 @@ PyObject* parts(PyObject* obj, PyObject* scope) {
   const armed& s = *held;
   const int normal = scope_needs_normal_path(s, scope);
   if (normal < 0) return nullptr;
-  if (normal || wall_seconds() >= s.until || !unchanged(s)) return miss_of(self);
+  if (normal || std::chrono::steady_clock::now() >= s.until || !unchanged(s)) return miss_of(self);
   PyObject* status = PyDict_GetItemString(s.fields, "status_code");  // borrowed
   PyObject* body = PyDict_GetItemString(s.fields, "body");
   if (!status || !body) return miss_of(self);
@@ -307,45 +329,58 @@ void keep(armed_table& table, armed_ptr made) {
   table.by_key.emplace(std::move(key), armed_table::keyed{std::move(made), std::prev(table.order.end())});
 }
 
-// arm_value(cache, key, version, decoded, response_param): hits of `version` return
-// copy_json(decoded), unless FastAPI injected a response (which the normal path gives headers).
-// arm_response(cache, key, version, type, fields, headers, until, request_param, response_param,
-// honor_no_cache, endpoint, namespace): hits return a new `type` object with `fields` and a copy
-// of `headers` (until wall time `until`), plus the injected response's headers and status.
+// arm_value(epoch, cache, key, version, decoded, request_param, response_param, honor_no_cache):
+// hits of `version` return copy_json(decoded), unless FastAPI injected a response (which the
+// normal path gives headers) or the request needs the normal path.
+// arm_response(epoch, cache, key, version, type, fields, headers, good_for, request_param,
+// response_param, honor_no_cache, endpoint, namespace): hits return a new `type` object with
+// `fields` and a copy of `headers` (for `good_for` seconds, 1 at most), plus the injected
+// response's headers and status. `epoch`: epoch() read before the caller read HTTPCache's
+// settings; nothing is armed if they changed since.
 PyObject* arm(hit_path* self, PyObject* args, mode kind) {
   PyObject *cache = nullptr, *key_obj = nullptr, *decoded = nullptr, *fields = nullptr, *headers = nullptr;
   PyObject *request_param = Py_None, *response_param = Py_None, *endpoint = Py_None, *ns = Py_None;
-  unsigned long long version = 0;
-  double until = 0;
+  unsigned long long version = 0, since = 0;
+  double good_for = 0;
   int honor = 0;
   if (kind == mode::value) {
-    if (!PyArg_ParseTuple(args, "OO!KOO:arm_value", &cache, &PyBytes_Type, &key_obj, &version, &decoded,
-                          &response_param))
+    if (!PyArg_ParseTuple(args, "KOO!KOOOp:arm_value", &since, &cache, &PyBytes_Type, &key_obj, &version, &decoded,
+                          &request_param, &response_param, &honor))
       return nullptr;
-  } else if (!PyArg_ParseTuple(args, "OO!KO!O!O!dOOpOO:arm_response", &cache, &PyBytes_Type, &key_obj, &version,
-                               &PyType_Type, &decoded, &PyDict_Type, &fields, &PyList_Type, &headers, &until,
-                               &request_param, &response_param, &honor, &endpoint, &ns)) {
+  } else if (!PyArg_ParseTuple(args, "KOO!KO!O!O!dOOpOO:arm_response", &since, &cache, &PyBytes_Type, &key_obj,
+                               &version, &PyType_Type, &decoded, &PyDict_Type, &fields, &PyList_Type, &headers,
+                               &good_for, &request_param, &response_param, &honor, &endpoint, &ns)) {
     return nullptr;
   }
   if (version == 0) {
     PyErr_SetString(PyExc_ValueError, "HitPath: version 0 names no value");
     return nullptr;
   }
-  auto made = std::make_shared<armed>();
+  // Settings changed since the caller read them (another thread ran init(), close() or turned
+  // caching off): what it served may be the old settings' answer, so nothing is armed.
+  if (since != epoch.load(std::memory_order_relaxed)) Py_RETURN_NONE;
+  const cache_object* owner = nullptr;
   try {
-    made->cache = py::cast<const cache_object&>(py::handle(cache)).shared();
-  } catch (py::error_already_set& e) {
-    e.restore();
-    return nullptr;
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_TypeError, e.what());
+    owner = &py::cast<const cache_object&>(py::handle(cache));
+  } catch (const std::exception&) {
+    PyErr_SetString(PyExc_TypeError, "HitPath: cache must be an httpcache._httpcache.Cache");
     return nullptr;
   }
-  made->key.assign(PyBytes_AS_STRING(key_obj), static_cast<std::size_t>(PyBytes_GET_SIZE(key_obj)));
+  if (!owner->is_open()) Py_RETURN_NONE;  // closed meanwhile: nothing to arm, and the hit stands
+  std::shared_ptr<armed> made;
+  try {
+    made = std::make_shared<armed>();
+    made->cache = owner->shared();
+    made->key.assign(PyBytes_AS_STRING(key_obj), static_cast<std::size_t>(PyBytes_GET_SIZE(key_obj)));
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  }
   made->version = version;
-  made->epoch = epoch.load(std::memory_order_relaxed);
+  made->epoch = since;
   made->kind = kind;
-  made->until = until;
+  made->until = std::chrono::steady_clock::now() +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                    std::chrono::duration<double>(std::min(std::max(good_for, 0.0), 1.0)));
   made->honor_no_cache = honor != 0;
   auto own = [](PyObject* o) { return o == Py_None || !o ? nullptr : (Py_INCREF(o), o); };
   made->decoded = (Py_INCREF(decoded), decoded);
@@ -355,7 +390,11 @@ PyObject* arm(hit_path* self, PyObject* args, mode kind) {
   made->response_param = own(response_param);
   made->endpoint = (Py_INCREF(endpoint), endpoint);
   made->ns = (Py_INCREF(ns), ns);
-  keep(*self->table, std::move(made));
+  try {
+    keep(*self->table, std::move(made));
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  }
   Py_RETURN_NONE;
 }
 
@@ -383,6 +422,8 @@ PyObject* armed_keys(PyObject* obj, void*) {
   for (const auto& [key, k] : t.by_key) n += k.armed->epoch == now ? 1 : 0;
   return PyLong_FromLong(n);
 }
+
+PyObject* epoch_now(PyObject*, PyObject*) { return PyLong_FromUnsignedLongLong(epoch.load(std::memory_order_relaxed)); }
 
 PyObject* disarm_all(PyObject*, PyObject*) {
   ++epoch;
@@ -445,8 +486,10 @@ int traverse(PyObject* obj, visitproc visit, void* arg) {
 
 int clear(PyObject* obj) {
   auto* self = reinterpret_cast<hit_path*>(obj);
-  Py_CLEAR(self->miss);
-  Py_CLEAR(self->learning);
+  Py_INCREF(Py_None);  // never null: a call after a collection's clear answers None, not a crash
+  Py_SETREF(self->miss, Py_None);
+  Py_INCREF(Py_None);
+  Py_SETREF(self->learning, Py_None);
   if (self->table) forget_all(*self->table);
   return 0;
 }
@@ -455,6 +498,8 @@ void dealloc(PyObject* obj) {
   PyTypeObject* type = Py_TYPE(obj);
   PyObject_GC_UnTrack(obj);
   clear(obj);
+  Py_CLEAR(reinterpret_cast<hit_path*>(obj)->miss);
+  Py_CLEAR(reinterpret_cast<hit_path*>(obj)->learning);
   delete reinterpret_cast<hit_path*>(obj)->table;
   type->tp_free(obj);
   Py_DECREF(type);
@@ -468,10 +513,13 @@ PyMethodDef methods[] = {
      "hit_key(key, kwargs): hit() for a key built per call (a HitPath made with max_keys > 1)."},
     {"parts", parts, METH_O,
      "parts(scope): (status, body, headers) of the armed response for an ASGI request, or MISS."},
-    {"arm_value", arm_value, METH_VARARGS, "arm_value(cache, key, version, decoded, response_param)"},
+    {"arm_value", arm_value, METH_VARARGS,
+     "arm_value(epoch, cache, key, version, decoded, request_param, response_param, honor_no_cache)"},
     {"arm_response", arm_response, METH_VARARGS,
-     "arm_response(cache, key, version, type, fields, headers, until, request_param, response_param, "
+     "arm_response(epoch, cache, key, version, type, fields, headers, good_for, request_param, response_param, "
      "honor_no_cache, endpoint, namespace)"},
+    {"epoch", epoch_now, METH_NOARGS | METH_STATIC,
+     "The settings' epoch now: read it before HTTPCache's settings, hand it to arm_*."},
     {"disarm", disarm, METH_NOARGS, "Forgets what it was armed with."},
     {"disarm_all", disarm_all, METH_NOARGS | METH_STATIC,
      "Every HitPath answers MISS until armed again (HTTPCache's settings changed)."},
@@ -493,8 +541,6 @@ PyType_Spec spec = {"httpcache._httpcache.HitPath", sizeof(hit_path), 0, Py_TPFL
                     slots};
 
 }  // namespace
-
-void hit_paths_disarm_all() { ++epoch; }
 
 void init_hit_path(py::module_& m) {
   PyObject* type = PyType_FromSpec(&spec);
