@@ -17,8 +17,9 @@
 //
 // What a key is armed with is immutable (an `armed`, shared): a call holds its own reference to
 // it, so another thread arming the key again (the copies allocate, which may run other threads)
-// never changes what the call is copying. It refers to its handle weakly: a handle HTTPCache
-// dropped or closed is not kept open by a path armed on it, and answers nothing.
+// never changes what the call is copying. disarm_all() also releases what every path holds, so a
+// handle HTTPCache dropped (init(), close()) is not kept open by a path armed on it; a hit then
+// costs no atomic operation for the handle.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -28,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "cache_object.hpp"
 
@@ -44,7 +46,7 @@ enum class mode { value, response };
 // One key's armed value or response. Holds a reference to each object; released with the GIL
 // held (every owner lives in a Python object or a call).
 struct armed {
-  std::weak_ptr<httpcache_cache> cache;  // not kept alive here: a dropped or closed handle answers MISS
+  cache_ptr cache;  // released by disarm_all(): see the file's comment
   std::string key;
   std::uint64_t version = 0;
   std::uint64_t epoch = 0;
@@ -100,10 +102,8 @@ PyObject* miss_of(hit_path* self) {
 // Whether the store still holds the armed version (a hit, counted); anything else is not counted:
 // the normal path that follows reads and counts it.
 bool unchanged(const armed& s) {
-  const cache_ptr cache = s.cache.lock();
   std::uint64_t version = 0;
-  return cache &&
-         httpcache_cache_peek_version(nullptr, nullptr, &version, cache.get(), s.key.data(), s.key.size(),
+  return httpcache_cache_peek_version(nullptr, nullptr, &version, s.cache.get(), s.key.data(), s.key.size(),
                                       s.version) == HTTPCACHE_OK &&
          version == s.version;
 }
@@ -425,8 +425,25 @@ PyObject* armed_keys(PyObject* obj, void*) {
 
 PyObject* epoch_now(PyObject*, PyObject*) { return PyLong_FromUnsignedLongLong(epoch.load(std::memory_order_relaxed)); }
 
+// Every live HitPath (added when made, removed when freed; the GIL guards it), so that
+// disarm_all() can release what they hold.
+std::vector<hit_path*>& every_path() {
+  static auto* paths = new std::vector<hit_path*>();  // never destroyed: paths may outlive statics
+  return *paths;
+}
+
 PyObject* disarm_all(PyObject*, PyObject*) {
   ++epoch;
+  // Moved out first, released after: a release may run Python code, which may make or free paths.
+  std::vector<armed_ptr> released;
+  for (hit_path* p : every_path()) {
+    armed_table& t = *p->table;
+    if (t.one) released.push_back(std::move(t.one));
+    for (auto& [key, k] : t.by_key) released.push_back(std::move(k.armed));
+    t.by_key.clear();
+    t.order.clear();
+  }
+  released.clear();
   Py_RETURN_NONE;
 }
 
@@ -453,6 +470,14 @@ PyObject* make(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     return PyErr_NoMemory();
   }
   self->table->max_keys = static_cast<std::size_t>(max_keys);
+  try {
+    every_path().push_back(self);
+  } catch (const std::bad_alloc&) {
+    delete self->table;
+    self->table = nullptr;
+    Py_DECREF(self);
+    return PyErr_NoMemory();
+  }
   Py_INCREF(miss);
   self->miss = miss;
   Py_INCREF(learning);
@@ -497,6 +522,8 @@ int clear(PyObject* obj) {
 void dealloc(PyObject* obj) {
   PyTypeObject* type = Py_TYPE(obj);
   PyObject_GC_UnTrack(obj);
+  auto& paths = every_path();
+  paths.erase(std::remove(paths.begin(), paths.end(), reinterpret_cast<hit_path*>(obj)), paths.end());
   clear(obj);
   Py_CLEAR(reinterpret_cast<hit_path*>(obj)->miss);
   Py_CLEAR(reinterpret_cast<hit_path*>(obj)->learning);
