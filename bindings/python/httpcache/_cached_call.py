@@ -38,7 +38,7 @@ from ._invalidation import invalidate_async, invalidate_sync
 from ._asyncio import Flight
 from ._early_hits import early_verdict, learning, note_response
 from ._headers import (
-    cache_headers, ensure_etag, hit_headers_until, is_conditional, not_modified, not_modified_response, request_flags,
+    cache_headers, ensure_etag, hit_headers_good_for, is_conditional, not_modified, not_modified_response, request_flags,
     set_cache_headers,
 )
 from ._injected import Injected, without_params
@@ -252,7 +252,7 @@ class CachedCall:
         fields, headers = template_parts(template)
         now = time.time()  # before cache_headers reads it: the headers change at the next whole second
         headers += cache_headers(ttl_s, self.per_user, True, template.handler_cache_control, template.stored_at)
-        good_for = hit_headers_until(now, template.stored_at, ttl_s) - now
+        good_for = hit_headers_good_for(now, template.stored_at, ttl_s)
         self.fast.arm_response(
             epoch, handle.cache, key, version, type(template), fields, headers, good_for, self.request_param,
             self.response_param, honor, self.endpoint if self.learnable() else None, self.namespace,

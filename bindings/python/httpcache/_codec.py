@@ -217,18 +217,17 @@ def _copy_response(template: Any) -> Any:
     """A new response object with the template's state and its own header list (what FastAPI and
     our headers change)."""
     copy = object.__new__(type(template))
-    fields = dict(template.__dict__)
-    fields.pop("_headers", None)  # a MutableHeaders view of the template's own list
-    fields["raw_headers"] = list(template.raw_headers)
+    fields, headers = template_parts(template)
+    fields["raw_headers"] = headers
     copy.__dict__.update(fields)
     return copy
 
 
 def template_parts(template: Any) -> tuple[dict, list]:
-    """A memoized response's attributes but its headers, and its raw header list (copied): what
-    a HitPath is armed with."""
+    """A memoized response's attributes but its headers, and its raw header list (copied): what a
+    copy of it is made of (_copy_response), and what a HitPath is armed with."""
     fields = dict(template.__dict__)
-    fields.pop("_headers", None)
+    fields.pop("_headers", None)  # a MutableHeaders view of the template's own list
     return fields, list(fields.pop("raw_headers"))
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from . import _httpcache
 from ._codec import MISS, ResponseMemo, template_parts
-from ._headers import cache_headers, hit_headers_until, is_conditional, kept_for_304, not_modified
+from ._headers import cache_headers, hit_headers_good_for, is_conditional, kept_for_304, not_modified
 
 _OK = _httpcache.OK
 _ENOTFOUND = _httpcache.ENOTFOUND
@@ -200,7 +200,7 @@ def _arm(
     """Arms learned.fast with the memo's template of `version` and the hit's headers (computed at
     `now`), good until Age or max-age would change; not if the settings changed since `epoch`."""
     fields, headers = template_parts(response)
-    good_for = hit_headers_until(now, response.stored_at, ttl_s) - now
+    good_for = hit_headers_good_for(now, response.stored_at, ttl_s)
     learned.fast.arm_response(
         epoch, handle.cache, learned.key, version, type(response), fields, headers + added, good_for, None, None,
         False, None, None,

@@ -60,12 +60,12 @@ def cache_headers(
     return [(b"cache-hit", b"true"), (b"cache-control", control), (b"age", b"%d" % int(age)), expires]
 
 
-def hit_headers_until(now: float, stored_at: float, seconds: float) -> float:
-    """When the headers cache_headers() gave a hit at `now` change: Age (or, without a stored-at
-    time, max-age) is whole seconds, and the rest stays for the entry's life."""
+def hit_headers_good_for(now: float, stored_at: float, seconds: float) -> float:
+    """How long (s) the headers cache_headers() gave a hit at `now` stay as they are: Age (or,
+    without a stored-at time, max-age) is whole seconds, and the rest stays for the entry's life."""
     if stored_at and now > stored_at:
-        return now + 1 - (now - stored_at) % 1
-    return now + (seconds % 1 or 1)
+        return 1 - (now - stored_at) % 1
+    return seconds % 1 or 1
 
 
 _CONDITIONS = (b"if-none-match", b"if-modified-since")
