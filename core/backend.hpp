@@ -30,6 +30,15 @@ struct lookup_result {
   bool unchanged = false;
 };
 
+// A held value's answer to a peek that knows version `known`: its version, and either
+// `unchanged` or a copy of the value.
+inline void answer_held(lookup_result& r, std::string_view value, std::uint64_t version, std::uint64_t known) {
+  r.found = true;
+  r.version = version;
+  r.unchanged = known != 0 && known == version;
+  if (!r.unchanged) r.value.assign(value);
+}
+
 // A new value's version: unique in the process (every store and handle draw from one counter),
 // never 0.
 inline std::uint64_t value_version() noexcept {

@@ -168,8 +168,7 @@ std::optional<lookup_result> cache::peek(std::string_view key, std::uint64_t kno
   // A hit is made of this lookup and the caller's copy: the full key is built in a buffer of the
   // thread's rather than a new string each time.
   std::string& full = thread_state<peek_key_tag, std::string>();
-  validate_key(key);
-  full.assign(ns_).append(1, ':').append(key);
+  httpcache::full_key(full, ns_, key);
   std::optional<lookup_result> r = backend_->peek(full, known);
   if (!r || !r->found || (only_unchanged && !r->unchanged)) return std::nullopt;
   // An unchanged value passed these checks when its version was answered.

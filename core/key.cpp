@@ -139,11 +139,15 @@ std::string format_key(std::string_view tmpl, const std::vector<std::string_view
 
 void append_key_value(std::string& out, std::string_view value) { append_encoded(out, value); }
 
-std::string full_key(std::string_view ns, std::string_view key) {
+void full_key(std::string& out, std::string_view ns, std::string_view key) {
   validate_key(key);
-  std::string out;
   out.reserve(ns.size() + 1 + key.size());
-  out.append(ns).append(1, ':').append(key);
+  out.assign(ns).append(1, ':').append(key);
+}
+
+std::string full_key(std::string_view ns, std::string_view key) {
+  std::string out;
+  full_key(out, ns, key);
   return out;
 }
 

@@ -29,7 +29,9 @@ std::string format_key(std::string_view tmpl, const std::vector<std::string_view
 // Appends value percent-encoded as format_key encodes a field (outside [A-Za-z0-9_-]).
 void append_key_value(std::string& out, std::string_view value);
 
-// `ns:key`, after validating key.
+// `ns:key`, after validating key; the second form writes it into `out` (a buffer reused by a
+// hot path).
 std::string full_key(std::string_view ns, std::string_view key);
+void full_key(std::string& out, std::string_view ns, std::string_view key);
 
 }  // namespace httpcache

@@ -93,10 +93,7 @@ lookup_result memory_backend::get_locked(std::string_view key, clock::time_point
     return result;
   }
   lru_.splice(lru_.begin(), lru_, it);
-  result.found = true;
-  result.version = it->version;
-  result.unchanged = known != 0 && known == it->version;
-  if (!result.unchanged) result.value = it->value;
+  answer_held(result, it->value, it->version, known);
   result.ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(it->expires - now).count();
   if (result.ttl_ms < 1) result.ttl_ms = 1;
   return result;

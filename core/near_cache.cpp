@@ -24,10 +24,7 @@ std::optional<lookup_result> near_store::find(std::string_view key, std::uint64_
   }
   lru_.splice(lru_.begin(), lru_, it);
   lookup_result r;
-  r.found = true;
-  r.version = it->version;
-  r.unchanged = known != 0 && known == it->version;
-  if (!r.unchanged) r.value = it->value;
+  answer_held(r, it->value, it->version, known);
   r.ttl_ms = it->store_deadline_ms ? std::max<std::int64_t>(1, it->store_deadline_ms - now_ms) : 0;
   return r;
 }
