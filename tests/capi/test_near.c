@@ -375,6 +375,8 @@ static void expect_versions(httpcache_cache *c, httpcache_cache *writer, int nea
     assert_int_equal(httpcache_cache_peek_version(NULL, NULL, &again, c, "pv", 2, first + 1000), HTTPCACHE_ENOTFOUND);
     assert_int_equal(stats_of(c).hits, hits + 1);
     assert_int_equal(httpcache_cache_peek_version(NULL, NULL, &again, c, "pv", 2, 0), HTTPCACHE_EINVALID);
+    assert_int_equal(httpcache_cache_peek_version(&v, NULL, &again, NULL, "pv", 2, 0), HTTPCACHE_EINVALID);
+    assert_int_equal(httpcache_cache_peek_version(&v, NULL, &again, c, NULL, 2, 0), HTTPCACHE_EINVALID);
   }
   /* the same bytes stored again: a new version */
   assert_int_equal(httpcache_cache_set(NULL, writer, "pv", 2, "same", 4, &one_minute), HTTPCACHE_OK);

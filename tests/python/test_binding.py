@@ -256,3 +256,25 @@ def test_cache_options_are_checked(namespace):
     # Every option takes 0 (the default) and its maximum.
     h.Cache("memory://", namespace, **{name: 0 for name in names}).close()
     h.Cache("memory://", namespace, **{name: maximum for name, _, maximum in h.OPTIONS}).close()
+
+
+def test_hit_path_refuses_bad_input(raw_cache):
+    from httpcache._codec import MISS
+
+    with pytest.raises(TypeError):
+        h.HitPath(MISS, "not a ContextVar")
+    for bad in (0, -1, 4097):
+        with pytest.raises(ValueError):
+            h.HitPath(MISS, max_keys=bad)
+    path = h.HitPath(MISS, max_keys=4)
+    epoch = h.HitPath.epoch()
+    with pytest.raises(ValueError):  # version 0 names no value
+        path.arm_value(epoch, raw_cache, b"k", 0, {}, None, None, False)
+    with pytest.raises(TypeError):  # not a Cache
+        path.arm_value(epoch, object(), b"k", 1, {}, None, None, False)
+    with pytest.raises(TypeError):  # a str key
+        path.arm_value(epoch, raw_cache, "k", 1, {}, None, None, False)
+    for args in [("k", {}), (b"k",), (b"k", {}, 1)]:
+        with pytest.raises(TypeError):
+            path.hit_key(*args)
+    assert path.hit_key(b"k", {}) is MISS and path.hit({}) is MISS and path.armed == 0
