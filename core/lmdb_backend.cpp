@@ -19,7 +19,7 @@
 #include "lmdb_record.hpp"
 #include "lmdb_files.hpp"
 #include "thread_state.hpp"
-#include "redis/fork.hpp"
+#include "fork.hpp"
 #include "tags.hpp"
 
 namespace httpcache {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "error.hpp"
+#include "fork.hpp"
 
 namespace httpcache::lmdb_record {
 
@@ -36,6 +37,7 @@ void store_key_into(std::string_view key, std::string& out) {
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
+  detail::fork_fence fence;  // OpenSSL locks its method store: fork() must not cut in
   if (EVP_Digest(key.data(), key.size(), digest, &length, EVP_sha256(), nullptr) != 1)
     throw error(errc::no_memory, "SHA-256 of a long key failed");
   out.push_back('h');

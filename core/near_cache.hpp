@@ -30,7 +30,7 @@
 
 #include "backend.hpp"
 #include "clock.hpp"
-#include "redis/fork.hpp"
+#include "fork.hpp"
 #include "stats.hpp"
 
 namespace httpcache {

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "error.hpp"
+#include "fork.hpp"
 
 namespace httpcache {
 
@@ -121,6 +122,7 @@ std::string encode_record_v2(int status, std::string_view media_type, const head
 std::string strong_etag(std::string_view body) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
+  detail::fork_fence fence;  // OpenSSL locks its method store: fork() must not cut in
   if (EVP_Digest(body.data(), body.size(), digest, &n, EVP_sha256(), nullptr) != 1 || n < 16)
     throw error(errc::no_memory, "SHA-256 failed");
   std::string out = "\"";

@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "error.hpp"
+#include "fork.hpp"
 
 namespace httpcache {
 
@@ -36,6 +37,7 @@ void prepare_icu() {
 
 const std::string& tzdata_version() {
   static const std::string version = [] {
+    detail::fork_fence fence;
     prepare_icu();
     UErrorCode status = U_ZERO_ERROR;
     const char* v = icu::TimeZone::getTZDataVersion(status);
@@ -54,7 +56,9 @@ time_zone time_zone::load(std::string_view id) {
   if (id.size() > 128) throw error(errc::invalid, "time zone name is too long");
   // Zones are immutable and few, so each is loaded once per process: httpcache_ttl_compute(),
   // which takes a zone name per call, then costs a map lookup instead of an ICU zone load. The
-  // lock also keeps ICU's lazy zone loading on one thread at a time.
+  // lock also keeps ICU's lazy zone loading on one thread at a time. It is taken inside the fence
+  // only, so no thread holds it while it waits for a fork.
+  detail::fork_fence fence;
   prepare_icu();
   static std::mutex cache_mutex;
   static std::map<std::string, std::shared_ptr<const impl>, std::less<>> cache;
@@ -154,9 +158,12 @@ std::int64_t ttl_seconds(const ttl_policy& policy, const time_zone& tz, std::int
   switch (policy.kind) {
     case ttl_kind::seconds:
       return policy.seconds;
-    case ttl_kind::end_of_day:
+    case ttl_kind::end_of_day: {
+      detail::fork_fence fence;  // ICU's calendars read its locale data under its own locks
       return seconds_until(next_day_start_ms(*tz.get().zone, now_ms, 1, 1), now_ms);
+    }
     case ttl_kind::end_of_week: {
+      detail::fork_fence fence;
       const auto& zone = *tz.get().zone;
       return seconds_until(next_day_start_ms(zone, now_ms, days_until_next_monday(zone, now_ms), 7), now_ms);
     }

@@ -7,7 +7,7 @@
 
 #include <mutex>
 
-#include "fork.hpp"
+#include "../fork.hpp"
 #include "pool.hpp"
 #include "sentinel.hpp"
 #include "session.hpp"

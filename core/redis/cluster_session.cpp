@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "../clock.hpp"
-#include "fork.hpp"
+#include "../fork.hpp"
 #include "session.hpp"
 #include "socket.hpp"
 

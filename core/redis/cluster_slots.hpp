@@ -22,7 +22,7 @@
 
 #include "../backend.hpp"
 #include "../url.hpp"
-#include "fork.hpp"
+#include "../fork.hpp"
 #include "pool.hpp"
 
 namespace httpcache {

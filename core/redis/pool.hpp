@@ -14,7 +14,7 @@
 #include "../url.hpp"
 #include "commands.hpp"
 #include "connection.hpp"
-#include "fork.hpp"
+#include "../fork.hpp"
 
 namespace httpcache::detail {
 

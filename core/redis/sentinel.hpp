@@ -19,7 +19,7 @@
 #include "../backend.hpp"
 #include "../url.hpp"
 #include "connection.hpp"
-#include "fork.hpp"
+#include "../fork.hpp"
 
 namespace httpcache::detail {
 

@@ -24,7 +24,7 @@
 #include "../clock.hpp"
 #include "../tags.hpp"
 #include "commands.hpp"
-#include "fork.hpp"
+#include "../fork.hpp"
 
 namespace httpcache {
 

@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "../error.hpp"
+#include "../fork.hpp"
 
 namespace httpcache::detail {
 
@@ -108,6 +109,7 @@ void load_system_roots(SSL_CTX* ctx) {
 }  // namespace
 
 tls_client::tls_client(const tls_settings& settings) : settings_(settings) {
+  fork_fence fence;
   ERR_clear_error();
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (!ctx_) throw std::bad_alloc();
@@ -149,9 +151,13 @@ tls_client::tls_client(const tls_settings& settings) : settings_(settings) {
   }
 }
 
-tls_client::~tls_client() { SSL_CTX_free(ctx_); }
+tls_client::~tls_client() {
+  fork_fence fence;
+  SSL_CTX_free(ctx_);
+}
 
 std::unique_ptr<tls_stream> tls_client::open(net::socket_t s, const std::string& host) const {
+  fork_fence fence;
   ERR_clear_error();
   SSL* ssl = SSL_new(ctx_);
   if (!ssl) throw std::bad_alloc();
@@ -175,6 +181,7 @@ std::unique_ptr<tls_stream> tls_client::open(net::socket_t s, const std::string&
 }
 
 tls_stream::~tls_stream() {
+  fork_fence fence;
   BIO* bio = SSL_get_rbio(ssl_);
   delete static_cast<socket_link*>(bio ? BIO_get_data(bio) : nullptr);
   SSL_free(ssl_);  // no SSL_shutdown: nothing is written on teardown (fork safety)
@@ -218,6 +225,7 @@ tls_io tls_stream::result(int rc, const char* what, bool handshaking) {
 }
 
 tls_io tls_stream::handshake() {
+  fork_fence fence;
   ERR_clear_error();
   tls_io io = result(SSL_connect(ssl_), "TLS handshake failed", true);
   if (!io.failed && io.wants == 0 && io.bytes == 0) {
@@ -228,17 +236,22 @@ tls_io tls_stream::handshake() {
 }
 
 tls_io tls_stream::write(const char* data, std::size_t len) {
+  fork_fence fence;
   ERR_clear_error();
   const int n = len > 1u << 30 ? 1 << 30 : static_cast<int>(len);
   return result(SSL_write(ssl_, data, n), "TLS write failed", false);
 }
 
 tls_io tls_stream::read(char* data, std::size_t len) {
+  fork_fence fence;
   ERR_clear_error();
   const int n = len > 1u << 30 ? 1 << 30 : static_cast<int>(len);
   return result(SSL_read(ssl_, data, n), "TLS read failed", false);
 }
 
-bool tls_stream::has_buffered() const { return SSL_has_pending(ssl_) == 1; }
+bool tls_stream::has_buffered() const {
+  fork_fence fence;
+  return SSL_has_pending(ssl_) == 1;
+}
 
 }  // namespace httpcache::detail

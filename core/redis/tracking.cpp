@@ -10,7 +10,7 @@
 
 #include "../clock.hpp"
 #include "commands.hpp"
-#include "fork.hpp"
+#include "../fork.hpp"
 
 namespace httpcache::detail {
 

@@ -39,6 +39,8 @@ const char *__tsan_default_options(void) { return "die_after_fork=0"; }
 #define PARENT_THREADS 2
 #define WARM_THREADS 6
 #define CHILD_DEADLINE_MS 90000
+#define LOCK_ROUNDS 50
+#define LOCK_FORKS_PER_ROUND 4
 
 typedef struct {
   long calls, wrong, missing, failed;
@@ -201,6 +203,65 @@ static void *parent_worker(void *arg) {
     if (FORK_PAUSES_THREADS) pthread_rwlock_rdlock(&fork_gate);
     put(w->cache, key, &w->c);
     check_get(w->cache, key, &w->c);
+    if (FORK_PAUSES_THREADS) pthread_rwlock_unlock(&fork_gate);
+  }
+  return NULL;
+}
+
+/* Opens a handle of its own, uses it once and frees it, again and again: over TLS each round makes
+ * a TLS context and a handshake, so the forks come while a thread is inside OpenSSL, whose own
+ * locks a child must not inherit held (the near tier's, the cluster's and Sentinel's threads are
+ * in it the same way when they connect). */
+typedef struct {
+  const char *url, *ns;
+  const httpcache_options *opts;
+  volatile int *stop;
+  counts c;
+} churner;
+
+static void *churn_worker(void *arg) {
+  churner *w = arg;
+  char key[64];
+  __atomic_add_fetch(&workers_running, 1, __ATOMIC_RELEASE);
+  for (unsigned n = 0; !*w->stop; ++n) {
+    httpcache_cache *cache = NULL;
+    snprintf(key, sizeof key, "churn-%u", n % 500);
+    if (FORK_PAUSES_THREADS) pthread_rwlock_rdlock(&fork_gate);
+    if (httpcache_cache_open(&cache, w->url, w->ns, NULL, w->opts) != HTTPCACHE_OK) {
+      ++w->c.failed;
+    } else {
+      put(cache, key, &w->c);
+      check_get(cache, key, &w->c);
+      httpcache_cache_free(cache);
+    }
+    if (FORK_PAUSES_THREADS) pthread_rwlock_unlock(&fork_gate);
+  }
+  return NULL;
+}
+
+/* Computes end-of-day and end-of-week TTLs in zone after zone: ICU takes its own locks for its
+ * zone and calendar data, which a child computing a TTL must not inherit held. */
+static const char *const zones[] = {"Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Sydney",
+                                    "Africa/Cairo", "America/Sao_Paulo", "Asia/Kolkata", "Pacific/Auckland"};
+
+/* One TTL of each calendar kind in zones[n % 8]: 1 if either fails. */
+static int compute_ttls(unsigned n) {
+  static const httpcache_ttl_policy day = {HTTPCACHE_TTL_END_OF_DAY, 0, NULL, NULL};
+  static const httpcache_ttl_policy week = {HTTPCACHE_TTL_END_OF_WEEK, 0, NULL, NULL};
+  int64_t secs = 0;
+  const char *zone = zones[n % (sizeof zones / sizeof zones[0])];
+  const int64_t now = test_now_ms();
+  return httpcache_ttl_compute(&secs, &day, zone, now) != HTTPCACHE_OK || secs < 1 ||
+         httpcache_ttl_compute(&secs, &week, zone, now) != HTTPCACHE_OK || secs < 1;
+}
+
+static void *zone_worker(void *arg) {
+  worker *w = arg;
+  __atomic_add_fetch(&workers_running, 1, __ATOMIC_RELEASE);
+  for (unsigned n = 0; !*w->stop; ++n) {
+    if (FORK_PAUSES_THREADS) pthread_rwlock_rdlock(&fork_gate);
+    ++w->c.calls;
+    w->c.failed += compute_ttls(n);
     if (FORK_PAUSES_THREADS) pthread_rwlock_unlock(&fork_gate);
   }
   return NULL;
@@ -403,9 +464,10 @@ static void test_fork_cluster(void **state) {
   run_fork_test(test_cluster_url(), "cluster");
 }
 
-/* Forks repeatedly while threads hammer the handle: a child must never inherit one of the
- * library's locks held by a thread that does not exist in it. Each child makes a few calls and
- * exits; a deadlocked child is killed at the deadline and counted. */
+/* Forks repeatedly while threads hammer the handle, one opens handles over and over and one
+ * computes calendar TTLs: a child must never inherit a lock (the library's, OpenSSL's or ICU's)
+ * held by a thread that does not exist in it. Each child makes a few calls and exits; a
+ * deadlocked child is killed at the deadline and counted. */
 /* A hung child's stacks, when HTTPCACHE_TEST_GDB is set (gdb must be installed): what it waits on. */
 static void dump_stacks(pid_t pid) {
   char cmd[128];
@@ -423,54 +485,66 @@ static void test_fork_while_threads_hold_locks(void **state) {
   for (int u = 0; u < 2; ++u) {
     httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
     httpcache_cache *cache = NULL;
-    pthread_t threads[PARENT_THREADS];
-    worker workers[PARENT_THREADS];
+    pthread_t threads[PARENT_THREADS], churn_thread, zone_thread;
+    worker workers[PARENT_THREADS], zoner;
+    churner churn;
     volatile int stop = 0;
     long bad = 0;
+    char ns[128];
+    snprintf(ns, sizeof ns, "%s", test_unique_namespace("forklocks"));
     opts.command_timeout_ms = 10000;
     opts.connect_timeout_ms = 10000;
     opts.breaker_failures = 1000000;
-    assert_int_equal(httpcache_cache_open(&cache, urls[u], test_unique_namespace("forklocks"), NULL, &opts),
-                     HTTPCACHE_OK);
+    assert_int_equal(httpcache_cache_open(&cache, urls[u], ns, NULL, &opts), HTTPCACHE_OK);
     __atomic_store_n(&workers_running, 0, __ATOMIC_RELEASE);
     for (int t = 0; t < PARENT_THREADS; ++t) {
       workers[t] = (worker){cache, t, &stop, {0, 0, 0, 0}};
       assert_int_equal(pthread_create(&threads[t], NULL, parent_worker, &workers[t]), 0);
     }
-    wait_for_workers(PARENT_THREADS);
-    for (int round = 0; round < 40; ++round) {
-      int status;
+    churn = (churner){urls[u], ns, &opts, &stop, {0, 0, 0, 0}};
+    assert_int_equal(pthread_create(&churn_thread, NULL, churn_worker, &churn), 0);
+    zoner = (worker){NULL, 0, &stop, {0, 0, 0, 0}};
+    assert_int_equal(pthread_create(&zone_thread, NULL, zone_worker, &zoner), 0);
+    wait_for_workers(PARENT_THREADS + 2);
+    for (int round = 0; round < LOCK_ROUNDS; ++round) {
+      pid_t pids[LOCK_FORKS_PER_ROUND];
       int64_t deadline;
-      pid_t pid;
-      pid = fork_now();
-      assert_true(pid >= 0);
-      if (pid == 0) {
-        counts c = {0, 0, 0, 0};
-        alarm(60);
-        char key[64];
-        for (int n = 0; n < 20; ++n) {
-          snprintf(key, sizeof key, "locks-child-%d-%d", round, n);
-          put(cache, key, &c);
-          check_get(cache, key, &c);
+      for (int k = 0; k < LOCK_FORKS_PER_ROUND; ++k) {
+        pids[k] = fork_now();
+        assert_true(pids[k] >= 0);
+        if (pids[k] == 0) {
+          counts c = {0, 0, 0, 0};
+          char key[64];
+          alarm(60);
+          for (int n = 0; n < 5; ++n) {
+            snprintf(key, sizeof key, "locks-child-%d-%d-%d", round, k, n);
+            put(cache, key, &c);
+            check_get(cache, key, &c);
+            c.failed += compute_ttls((unsigned)(round + n));
+          }
+          httpcache_cache_free(cache);
+          _exit(c.wrong || c.missing || c.failed ? 1 : 0);
         }
-        httpcache_cache_free(cache);
-        _exit(c.wrong || c.missing || c.failed ? 1 : 0);
+        usleep((useconds_t)(rand() % 400)); /* the next fork lands elsewhere in the threads' work */
       }
       deadline = test_now_ms() + 20000;
-      while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (test_now_ms() > deadline) {
-          dump_stacks(pid);
-          kill(pid, SIGKILL);
-          waitpid(pid, &status, 0);
-          status = -1;
-          break;
+      for (int k = 0; k < LOCK_FORKS_PER_ROUND; ++k) {
+        int status;
+        while (waitpid(pids[k], &status, WNOHANG) == 0) {
+          if (test_now_ms() > deadline) {
+            dump_stacks(pids[k]);
+            kill(pids[k], SIGKILL);
+            waitpid(pids[k], &status, 0);
+            status = -1;
+            break;
+          }
+          test_sleep_ms(2);
         }
-        test_sleep_ms(2);
-      }
-      if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        printf("%s round %d: child %s\n", u ? "cluster" : "redis", round,
-               status == -1 ? "hung (killed)" : "failed");
-        ++bad;
+        if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          printf("%s round %d, child %d: %s\n", u ? "cluster" : "redis", round, k,
+                 status == -1 ? "hung (killed)" : "failed");
+          ++bad;
+        }
       }
     }
     stop = 1;
@@ -478,6 +552,11 @@ static void test_fork_while_threads_hold_locks(void **state) {
       pthread_join(threads[t], NULL);
       bad += workers[t].c.wrong + workers[t].c.missing + workers[t].c.failed;
     }
+    pthread_join(churn_thread, NULL);
+    pthread_join(zone_thread, NULL);
+    printf("%s: during the forks, a thread opened %ld handles, another computed %ld TTL pairs\n",
+           u ? "cluster" : "redis", churn.c.calls / 2, zoner.c.calls);
+    bad += churn.c.wrong + churn.c.missing + churn.c.failed + zoner.c.failed;
     httpcache_cache_free(cache);
     assert_int_equal(bad, 0);
   }

@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
 
@@ -100,6 +102,17 @@ def _fork_children(body) -> list[dict]:
     return children
 
 
+def _print_stacks(pid: int) -> None:
+    """Prints every thread's stack of a hung child (with gdb, when the machine has it), so a hang
+    in CI says where it waits."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return
+    out = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
+                         capture_output=True, text=True, timeout=60)
+    print(f"hung child {pid}:\n{out.stdout[-20000:]}")
+
+
 def _collect(children, keep_busy=None) -> list[dict]:
     reports = []
     deadline = time.monotonic() + DEADLINE_S
@@ -116,6 +129,7 @@ def _collect(children, keep_busy=None) -> list[dict]:
                 status[pid] = os.waitstatus_to_exitcode(st)
                 del pending[pid]
             elif time.monotonic() > deadline:
+                _print_stacks(pid)
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 status[pid] = "hung (killed)"

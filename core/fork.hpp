@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Internal to core/redis/: what fork() means for our connections, sessions, locks and threads.
+// Internal to core/: what fork() means for our connections, sessions, stores, locks and threads.
 //
 // A child process inherits copies of every socket, but the same connection on the server: if
 // parent and child both used it, each would read replies meant for the other (other keys' values).
@@ -10,7 +10,9 @@
 // The locks that guard pools and slot maps are taken by a pthread_atfork prepare handler and
 // released on both sides after fork (fork_registration), so a child never inherits one held by a
 // thread that does not exist in it, nor a structure in mid-update. Threads are not inherited:
-// the cluster's refresher is abandoned in the child and started there again when needed.
+// the cluster's refresher is abandoned in the child and started there again when needed. Calls into
+// OpenSSL and ICU, whose own locks no fork handler releases, are fork_fence sections: fork() waits
+// for those under way.
 #pragma once
 
 #include <sys/types.h>
@@ -34,6 +36,23 @@ class fork_participant {
 
  protected:
   ~fork_participant() = default;
+};
+
+// A stretch of code fork() must not cut in two: a call into a library that takes locks of its own
+// while it works and releases none of them for fork (OpenSSL 3: its method store, its random
+// generator, each SSL_CTX; ICU: its zone and locale data). A child forked while a thread was
+// inside would inherit such a lock held by a thread it does not have, and wait on it forever
+// (at its first TLS handshake, say). So fork()'s prepare handler, once every participant's locks
+// are taken, waits until no thread is inside a section, and new sections wait for the fork. A
+// section must be short (non-blocking calls, never a wait on the network) and must take no lock a
+// participant's before_fork() takes; sections may nest in one thread. On Windows, which has no
+// fork(), a section does nothing.
+class fork_fence {
+ public:
+  fork_fence() noexcept;
+  ~fork_fence();
+  fork_fence(const fork_fence&) = delete;
+  fork_fence& operator=(const fork_fence&) = delete;
 };
 
 // Registers a participant for its lifetime. Declare it as the owner's last member: it is then

@@ -21,7 +21,25 @@ std::atomic<pid_t> cached_pid{::getpid()};
 struct registry {
   std::mutex mutex;
   std::vector<fork_participant*> participants;
+#ifndef _WIN32
+  // Readers are fork_fence sections, the writer is fork()'s prepare handler. Writer-preferring,
+  // so a fork is not starved by sections that keep overlapping; a reader never takes it twice
+  // (fence_depth), which that kind of lock would not allow while a writer waits.
+  pthread_rwlock_t fence;
+#endif
 };
+
+#ifndef _WIN32
+thread_local unsigned fence_depth = 0;
+
+void make_fence(pthread_rwlock_t& fence) {
+  pthread_rwlockattr_t kind;
+  pthread_rwlockattr_init(&kind);
+  pthread_rwlockattr_setkind_np(&kind, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&fence, &kind);
+  pthread_rwlockattr_destroy(&kind);
+}
+#endif
 
 void prepare() noexcept;
 void in_parent() noexcept;
@@ -31,6 +49,7 @@ registry& the_registry() {
   static registry* r = [] {
     auto* made = new registry;
 #ifndef _WIN32  // Windows has no fork(): participants are listed, never called
+    make_fence(made->fence);
     pthread_atfork(&prepare, &in_parent, &in_child);
 #endif
     return made;
@@ -39,14 +58,22 @@ registry& the_registry() {
 }
 
 // Holds the registry from prepare to parent/child, so no participant comes or goes meanwhile.
+// The fence is taken last: a thread inside a section takes no participant's lock, while one
+// holding a participant's lock may be about to enter a section.
 void prepare() noexcept {
   registry& r = the_registry();
   r.mutex.lock();
   for (fork_participant* p : r.participants) p->before_fork();
+#ifndef _WIN32
+  pthread_rwlock_wrlock(&r.fence);
+#endif
 }
 
 void in_parent() noexcept {
   registry& r = the_registry();
+#ifndef _WIN32
+  pthread_rwlock_unlock(&r.fence);
+#endif
   for (auto it = r.participants.rbegin(); it != r.participants.rend(); ++it) (*it)->after_fork_parent();
   r.mutex.unlock();
 }
@@ -54,6 +81,11 @@ void in_parent() noexcept {
 void in_child() noexcept {
   cached_pid.store(::getpid(), std::memory_order_relaxed);
   registry& r = the_registry();
+#ifndef _WIN32
+  // A glibc rwlock records its writer's thread id, which the child's one thread does not have:
+  // it is made anew over the held one (never destroyed: destroying a held rwlock is undefined).
+  make_fence(r.fence);
+#endif
   for (auto it = r.participants.rbegin(); it != r.participants.rend(); ++it) (*it)->after_fork_child();
   r.mutex.unlock();
 }
@@ -65,6 +97,19 @@ void in_child() noexcept {
 }  // namespace
 
 pid_t current_pid() noexcept { return cached_pid.load(std::memory_order_relaxed); }
+
+#ifndef _WIN32
+fork_fence::fork_fence() noexcept {
+  if (fence_depth++ == 0) pthread_rwlock_rdlock(&the_registry().fence);
+}
+
+fork_fence::~fork_fence() {
+  if (--fence_depth == 0) pthread_rwlock_unlock(&the_registry().fence);
+}
+#else
+fork_fence::fork_fence() noexcept = default;
+fork_fence::~fork_fence() = default;
+#endif
 
 fork_registration::fork_registration(fork_participant& p) : participant_(p) {
   registry& r = the_registry();
