@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
-// The pid cache and the pthread_atfork handlers of core/redis/ (see fork.hpp). On Windows, which
-// has no fork(), the pid is cached once and the handlers are never installed.
+// The pid cache, the pthread_atfork handlers and the fence of core/ (see fork.hpp). On Windows,
+// which has no fork(), the pid is cached once and the handlers are never installed.
 #include "fork.hpp"
 
 #include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace httpcache::detail {
@@ -21,25 +24,33 @@ std::atomic<pid_t> cached_pid{::getpid()};
 struct registry {
   std::mutex mutex;
   std::vector<fork_participant*> participants;
-#ifndef _WIN32
-  // Readers are fork_fence sections, the writer is fork()'s prepare handler. Writer-preferring,
-  // so a fork is not starved by sections that keep overlapping; a reader never takes it twice
-  // (fence_depth), which that kind of lock would not allow while a writer waits.
-  pthread_rwlock_t fence;
-#endif
 };
 
-#ifndef _WIN32
-thread_local unsigned fence_depth = 0;
+// The fence: sections count themselves in `inside`; fork()'s prepare handler raises `forking`,
+// then waits for `inside` to reach 0. Both sides write, then read the other's word (sequentially
+// consistent), so either a section sees the fork coming and steps back, or the fork sees it and
+// waits. A section that stepped back waits on `gate`, which the forking thread holds until fork()
+// returns on its side. (A glibc rwlock would do the same but records its writer's thread id, which
+// a child's one thread does not have: it could not be released there, only made anew, and
+// ThreadSanitizer cannot follow a lock made anew over a held one.)
+std::atomic<int> inside{0};
+std::atomic<bool> forking{false};
+std::mutex gate;
+thread_local unsigned fence_depth = 0;  // sections nest: only the outermost counts
 
-void make_fence(pthread_rwlock_t& fence) {
-  pthread_rwlockattr_t kind;
-  pthread_rwlockattr_init(&kind);
-  pthread_rwlockattr_setkind_np(&kind, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init(&fence, &kind);
-  pthread_rwlockattr_destroy(&kind);
+void raise_fence() noexcept {
+  gate.lock();
+  forking.store(true);
+  for (int spins = 0; inside.load() != 0; ++spins) {
+    if (spins < 64) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
 }
-#endif
+
+void lower_fence() noexcept {
+  forking.store(false);
+  gate.unlock();
+}
 
 void prepare() noexcept;
 void in_parent() noexcept;
@@ -49,7 +60,6 @@ registry& the_registry() {
   static registry* r = [] {
     auto* made = new registry;
 #ifndef _WIN32  // Windows has no fork(): participants are listed, never called
-    make_fence(made->fence);
     pthread_atfork(&prepare, &in_parent, &in_child);
 #endif
     return made;
@@ -64,16 +74,12 @@ void prepare() noexcept {
   registry& r = the_registry();
   r.mutex.lock();
   for (fork_participant* p : r.participants) p->before_fork();
-#ifndef _WIN32
-  pthread_rwlock_wrlock(&r.fence);
-#endif
+  raise_fence();
 }
 
 void in_parent() noexcept {
   registry& r = the_registry();
-#ifndef _WIN32
-  pthread_rwlock_unlock(&r.fence);
-#endif
+  lower_fence();
   for (auto it = r.participants.rbegin(); it != r.participants.rend(); ++it) (*it)->after_fork_parent();
   r.mutex.unlock();
 }
@@ -81,11 +87,10 @@ void in_parent() noexcept {
 void in_child() noexcept {
   cached_pid.store(::getpid(), std::memory_order_relaxed);
   registry& r = the_registry();
-#ifndef _WIN32
-  // A glibc rwlock records its writer's thread id, which the child's one thread does not have:
-  // it is made anew over the held one (never destroyed: destroying a held rwlock is undefined).
-  make_fence(r.fence);
-#endif
+  // The child's one thread raised the fence and is inside no section; a count a vanished thread
+  // left (raised just before it stepped back) is not the child's.
+  inside.store(0);
+  lower_fence();
   for (auto it = r.participants.rbegin(); it != r.participants.rend(); ++it) (*it)->after_fork_child();
   r.mutex.unlock();
 }
@@ -98,18 +103,19 @@ void in_child() noexcept {
 
 pid_t current_pid() noexcept { return cached_pid.load(std::memory_order_relaxed); }
 
-#ifndef _WIN32
 fork_fence::fork_fence() noexcept {
-  if (fence_depth++ == 0) pthread_rwlock_rdlock(&the_registry().fence);
+  if (fence_depth++ != 0) return;
+  for (;;) {
+    inside.fetch_add(1);
+    if (!forking.load()) return;
+    inside.fetch_sub(1);  // a fork is coming: let it go first
+    std::lock_guard<std::mutex> wait_for_it(gate);
+  }
 }
 
 fork_fence::~fork_fence() {
-  if (--fence_depth == 0) pthread_rwlock_unlock(&the_registry().fence);
+  if (--fence_depth == 0) inside.fetch_sub(1);
 }
-#else
-fork_fence::fork_fence() noexcept = default;
-fork_fence::~fork_fence() = default;
-#endif
 
 fork_registration::fork_registration(fork_participant& p) : participant_(p) {
   registry& r = the_registry();

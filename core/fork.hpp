@@ -45,8 +45,8 @@ class fork_participant {
 // (at its first TLS handshake, say). So fork()'s prepare handler, once every participant's locks
 // are taken, waits until no thread is inside a section, and new sections wait for the fork. A
 // section must be short (non-blocking calls, never a wait on the network) and must take no lock a
-// participant's before_fork() takes; sections may nest in one thread. On Windows, which has no
-// fork(), a section does nothing.
+// participant's before_fork() takes; sections may nest in one thread. A section costs two atomic
+// operations (on Windows, which has no fork(), they guard nothing).
 class fork_fence {
  public:
   fork_fence() noexcept;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The embedded store: a mutex-guarded LRU with per-entry expiry, bounded by entries and bytes.
+// Its mutex is held across fork() (fork.hpp), so a child copies it whole and unlocked.
 #pragma once
 
 #include <chrono>
@@ -8,10 +9,11 @@
 #include <unordered_map>
 
 #include "backend.hpp"
+#include "fork.hpp"
 
 namespace httpcache {
 
-class memory_backend final : public backend {
+class memory_backend final : public backend, private detail::fork_participant {
  public:
   memory_backend(std::uint64_t max_entries, std::uint64_t max_bytes);
 
@@ -52,6 +54,10 @@ class memory_backend final : public backend {
   // Views into the list nodes' keys: list nodes never move, so the views stay valid.
   std::unordered_map<std::string_view, lru_list::iterator> index_;
   std::uint64_t bytes_ = 0;
+  void before_fork() noexcept override { mutex_.lock(); }
+  void after_fork_parent() noexcept override { mutex_.unlock(); }
+  void after_fork_child() noexcept override { mutex_.unlock(); }
+  detail::fork_registration registered_{*this};  // last
 };
 
 }  // namespace httpcache

@@ -22,6 +22,23 @@ std::shared_ptr<single_flight::call> single_flight::replace(const std::string& k
   return c;
 }
 
+void single_flight::before_fork() noexcept { mutex_.lock(); }
+
+void single_flight::after_fork_parent() noexcept { mutex_.unlock(); }
+
+// A call's condition variable may count a waiter that does not exist in the child, and destroying
+// it would wait for that waiter forever (glibc). So every call the child inherits is kept alive (a
+// reference leaked on purpose: a few bytes per flight under way, once per fork), and those led by
+// threads the child does not have leave the map.
+void single_flight::after_fork_child() noexcept {
+  const auto here = std::this_thread::get_id();  // the forking thread's, in the child as well
+  for (auto it = calls_.begin(); it != calls_.end();) {
+    const bool kept_alive = new (std::nothrow) std::shared_ptr<call>(it->second) != nullptr;
+    it = !kept_alive || it->second->leader == here ? std::next(it) : calls_.erase(it);
+  }
+  mutex_.unlock();
+}
+
 void single_flight::publish(const std::shared_ptr<call>& c, observation seen) {
   {
     std::lock_guard<std::mutex> lock(c->mutex);

@@ -8,6 +8,9 @@
 // (its own lease's placeholder, another holder's placeholder, or a value) and the invalidation
 // generation of its key; cache.cpp lets a caller join only a flight its own observation matches,
 // so a caller arriving after an invalidation never joins a computation that began before it.
+//
+// fork(): the map's mutex is held across it (fork.hpp), and a child forgets the flights led by
+// threads it does not have (their followers would each wait out their bound for nothing).
 #pragma once
 
 #include <atomic>
@@ -18,11 +21,14 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
+
+#include "fork.hpp"
 
 namespace httpcache {
 
-class single_flight {
+class single_flight : private detail::fork_participant {
  public:
   struct shared_result {
     std::string value;
@@ -82,13 +88,19 @@ class single_flight {
   static outcome wait(const std::shared_ptr<call>& c, std::chrono::milliseconds wait);
 
  private:
+  void before_fork() noexcept override;
+  void after_fork_parent() noexcept override;
+  void after_fork_child() noexcept override;
+
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<call>> calls_;
   std::atomic<std::uint64_t> finished_{0};
+  detail::fork_registration registered_{*this};  // last
 };
 
 class single_flight::call {
  public:
+  const std::thread::id leader = std::this_thread::get_id();  // made by its leader
   std::mutex mutex;
   std::condition_variable cv;
   bool published = false;

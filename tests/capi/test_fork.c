@@ -138,6 +138,31 @@ static void async_round(httpcache_async *ctx, test_loop *l, const char *key, cou
   if (!get.done) ++c->failed;
 }
 
+static int compute_slowly(httpcache_buf *value, uint32_t *flags, void *payload) {
+  char v[256];
+  size_t len = value_of(v, sizeof v, payload);
+  (void)flags;
+  usleep(300); /* long enough that the other threads join the flight and wait on it */
+  return httpcache_buf_set(value, v, len);
+}
+
+/* One get_or_compute of this millisecond's key: threads calling at once share one computation (a
+ * flight, its followers waiting on it), which a fork may cut through. */
+static void flight(httpcache_cache *cache, counts *c) {
+  static const httpcache_ttl_policy ttl = {HTTPCACHE_TTL_SECONDS, 120, NULL, NULL};
+  char key[64], expected[256];
+  httpcache_buf got = HTTPCACHE_BUF_INIT;
+  size_t len;
+  int rc;
+  snprintf(key, sizeof key, "flight-%lld", (long long)test_now_ms());
+  len = value_of(expected, sizeof expected, key);
+  rc = httpcache_cache_get_or_compute(&got, NULL, NULL, cache, key, strlen(key), &ttl, compute_slowly, key);
+  ++c->calls;
+  if (rc != HTTPCACHE_OK) ++c->failed;
+  else if (got.size != len || memcmp(got.ptr, expected, len) != 0) ++c->wrong;
+  httpcache_buf_dispose(&got);
+}
+
 /* ---- the parent's threads, working on their own keys while it forks ---- */
 
 typedef struct {
@@ -203,6 +228,7 @@ static void *parent_worker(void *arg) {
     if (FORK_PAUSES_THREADS) pthread_rwlock_rdlock(&fork_gate);
     put(w->cache, key, &w->c);
     check_get(w->cache, key, &w->c);
+    flight(w->cache, &w->c);
     if (FORK_PAUSES_THREADS) pthread_rwlock_unlock(&fork_gate);
   }
   return NULL;
@@ -464,10 +490,6 @@ static void test_fork_cluster(void **state) {
   run_fork_test(test_cluster_url(), "cluster");
 }
 
-/* Forks repeatedly while threads hammer the handle, one opens handles over and over and one
- * computes calendar TTLs: a child must never inherit a lock (the library's, OpenSSL's or ICU's)
- * held by a thread that does not exist in it. Each child makes a few calls and exits; a
- * deadlocked child is killed at the deadline and counted. */
 /* A hung child's stacks, when HTTPCACHE_TEST_GDB is set (gdb must be installed): what it waits on. */
 static void dump_stacks(pid_t pid) {
   char cmd[128];
@@ -477,12 +499,20 @@ static void dump_stacks(pid_t pid) {
   if (system(cmd) != 0) printf("gdb failed\n");
 }
 
+/* Forks repeatedly while threads hammer the handle (stores, lookups, shared computations with
+ * followers waiting on them), one opens handles over and over and one computes calendar TTLs, on
+ * Redis, the cluster and memory://: a child must never inherit a lock (the library's, OpenSSL's
+ * or ICU's) held by a thread that does not exist in it, nor wait for a computation such a thread
+ * led. Each child makes a few calls of each kind, frees the handle and exits; a deadlocked child
+ * is killed at the deadline and counted. */
 static void test_fork_while_threads_hold_locks(void **state) {
-  const char *urls[2];
+  const char *urls[3];
+  const char *names[3] = {"redis", "cluster", "memory"};
   (void)state;
   urls[0] = test_redis_url();
   urls[1] = test_cluster_url();
-  for (int u = 0; u < 2; ++u) {
+  urls[2] = "memory://";
+  for (int u = 0; u < 3; ++u) {
     httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
     httpcache_cache *cache = NULL;
     pthread_t threads[PARENT_THREADS], churn_thread, zone_thread;
@@ -521,6 +551,7 @@ static void test_fork_while_threads_hold_locks(void **state) {
             put(cache, key, &c);
             check_get(cache, key, &c);
             c.failed += compute_ttls((unsigned)(round + n));
+            flight(cache, &c);
           }
           httpcache_cache_free(cache);
           _exit(c.wrong || c.missing || c.failed ? 1 : 0);
@@ -541,7 +572,7 @@ static void test_fork_while_threads_hold_locks(void **state) {
           test_sleep_ms(2);
         }
         if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-          printf("%s round %d, child %d: %s\n", u ? "cluster" : "redis", round, k,
+          printf("%s round %d, child %d: %s\n", names[u], round, k,
                  status == -1 ? "hung (killed)" : "failed");
           ++bad;
         }
@@ -555,7 +586,7 @@ static void test_fork_while_threads_hold_locks(void **state) {
     pthread_join(churn_thread, NULL);
     pthread_join(zone_thread, NULL);
     printf("%s: during the forks, a thread opened %ld handles, another computed %ld TTL pairs\n",
-           u ? "cluster" : "redis", churn.c.calls / 2, zoner.c.calls);
+           names[u], churn.c.calls / 2, zoner.c.calls);
     bad += churn.c.wrong + churn.c.missing + churn.c.failed + zoner.c.failed;
     httpcache_cache_free(cache);
     assert_int_equal(bad, 0);
