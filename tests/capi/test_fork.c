@@ -165,12 +165,17 @@ static void flight(httpcache_cache *cache, counts *c) {
 
 /* ---- the parent's threads, working on their own keys while it forks ---- */
 
-typedef struct {
+/* A thread of the parent: round after round of one kind of work, until *stop. */
+typedef struct worker worker;
+struct worker {
   httpcache_cache *cache;
   int id;
   volatile int *stop;
   counts c;
-} worker;
+  void (*round)(worker *w, unsigned n);
+  const char *url, *ns; /* churn_round's: the handles it opens */
+  const httpcache_options *opts;
+};
 
 /* GCC 12's libasan (Debian 12's) does not hold its allocator's locks across fork(): LLVM's ASan
  * runtime added that pthread_atfork handler in version 18 (llvm-project PR 75290). A child forked
@@ -209,7 +214,7 @@ static pid_t fork_now(void) {
   return pid;
 }
 
-/* Workers that have entered parent_worker. A thread still starting (inside pthread_create's
+/* Workers that have entered run_worker. A thread still starting (inside pthread_create's
  * setup, which under ASan allocates and takes the sanitizer's thread registry lock) is not at the
  * gate yet: under ASan the tests fork only once every worker runs. */
 static int workers_running;
@@ -219,50 +224,41 @@ static void wait_for_workers(int n) {
   while (__atomic_load_n(&workers_running, __ATOMIC_ACQUIRE) < n && test_now_ms() < end) test_sleep_ms(1);
 }
 
-static void *parent_worker(void *arg) {
+static void *run_worker(void *arg) {
   worker *w = arg;
-  char key[64];
   __atomic_add_fetch(&workers_running, 1, __ATOMIC_RELEASE);
   for (unsigned n = 0; !*w->stop; ++n) {
-    snprintf(key, sizeof key, "parent-%d-%u", w->id, n % 500);
     if (FORK_PAUSES_THREADS) pthread_rwlock_rdlock(&fork_gate);
-    put(w->cache, key, &w->c);
-    check_get(w->cache, key, &w->c);
-    flight(w->cache, &w->c);
+    w->round(w, n);
     if (FORK_PAUSES_THREADS) pthread_rwlock_unlock(&fork_gate);
   }
   return NULL;
 }
 
-/* Opens a handle of its own, uses it once and frees it, again and again: over TLS each round makes
- * a TLS context and a handshake, so the forks come while a thread is inside OpenSSL, whose own
- * locks a child must not inherit held (the near tier's, the cluster's and Sentinel's threads are
- * in it the same way when they connect). */
-typedef struct {
-  const char *url, *ns;
-  const httpcache_options *opts;
-  volatile int *stop;
-  counts c;
-} churner;
-
-static void *churn_worker(void *arg) {
-  churner *w = arg;
+/* A store, a lookup and a shared computation on the worker's handle. */
+static void store_round(worker *w, unsigned n) {
   char key[64];
-  __atomic_add_fetch(&workers_running, 1, __ATOMIC_RELEASE);
-  for (unsigned n = 0; !*w->stop; ++n) {
-    httpcache_cache *cache = NULL;
-    snprintf(key, sizeof key, "churn-%u", n % 500);
-    if (FORK_PAUSES_THREADS) pthread_rwlock_rdlock(&fork_gate);
-    if (httpcache_cache_open(&cache, w->url, w->ns, NULL, w->opts) != HTTPCACHE_OK) {
-      ++w->c.failed;
-    } else {
-      put(cache, key, &w->c);
-      check_get(cache, key, &w->c);
-      httpcache_cache_free(cache);
-    }
-    if (FORK_PAUSES_THREADS) pthread_rwlock_unlock(&fork_gate);
+  snprintf(key, sizeof key, "parent-%d-%u", w->id, n % 500);
+  put(w->cache, key, &w->c);
+  check_get(w->cache, key, &w->c);
+  flight(w->cache, &w->c);
+}
+
+/* Opens a handle of its own, uses it once and frees it: over TLS each round makes a TLS context
+ * and a handshake, so the forks come while a thread is inside OpenSSL, whose own locks a child
+ * must not inherit held (the near tier's, the cluster's and Sentinel's threads are in it the same
+ * way when they connect). */
+static void churn_round(worker *w, unsigned n) {
+  httpcache_cache *cache = NULL;
+  char key[64];
+  snprintf(key, sizeof key, "churn-%u", n % 500);
+  if (httpcache_cache_open(&cache, w->url, w->ns, NULL, w->opts) != HTTPCACHE_OK) {
+    ++w->c.failed;
+    return;
   }
-  return NULL;
+  put(cache, key, &w->c);
+  check_get(cache, key, &w->c);
+  httpcache_cache_free(cache);
 }
 
 /* Computes end-of-day and end-of-week TTLs in zone after zone: ICU takes its own locks for its
@@ -281,16 +277,9 @@ static int compute_ttls(unsigned n) {
          httpcache_ttl_compute(&secs, &week, zone, now) != HTTPCACHE_OK || secs < 1;
 }
 
-static void *zone_worker(void *arg) {
-  worker *w = arg;
-  __atomic_add_fetch(&workers_running, 1, __ATOMIC_RELEASE);
-  for (unsigned n = 0; !*w->stop; ++n) {
-    if (FORK_PAUSES_THREADS) pthread_rwlock_rdlock(&fork_gate);
-    ++w->c.calls;
-    w->c.failed += compute_ttls(n);
-    if (FORK_PAUSES_THREADS) pthread_rwlock_unlock(&fork_gate);
-  }
-  return NULL;
+static void zone_round(worker *w, unsigned n) {
+  ++w->c.calls;
+  w->c.failed += compute_ttls(n);
 }
 
 /* ---- one child ---- */
@@ -376,8 +365,8 @@ static void run_fork_test(const char *url, const char *label) {
     worker warm[WARM_THREADS];
     volatile int warm_stop = 0;
     for (int t = 0; t < WARM_THREADS; ++t) {
-      warm[t] = (worker){cache, 100 + t, &warm_stop, {0, 0, 0, 0}};
-      assert_int_equal(pthread_create(&warmers[t], NULL, parent_worker, &warm[t]), 0);
+      warm[t] = (worker){.cache = cache, .id = 100 + t, .stop = &warm_stop, .round = store_round};
+      assert_int_equal(pthread_create(&warmers[t], NULL, run_worker, &warm[t]), 0);
     }
     test_sleep_ms(100);
     warm_stop = 1;
@@ -390,8 +379,8 @@ static void run_fork_test(const char *url, const char *label) {
   }
   __atomic_store_n(&workers_running, 0, __ATOMIC_RELEASE);
   for (int t = 0; t < PARENT_THREADS; ++t) {
-    workers[t] = (worker){cache, t, &stop, {0, 0, 0, 0}};
-    assert_int_equal(pthread_create(&threads[t], NULL, parent_worker, &workers[t]), 0);
+    workers[t] = (worker){.cache = cache, .id = t, .stop = &stop, .round = store_round};
+    assert_int_equal(pthread_create(&threads[t], NULL, run_worker, &workers[t]), 0);
   }
   wait_for_workers(PARENT_THREADS);
   assert_int_equal(httpcache_async_open(&ctx, cache, test_loop_watch, &parent_loop), HTTPCACHE_OK);
@@ -516,8 +505,7 @@ static void test_fork_while_threads_hold_locks(void **state) {
     httpcache_options opts = HTTPCACHE_OPTIONS_INIT;
     httpcache_cache *cache = NULL;
     pthread_t threads[PARENT_THREADS], churn_thread, zone_thread;
-    worker workers[PARENT_THREADS], zoner;
-    churner churn;
+    worker workers[PARENT_THREADS], churn, zoner;
     volatile int stop = 0;
     long bad = 0;
     char ns[128];
@@ -528,13 +516,13 @@ static void test_fork_while_threads_hold_locks(void **state) {
     assert_int_equal(httpcache_cache_open(&cache, urls[u], ns, NULL, &opts), HTTPCACHE_OK);
     __atomic_store_n(&workers_running, 0, __ATOMIC_RELEASE);
     for (int t = 0; t < PARENT_THREADS; ++t) {
-      workers[t] = (worker){cache, t, &stop, {0, 0, 0, 0}};
-      assert_int_equal(pthread_create(&threads[t], NULL, parent_worker, &workers[t]), 0);
+      workers[t] = (worker){.cache = cache, .id = t, .stop = &stop, .round = store_round};
+      assert_int_equal(pthread_create(&threads[t], NULL, run_worker, &workers[t]), 0);
     }
-    churn = (churner){urls[u], ns, &opts, &stop, {0, 0, 0, 0}};
-    assert_int_equal(pthread_create(&churn_thread, NULL, churn_worker, &churn), 0);
-    zoner = (worker){NULL, 0, &stop, {0, 0, 0, 0}};
-    assert_int_equal(pthread_create(&zone_thread, NULL, zone_worker, &zoner), 0);
+    churn = (worker){.stop = &stop, .round = churn_round, .url = urls[u], .ns = ns, .opts = &opts};
+    assert_int_equal(pthread_create(&churn_thread, NULL, run_worker, &churn), 0);
+    zoner = (worker){.stop = &stop, .round = zone_round};
+    assert_int_equal(pthread_create(&zone_thread, NULL, run_worker, &zoner), 0);
     wait_for_workers(PARENT_THREADS + 2);
     for (int round = 0; round < LOCK_ROUNDS; ++round) {
       pid_t pids[LOCK_FORKS_PER_ROUND];

@@ -108,8 +108,12 @@ def _print_stacks(pid: int) -> None:
     gdb = shutil.which("gdb")
     if gdb is None:
         return
-    out = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
-                         capture_output=True, text=True, timeout=60)
+    try:
+        out = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
+                             capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:  # the child is killed next either way
+        print(f"hung child {pid}: gdb gave no stacks within 60 s")
+        return
     print(f"hung child {pid}:\n{out.stdout[-20000:]}")
 
 
